@@ -1,0 +1,29 @@
+//! A stricter sigd policy, and a template for writing your own in Rust.
+//!
+//! It keeps every check of the default policy (`sigd-policy`) and changes one
+//! rule: only SIGINT, SIGKILL and SIGTERM may be sent; any other deliverable
+//! signal is answered 403 `SIGNAL_NOT_ALLOWED`. To write your own, copy this
+//! crate, change [`RULES`] (or call your own logic from `handle_signal`), and
+//! build it as the README shows.
+
+use sigd_policy::Rules;
+use sigd_policy::component::{Guest, WitRequest, WitResponse, handle};
+
+/// SIGINT (2), SIGKILL (9) and SIGTERM (15) only.
+pub const RULES: Rules = Rules {
+    allowed_signals: Some(&[2, 9, 15]),
+};
+
+/// The policy's export.
+pub struct Strict;
+
+impl Guest for Strict {
+    fn handle_signal(request: WitRequest) -> WitResponse {
+        handle(&RULES, request)
+    }
+}
+
+// Component exports exist only in the wasm build (their names are not valid
+// native symbols); natively this crate just type-checks.
+#[cfg(target_arch = "wasm32")]
+sigd_policy::component::export_policy!(Strict);

@@ -1,0 +1,90 @@
+//! The WIT boundary: generated bindings for `sigd:policy/policy`, the imports
+//! wrapped as a [`Host`], and the export that hands each request to [`decide`].
+//!
+//! Another Rust policy reuses all of this and changes only its [`Rules`]:
+//!
+//! ```ignore
+//! struct Strict;
+//! impl sigd_policy::component::Guest for Strict {
+//!     fn handle_signal(request: sigd_policy::component::WitRequest) -> sigd_policy::component::WitResponse {
+//!         sigd_policy::component::handle(&STRICT_RULES, request)
+//!     }
+//! }
+//! #[cfg(target_arch = "wasm32")]
+//! sigd_policy::component::export_policy!(Strict);
+//! ```
+
+use crate::{Host, KillError, Request, Rules, decide};
+use std::ops::RangeInclusive;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "policy",
+        pub_export_macro: true,
+        export_macro_name: "export_policy",
+        default_bindings_module: "sigd_policy::component::bindings",
+    });
+}
+
+pub use bindings::export_policy;
+pub use bindings::exports::sigd::policy::handler::{
+    Guest, Request as WitRequest, Response as WitResponse,
+};
+use bindings::sigd::policy::host::{self as wit, RunState};
+
+/// The host's imports, as the plain-Rust [`Host`] the decision logic uses.
+pub struct Imports;
+
+impl Host for Imports {
+    fn realtime_signals(&self) -> RangeInclusive<i32> {
+        let range = wit::realtime_signals();
+        range.min..=range.max
+    }
+
+    fn is_running(&self, pid: i32) -> Option<bool> {
+        wit::lookup(pid).map(|process| !matches!(process.state, RunState::Zombie | RunState::Dead))
+    }
+
+    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
+        wit::kill(pid, signal).map_err(|error| match error {
+            wit::KillError::NotFound => KillError::NotFound,
+            wit::KillError::InvalidSignal => KillError::InvalidSignal,
+            wit::KillError::Protected => KillError::Protected,
+            wit::KillError::PermissionDenied => KillError::PermissionDenied,
+            wit::KillError::Failed => KillError::Failed,
+        })
+    }
+}
+
+/// Decide one WIT request under `rules` against the real imports.
+pub fn handle(rules: &Rules, request: WitRequest) -> WitResponse {
+    let response = decide(
+        rules,
+        &Imports,
+        &Request {
+            pid: &request.pid,
+            body: &request.body,
+        },
+    );
+    WitResponse {
+        status: response.status,
+        body: response.body,
+    }
+}
+
+/// The default policy, exported when this crate is built as a component itself
+/// (wasm only: the export names are not valid native symbol versions).
+#[cfg(all(feature = "export-default", target_arch = "wasm32"))]
+struct DefaultPolicy;
+
+#[cfg(all(feature = "export-default", target_arch = "wasm32"))]
+impl Guest for DefaultPolicy {
+    fn handle_signal(request: WitRequest) -> WitResponse {
+        handle(&Rules::DEFAULT, request)
+    }
+}
+
+#[cfg(all(feature = "export-default", target_arch = "wasm32"))]
+export_policy!(DefaultPolicy with_types_in bindings);

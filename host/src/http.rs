@@ -1,0 +1,223 @@
+//! One HTTP request: authenticate, route, cap the body, hand it to the
+//! policy, and answer. [`HttpError::into_response`] is the one place a
+//! failure of the host becomes an HTTP response; the policy's own answers
+//! (including its error bodies) pass through unchanged.
+
+use crate::auth::Token;
+use crate::policy::{self, CallError, Policy};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
+use std::convert::Infallible;
+use std::time::Instant;
+use tracing::{Instrument, field, info, info_span, warn};
+
+/// The one route: `/api/v1/processes/{pid}/signal`.
+const ROUTE_PREFIX: &str = "/api/v1/processes/";
+const ROUTE_SUFFIX: &str = "/signal";
+
+/// What every request needs; shared by all connections.
+pub struct App {
+    pub policy: Policy,
+    /// `None`: no authentication (loopback only, enforced at start-up).
+    pub token: Option<Token>,
+    /// Largest body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Every way the host itself fails a request (the policy's refusals are not here).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("could not read the body: {0}")]
+    BadBody(String),
+    #[error(transparent)]
+    Policy(#[from] CallError),
+}
+
+impl HttpError {
+    /// The one place a host failure becomes a status, a code and a sentence.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let (status, code, message) = match &self {
+            HttpError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "a valid bearer token is required".to_string(),
+            ),
+            HttpError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "no such endpoint: sigd serves POST /api/v1/processes/{pid}/signal".to_string(),
+            ),
+            HttpError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "this endpoint accepts only POST".to_string(),
+            ),
+            HttpError::PayloadTooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("the body must be at most {max} bytes"),
+            ),
+            HttpError::BadBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "the body could not be read".to_string(),
+            ),
+            // The details go to the log, never to the caller.
+            HttpError::Policy(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "sigd failed to handle the request; see its log".to_string(),
+            ),
+        };
+        let body = serde_json::json!({ "error": message, "code": code }).to_string();
+        let mut response = json_response(status, body);
+        let headers = response.headers_mut();
+        match self {
+            HttpError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"sigd\""),
+                );
+            }
+            HttpError::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Answer one request, in its own tracing span, logging the outcome.
+pub async fn handle(
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let span = info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        status = field::Empty,
+    );
+    let started = Instant::now();
+    async move {
+        let response = respond(app, request).await.unwrap_or_else(|error| {
+            match &error {
+                HttpError::Policy(details) => tracing::error!(%details, "policy failed"),
+                other => warn!(error = %other, "rejected"),
+            }
+            error.into_response()
+        });
+        tracing::Span::current().record("status", response.status().as_u16());
+        info!(micros = started.elapsed().as_micros() as u64, "answered");
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn respond(app: &App, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, HttpError> {
+    if let Some(token) = &app.token {
+        let presented = request.headers().get(header::AUTHORIZATION);
+        if !token.accepts(presented.map(HeaderValue::as_bytes)) {
+            return Err(HttpError::Unauthorized);
+        }
+    }
+    let pid = route(request.method(), request.uri().path())?.to_string();
+    let headers = policy_headers(request.headers());
+    let body = read_body(request.into_body(), app.max_body_bytes).await?;
+    let answer = app.policy.call(policy::Request {
+        pid,
+        body: body.into(),
+        headers,
+    })?;
+    Ok(json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer.body,
+    ))
+}
+
+/// The raw `{pid}` segment if `path` is the signal route and `method` is POST.
+fn route<'p>(method: &Method, path: &'p str) -> Result<&'p str, HttpError> {
+    let pid = path
+        .strip_prefix(ROUTE_PREFIX)
+        .and_then(|rest| rest.strip_suffix(ROUTE_SUFFIX))
+        .filter(|pid| !pid.contains('/'))
+        .ok_or(HttpError::NotFound)?;
+    if method != Method::POST {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    Ok(pid)
+}
+
+/// Headers the policy may see: never `authorization`, only UTF-8 values.
+fn policy_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| *name != header::AUTHORIZATION)
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// The whole body, refusing before reading when `Content-Length` is already
+/// too large, and while reading when a chunked body grows past the cap.
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, HttpError> {
+    if body.size_hint().lower() > max as u64 {
+        return Err(HttpError::PayloadTooLarge(max));
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(HttpError::PayloadTooLarge(max))
+        }
+        Err(error) => Err(HttpError::BadBody(error.to_string())),
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the exact signal route matches; other methods on it are 405.
+    #[test]
+    fn routes() {
+        let post = Method::POST;
+        assert_eq!(route(&post, "/api/v1/processes/42/signal").unwrap(), "42");
+        assert_eq!(route(&post, "/api/v1/processes/abc/signal").unwrap(), "abc");
+        assert_eq!(route(&post, "/api/v1/processes//signal").unwrap(), "");
+        for path in [
+            "/",
+            "/api/v1/processes/42",
+            "/api/v1/processes/42/signal/",
+            "/api/v1/processes/4/2/signal",
+            "/api/v2/processes/42/signal",
+            "/api/v1/processes/signal",
+        ] {
+            assert!(matches!(route(&post, path), Err(HttpError::NotFound)), "{path}");
+        }
+        assert!(matches!(
+            route(&Method::GET, "/api/v1/processes/42/signal"),
+            Err(HttpError::MethodNotAllowed)
+        ));
+    }
+}

@@ -1,0 +1,35 @@
+//! sigd: delivers POSIX signals to processes over HTTP, speaking Tensorlake's
+//! sandbox "Send Signal" API (`POST /api/v1/processes/{pid}/signal`).
+//!
+//! The decisions are a WebAssembly component (the *policy*, see `wit/`); this
+//! crate is the host around it.
+//!
+//! # Layout
+//!
+//! A request travels through these modules, one role each:
+//!
+//! - [`cli`]: the command line (`sigd serve ...`), turned into a [`Config`].
+//! - [`server`]: the [`Listener`](server::Listener): accept loop, connection cap,
+//!   graceful shutdown; one hyper connection per accepted socket.
+//! - [`http`]: one request: authenticate, route, cap the body, call the policy,
+//!   and the one place errors become HTTP responses.
+//! - [`auth`]: the bearer token and its constant-time check.
+//! - [`policy`]: the wasm runtime: compile the component once, instantiate it
+//!   per request, call its `handle-signal` export. [`policy::bindings`] fences
+//!   the generated WIT bindings.
+//! - [`guard`]: the rules no policy can break (never pid <= 0, pid 1, sigd
+//!   itself, its group, or an undeliverable signal); wraps every process table.
+//! - [`process`]: the process table the policy sees: `/proc` for facts, and
+//!   [`process::System::kill`], the one place a signal is actually sent.
+//! - [`signal`]: which signal numbers Linux delivers here.
+
+pub mod auth;
+pub mod cli;
+pub mod guard;
+pub mod http;
+pub mod policy;
+pub mod process;
+pub mod server;
+pub mod signal;
+
+pub use cli::Config;
