@@ -1,0 +1,321 @@
+//! Helpers shared by the integration tests: start the real `sigd` binary,
+//! talk raw HTTP/1.1 to it, start and inspect target processes, and build
+//! small WAT policy components.
+
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `sigd` binary cargo built for these tests.
+pub const SIGD: &str = env!("CARGO_BIN_EXE_sigd");
+
+/// The stricter example policy (examples/policies/strict), built by host/build.rs.
+pub const STRICT_POLICY: &str = env!("SIGD_POLICY_STRICT");
+
+/// Panics unless this test runs as pid 1 of a private PID namespace, where the
+/// only processes sigd could ever signal are this test's own.
+pub fn require_private_pid_namespace() {
+    assert_eq!(
+        std::process::id(),
+        1,
+        "this test signals real processes: run it in a private PID namespace \
+         (`make test` runs the tests under `unshare --pid --fork --mount-proc`)"
+    );
+}
+
+/// A running `sigd serve`, killed when dropped.
+pub struct Sigd {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Sigd {
+    /// `sigd serve --listen 127.0.0.1:0 <args>`, once it listens.
+    pub fn start(args: &[&str]) -> Sigd {
+        Sigd::start_command(sigd_command(args))
+    }
+
+    /// Start a prepared `sigd serve` command (see [`sigd_command`]) and wait
+    /// until it logs its address.
+    pub fn start_command(mut command: Command) -> Sigd {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sigd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => Sigd {
+                child,
+                addr: addr.parse().expect("sigd logs a socket address"),
+                log,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("sigd did not start:\n{}", log.lock().unwrap());
+            }
+        }
+    }
+
+    /// sigd's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// What sigd has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether sigd is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait sigd").is_none()
+    }
+
+    /// `POST /api/v1/processes/{pid}/signal` with `body` and extra header lines.
+    pub fn signal(&self, pid: impl std::fmt::Display, body: &str) -> Reply {
+        self.post(&format!("/api/v1/processes/{pid}/signal"), body, &[])
+    }
+
+    /// A POST with a JSON body and extra `Name: value` header lines.
+    pub fn post(&self, path: &str, body: &str, headers: &[&str]) -> Reply {
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: sbx-test.local\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for header in headers {
+            head.push_str(header);
+            head.push_str("\r\n");
+        }
+        self.raw(format!("{head}\r\n{body}").as_bytes())
+    }
+
+    /// Send raw bytes on a fresh connection and read the whole reply.
+    pub fn raw(&self, request: &[u8]) -> Reply {
+        let mut stream = TcpStream::connect(self.addr).expect("connect to sigd");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        // The server may answer (413) and close before reading all of a large
+        // request; a failed write is then expected, the reply is what counts.
+        let _ = stream.write_all(request);
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        Reply::parse(&reply).unwrap_or_else(|| {
+            panic!(
+                "unparsable reply {:?}\nsigd log:\n{}",
+                String::from_utf8_lossy(&reply),
+                self.log()
+            )
+        })
+    }
+}
+
+impl Drop for Sigd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sigd serve --listen 127.0.0.1:0 <args>`, with no token in its environment.
+pub fn sigd_command(args: &[&str]) -> Command {
+    let mut command = Command::new(SIGD);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("SIGD_TOKEN")
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Option<Reply> {
+        let text = std::str::from_utf8(raw).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_string()))
+            .collect();
+        Some(Reply {
+            status,
+            headers,
+            body: body.to_string(),
+        })
+    }
+
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
+    }
+
+    /// The `code` of an error body ("" for a success body).
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// A header's value (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts `status` and error `code`, and that an error body carries a sentence.
+    #[track_caller]
+    pub fn assert(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "reply: {}",
+            self.body
+        );
+        if status == 200 {
+            assert_eq!(self.json(), serde_json::json!({"success": true}));
+        } else {
+            let error = self.json()["error"].as_str().map(str::to_string);
+            assert!(error.is_some_and(|e| e.len() > 10), "no sentence: {}", self.body);
+        }
+    }
+}
+
+/// A process for sigd to signal: `sleep 600`, in this test's namespace.
+pub fn target() -> Child {
+    Command::new("sleep").arg("600").spawn().expect("spawn sleep")
+}
+
+/// Wait (at most 10 s) for `child` to end and return its status.
+pub fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process {} did not exit", child.id());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Asserts `child` died of `signal`.
+#[track_caller]
+pub fn assert_killed_by(child: &mut Child, signal: i32) {
+    let status = wait_exit(child);
+    assert_eq!(status.signal(), Some(signal), "{status:?}");
+}
+
+/// Asserts `child` is still running, then ends it.
+#[track_caller]
+pub fn assert_alive_then_kill(child: &mut Child) {
+    assert!(child.try_wait().unwrap().is_none(), "process {} died", child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A child that has exited but is not yet reaped: a zombie.
+pub fn zombie() -> Child {
+    let child = Command::new("true").spawn().expect("spawn true");
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "no zombie");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
+/// A pid that no process has: a child's, after it was reaped.
+pub fn free_pid() -> i32 {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    child.wait().unwrap();
+    child.id() as i32
+}
+
+/// A scratch directory for this test, removed and made anew.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A policy component, in WAT, whose `handle-signal` runs `body` (core wasm
+/// instructions leaving an i32: the address of the response record) over a
+/// memory holding `data` at address 0. It imports nothing.
+pub fn wat_policy(body: &str, data: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(component
+  (core module $m
+    (memory (export "memory") 4)
+    (global $next (mut i32) (i32.const 1024))
+    (data (i32.const 0) "{data}")
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at (i32.and (i32.add (global.get $next) (i32.sub (local.get 2) (i32.const 1)))
+                              (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $next (i32.add (local.get $at) (local.get 3)))
+      (local.get $at))
+    (func (export "handle") (param i32 i32 i32 i32 i32 i32) (result i32) {body}))
+  (core instance $i (instantiate $m))
+  (type $request (record (field "pid" string) (field "body" (list u8))
+                         (field "headers" (list (tuple string string)))))
+  (type $response (record (field "status" u16) (field "body" string)))
+  (func $handle (param "request" $request) (result $response)
+    (canon lift (core func $i "handle") (memory (core memory $i "memory"))
+      (realloc (core func $i "realloc"))))
+  (instance $handler
+    (export "request" (type $request))
+    (export "response" (type $response))
+    (export "handle-signal" (func $handle)))
+  (export "sigd:policy/handler@0.1.0" (instance $handler)))"#
+    );
+    wat::parse_str(&wat).unwrap_or_else(|e| panic!("bad WAT: {e}\n{wat}"))
+}
+
+/// A policy that answers `status` with `body` (at most 200 bytes) to everything.
+pub fn fixed_answer_policy(status: u16, body: &str) -> Vec<u8> {
+    assert!(body.len() <= 200 && !body.contains(['"', '\\']));
+    let [lo, hi] = status.to_le_bytes();
+    // The response record at 0: status (u16), padding, then the body
+    // string's (pointer, length) at 4 and 8; the body itself at 12.
+    let data = format!(
+        "\\{lo:02x}\\{hi:02x}\\00\\00\\0c\\00\\00\\00\\{:02x}\\00\\00\\00{body}",
+        body.len()
+    );
+    wat_policy("(i32.const 0)", &data)
+}
