@@ -99,8 +99,8 @@ impl Toolchain {
         // rustflags for the host target, target dir), keep its jobserver.
         for (key, _) in env::vars_os() {
             let key = key.to_string_lossy();
-            let outer_cargo = key.starts_with("CARGO_")
-                && !matches!(&*key, "CARGO_HOME" | "CARGO_MAKEFLAGS");
+            let outer_cargo =
+                key.starts_with("CARGO_") && !matches!(&*key, "CARGO_HOME" | "CARGO_MAKEFLAGS");
             if outer_cargo || key.starts_with("RUSTC_") || key == "RUSTFLAGS" {
                 cmd.env_remove(&*key);
             }
@@ -130,7 +130,10 @@ impl Toolchain {
 }
 
 fn sysroot(rustc: &Path) -> Option<PathBuf> {
-    let out = Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
+    let out = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))

@@ -116,16 +116,35 @@ fn default_policy_decision_table() {
         ("42", r#"{"signal": 0}"#, 400, "INVALID_SIGNAL"),
         ("42", r#"{"signal": 32}"#, 400, "INVALID_SIGNAL"),
         ("42", r#"{"signal": 33}"#, 400, "INVALID_SIGNAL"),
-        ("42", &format!(r#"{{"signal": {}}}"#, rtmax + 1), 400, "INVALID_SIGNAL"),
+        (
+            "42",
+            &format!(r#"{{"signal": {}}}"#, rtmax + 1),
+            400,
+            "INVALID_SIGNAL",
+        ),
         ("42", r#"{"signal": -9}"#, 400, "INVALID_SIGNAL"),
         ("43", r#"{"signal": 15}"#, 400, "PROCESS_NOT_RUNNING"),
         ("999", r#"{"signal": 15}"#, 404, "PROCESS_NOT_FOUND"),
         ("1", r#"{"signal": 15}"#, 403, "PROTECTED_PROCESS"),
-        (&SIGD_PID.to_string(), r#"{"signal": 9}"#, 403, "PROTECTED_PROCESS"),
-        (&FOREIGN_PID.to_string(), r#"{"signal": 15}"#, 403, "PERMISSION_DENIED"),
+        (
+            &SIGD_PID.to_string(),
+            r#"{"signal": 9}"#,
+            403,
+            "PROTECTED_PROCESS",
+        ),
+        (
+            &FOREIGN_PID.to_string(),
+            r#"{"signal": 15}"#,
+            403,
+            "PERMISSION_DENIED",
+        ),
     ];
     for (pid, body, status, code) in rows {
-        assert_eq!(ask(&policy, pid, body), (*status, code.to_string()), "{pid} {body}");
+        assert_eq!(
+            ask(&policy, pid, body),
+            (*status, code.to_string()),
+            "{pid} {body}"
+        );
     }
     assert_eq!(table.sent(), vec![(42, 15), (42, rtmax)]);
 }
@@ -135,12 +154,27 @@ fn default_policy_decision_table() {
 #[test]
 fn strict_policy_narrows_signals() {
     let (policy, table) = load(&std::fs::read(common::STRICT_POLICY).unwrap());
-    assert_eq!(ask(&policy, "42", r#"{"signal": 10}"#), (403, "SIGNAL_NOT_ALLOWED".into()));
-    assert_eq!(ask(&policy, "42", r#"{"signal": 1}"#), (403, "SIGNAL_NOT_ALLOWED".into()));
-    assert_eq!(ask(&policy, "42", r#"{"signal": 0}"#), (400, "INVALID_SIGNAL".into()));
-    assert_eq!(ask(&policy, "999", r#"{"signal": 9}"#), (404, "PROCESS_NOT_FOUND".into()));
+    assert_eq!(
+        ask(&policy, "42", r#"{"signal": 10}"#),
+        (403, "SIGNAL_NOT_ALLOWED".into())
+    );
+    assert_eq!(
+        ask(&policy, "42", r#"{"signal": 1}"#),
+        (403, "SIGNAL_NOT_ALLOWED".into())
+    );
+    assert_eq!(
+        ask(&policy, "42", r#"{"signal": 0}"#),
+        (400, "INVALID_SIGNAL".into())
+    );
+    assert_eq!(
+        ask(&policy, "999", r#"{"signal": 9}"#),
+        (404, "PROCESS_NOT_FOUND".into())
+    );
     for signal in [2, 9, 15] {
-        assert_eq!(ask(&policy, "42", &format!(r#"{{"signal": {signal}}}"#)).0, 200);
+        assert_eq!(
+            ask(&policy, "42", &format!(r#"{{"signal": {signal}}}"#)).0,
+            200
+        );
     }
     assert_eq!(table.sent(), vec![(42, 2), (42, 9), (42, 15)]);
 }
@@ -178,10 +212,16 @@ fn trap_is_a_call_error() {
         headers: vec![],
     };
     for _ in 0..3 {
-        assert!(matches!(policy.call(request.clone()), Err(CallError::Trap(_))));
+        assert!(matches!(
+            policy.call(request.clone()),
+            Err(CallError::Trap(_))
+        ));
     }
     let (policy, _) = load(&common::fixed_answer_policy(600, "{}"));
-    assert!(matches!(policy.call(request.clone()), Err(CallError::BadStatus(600))));
+    assert!(matches!(
+        policy.call(request.clone()),
+        Err(CallError::BadStatus(600))
+    ));
     let (policy, _) = load(&common::fixed_answer_policy(200, "{"));
     assert!(matches!(policy.call(request), Err(CallError::BadBody(_))));
 }

@@ -45,7 +45,14 @@ fn rejects_invalid_requests() {
         sigd.signal(bad_pid, r#"{"signal": 15}"#)
             .assert(400, "INVALID_PID");
     }
-    for body in ["", "nope", "[15]", "{}", r#"{"signal": "15"}"#, r#"{"signal": 1.5}"#] {
+    for body in [
+        "",
+        "nope",
+        "[15]",
+        "{}",
+        r#"{"signal": "15"}"#,
+        r#"{"signal": 1.5}"#,
+    ] {
         sigd.signal(&pid, body).assert(400, "INVALID_REQUEST");
     }
     for signal in ["0", "32", "33", "65", "-15", "99999999999"] {
@@ -80,8 +87,7 @@ fn protects_init_and_itself() {
         .assert(403, "PROTECTED_PROCESS");
     assert!(sigd.is_running());
     let mut child = target();
-    sigd.signal(child.id(), r#"{"signal": 15}"#)
-        .assert(200, "");
+    sigd.signal(child.id(), r#"{"signal": 15}"#).assert(200, "");
     assert_killed_by(&mut child, 15);
 }
 
@@ -139,13 +145,16 @@ fn caps_the_body() {
         chunked.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
     }
     chunked.push_str("0\r\n\r\n");
-    sigd.raw(chunked.as_bytes()).assert(413, "PAYLOAD_TOO_LARGE");
+    sigd.raw(chunked.as_bytes())
+        .assert(413, "PAYLOAD_TOO_LARGE");
 
     let small = Sigd::start(&["--max-body-bytes", "16"]);
     small
         .signal(42, r#"{"signal": 15, "x": 1}"#)
         .assert(413, "PAYLOAD_TOO_LARGE");
-    small.signal("abc", r#"{"signal": 15}"#).assert(400, "INVALID_PID");
+    small
+        .signal("abc", r#"{"signal": 15}"#)
+        .assert(400, "INVALID_PID");
 }
 
 /// With a token (from a file or SIGD_TOKEN), a missing or wrong bearer is 401
@@ -173,15 +182,24 @@ fn bearer_auth() {
         ] {
             let reply = sigd.post(&path, r#"{"signal": 15}"#, headers);
             reply.assert(401, "UNAUTHORIZED");
-            assert!(reply.header("www-authenticate").unwrap().starts_with("Bearer"));
+            assert!(
+                reply
+                    .header("www-authenticate")
+                    .unwrap()
+                    .starts_with("Bearer")
+            );
         }
         sigd.post("/nope", "", &[]).assert(401, "UNAUTHORIZED");
         assert_alive_then_kill(&mut child);
 
         let mut child = target();
         let path = format!("/api/v1/processes/{}/signal", child.id());
-        sigd.post(&path, r#"{"signal": 15}"#, &["Authorization: Bearer s3cret-token"])
-            .assert(200, "");
+        sigd.post(
+            &path,
+            r#"{"signal": 15}"#,
+            &["Authorization: Bearer s3cret-token"],
+        )
+        .assert(200, "");
         assert_killed_by(&mut child, 15);
     }
 }
@@ -260,7 +278,9 @@ fn policy_from_file_changes_answers() {
         .assert(200, "");
     assert_killed_by(&mut child, 2);
     // It keeps the default's validation.
-    strict.signal("abc", r#"{"signal": 15}"#).assert(400, "INVALID_PID");
+    strict
+        .signal("abc", r#"{"signal": 15}"#)
+        .assert(400, "INVALID_PID");
 }
 
 /// A policy that traps, or answers a bad status or a non-JSON body, gets a
@@ -336,14 +356,21 @@ fn tensorlake_python_sdk() {
             .output()
             .expect("run python");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         stdout
     };
     let mut child = target();
     assert_eq!(run(child.id().to_string()).trim(), "success=True");
     assert_killed_by(&mut child, 15);
     let missing = run(free_pid().to_string());
-    assert!(missing.contains("404") && missing.contains("PROCESS_NOT_FOUND"), "{missing}");
+    assert!(
+        missing.contains("404") && missing.contains("PROCESS_NOT_FOUND"),
+        "{missing}"
+    );
 }
 
 /// An unreadable token file stops start-up, naming the file.
@@ -354,5 +381,8 @@ fn unreadable_token_file_stops_startup() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot read token file /nonexistent/token"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read token file /nonexistent/token"),
+        "{stderr}"
+    );
 }

@@ -309,7 +309,10 @@ mod tests {
             run(&Rules::DEFAULT, "42", r#"{"signal": 15}"#),
             (200, String::new(), vec![(42, 15)])
         );
-        assert_eq!(run(&Rules::DEFAULT, "42", r#"{"signal": 64}"#).2, vec![(42, 64)]);
+        assert_eq!(
+            run(&Rules::DEFAULT, "42", r#"{"signal": 64}"#).2,
+            vec![(42, 64)]
+        );
     }
 
     /// Anything but a positive int32 in the path is INVALID_PID, and nothing is sent.

@@ -60,7 +60,8 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let credentials = rest.trim_ascii_start();
-    (credentials.len() < rest.len() && !credentials.is_empty()).then_some(credentials.trim_ascii_end())
+    (credentials.len() < rest.len() && !credentials.is_empty())
+        .then_some(credentials.trim_ascii_end())
 }
 
 #[cfg(test)]
@@ -85,7 +86,11 @@ mod tests {
             b"Bearer s3cret2",
             b"Bearer S3CRET",
         ] {
-            assert!(!token.accepts(Some(bad)), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                !token.accepts(Some(bad)),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(!token.accepts(None));
     }

@@ -106,7 +106,9 @@ impl Config {
     fn token(&self) -> anyhow::Result<Option<Token>> {
         let from_env = std::env::var(TOKEN_ENV).ok();
         let text = match (&self.token_file, from_env) {
-            (Some(_), Some(_)) => bail!("give the token either by --token-file or {TOKEN_ENV}, not both"),
+            (Some(_), Some(_)) => {
+                bail!("give the token either by --token-file or {TOKEN_ENV}, not both")
+            }
             (Some(path), None) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read token file {}", path.display()))?,
             (None, Some(text)) => text,
@@ -117,7 +119,10 @@ impl Config {
 
     fn policy(&self) -> anyhow::Result<Policy> {
         let (origin, bytes) = match &self.policy {
-            None => ("the built-in default policy".to_string(), DEFAULT_POLICY.to_vec()),
+            None => (
+                "the built-in default policy".to_string(),
+                DEFAULT_POLICY.to_vec(),
+            ),
             Some(path) => {
                 let bytes = std::fs::read(path)
                     .with_context(|| format!("cannot read policy file {}", path.display()))?;

@@ -83,7 +83,11 @@ mod tests {
             assert_eq!(guard.kill(pid, 15), Err(KillError::Protected), "pid {pid}");
         }
         for signal in [0, -9, 32, 33, 65, i32::MAX] {
-            assert_eq!(guard.kill(42, signal), Err(KillError::InvalidSignal), "{signal}");
+            assert_eq!(
+                guard.kill(42, signal),
+                Err(KillError::InvalidSignal),
+                "{signal}"
+            );
         }
         assert!(recorder.0.lock().unwrap().is_empty());
         assert_eq!(guard.kill(42, 9), Ok(()));

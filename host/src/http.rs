@@ -126,7 +126,10 @@ pub async fn handle(
     .await
 }
 
-async fn respond(app: &App, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, HttpError> {
+async fn respond(
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, HttpError> {
     if let Some(token) = &app.token {
         let presented = request.headers().get(header::AUTHORIZATION);
         if !token.accepts(presented.map(HeaderValue::as_bytes)) {
@@ -213,7 +216,10 @@ mod tests {
             "/api/v2/processes/42/signal",
             "/api/v1/processes/signal",
         ] {
-            assert!(matches!(route(&post, path), Err(HttpError::NotFound)), "{path}");
+            assert!(
+                matches!(route(&post, path), Err(HttpError::NotFound)),
+                "{path}"
+            );
         }
         assert!(matches!(
             route(&Method::GET, "/api/v1/processes/42/signal"),

@@ -119,7 +119,11 @@ impl ProcessTable for System {
 pub fn parse_stat(stat: &[u8]) -> Option<ProcessInfo> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
-    let pid = std::str::from_utf8(stat.get(..open)?).ok()?.trim().parse().ok()?;
+    let pid = std::str::from_utf8(stat.get(..open)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
     let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
     // Fields from 3 (state) on; field N is rest[N - 3].
@@ -175,8 +179,19 @@ mod tests {
     /// Truncated or garbled stat lines are rejected, not misread.
     #[test]
     fn stat_garbage() {
-        for stat in [&b""[..], b"12", b"12 (x", b"12 (x) Q 1 2 3", b"12 (x) S 1 2"] {
-            assert_eq!(parse_stat(stat), None, "{:?}", String::from_utf8_lossy(stat));
+        for stat in [
+            &b""[..],
+            b"12",
+            b"12 (x",
+            b"12 (x) Q 1 2 3",
+            b"12 (x) S 1 2",
+        ] {
+            assert_eq!(
+                parse_stat(stat),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(stat)
+            );
         }
     }
 

@@ -210,14 +210,21 @@ impl Reply {
             assert_eq!(self.json(), serde_json::json!({"success": true}));
         } else {
             let error = self.json()["error"].as_str().map(str::to_string);
-            assert!(error.is_some_and(|e| e.len() > 10), "no sentence: {}", self.body);
+            assert!(
+                error.is_some_and(|e| e.len() > 10),
+                "no sentence: {}",
+                self.body
+            );
         }
     }
 }
 
 /// A process for sigd to signal: `sleep 600`, in this test's namespace.
 pub fn target() -> Child {
-    Command::new("sleep").arg("600").spawn().expect("spawn sleep")
+    Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep")
 }
 
 /// Wait (at most 10 s) for `child` to end and return its status.
@@ -227,7 +234,11 @@ pub fn wait_exit(child: &mut Child) -> ExitStatus {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
-        assert!(Instant::now() < deadline, "process {} did not exit", child.id());
+        assert!(
+            Instant::now() < deadline,
+            "process {} did not exit",
+            child.id()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -242,7 +253,11 @@ pub fn assert_killed_by(child: &mut Child, signal: i32) {
 /// Asserts `child` is still running, then ends it.
 #[track_caller]
 pub fn assert_alive_then_kill(child: &mut Child) {
-    assert!(child.try_wait().unwrap().is_none(), "process {} died", child.id());
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "process {} died",
+        child.id()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

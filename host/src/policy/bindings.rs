@@ -19,8 +19,8 @@ mod generated {
 pub(super) use generated::exports::sigd::policy::handler::{
     Request as WitRequest, Response as WitResponse,
 };
-pub(super) use generated::{Policy as Bindings, PolicyPre as BindingsPre};
 use generated::sigd::policy::host as wit;
+pub(super) use generated::{Policy as Bindings, PolicyPre as BindingsPre};
 
 /// What each store holds: the process table behind the guest's imports, and
 /// an empty WASI context for guests built by toolchains that import WASI.

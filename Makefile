@@ -1,0 +1,47 @@
+# sigd's one entry point. Every target sets up what it needs first.
+#   make run    build what is missing, serve on 127.0.0.1:9000 (default policy)
+#   make test   every test: guest logic, host units, components, the real
+#               binary over HTTP in a private PID namespace, Tensorlake's SDK
+#   make build  release binary at target/release/sigd
+#   make lint   rustfmt and clippy, warnings as errors
+
+CARGO ?= cargo
+PYTHON ?= python3
+LISTEN ?= 127.0.0.1:9000
+
+# Tests that signal real processes run as pid 1 of their own PID namespace,
+# so they can only ever hit their own children.
+HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+RUNNER_VAR := CARGO_TARGET_$(shell echo '$(HOST_TRIPLE)' | tr 'a-z.-' 'A-Z__')_RUNNER
+PID_NAMESPACE := unshare --pid --fork --mount-proc
+
+# Tensorlake's Python SDK, to prove sigd speaks its API unchanged.
+SDK_VENV := target/sdk-venv
+TENSORLAKE_VERSION := 0.5.161
+
+.PHONY: build run test lint toolchain clean
+
+build: toolchain
+	$(CARGO) build --release --locked -p sigd
+
+run: build
+	./target/release/sigd serve --listen $(LISTEN)
+
+test: toolchain $(SDK_VENV)/.installed
+	$(RUNNER_VAR)="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
+		$(CARGO) test --release --locked --workspace -- --include-ignored
+
+lint: toolchain
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+toolchain:
+	@scripts/wasm-toolchain.sh
+
+$(SDK_VENV)/.installed:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check tensorlake==$(TENSORLAKE_VERSION)
+	touch $@
+
+clean:
+	$(CARGO) clean
