@@ -96,6 +96,18 @@ fn ask(policy: &Policy, pid: &str, body: &str) -> (u16, String) {
     (response.status, code)
 }
 
+/// Asserts each (pid segment, body) -> (status, code) row.
+#[track_caller]
+fn assert_rows(policy: &Policy, rows: &[(&str, &str, u16, &str)]) {
+    for (pid, body, status, code) in rows {
+        assert_eq!(
+            ask(policy, pid, body),
+            (*status, code.to_string()),
+            "{pid} {body}"
+        );
+    }
+}
+
 /// The default policy answers every row of the endpoint's table, and signals
 /// exactly the one process it should.
 #[test]
@@ -139,13 +151,7 @@ fn default_policy_decision_table() {
             "PERMISSION_DENIED",
         ),
     ];
-    for (pid, body, status, code) in rows {
-        assert_eq!(
-            ask(&policy, pid, body),
-            (*status, code.to_string()),
-            "{pid} {body}"
-        );
-    }
+    assert_rows(&policy, rows);
     assert_eq!(table.sent(), vec![(42, 15), (42, rtmax)]);
 }
 
@@ -154,28 +160,18 @@ fn default_policy_decision_table() {
 #[test]
 fn strict_policy_narrows_signals() {
     let (policy, table) = load(&std::fs::read(common::STRICT_POLICY).unwrap());
-    assert_eq!(
-        ask(&policy, "42", r#"{"signal": 10}"#),
-        (403, "SIGNAL_NOT_ALLOWED".into())
+    assert_rows(
+        &policy,
+        &[
+            ("42", r#"{"signal": 10}"#, 403, "SIGNAL_NOT_ALLOWED"),
+            ("42", r#"{"signal": 1}"#, 403, "SIGNAL_NOT_ALLOWED"),
+            ("42", r#"{"signal": 0}"#, 400, "INVALID_SIGNAL"),
+            ("999", r#"{"signal": 9}"#, 404, "PROCESS_NOT_FOUND"),
+            ("42", r#"{"signal": 2}"#, 200, ""),
+            ("42", r#"{"signal": 9}"#, 200, ""),
+            ("42", r#"{"signal": 15}"#, 200, ""),
+        ],
     );
-    assert_eq!(
-        ask(&policy, "42", r#"{"signal": 1}"#),
-        (403, "SIGNAL_NOT_ALLOWED".into())
-    );
-    assert_eq!(
-        ask(&policy, "42", r#"{"signal": 0}"#),
-        (400, "INVALID_SIGNAL".into())
-    );
-    assert_eq!(
-        ask(&policy, "999", r#"{"signal": 9}"#),
-        (404, "PROCESS_NOT_FOUND".into())
-    );
-    for signal in [2, 9, 15] {
-        assert_eq!(
-            ask(&policy, "42", &format!(r#"{{"signal": {signal}}}"#)).0,
-            200
-        );
-    }
     assert_eq!(table.sent(), vec![(42, 2), (42, 9), (42, 15)]);
 }
 

@@ -8,29 +8,18 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// SIGTERM and SIGKILL really end the target (seen in its wait status), and the answer is 200.
+/// SIGTERM, SIGKILL and a realtime signal (SIGRTMIN as libc reports it)
+/// really end the target, as its wait status shows, and the answer is 200.
 #[test]
-fn delivers_term_and_kill() {
+fn delivers_signals() {
     require_private_pid_namespace();
     let sigd = Sigd::start(&[]);
-    for signal in [15, 9] {
+    for signal in [15, 9, nix::libc::SIGRTMIN()] {
         let mut child = target();
         sigd.signal(child.id(), &format!(r#"{{"signal": {signal}}}"#))
             .assert(200, "");
         assert_killed_by(&mut child, signal);
     }
-}
-
-/// A realtime signal (SIGRTMIN as libc reports it) is accepted and delivered.
-#[test]
-fn delivers_realtime_signal() {
-    require_private_pid_namespace();
-    let sigd = Sigd::start(&[]);
-    let rtmin = nix::libc::SIGRTMIN();
-    let mut child = target();
-    sigd.signal(child.id(), &format!(r#"{{"signal": {rtmin}}}"#))
-        .assert(200, "");
-    assert_killed_by(&mut child, rtmin);
 }
 
 /// Every malformed pid, body and signal is a 400 with its code, and the
@@ -222,7 +211,7 @@ fn no_token_means_loopback_only() {
         .env("SIGD_TOKEN", "t0ken");
     let sigd = Sigd::start_command(command);
     assert!(sigd.addr.ip().is_unspecified());
-    assert!(sigd.log().contains("loaded the built-in default policy"));
+    sigd.expect_log("loaded the built-in default policy");
 }
 
 /// A missing, garbage or wrong-world policy file stops start-up with a
@@ -261,7 +250,7 @@ fn policy_from_file_changes_answers() {
     require_private_pid_namespace();
     let default = Sigd::start(&[]);
     let strict = Sigd::start(&["--policy", STRICT_POLICY]);
-    assert!(strict.log().contains(STRICT_POLICY));
+    strict.expect_log(STRICT_POLICY);
 
     let mut child = target();
     strict
@@ -310,7 +299,7 @@ fn misbehaving_policies_are_500() {
             assert!(!reply.body.contains("wasm"), "{}", reply.body);
         }
         assert!(sigd.is_running());
-        assert!(sigd.log().contains("policy failed"), "{}", sigd.log());
+        sigd.expect_log("policy failed");
     }
 }
 

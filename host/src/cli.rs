@@ -9,6 +9,7 @@ use crate::process::System;
 use crate::server::{self, Limits};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -121,12 +122,12 @@ impl Config {
         let (origin, bytes) = match &self.policy {
             None => (
                 "the built-in default policy".to_string(),
-                DEFAULT_POLICY.to_vec(),
+                Cow::Borrowed(DEFAULT_POLICY),
             ),
             Some(path) => {
                 let bytes = std::fs::read(path)
                     .with_context(|| format!("cannot read policy file {}", path.display()))?;
-                (format!("policy file {}", path.display()), bytes)
+                (format!("policy file {}", path.display()), Cow::Owned(bytes))
             }
         };
         let policy = Policy::load(&bytes, Guard::new(System)).with_context(|| origin.clone())?;

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -87,6 +87,20 @@ impl Sigd {
     /// What sigd has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Wait (at most 10 s) until sigd's log holds `needle`; panics with the log if not.
+    #[track_caller]
+    pub fn expect_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in sigd's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Whether sigd is still running.
@@ -219,12 +233,26 @@ impl Reply {
     }
 }
 
-/// A process for sigd to signal: `sleep 600`, in this test's namespace.
+/// A process for sigd to signal: `sleep 600`, in this test's namespace, with
+/// every signal at its default action (a shell that started the tests in the
+/// background may have left SIGINT and SIGQUIT ignored, and children inherit that).
 pub fn target() -> Child {
-    Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .expect("spawn sleep")
+    let mut command = Command::new("sleep");
+    command.arg("600");
+    // SAFETY: between fork and exec this only calls signal(2), sigemptyset(3)
+    // and sigprocmask(2), all async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in 1..=nix::libc::SIGRTMAX() {
+                nix::libc::signal(signal, nix::libc::SIG_DFL);
+            }
+            let mut none = std::mem::zeroed();
+            nix::libc::sigemptyset(&mut none);
+            nix::libc::sigprocmask(nix::libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    command.spawn().expect("spawn sleep")
 }
 
 /// Wait (at most 10 s) for `child` to end and return its status.
@@ -236,8 +264,9 @@ pub fn wait_exit(child: &mut Child) -> ExitStatus {
         }
         assert!(
             Instant::now() < deadline,
-            "process {} did not exit",
-            child.id()
+            "process {} did not exit; its /proc status:\n{}",
+            child.id(),
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
