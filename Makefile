@@ -2,17 +2,23 @@
 #   make run    build what is missing, serve on 127.0.0.1:9000 (default policy)
 #   make test   every test: guest logic, host units, components, the real
 #               binary over HTTP in a private PID namespace, Tensorlake's SDK
-#   make build  release binary at target/release/sigd
+#   make build  the static release binary, stripped, at target/release/sigd
 #   make lint   rustfmt and clippy, warnings as errors
 
 CARGO ?= cargo
 PYTHON ?= python3
 LISTEN ?= 127.0.0.1:9000
 
+# sigd ships as one static binary. Building for the host triple named
+# explicitly keeps crt-static off build scripts and proc-macros; tests and
+# `make build` share that one build (target/<triple>/release).
+HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+TARGET_VAR := CARGO_TARGET_$(shell echo '$(HOST_TRIPLE)' | tr 'a-z.-' 'A-Z__')
+RELEASE = $(TARGET_VAR)_RUSTFLAGS="-C target-feature=+crt-static" \
+	$(CARGO) $(1) --release --locked --target $(HOST_TRIPLE)
+
 # Tests that signal real processes run as pid 1 of their own PID namespace,
 # so they can only ever hit their own children.
-HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
-RUNNER_VAR := CARGO_TARGET_$(shell echo '$(HOST_TRIPLE)' | tr 'a-z.-' 'A-Z__')_RUNNER
 PID_NAMESPACE := unshare --pid --fork --mount-proc
 
 # Tensorlake's Python SDK, to prove sigd speaks its API unchanged.
@@ -22,14 +28,16 @@ TENSORLAKE_VERSION := 0.5.161
 .PHONY: build run test lint toolchain clean
 
 build: toolchain
-	$(CARGO) build --release --locked -p sigd
+	$(call RELEASE,build) -p sigd
+	mkdir -p target/release
+	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
 
 run: build
 	./target/release/sigd serve --listen $(LISTEN)
 
 test: toolchain $(SDK_VENV)/.installed
-	$(RUNNER_VAR)="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
-		$(CARGO) test --release --locked --workspace -- --include-ignored
+	$(TARGET_VAR)_RUNNER="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
+		$(call RELEASE,test) --workspace -- --include-ignored
 
 lint: toolchain
 	$(CARGO) fmt --all --check
