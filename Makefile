@@ -37,7 +37,7 @@ run: build
 
 test: toolchain $(SDK_VENV)/.installed
 	$(TARGET_VAR)_RUNNER="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
-		$(call RELEASE,test) --workspace -- --include-ignored
+		$(call RELEASE,test) -- --include-ignored
 
 lint: toolchain
 	$(CARGO) fmt --all --check

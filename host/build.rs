@@ -14,15 +14,32 @@
 //!
 //! `scripts/wasm-toolchain.sh` (run by `make`) installs the second when neither
 //! is there.
+//!
+//! The default policy is also compiled to machine code here, under the same
+//! wasmtime configuration the runtime uses (`src/policy/config.rs`), so a
+//! fresh sigd answers its first request without compiling anything.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "src/policy/config.rs"]
+mod config;
+
 /// (name in `SIGD_POLICY_<NAME>`, cargo package, cargo lib name)
 const POLICIES: &[(&str, &str, &str)] = &[
     ("DEFAULT", "sigd-policy", "sigd_policy"),
     ("STRICT", "sigd-policy-strict", "sigd_policy_strict"),
+    (
+        "HOSTILE",
+        "sigd-test-guest-hostile",
+        "sigd_test_guest_hostile",
+    ),
+    (
+        "WASI_PROBE",
+        "sigd-test-guest-wasi-probe",
+        "sigd_test_guest_wasi_probe",
+    ),
 ];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -32,7 +49,13 @@ fn main() {
         .parent()
         .expect("host/ sits in the workspace")
         .to_path_buf();
-    for watched in ["wit", "guest", "examples/policies", "Cargo.lock"] {
+    for watched in [
+        "wit",
+        "guest",
+        "examples/policies",
+        "tests/guests",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=SIGD_WASM_TOOLCHAIN");
@@ -51,9 +74,28 @@ fn main() {
         let core = toolchain.build(&root, &guest_target, package, lib);
         let component = componentize(&core);
         let path = out_dir.join(format!("{lib}.component.wasm"));
-        std::fs::write(&path, component).expect("write component");
+        std::fs::write(&path, &component).expect("write component");
         println!("cargo:rustc-env=SIGD_POLICY_{name}={}", path.display());
+        if *name == "DEFAULT" {
+            let compiled = out_dir.join(format!("{lib}.cwasm"));
+            std::fs::write(&compiled, precompile(&component)).expect("write compiled policy");
+            println!(
+                "cargo:rustc-env=SIGD_POLICY_DEFAULT_COMPILED={}",
+                compiled.display()
+            );
+        }
     }
+}
+
+/// The default policy compiled for this machine, or nothing when building
+/// for another one (the runtime then compiles it at start-up).
+fn precompile(component: &[u8]) -> Vec<u8> {
+    if env::var("TARGET").ok() != env::var("HOST").ok() {
+        return Vec::new();
+    }
+    wasmtime::Engine::new(&config::compile_config())
+        .and_then(|engine| engine.precompile_component(component))
+        .unwrap_or_else(|e| panic!("precompile the default policy: {e:?}"))
 }
 
 /// How to run cargo for the wasm target.
@@ -106,8 +148,10 @@ impl Toolchain {
             }
         }
         cmd.current_dir(root)
-            .args(["build", "--release", "--locked", "--target", WASM_TARGET])
-            .args(["-p", package, "--target-dir"])
+            // `rustc --crate-type cdylib`: the crates are plain libraries
+            // natively (their logic is tested there); only here a wasm module.
+            .args(["rustc", "--release", "--locked", "--target", WASM_TARGET])
+            .args(["-p", package, "--crate-type", "cdylib", "--target-dir"])
             .arg(target_dir)
             .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
             .env("CARGO_PROFILE_RELEASE_LTO", "true")

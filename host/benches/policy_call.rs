@@ -2,8 +2,8 @@
 //! policy, over an in-memory process table (no syscall), reported as
 //! percentiles over many calls. Run: `cargo bench -p sigd --bench policy_call`.
 
-use sigd::guard::Guard;
-use sigd::policy::{DEFAULT_POLICY, Policy, Request};
+use sigd::guard::{Guard, Guarded};
+use sigd::policy::{DEFAULT_POLICY, Limits, Request, Runtime};
 use sigd::process::{KillError, ProcessInfo, ProcessTable, RunState};
 use std::time::{Duration, Instant};
 
@@ -30,26 +30,33 @@ impl ProcessTable for Everyone {
 
 fn main() {
     let started = Instant::now();
-    let policy = Policy::load(DEFAULT_POLICY, Guard::for_pid(Everyone, 4242)).unwrap();
-    println!("load (compile + link): {:?}", started.elapsed());
+    let runtime = Runtime::new(Limits::default(), None).unwrap();
+    let policy = runtime.load(DEFAULT_POLICY).unwrap();
+    let processes: Guarded = Guard::for_pid(Everyone, 4242).into();
+    println!("load ({:?}): {:?}", policy.compiled(), started.elapsed());
     let request = Request {
         pid: "42".into(),
         body: br#"{"signal": 15}"#.to_vec(),
         headers: vec![("content-type".into(), "application/json".into())],
     };
-    for _ in 0..2_000 {
-        policy.call(request.clone()).unwrap();
-    }
-    let mut samples: Vec<Duration> = (0..20_000)
-        .map(|_| {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut samples: Vec<Duration> = runtime.block_on(async {
+        for _ in 0..2_000 {
+            policy.call(&processes, request.clone()).await.unwrap();
+        }
+        let mut samples = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
             let request = request.clone();
             let t = Instant::now();
-            let response = policy.call(request).unwrap();
-            let elapsed = t.elapsed();
+            let response = policy.call(&processes, request).await.unwrap();
+            samples.push(t.elapsed());
             assert_eq!(response.status, 200);
-            elapsed
-        })
-        .collect();
+        }
+        samples
+    });
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     println!(

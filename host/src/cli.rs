@@ -1,20 +1,22 @@
 //! The command line, and `sigd serve` put together from it: load the policy,
-//! settle authentication, bind, serve until SIGTERM or SIGINT.
+//! settle authentication, bind, serve until SIGTERM or SIGINT, reloading the
+//! policy on SIGHUP (and on file changes with `--watch`).
 
 use crate::auth::Token;
 use crate::guard::Guard;
 use crate::http::App;
-use crate::policy::{DEFAULT_POLICY, Policy};
+use crate::policy::{self, Cache, Runtime};
 use crate::process::System;
+use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Limits};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 /// The environment variable that may hold the bearer token.
@@ -68,6 +70,32 @@ pub struct Config {
     /// Seconds in-flight requests may take to finish after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub drain: u64,
+
+    /// Reload the policy file when it changes (it is also reloaded on SIGHUP).
+    #[arg(long, requires = "policy")]
+    pub watch: bool,
+
+    /// Largest linear memory of a policy call, in MiB; growing past it traps.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub policy_memory_mib: usize,
+
+    /// Milliseconds a policy call may run before it traps.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    pub policy_deadline_ms: u64,
+
+    /// Largest wasm stack of a policy call, in KiB.
+    #[arg(long, default_value_t = 512, value_name = "KIB")]
+    pub policy_stack_kib: usize,
+
+    /// Directory for compiled policies, so restarts skip compiling. Must be
+    /// sigd's user's own and not writable by others. [default: /var/cache/sigd
+    /// as root, else $XDG_CACHE_HOME/sigd or ~/.cache/sigd]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not cache compiled policies.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 }
 
 impl Config {
@@ -84,13 +112,22 @@ impl Config {
             }
             warn!("no token: every local client may send signals");
         }
-        let policy = self.policy()?;
+        let policy = Arc::new(self.policy().await?);
         let listener = TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
+        // Take over SIGHUP, SIGTERM and SIGINT before announcing readiness:
+        // until then they would kill sigd.
+        let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let shutdown = shutdown_signal()?;
         info!("listening on http://{}", listener.local_addr()?);
+        tokio::spawn(reload::on_sighup(policy.clone(), hangups));
+        if self.watch {
+            tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY));
+        }
         let app = Arc::new(App {
             policy,
+            processes: Guard::new(System).into(),
             token,
             max_body_bytes: self.max_body_bytes,
         });
@@ -99,7 +136,7 @@ impl Config {
             header_timeout: Duration::from_secs(self.header_timeout),
             drain: Duration::from_secs(self.drain),
         };
-        server::run(listener, app, limits, shutdown_signal()).await;
+        server::run(listener, app, limits, shutdown).await;
         Ok(())
     }
 
@@ -118,36 +155,61 @@ impl Config {
         Token::new(&text).context("unusable token").map(Some)
     }
 
-    fn policy(&self) -> anyhow::Result<Policy> {
-        let (origin, bytes) = match &self.policy {
-            None => (
-                "the built-in default policy".to_string(),
-                Cow::Borrowed(DEFAULT_POLICY),
-            ),
-            Some(path) => {
-                let bytes = std::fs::read(path)
-                    .with_context(|| format!("cannot read policy file {}", path.display()))?;
-                (format!("policy file {}", path.display()), Cow::Owned(bytes))
-            }
+    /// The runtime under the configured limits, and the first policy.
+    async fn policy(&self) -> anyhow::Result<ActivePolicy> {
+        let limits = policy::Limits {
+            memory_bytes: self.policy_memory_mib << 20,
+            deadline: Duration::from_millis(self.policy_deadline_ms),
+            stack_bytes: self.policy_stack_kib << 10,
+            ..policy::Limits::default()
         };
-        let policy = Policy::load(&bytes, Guard::new(System)).with_context(|| origin.clone())?;
-        info!(sha256 = policy.sha256(), "loaded {origin}");
-        Ok(policy)
+        let cache = match self.cache_dir() {
+            None => None,
+            Some(dir) => match Cache::open(&dir) {
+                Ok(cache) => Some(cache),
+                Err(error) => {
+                    warn!(%error, "compiled policies will not be cached");
+                    None
+                }
+            },
+        };
+        let runtime = Runtime::new(limits, cache)?;
+        let source = match &self.policy {
+            None => Source::Builtin,
+            Some(path) => Source::File(path.clone()),
+        };
+        Ok(ActivePolicy::load(runtime, source).await?)
+    }
+
+    /// `--cache-dir`, or the default for this user; `None` with `--no-cache`.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        if nix::unistd::geteuid().is_root() {
+            return Some(PathBuf::from("/var/cache/sigd"));
+        }
+        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"));
+        xdg.or(home).map(|base| base.join("sigd"))
     }
 }
 
-/// Completes on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot watch SIGTERM/SIGINT; stop sigd with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
-    }
+/// How often `--watch` looks at the policy file.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// A future that completes on the first SIGTERM or SIGINT; the handlers are
+/// in place when this returns.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+    })
 }

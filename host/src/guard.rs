@@ -9,6 +9,7 @@
 
 use crate::process::{KillError, ProcessInfo, ProcessTable};
 use crate::signal;
+use std::sync::Arc;
 
 /// A [`ProcessTable`] that enforces sigd's invariants on `kill`.
 pub struct Guard<T> {
@@ -37,6 +38,24 @@ impl<T: ProcessTable> Guard<T> {
             return Err(KillError::Protected);
         }
         Ok(())
+    }
+}
+
+/// A process table a policy may use: built only from a [`Guard`], so every
+/// table a policy can reach enforces the invariants. Cheap to clone.
+#[derive(Clone)]
+pub struct Guarded(Arc<dyn ProcessTable>);
+
+impl Guarded {
+    /// The table behind the guard.
+    pub fn table(&self) -> &dyn ProcessTable {
+        &*self.0
+    }
+}
+
+impl<T: ProcessTable> From<Guard<T>> for Guarded {
+    fn from(guard: Guard<T>) -> Guarded {
+        Guarded(Arc::new(guard))
     }
 }
 

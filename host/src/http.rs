@@ -4,22 +4,30 @@
 //! (including its error bodies) pass through unchanged.
 
 use crate::auth::Token;
-use crate::policy::{self, CallError, Policy};
+use crate::guard::Guarded;
+use crate::policy::{self, CallError};
+use crate::reload::ActivePolicy;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::{Instrument, field, info, info_span, warn};
 
-/// The one route: `/api/v1/processes/{pid}/signal`.
-const ROUTE_PREFIX: &str = "/api/v1/processes/";
-const ROUTE_SUFFIX: &str = "/signal";
+/// The signal route: `/api/v1/processes/{pid}/signal`.
+const SIGNAL_PREFIX: &str = "/api/v1/processes/";
+const SIGNAL_SUFFIX: &str = "/signal";
+/// The health route; it needs no token.
+const HEALTH_PATH: &str = "/healthz";
 
 /// What every request needs; shared by all connections.
 pub struct App {
-    pub policy: Policy,
+    /// The policy that decides; swapped on reload.
+    pub policy: Arc<ActivePolicy>,
+    /// The processes policies may look up and signal.
+    pub processes: Guarded,
     /// `None`: no authentication (loopback only, enforced at start-up).
     pub token: Option<Token>,
     /// Largest body accepted, in bytes.
@@ -33,8 +41,9 @@ pub enum HttpError {
     Unauthorized,
     #[error("no such route")]
     NotFound,
+    /// The route exists; the value lists the methods it takes.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("could not read the body: {0}")]
@@ -57,10 +66,10 @@ impl HttpError {
                 "NOT_FOUND",
                 "no such endpoint: sigd serves POST /api/v1/processes/{pid}/signal".to_string(),
             ),
-            HttpError::MethodNotAllowed => (
+            HttpError::MethodNotAllowed(allowed) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
-                "this endpoint accepts only POST".to_string(),
+                format!("this endpoint accepts only {allowed}"),
             ),
             HttpError::PayloadTooLarge(max) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,8 +98,8 @@ impl HttpError {
                     HeaderValue::from_static("Bearer realm=\"sigd\""),
                 );
             }
-            HttpError::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            HttpError::MethodNotAllowed(allowed) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
             }
             _ => {}
         }
@@ -130,6 +139,9 @@ async fn respond(
     app: &App,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, HttpError> {
+    if request.uri().path() == HEALTH_PATH {
+        return health(app, request.method());
+    }
     if let Some(token) = &app.token {
         let presented = request.headers().get(header::AUTHORIZATION);
         if !token.accepts(presented.map(HeaderValue::as_bytes)) {
@@ -139,26 +151,44 @@ async fn respond(
     let pid = route(request.method(), request.uri().path())?.to_string();
     let headers = policy_headers(request.headers());
     let body = read_body(request.into_body(), app.max_body_bytes).await?;
-    let answer = app.policy.call(policy::Request {
+    let request = policy::Request {
         pid,
         body: body.into(),
         headers,
-    })?;
+    };
+    let answer = app.policy.current().call(&app.processes, request).await?;
     Ok(json_response(
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer.body,
     ))
 }
 
+/// `GET /healthz`: ready (a policy is loaded, or sigd would not listen), and which.
+fn health(app: &App, method: &Method) -> Result<Response<Full<Bytes>>, HttpError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(HttpError::MethodNotAllowed("GET, HEAD"));
+    }
+    let policy = app.policy.current();
+    let body = serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "policy": {
+            "sha256": policy.sha256(),
+            "source": app.policy.source().to_string(),
+        },
+    });
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
 /// The raw `{pid}` segment if `path` is the signal route and `method` is POST.
 fn route<'p>(method: &Method, path: &'p str) -> Result<&'p str, HttpError> {
     let pid = path
-        .strip_prefix(ROUTE_PREFIX)
-        .and_then(|rest| rest.strip_suffix(ROUTE_SUFFIX))
+        .strip_prefix(SIGNAL_PREFIX)
+        .and_then(|rest| rest.strip_suffix(SIGNAL_SUFFIX))
         .filter(|pid| !pid.contains('/'))
         .ok_or(HttpError::NotFound)?;
     if method != Method::POST {
-        return Err(HttpError::MethodNotAllowed);
+        return Err(HttpError::MethodNotAllowed("POST"));
     }
     Ok(pid)
 }
@@ -223,7 +253,7 @@ mod tests {
         }
         assert!(matches!(
             route(&Method::GET, "/api/v1/processes/42/signal"),
-            Err(HttpError::MethodNotAllowed)
+            Err(HttpError::MethodNotAllowed("POST"))
         ));
     }
 }

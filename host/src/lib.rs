@@ -14,9 +14,12 @@
 //! - [`http`]: one request: authenticate, route, cap the body, call the policy,
 //!   and the one place errors become HTTP responses.
 //! - [`auth`]: the bearer token and its constant-time check.
-//! - [`policy`]: the wasm runtime: compile the component once, instantiate it
-//!   per request, call its `handle-signal` export. [`policy::bindings`] fences
-//!   the generated WIT bindings.
+//! - [`reload`]: the active policy, swapped in place on SIGHUP or `--watch`
+//!   after a load and a smoke call; in-flight requests keep the old one.
+//! - [`policy`]: the wasm runtime: compile the component once (or take it
+//!   precompiled from the build or the disk cache), instantiate it per request
+//!   inside memory, stack and deadline limits, call its `handle-signal` export,
+//!   check the answer. `policy/bindings.rs` fences the generated WIT bindings.
 //! - [`guard`]: the rules no policy can break (never pid <= 0, pid 1, sigd
 //!   itself, its group, or an undeliverable signal); wraps every process table.
 //! - [`process`]: the process table the policy sees: `/proc` for facts, and
@@ -29,6 +32,7 @@ pub mod guard;
 pub mod http;
 pub mod policy;
 pub mod process;
+pub mod reload;
 pub mod server;
 pub mod signal;
 

@@ -3,9 +3,10 @@
 //! them to and from our own at the boundary, and implements the `host`
 //! interface the guest imports on top of a guarded [`ProcessTable`].
 
-use crate::process::{KillError, ProcessInfo, ProcessTable, RunState};
+use crate::guard::Guarded;
+use crate::process::{KillError, ProcessInfo, RunState};
 use crate::signal;
-use std::sync::Arc;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -13,6 +14,9 @@ mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "policy",
+        // Calls into the guest are async so a long one yields to other
+        // requests at every epoch tick; the host's functions are quick and stay sync.
+        exports: { default: async },
     });
 }
 
@@ -22,12 +26,60 @@ pub(super) use generated::exports::sigd::policy::handler::{
 use generated::sigd::policy::host as wit;
 pub(super) use generated::{Policy as Bindings, PolicyPre as BindingsPre};
 
-/// What each store holds: the process table behind the guest's imports, and
-/// an empty WASI context for guests built by toolchains that import WASI.
+/// What each store holds: the process table behind the guest's imports, an
+/// empty WASI context for guests built by toolchains that import WASI (no
+/// files, no environment, no network; stdout and stderr captured), and the
+/// memory limiter.
 pub(super) struct State {
-    pub(super) processes: Arc<dyn ProcessTable>,
+    pub(super) processes: Guarded,
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
+    pub(super) limiter: Limiter,
+}
+
+/// Caps each linear memory; growing past the cap traps the call.
+pub(super) struct Limiter {
+    memory_bytes: usize,
+    hit: bool,
+}
+
+impl Limiter {
+    pub(super) fn new(memory_bytes: usize) -> Limiter {
+        Limiter {
+            memory_bytes,
+            hit: false,
+        }
+    }
+
+    /// Whether a memory asked to grow past the cap.
+    pub(super) fn hit(&self) -> bool {
+        self.hit
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.hit = true;
+            wasmtime::bail!("memory limit of {} bytes reached", self.memory_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // A table entry is a pointer or two: hold tables to the memory cap too.
+        Ok(desired.saturating_mul(16) <= self.memory_bytes)
+    }
 }
 
 impl WasiView for State {
@@ -41,7 +93,7 @@ impl WasiView for State {
 
 /// Link the `host` interface and WASI into `linker`.
 pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     Bindings::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }
 
@@ -55,11 +107,15 @@ impl wit::Host for State {
     }
 
     fn lookup(&mut self, pid: i32) -> Option<wit::ProcessInfo> {
-        self.processes.lookup(pid).map(wit::ProcessInfo::from)
+        self.processes
+            .table()
+            .lookup(pid)
+            .map(wit::ProcessInfo::from)
     }
 
     fn kill(&mut self, pid: i32, signal: i32) -> Result<(), wit::KillError> {
         self.processes
+            .table()
             .kill(pid, signal)
             .map_err(|error| match error {
                 KillError::NotFound => wit::KillError::NotFound,

@@ -1,24 +1,81 @@
 //! The policy runtime: compile a policy component once, then answer each
-//! request from a fresh instance of it.
+//! request from a fresh instance of it, inside limits.
 //!
-//! [`Policy::load`] compiles and type-checks the component against the WIT
-//! world (`wit/policy.wit`) and links its imports, leaving a pre-instantiated
-//! component; [`Policy::call`] then costs one `Store`, one instantiation and
-//! one call, so no state survives from one request to the next.
+//! [`Runtime`] owns what all policies share: the engine, the linker (the
+//! `host` interface plus an empty WASI), the epoch [`ticker`] and the compiled
+//! cache. [`Runtime::load`] turns component bytes into a [`Policy`]: compiled
+//! (or taken precompiled from the build, or from the cache), type-checked
+//! against the WIT world and pre-instantiated. [`Policy::call`] then costs one
+//! `Store`, one instantiation and one call, so nothing survives from one
+//! request to the next, and a call that traps or hits a limit takes only its
+//! own instance down.
 
 mod bindings;
+mod cache;
+pub mod config;
+mod guest_output;
+mod ticker;
 
-use crate::guard::Guard;
-use crate::process::ProcessTable;
-use bindings::{BindingsPre, State, WitRequest, WitResponse};
+pub use cache::{Cache, CacheError};
+
+use crate::guard::Guarded;
+use bindings::{BindingsPre, Limiter, State, WitRequest, WitResponse};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ticker::Ticker;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// The default policy (`guest/`), built into the binary.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT"));
+
+/// [`DEFAULT_POLICY`] compiled by `host/build.rs` under
+/// [`config::compile_config`] for the build machine's CPU (empty when
+/// cross-compiling). Used when this machine's CPU can run it.
+const DEFAULT_POLICY_COMPILED: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT_COMPILED"));
+
+/// What one policy call may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest linear memory, in bytes; growing past it traps.
+    pub memory_bytes: usize,
+    /// Wall-clock time a call may take before it traps.
+    pub deadline: Duration,
+    /// Largest wasm stack, in bytes.
+    pub stack_bytes: usize,
+    /// Largest response body, in bytes.
+    pub response_bytes: usize,
+    /// Largest stdout (and, apart, stderr) a call may write, in bytes.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_bytes: 16 << 20,
+            deadline: Duration::from_millis(50),
+            stack_bytes: 512 << 10,
+            response_bytes: 64 << 10,
+            output_bytes: 64 << 10,
+        }
+    }
+}
+
+/// A limit a call ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    #[error("memory")]
+    Memory,
+    #[error("deadline")]
+    Deadline,
+    #[error("stack")]
+    Stack,
+    #[error("output")]
+    Output,
+}
 
 /// One request as the policy receives it (WIT `handler.request`).
 #[derive(Debug, Clone, Default)]
@@ -31,7 +88,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
 }
 
-/// The policy's answer, checked: a status in 200..=599 and a JSON body.
+/// The policy's answer, checked: a status in 200..=599 and a JSON body
+/// within the size limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
@@ -41,6 +99,8 @@ pub struct Response {
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("cannot set up the wasm engine: {0:#}")]
+    Engine(wasmtime::Error),
     #[error("is not a WebAssembly component: {0:#}")]
     NotAComponent(wasmtime::Error),
     #[error("does not fit sigd's policy world (sigd:policy/policy@0.1.0): {0:#}")]
@@ -50,81 +110,202 @@ pub enum LoadError {
 /// Why a policy call gave no usable answer. Each becomes a 500 `INTERNAL`.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("policy could not be instantiated: {0:#}")]
-    Instantiate(wasmtime::Error),
+    #[error("policy hit its {0} limit")]
+    Limit(Limit),
     #[error("policy trapped: {0:#}")]
     Trap(wasmtime::Error),
     #[error("policy answered status {0}, outside 200..=599")]
     BadStatus(u16),
+    #[error("policy answered a {0}-byte body, over the limit")]
+    TooLarge(usize),
     #[error("policy answered a body that is not JSON: {0}")]
     BadBody(serde_json::Error),
 }
 
-/// A compiled, linked policy, ready to answer requests from many threads.
-pub struct Policy {
-    pre: BindingsPre<State>,
-    processes: Arc<dyn ProcessTable>,
-    sha256: String,
+/// Where a loaded policy's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled into the binary at build time (the default policy).
+    AtBuild,
+    /// Read from the compiled-policy cache.
+    FromCache,
+    /// Compiled when loaded.
+    OnLoad,
 }
 
-impl Policy {
-    /// Compile `component` and link it to `processes`, which the [`Guard`]
-    /// holds to sigd's invariants whatever the policy asks.
-    pub fn load<T: ProcessTable>(
-        component: &[u8],
-        processes: Guard<T>,
-    ) -> Result<Policy, LoadError> {
-        let sha256 = hex(&Sha256::digest(component));
-        let engine = Engine::new(&Config::new()).map_err(LoadError::NotAComponent)?;
-        let component =
-            Component::from_binary(&engine, component).map_err(LoadError::NotAComponent)?;
+/// What every policy shares.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    limits: Limits,
+    ticker: Ticker,
+    cache: Option<Cache>,
+}
+
+impl Runtime {
+    /// An engine and linker for policies under `limits`, caching compiled
+    /// policies in `cache` if given.
+    pub fn new(limits: Limits, cache: Option<Cache>) -> Result<Arc<Runtime>, LoadError> {
+        let mut config = config::compile_config();
+        config.max_wasm_stack(limits.stack_bytes);
+        let engine = Engine::new(&config).map_err(LoadError::Engine)?;
         let mut linker = Linker::new(&engine);
-        bindings::add_to_linker(&mut linker).map_err(LoadError::Incompatible)?;
-        let pre = linker
-            .instantiate_pre(&component)
+        bindings::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+        let ticker = Ticker::start(engine.clone())
+            .map_err(|e| LoadError::Engine(wasmtime::Error::new(e)))?;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            limits,
+            ticker,
+            cache,
+        }))
+    }
+
+    /// Compile (or find compiled) and link a policy component.
+    pub fn load(self: &Arc<Self>, component: &[u8]) -> Result<Policy, LoadError> {
+        let sha256 = sha256_hex(component);
+        let (compiled, how) = self.compile(component, &sha256)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&compiled)
             .and_then(BindingsPre::new)
             .map_err(LoadError::Incompatible)?;
         Ok(Policy {
+            runtime: self.clone(),
             pre,
-            processes: Arc::new(processes),
             sha256,
+            compiled: how,
         })
     }
 
+    fn compile(&self, component: &[u8], sha256: &str) -> Result<(Component, Compiled), LoadError> {
+        if component == DEFAULT_POLICY && !DEFAULT_POLICY_COMPILED.is_empty() {
+            // SAFETY: host/build.rs wrote these bytes with
+            // `Engine::precompile_component` from `DEFAULT_POLICY`; wasmtime
+            // checks they suit this engine and CPU before using them.
+            match unsafe { Component::deserialize(&self.engine, DEFAULT_POLICY_COMPILED) } {
+                Ok(compiled) => return Ok((compiled, Compiled::AtBuild)),
+                Err(error) => {
+                    tracing::info!(%error, "the built-in compiled policy does not suit this CPU; compiling")
+                }
+            }
+        }
+        if let Some(compiled) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, sha256))
+        {
+            return Ok((compiled, Compiled::FromCache));
+        }
+        let compiled =
+            Component::from_binary(&self.engine, component).map_err(LoadError::NotAComponent)?;
+        if let Some(cache) = &self.cache {
+            cache.store(&self.engine, sha256, &compiled);
+        }
+        Ok((compiled, Compiled::OnLoad))
+    }
+}
+
+/// A compiled, linked policy, ready to answer requests from many threads.
+pub struct Policy {
+    runtime: Arc<Runtime>,
+    pre: BindingsPre<State>,
+    sha256: String,
+    compiled: Compiled,
+}
+
+impl Policy {
     /// The sha256 of the component's bytes, in hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
     }
 
-    /// Answer one request from a fresh instance.
-    pub fn call(&self, request: Request) -> Result<Response, CallError> {
+    /// Where its machine code came from.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
+    }
+
+    /// Answer one request from a fresh instance whose imports reach
+    /// `processes`. A call that runs past an epoch tick yields to the async
+    /// runtime, so it holds up no other request; past its deadline it traps.
+    pub async fn call(&self, processes: &Guarded, request: Request) -> Result<Response, CallError> {
+        let limits = &self.runtime.limits;
+        let stdout = MemoryOutputPipe::new(limits.output_bytes);
+        let stderr = MemoryOutputPipe::new(limits.output_bytes);
         let state = State {
-            processes: self.processes.clone(),
-            wasi: WasiCtx::builder().build(),
+            processes: processes.clone(),
+            wasi: WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build(),
             table: ResourceTable::new(),
+            limiter: Limiter::new(limits.memory_bytes),
         };
         let mut store = Store::new(self.pre.engine(), state);
-        let policy = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(CallError::Instantiate)?;
+        store.limiter(|state| &mut state.limiter);
+        let deadline = Instant::now() + limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() < deadline {
+                // tokio's own yield lets every other ready task run first.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            } else {
+                UpdateDeadline::Interrupt
+            })
+        });
         let request = WitRequest {
             pid: request.pid,
             body: request.body,
             headers: request.headers,
         };
-        let WitResponse { status, body } = policy
-            .sigd_policy_handler()
-            .call_handle_signal(&mut store, &request)
-            .map_err(CallError::Trap)?;
+        let running = self.runtime.ticker.enter();
+        let answer = match self.pre.instantiate_async(&mut store).await {
+            Ok(policy) => {
+                policy
+                    .sigd_policy_handler()
+                    .call_handle_signal(&mut store, &request)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        drop(running);
+        guest_output::log(&self.sha256, &stdout, &stderr);
+        let WitResponse { status, body } = answer.map_err(|error| {
+            let full = [&stdout, &stderr]
+                .iter()
+                .any(|pipe| pipe.contents().len() >= limits.output_bytes);
+            classify(error, store.data().limiter.hit(), full)
+        })?;
         if !(200..=599).contains(&status) {
             return Err(CallError::BadStatus(status));
+        }
+        if body.len() > limits.response_bytes {
+            return Err(CallError::TooLarge(body.len()));
         }
         serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(CallError::BadBody)?;
         Ok(Response { status, body })
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Which limit, if any, made a call fail.
+fn classify(error: wasmtime::Error, memory_hit: bool, output_full: bool) -> CallError {
+    let limit = match error.downcast_ref::<Trap>() {
+        _ if memory_hit => Limit::Memory,
+        Some(Trap::Interrupt) => Limit::Deadline,
+        Some(Trap::StackOverflow) => Limit::Stack,
+        _ if output_full => Limit::Output,
+        _ => return CallError::Trap(error),
+    };
+    CallError::Limit(limit)
+}
+
+/// The sha256 of `bytes`, in lower-case hex: how sigd names a policy.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
