@@ -4,11 +4,11 @@
 
 mod common;
 
-use sigd::guard::Guard;
-use sigd::policy::{CallError, DEFAULT_POLICY, Policy, Request};
+use sigd::guard::{Guard, Guarded};
+use sigd::policy::{CallError, DEFAULT_POLICY, Limits, Policy, Request, Response, Runtime};
 use sigd::process::{KillError, ProcessInfo, ProcessTable, RunState};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// The pid the fake table says sigd runs as.
 const SIGD_PID: i32 = 4242;
@@ -70,22 +70,33 @@ impl ProcessTable for FakeTable {
     }
 }
 
-fn load(component: &[u8]) -> (Policy, FakeTable) {
+/// A loaded policy, with a fake table it reaches through a guard for `SIGD_PID`.
+struct Loaded {
+    policy: Policy,
+    processes: Guarded,
+    table: FakeTable,
+}
+
+fn load(component: &[u8]) -> Loaded {
     let table = FakeTable::new();
-    let policy = Policy::load(component, Guard::for_pid(table.clone(), SIGD_PID))
-        .expect("the component loads");
-    (policy, table)
+    let runtime = Runtime::new(Limits::default(), None).expect("a runtime");
+    Loaded {
+        policy: runtime.load(component).expect("the component loads"),
+        processes: Guard::for_pid(table.clone(), SIGD_PID).into(),
+        table,
+    }
 }
 
 /// (status, code) of one request.
-fn ask(policy: &Policy, pid: &str, body: &str) -> (u16, String) {
-    let response = policy
-        .call(Request {
-            pid: pid.into(),
-            body: body.into(),
-            headers: vec![("content-type".into(), "application/json".into())],
-        })
-        .expect("the policy answers");
+/// One call, run to completion on a shared tokio runtime.
+fn call(loaded: &Loaded, request: Request) -> Result<Response, CallError> {
+    static RUNTIME: LazyLock<tokio::runtime::Runtime> =
+        LazyLock::new(|| tokio::runtime::Runtime::new().expect("a tokio runtime"));
+    RUNTIME.block_on(loaded.policy.call(&loaded.processes, request))
+}
+
+fn ask(loaded: &Loaded, pid: &str, body: &str) -> (u16, String) {
+    let response = call(loaded, request(pid, body)).expect("the policy answers");
     let json: serde_json::Value = serde_json::from_str(&response.body).expect("JSON body");
     let code = json["code"].as_str().unwrap_or_default().to_string();
     if response.status == 200 {
@@ -96,12 +107,20 @@ fn ask(policy: &Policy, pid: &str, body: &str) -> (u16, String) {
     (response.status, code)
 }
 
+fn request(pid: &str, body: &str) -> Request {
+    Request {
+        pid: pid.into(),
+        body: body.into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+    }
+}
+
 /// Asserts each (pid segment, body) -> (status, code) row.
 #[track_caller]
-fn assert_rows(policy: &Policy, rows: &[(&str, &str, u16, &str)]) {
+fn assert_rows(loaded: &Loaded, rows: &[(&str, &str, u16, &str)]) {
     for (pid, body, status, code) in rows {
         assert_eq!(
-            ask(policy, pid, body),
+            ask(loaded, pid, body),
             (*status, code.to_string()),
             "{pid} {body}"
         );
@@ -112,7 +131,7 @@ fn assert_rows(policy: &Policy, rows: &[(&str, &str, u16, &str)]) {
 /// exactly the one process it should.
 #[test]
 fn default_policy_decision_table() {
-    let (policy, table) = load(DEFAULT_POLICY);
+    let loaded = load(DEFAULT_POLICY);
     let rtmax = nix::libc::SIGRTMAX();
     let rows: &[(&str, &str, u16, &str)] = &[
         ("42", r#"{"signal": 15}"#, 200, ""),
@@ -151,17 +170,17 @@ fn default_policy_decision_table() {
             "PERMISSION_DENIED",
         ),
     ];
-    assert_rows(&policy, rows);
-    assert_eq!(table.sent(), vec![(42, 15), (42, rtmax)]);
+    assert_rows(&loaded, rows);
+    assert_eq!(loaded.table.sent(), vec![(42, 15), (42, rtmax)]);
 }
 
 /// The strict example refuses deliverable signals outside SIGINT/SIGKILL/SIGTERM
 /// with 403 SIGNAL_NOT_ALLOWED, and otherwise decides like the default.
 #[test]
 fn strict_policy_narrows_signals() {
-    let (policy, table) = load(&std::fs::read(common::STRICT_POLICY).unwrap());
+    let loaded = load(&std::fs::read(common::STRICT_POLICY).unwrap());
     assert_rows(
-        &policy,
+        &loaded,
         &[
             ("42", r#"{"signal": 10}"#, 403, "SIGNAL_NOT_ALLOWED"),
             ("42", r#"{"signal": 1}"#, 403, "SIGNAL_NOT_ALLOWED"),
@@ -172,19 +191,19 @@ fn strict_policy_narrows_signals() {
             ("42", r#"{"signal": 15}"#, 200, ""),
         ],
     );
-    assert_eq!(table.sent(), vec![(42, 2), (42, 9), (42, 15)]);
+    assert_eq!(loaded.table.sent(), vec![(42, 2), (42, 9), (42, 15)]);
 }
 
 /// One loaded policy answers from many threads at once, each call on its own instance.
 #[test]
 fn serves_concurrent_calls() {
-    let (policy, table) = load(DEFAULT_POLICY);
+    let loaded = load(DEFAULT_POLICY);
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let policy = &policy;
+            let loaded = &loaded;
             move || {
                 for _ in 0..50 {
-                    assert_eq!(ask(policy, "42", r#"{"signal": 15}"#).0, 200);
+                    assert_eq!(ask(loaded, "42", r#"{"signal": 15}"#).0, 200);
                 }
             }
         })
@@ -194,30 +213,33 @@ fn serves_concurrent_calls() {
             scope.spawn(thread);
         }
     });
-    assert_eq!(table.sent().len(), 400);
+    assert_eq!(loaded.table.sent().len(), 400);
 }
 
-/// A trapping policy is an error for the host to answer (500), not a crash,
-/// and the next call works.
+/// Traps and malformed answers are errors for the host to answer (500), not
+/// crashes, and the policy answers the next request.
 #[test]
-fn trap_is_a_call_error() {
-    let (policy, _) = load(&common::wat_policy("(unreachable)", ""));
-    let request = Request {
-        pid: "42".into(),
-        body: br#"{"signal": 15}"#.to_vec(),
-        headers: vec![],
-    };
+fn misbehaviour_is_a_call_error() {
+    let call = |loaded: &Loaded, pid: &str| call(loaded, request(pid, "{}"));
+    let trap = load(&common::misbehaving_policy("(unreachable)"));
     for _ in 0..3 {
-        assert!(matches!(
-            policy.call(request.clone()),
-            Err(CallError::Trap(_))
-        ));
+        assert!(matches!(call(&trap, "666"), Err(CallError::Trap(_))));
+        assert_eq!(call(&trap, "42").unwrap().status, 418);
     }
-    let (policy, _) = load(&common::fixed_answer_policy(600, "{}"));
+    let status = load(&common::answering_policy(600, "{}"));
     assert!(matches!(
-        policy.call(request.clone()),
+        call(&status, "666"),
         Err(CallError::BadStatus(600))
     ));
-    let (policy, _) = load(&common::fixed_answer_policy(200, "{"));
-    assert!(matches!(policy.call(request), Err(CallError::BadBody(_))));
+    let body = load(&common::answering_policy(200, "{"));
+    assert!(matches!(call(&body, "666"), Err(CallError::BadBody(_))));
+}
+
+/// The default policy's machine code comes from the build, not a compile at
+/// start-up (on the machine that built it).
+#[test]
+fn default_policy_is_precompiled() {
+    let runtime = Runtime::new(Limits::default(), None).unwrap();
+    let policy = runtime.load(DEFAULT_POLICY).unwrap();
+    assert_eq!(policy.compiled(), sigd::policy::Compiled::AtBuild);
 }

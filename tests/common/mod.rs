@@ -18,6 +18,12 @@ pub const SIGD: &str = env!("CARGO_BIN_EXE_sigd");
 
 /// The stricter example policy (examples/policies/strict), built by host/build.rs.
 pub const STRICT_POLICY: &str = env!("SIGD_POLICY_STRICT");
+/// The default policy as a file (guest/), built by host/build.rs.
+pub const DEFAULT_POLICY_FILE: &str = env!("SIGD_POLICY_DEFAULT");
+/// A policy that kills whatever its body lists (tests/guests/hostile).
+pub const HOSTILE_POLICY: &str = env!("SIGD_POLICY_HOSTILE");
+/// A policy that imports WASI and reports what it got (tests/guests/wasi-probe).
+pub const WASI_PROBE_POLICY: &str = env!("SIGD_POLICY_WASI_PROBE");
 
 /// Panics unless this test runs as pid 1 of a private PID namespace, where the
 /// only processes sigd could ever signal are this test's own.
@@ -127,6 +133,36 @@ impl Sigd {
         self.raw(format!("{head}\r\n{body}").as_bytes())
     }
 
+    /// A GET of `path`.
+    pub fn get(&self, path: &str) -> Reply {
+        self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    /// The sha256 of the policy sigd serves with, from `/healthz`.
+    pub fn policy_sha256(&self) -> String {
+        let health = self.get("/healthz");
+        assert_eq!(health.status, 200, "{}", health.body);
+        health.json()["policy"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Send sigd a signal (SIGHUP reloads its policy).
+    pub fn send(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
+    /// sigd's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// Send raw bytes on a fresh connection and read the whole reply.
     pub fn raw(&self, request: &[u8]) -> Reply {
         let mut stream = TcpStream::connect(self.addr).expect("connect to sigd");
@@ -155,7 +191,9 @@ impl Drop for Sigd {
     }
 }
 
-/// `sigd serve --listen 127.0.0.1:0 <args>`, with no token in its environment.
+/// `sigd serve --listen 127.0.0.1:0 <args>`, with no token in its
+/// environment. Unless `args` speak of the cache, compiled policies are not
+/// cached: the default cache (/var/cache/sigd as root) is the machine's.
 pub fn sigd_command(args: &[&str]) -> Command {
     let mut command = Command::new(SIGD);
     command
@@ -163,6 +201,9 @@ pub fn sigd_command(args: &[&str]) -> Command {
         .args(args)
         .env_remove("SIGD_TOKEN")
         .env("RUST_LOG", "info");
+    if !args.iter().any(|arg| arg.contains("cache")) {
+        command.arg("--no-cache");
+    }
     command
 }
 
@@ -318,23 +359,75 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A policy component, in WAT, whose `handle-signal` runs `body` (core wasm
-/// instructions leaving an i32: the address of the response record) over a
-/// memory holding `data` at address 0. It imports nothing.
-pub fn wat_policy(body: &str, data: &str) -> Vec<u8> {
+/// A policy component in WAT that imports nothing. For a `{pid}` segment of
+/// exactly three characters (use "666") it runs `misbehave`: core wasm
+/// instructions leaving an i32, the address of the response record to return
+/// (`(call $recurse)` recurses forever; [`answering_policy`] fills address 32).
+/// For any other pid, such as the smoke call's, it answers 418 `{}`.
+pub fn misbehaving_policy(misbehave: &str) -> Vec<u8> {
+    policy_wat(PID_IS_666, misbehave, "")
+}
+
+/// Like [`misbehaving_policy`], but it misbehaves on every call, the smoke
+/// call sigd makes before it takes a policy on included.
+pub fn always_misbehaving_policy(misbehave: &str) -> Vec<u8> {
+    policy_wat("(i32.const 1)", misbehave, "")
+}
+
+/// The condition for misbehaving: the `{pid}` segment (its length is the
+/// second parameter) has three characters.
+const PID_IS_666: &str = "(i32.eq (local.get 1) (i32.const 3))";
+
+/// A policy that answers `status` with `body` (at most 200 bytes, no `"` or
+/// `\\`) for pid "666", and 418 `{}` to anything else.
+pub fn answering_policy(status: u16, body: &str) -> Vec<u8> {
+    policy_wat(
+        PID_IS_666,
+        "(i32.const 32)",
+        &response_record(32, status, body),
+    )
+}
+
+/// A WAT string literal (escaped bytes) holding a response record at `at`:
+/// status (u16), padding, then the body's (pointer, length), then the body.
+fn response_record(at: u32, status: u16, body: &str) -> String {
+    assert!(body.len() <= 200 && !body.contains(['"', '\\']));
+    let escape = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .map(|b| format!("\\{b:02x}"))
+            .collect::<String>()
+    };
+    format!(
+        "{}\\00\\00{}{}{body}",
+        escape(&status.to_le_bytes()),
+        escape(&(at + 12).to_le_bytes()),
+        escape(&(body.len() as u32).to_le_bytes()),
+    )
+}
+
+fn policy_wat(when: &str, misbehave: &str, data_at_32: &str) -> Vec<u8> {
+    let good = response_record(0, 418, "{}");
     let wat = format!(
         r#"(component
   (core module $m
-    (memory (export "memory") 4)
+    (memory (export "memory") 1)
     (global $next (mut i32) (i32.const 1024))
-    (data (i32.const 0) "{data}")
+    (data (i32.const 0) "{good}")
+    (data (i32.const 32) "{data_at_32}")
     (func (export "realloc") (param i32 i32 i32 i32) (result i32)
       (local $at i32)
       (local.set $at (i32.and (i32.add (global.get $next) (i32.sub (local.get 2) (i32.const 1)))
                               (i32.sub (i32.const 0) (local.get 2))))
       (global.set $next (i32.add (local.get $at) (local.get 3)))
+      (if (i32.gt_u (global.get $next) (i32.mul (memory.size) (i32.const 65536)))
+        (then (drop (memory.grow (i32.add (i32.shr_u (local.get 3) (i32.const 16)) (i32.const 1))))))
       (local.get $at))
-    (func (export "handle") (param i32 i32 i32 i32 i32 i32) (result i32) {body}))
+    (func $recurse (result i32) (i32.add (call $recurse) (i32.const 1)))
+    (func (export "handle") (param i32 i32 i32 i32 i32 i32) (result i32)
+      (if (result i32) {when}
+        (then {misbehave})
+        (else (i32.const 0)))))
   (core instance $i (instantiate $m))
   (type $request (record (field "pid" string) (field "body" (list u8))
                          (field "headers" (list (tuple string string)))))
@@ -349,17 +442,4 @@ pub fn wat_policy(body: &str, data: &str) -> Vec<u8> {
   (export "sigd:policy/handler@0.1.0" (instance $handler)))"#
     );
     wat::parse_str(&wat).unwrap_or_else(|e| panic!("bad WAT: {e}\n{wat}"))
-}
-
-/// A policy that answers `status` with `body` (at most 200 bytes) to everything.
-pub fn fixed_answer_policy(status: u16, body: &str) -> Vec<u8> {
-    assert!(body.len() <= 200 && !body.contains(['"', '\\']));
-    let [lo, hi] = status.to_le_bytes();
-    // The response record at 0: status (u16), padding, then the body
-    // string's (pointer, length) at 4 and 8; the body itself at 12.
-    let data = format!(
-        "\\{lo:02x}\\{hi:02x}\\00\\00\\0c\\00\\00\\00\\{:02x}\\00\\00\\00{body}",
-        body.len()
-    );
-    wat_policy("(i32.const 0)", &data)
 }

@@ -1,0 +1,385 @@
+//! The policy runtime against hostile and broken policies, through the real
+//! binary: limits on every call, the host's own refusals, a WASI guest that
+//! gets nothing, hot swaps under load, and the compiled-policy cache.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::json;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The policy deadline these tests run sigd with (its default).
+const DEADLINE: Duration = Duration::from_millis(50);
+
+fn write_policy(dir: &Path, name: &str, component: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, component).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A policy that loops forever, grows memory without bound, or recurses
+/// without bound gets a 500 INTERNAL within the deadline (+50 ms); the log
+/// names the limit, and the next request is answered normally.
+#[test]
+fn limits_end_runaway_calls() {
+    let dir = scratch("limits_end_runaway_calls");
+    let cases = [
+        ("deadline", "(loop $forever (br $forever)) (i32.const 0)"),
+        (
+            "memory",
+            "(loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) \
+             (i32.const 0)",
+        ),
+        ("stack", "(call $recurse)"),
+    ];
+    for (limit, instructions) in cases {
+        let policy = write_policy(
+            &dir,
+            &format!("{limit}.wasm"),
+            &misbehaving_policy(instructions),
+        );
+        let sigd = Sigd::start(&["--policy", &policy]);
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let started = Instant::now();
+            sigd.signal(666, r#"{"signal": 15}"#)
+                .assert(500, "INTERNAL");
+            took.push(started.elapsed());
+            let reply = sigd.signal(42, r#"{"signal": 15}"#);
+            assert_eq!(reply.status, 418, "the next call is answered");
+        }
+        took.sort();
+        let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+        println!("{limit}: 500 after p50 {p50:?}, max {p99:?}");
+        assert!(
+            p99 < DEADLINE + Duration::from_millis(50),
+            "{limit}: {p99:?}"
+        );
+        sigd.expect_log(&format!("policy hit its {limit} limit"));
+    }
+}
+
+/// A looping call holds up nobody else: while calls run into the deadline on
+/// other connections, ordinary requests are answered correctly, and none
+/// waits anywhere near a runaway call's deadline (long calls yield at every
+/// epoch tick).
+#[test]
+fn runaway_calls_do_not_stall_others() {
+    let dir = scratch("runaway_calls_do_not_stall_others");
+    let policy = write_policy(
+        &dir,
+        "loop.wasm",
+        &misbehaving_policy("(loop $forever (br $forever)) (i32.const 0)"),
+    );
+    let sigd = Sigd::start(&["--policy", &policy]);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    sigd.signal(666, "{}").assert(500, "INTERNAL");
+                }
+            });
+        }
+        let mut slowest = Duration::ZERO;
+        for _ in 0..100 {
+            let started = Instant::now();
+            assert_eq!(sigd.signal(42, "{}").status, 418);
+            slowest = slowest.max(started.elapsed());
+        }
+        stop.store(true, Ordering::Relaxed);
+        println!("slowest ordinary request beside runaway calls: {slowest:?}");
+        assert!(slowest < DEADLINE, "{slowest:?}");
+    });
+}
+
+/// Whatever a policy orders, the host never passes pid -1, 0 or a process
+/// group to kill(2), nor signals pid 1 or sigd: each is refused as
+/// `protected`, and every process in the namespace lives. The same policy's
+/// kill of an ordinary child goes through (the control).
+#[test]
+fn host_refuses_what_no_policy_may_do() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--policy", HOSTILE_POLICY]);
+    let mut child = target();
+    let own_group = nix::unistd::getpgrp().as_raw();
+    let sigd_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(sigd.pid())))
+        .unwrap()
+        .as_raw();
+    let targets = json!([
+        [-1, 9],
+        [0, 9],
+        [1, 9],
+        [sigd.pid(), 9],
+        [-sigd_group, 9],
+        [-own_group, 9],
+        [-(child.id() as i32), 9],
+        [i32::MIN, 9],
+    ]);
+    let reply = sigd.post(
+        &format!("/api/v1/processes/{}/signal", child.id()),
+        &json!({ "kill": targets }).to_string(),
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json()["results"],
+        json!(vec!["protected"; targets.as_array().unwrap().len()])
+    );
+    let undeliverable = json!({ "kill": [[child.id(), 0], [child.id(), 32], [child.id(), 65]] });
+    let reply = sigd.post(
+        "/api/v1/processes/1/signal",
+        &undeliverable.to_string(),
+        &[],
+    );
+    assert_eq!(reply.json()["results"], json!(vec!["invalid-signal"; 3]));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the child was signalled"
+    );
+
+    let control = json!({ "kill": [[child.id(), 9]] });
+    let reply = sigd.post("/api/v1/processes/1/signal", &control.to_string(), &[]);
+    assert_eq!(reply.json()["results"], json!(["ok"]));
+    assert_killed_by(&mut child, 9);
+}
+
+/// A guest that imports WASI gets no environment, no arguments, no
+/// directories and no network, and what it prints lands in sigd's log; one
+/// that floods its output finds the stream closed at the cap (64 KiB) and
+/// sigd's log gets only the first KiB of it.
+#[test]
+fn wasi_guests_get_nothing() {
+    let mut sigd = sigd_command(&["--policy", WASI_PROBE_POLICY]);
+    sigd.env("SECRET_IN_SIGD_ENV", "must-not-leak");
+    let sigd = Sigd::start_command(sigd);
+    let reply = sigd.signal(42, "{}");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let seen = reply.json();
+    assert_eq!(
+        (&seen["env"], &seen["args"], &seen["preopens"]),
+        (&json!(0), &json!(0), &json!(0))
+    );
+    assert_eq!(seen["tcp"], "access-denied", "{seen}");
+    assert_eq!(seen["dns"], "permanent-resolver-failure", "{seen}");
+    sigd.expect_log("probe: hello on stdout");
+    sigd.expect_log("probe: hello on stderr");
+
+    assert_eq!(sigd.signal(42, r#"{"flood": 200000}"#).status, 200);
+    sigd.expect_log("bytes=65536");
+    let longest_line = sigd.log().lines().map(str::len).max().unwrap();
+    assert!(longest_line < 1500, "a log line of {longest_line} bytes");
+}
+
+/// 1,000 trapping calls leave sigd's resident memory where it was: a trap
+/// takes its instance down and nothing else.
+#[test]
+fn traps_do_not_leak() {
+    let dir = scratch("traps_do_not_leak");
+    let policy = write_policy(&dir, "trap.wasm", &misbehaving_policy("(unreachable)"));
+    let sigd = Sigd::start(&["--policy", &policy]);
+    for _ in 0..200 {
+        sigd.signal(666, "{}").assert(500, "INTERNAL");
+    }
+    let before = sigd.rss_kib();
+    for _ in 0..1000 {
+        sigd.signal(666, "{}").assert(500, "INTERNAL");
+    }
+    let after = sigd.rss_kib();
+    println!("RSS before 1000 traps: {before} KiB, after: {after} KiB");
+    assert!(
+        after <= before + 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+}
+
+/// Writes `bytes` to `path` the way deploy tools do: a new file renamed over it.
+fn replace_file(path: &Path, bytes: &[u8]) {
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, bytes).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// Wait (at most 10 s) until sigd serves with the policy whose sha256 is `sha256`.
+#[track_caller]
+fn expect_policy(sigd: &Sigd, sha256: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sigd.policy_sha256() != sha256 {
+        assert!(
+            Instant::now() < deadline,
+            "policy {sha256} never became active:\n{}",
+            sigd.log()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// 100 swaps between the default and the strict policy on SIGHUP, under
+/// concurrent load: every request is answered by one policy or the other,
+/// none fails, and both answers are seen.
+#[test]
+fn hot_swap_under_load_loses_nothing() {
+    let dir = scratch("hot_swap_under_load");
+    let path = dir.join("policy.wasm");
+    let default = std::fs::read(DEFAULT_POLICY_FILE).unwrap();
+    let strict = std::fs::read(STRICT_POLICY).unwrap();
+    let sha = |bytes: &[u8]| sigd::policy::sha256_hex(bytes);
+    replace_file(&path, &default);
+    let sigd = Sigd::start(&["--policy", path.to_str().unwrap()]);
+    // SIGUSR1 to a pid nobody has: the default says 404, the strict 403.
+    let missing = free_pid();
+    let (stop, answered, by_default, by_strict) = (
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = sigd.signal(missing, r#"{"signal": 10}"#);
+                    match (reply.status, reply.code().as_str()) {
+                        (404, "PROCESS_NOT_FOUND") => by_default.fetch_add(1, Ordering::Relaxed),
+                        (403, "SIGNAL_NOT_ALLOWED") => by_strict.fetch_add(1, Ordering::Relaxed),
+                        _ => panic!(
+                            "mis-answered during a swap: {} {}",
+                            reply.status, reply.body
+                        ),
+                    };
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for swap in 0..100 {
+            let next = if swap % 2 == 0 { &strict } else { &default };
+            replace_file(&path, next);
+            sigd.send(Signal::SIGHUP);
+            expect_policy(&sigd, &sha(next));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let (d, s) = (by_default.into_inner(), by_strict.into_inner());
+    println!(
+        "{} requests across 100 swaps: {d} by the default, {s} by the strict policy",
+        answered.into_inner()
+    );
+    assert!(d > 0 && s > 0);
+}
+
+/// A bad new file (garbage, the wrong world, a policy that traps in the smoke
+/// call) is refused and logged, and the old policy keeps serving.
+#[test]
+fn bad_swaps_keep_the_old_policy() {
+    let dir = scratch("bad_swaps");
+    let path = dir.join("policy.wasm");
+    let strict = std::fs::read(STRICT_POLICY).unwrap();
+    replace_file(&path, &strict);
+    let sigd = Sigd::start(&["--policy", path.to_str().unwrap(), "--watch"]);
+    let active = sigd.policy_sha256();
+    let bad: [(&str, Vec<u8>); 4] = [
+        ("garbage", b"\0asm but not really".to_vec()),
+        ("wrong world", wat::parse_str("(component)").unwrap()),
+        ("empty", Vec::new()),
+        ("smoke trap", always_misbehaving_policy("(unreachable)")),
+    ];
+    for (i, (what, bytes)) in bad.iter().enumerate() {
+        replace_file(&path, bytes);
+        sigd.send(Signal::SIGHUP);
+        let refusals = i + 1;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sigd.log().matches("policy not swapped").count() < refusals {
+            assert!(
+                Instant::now() < deadline,
+                "{what} was not refused:\n{}",
+                sigd.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(sigd.policy_sha256(), active, "{what}");
+        sigd.signal(42, r#"{"signal": 10}"#)
+            .assert(403, "SIGNAL_NOT_ALLOWED");
+    }
+    // --watch picks up a good file without a signal.
+    let default = std::fs::read(DEFAULT_POLICY_FILE).unwrap();
+    replace_file(&path, &default);
+    expect_policy(&sigd, &sigd::policy::sha256_hex(&default));
+}
+
+/// Compiled policies are cached: the second start loads from the cache, a
+/// corrupt entry is detected and rebuilt, and the built-in policy needs no
+/// compile at all. Prints the time from exec to the first 200 each way.
+#[test]
+fn compiled_policy_cache() {
+    let dir = scratch("compiled_policy_cache");
+    let cache = dir.join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let first_200 = |args: &[&str], expect: &str| {
+        let best = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                let sigd = Sigd::start(args);
+                sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+                sigd.expect_log(expect);
+                started.elapsed()
+            })
+            .min()
+            .unwrap();
+        println!("exec to first answer, {expect}: {best:?} (best of 5)");
+        best
+    };
+
+    let cold = first_200(
+        &["--policy", STRICT_POLICY, "--no-cache"],
+        "compiled=OnLoad",
+    );
+    first_200(
+        &["--policy", STRICT_POLICY, "--cache-dir", cache_arg],
+        "compiled=",
+    );
+    let warm = first_200(
+        &["--policy", STRICT_POLICY, "--cache-dir", cache_arg],
+        "compiled=FromCache",
+    );
+    let builtin = first_200(&["--no-cache"], "compiled=AtBuild");
+    assert!(warm < cold, "cache {warm:?} vs compile {cold:?}");
+    assert!(builtin < cold, "built-in {builtin:?} vs compile {cold:?}");
+
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&entries[0], &bytes).unwrap();
+    let sigd = Sigd::start(&["--policy", STRICT_POLICY, "--cache-dir", cache_arg]);
+    sigd.expect_log("corrupt compiled-policy cache entry");
+    sigd.expect_log("compiled=OnLoad");
+    sigd.signal(42, r#"{"signal": 10}"#)
+        .assert(403, "SIGNAL_NOT_ALLOWED");
+    drop(sigd);
+    Sigd::start(&["--policy", STRICT_POLICY, "--cache-dir", cache_arg])
+        .expect_log("compiled=FromCache");
+}
+
+/// A cache directory others may write to is not trusted with compiled code.
+#[test]
+fn unsafe_cache_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("unsafe_cache_directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sigd = Sigd::start(&[
+        "--policy",
+        STRICT_POLICY,
+        "--cache-dir",
+        dir.to_str().unwrap(),
+    ]);
+    sigd.expect_log("compiled policies will not be cached");
+    sigd.expect_log("compiled=OnLoad");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
