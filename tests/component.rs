@@ -216,8 +216,9 @@ fn serves_concurrent_calls() {
     assert_eq!(loaded.table.sent().len(), 400);
 }
 
-/// Traps and malformed answers are errors for the host to answer (500), not
-/// crashes, and the policy answers the next request.
+/// Traps and malformed answers (bad status, not JSON, too large) are errors
+/// for the host to answer (500), not crashes, and the policy answers the next
+/// request.
 #[test]
 fn misbehaviour_is_a_call_error() {
     let call = |loaded: &Loaded, pid: &str| call(loaded, request(pid, "{}"));
@@ -233,6 +234,16 @@ fn misbehaviour_is_a_call_error() {
     ));
     let body = load(&common::answering_policy(200, "{"));
     assert!(matches!(call(&body, "666"), Err(CallError::BadBody(_))));
+    // A 70,000-byte body (zeros from address 2048), past the 64 KiB cap;
+    // the record pointing at it sits beyond, at 100,000.
+    let huge = load(&common::misbehaving_policy(
+        "(drop (memory.grow (i32.const 1)))
+         (i32.store16 (i32.const 100000) (i32.const 200))
+         (i32.store (i32.const 100004) (i32.const 2048))
+         (i32.store (i32.const 100008) (i32.const 70000))
+         (i32.const 100000)",
+    ));
+    assert!(matches!(call(&huge, "666"), Err(CallError::TooLarge(70000))));
 }
 
 /// The default policy's machine code comes from the build, not a compile at
