@@ -243,7 +243,10 @@ fn misbehaviour_is_a_call_error() {
          (i32.store (i32.const 100008) (i32.const 70000))
          (i32.const 100000)",
     ));
-    assert!(matches!(call(&huge, "666"), Err(CallError::TooLarge(70000))));
+    assert!(matches!(
+        call(&huge, "666"),
+        Err(CallError::TooLarge(70000))
+    ));
 }
 
 /// The default policy's machine code comes from the build, not a compile at
