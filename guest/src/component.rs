@@ -14,7 +14,7 @@
 //! sigd_policy::component::export_policy!(Strict);
 //! ```
 
-use crate::{Host, KillError, Request, Rules, decide};
+use crate::{Exit, Host, KillError, Process, Request, Rules, Scope, decide};
 use std::ops::RangeInclusive;
 
 #[doc(hidden)]
@@ -38,23 +38,60 @@ use bindings::sigd::policy::host::{self as wit, RunState};
 pub struct Imports;
 
 impl Host for Imports {
+    type Process = wit::Process;
+
     fn realtime_signals(&self) -> RangeInclusive<i32> {
         let range = wit::realtime_signals();
         range.min..=range.max
     }
 
-    fn is_running(&self, pid: i32) -> Option<bool> {
-        wit::lookup(pid).map(|process| !matches!(process.state, RunState::Zombie | RunState::Dead))
+    fn open(&self, pid: i32) -> Option<wit::Process> {
+        wit::Process::open(pid)
+    }
+}
+
+impl Process for wit::Process {
+    fn is_running(&self) -> Option<bool> {
+        self.info()
+            .map(|info| !matches!(info.state, RunState::Zombie | RunState::Dead))
     }
 
-    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-        wit::kill(pid, signal).map_err(|error| match error {
+    fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError> {
+        wit::Process::signal(self, signal, scope.into()).map_err(KillError::from)
+    }
+
+    fn escalate(&self, after_ms: u32, signal: i32, scope: Scope) -> Result<(), KillError> {
+        wit::Process::escalate(self, after_ms, signal, scope.into()).map_err(KillError::from)
+    }
+
+    fn wait_exit(&self, timeout_ms: u32) -> Option<Exit> {
+        wit::Process::wait_exit(self, timeout_ms).map(|status| match status {
+            wit::ExitStatus::Code(code) => Exit::Code(code),
+            wit::ExitStatus::Signal(signal) => Exit::Signal(signal),
+            wit::ExitStatus::Unknown => Exit::Unknown,
+        })
+    }
+}
+
+impl From<Scope> for wit::Scope {
+    fn from(scope: Scope) -> wit::Scope {
+        match scope {
+            Scope::Process => wit::Scope::Process,
+            Scope::Group => wit::Scope::Group,
+            Scope::Tree => wit::Scope::Tree,
+        }
+    }
+}
+
+impl From<wit::KillError> for KillError {
+    fn from(error: wit::KillError) -> KillError {
+        match error {
             wit::KillError::NotFound => KillError::NotFound,
             wit::KillError::InvalidSignal => KillError::InvalidSignal,
             wit::KillError::Protected => KillError::Protected,
             wit::KillError::PermissionDenied => KillError::PermissionDenied,
             wit::KillError::Failed => KillError::Failed,
-        })
+        }
     }
 }
 

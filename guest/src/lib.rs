@@ -1,18 +1,24 @@
 //! sigd's default policy: where a Send Signal request is validated.
 //!
 //! The decision is plain Rust: [`decide`] takes the request, a [`Host`] that
-//! can look processes up and send signals, and the [`Rules`] of the policy, and
-//! returns the HTTP answer. It compiles natively, so it is unit-tested (and can
-//! be fuzzed) without wasm; [`component`] binds it to the WIT world
+//! can open processes and signal them, and the [`Rules`] of the policy, and
+//! returns the HTTP answer. It compiles natively, so it is unit-tested (and
+//! fuzzed) without wasm; [`component`] binds it to the WIT world
 //! `sigd:policy/policy` for the host to load.
 //!
 //! Checks run in the order a caller would fix them: the pid in the path, then
-//! the body, then the signal number, then the target process, then the kill.
+//! the body (its signal, scope, escalation and wait), then the policy's rules,
+//! then the target process, then the signal itself.
 
 pub mod component;
+pub mod request;
+pub mod signals;
 
-use serde_json::{Value, json};
+use request::SignalRequest;
+use serde_json::{Map, Value, json};
 use std::ops::RangeInclusive;
+
+pub use request::Scope;
 
 /// One Send Signal request, as the policy sees it.
 #[derive(Debug, Clone, Copy)]
@@ -40,29 +46,64 @@ pub enum KillError {
     Failed,
 }
 
-/// What the policy needs from the host (the WIT `host` interface, narrowed).
+/// How a process ended (mirrors WIT `host.exit-status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    Unknown,
+}
+
+/// What the policy needs from the host (the WIT `host` interface).
 pub trait Host {
+    /// A process handle: it names one process, even after its pid is reused.
+    type Process: Process;
     /// SIGRTMIN..=SIGRTMAX of the host's libc.
     fn realtime_signals(&self) -> RangeInclusive<i32>;
-    /// `None` if no process has this pid; else whether it can still take a
-    /// signal (false for a zombie or a dying process).
-    fn is_running(&self, pid: i32) -> Option<bool>;
-    /// Send `signal` to the process `pid`.
-    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError>;
+    /// A handle on the process `pid`, if there is one.
+    fn open(&self, pid: i32) -> Option<Self::Process>;
+}
+
+/// One opened process (the WIT `host.process` resource).
+pub trait Process {
+    /// `None` once it is gone; else whether it can still take a signal
+    /// (false for a zombie or a dying process).
+    fn is_running(&self) -> Option<bool>;
+    /// Send `signal` to its `scope`; the pids reached.
+    fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError>;
+    /// After `after_ms`, if it still runs, send `signal` to its `scope`.
+    fn escalate(&self, after_ms: u32, signal: i32, scope: Scope) -> Result<(), KillError>;
+    /// Wait at most `timeout_ms` for it to exit.
+    fn wait_exit(&self, timeout_ms: u32) -> Option<Exit>;
 }
 
 /// What makes one policy differ from another.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
-    /// The signals this policy lets through; `None` lets through every signal
-    /// Linux delivers. Others are refused with 403 `SIGNAL_NOT_ALLOWED`.
+    /// The signals this policy lets through (escalation signals included);
+    /// `None` lets through every signal Linux delivers. Others are refused
+    /// with 403 `SIGNAL_NOT_ALLOWED`.
     pub allowed_signals: Option<&'static [i32]>,
+    /// The scopes callers may ask for; others get 403 `SCOPE_NOT_ALLOWED`.
+    pub allowed_scopes: &'static [Scope],
+    /// The scope of a request that names none.
+    pub default_scope: Scope,
+    /// The longest `wait_ms` a caller may ask for.
+    pub max_wait_ms: u32,
+    /// The longest `escalate.after_ms` a caller may ask for.
+    pub max_escalate_ms: u32,
 }
 
 impl Rules {
-    /// The endpoint as Tensorlake specifies it: any deliverable signal.
+    /// The endpoint as Tensorlake specifies it, plus sigd's extensions: any
+    /// deliverable signal, any scope (the process alone unless asked), waits
+    /// up to 30 s, escalation up to 10 minutes later.
     pub const DEFAULT: Rules = Rules {
         allowed_signals: None,
+        allowed_scopes: &[Scope::Process, Scope::Group, Scope::Tree],
+        default_scope: Scope::Process,
+        max_wait_ms: 30_000,
+        max_escalate_ms: 600_000,
     };
 }
 
@@ -71,17 +112,19 @@ impl Rules {
 pub enum Rejection {
     /// `{pid}` is not a positive 32-bit integer.
     InvalidPid(String),
-    /// The body is not a JSON object with an integer `signal`.
-    InvalidRequest(&'static str),
-    /// The number (as written) is not a signal Linux delivers.
+    /// The body is not a JSON object of the expected shape.
+    InvalidRequest(String),
+    /// The value (as written) is not a signal Linux delivers.
     InvalidSignal(String),
     /// A deliverable signal that these rules do not allow.
     SignalNotAllowed(i32),
+    /// A scope that these rules do not allow.
+    ScopeNotAllowed(Scope),
     /// No process has this pid.
     ProcessNotFound(i32),
     /// The process exists but has exited (zombie) or is being torn down.
     ProcessNotRunning(i32),
-    /// The host never signals this process (pid 1, sigd itself, ...).
+    /// The host never signals this process or scope (pid 1, sigd, ...).
     ProtectedProcess(i32),
     /// The kernel refused sigd permission to signal it.
     PermissionDenied(i32),
@@ -106,15 +149,27 @@ impl Rejection {
                 "INVALID_REQUEST",
                 format!("the body must be a JSON object like {{\"signal\": 15}}: {why}"),
             ),
-            Rejection::InvalidSignal(n) => (
+            Rejection::InvalidSignal(raw) => (
                 400,
                 "INVALID_SIGNAL",
-                format!("{n} is not a signal Linux delivers: use 1-31 or SIGRTMIN..SIGRTMAX"),
+                format!(
+                    "{} is not a signal Linux delivers; use {}",
+                    shorten(raw),
+                    signals::ACCEPTED_FORMS
+                ),
             ),
             Rejection::SignalNotAllowed(n) => (
                 403,
                 "SIGNAL_NOT_ALLOWED",
                 format!("this policy does not allow signal {n}"),
+            ),
+            Rejection::ScopeNotAllowed(scope) => (
+                403,
+                "SCOPE_NOT_ALLOWED",
+                format!(
+                    "this policy does not allow the scope \"{}\"",
+                    scope.as_str()
+                ),
             ),
             Rejection::ProcessNotFound(pid) => (
                 404,
@@ -129,7 +184,10 @@ impl Rejection {
             Rejection::ProtectedProcess(pid) => (
                 403,
                 "PROTECTED_PROCESS",
-                format!("process {pid} is protected: sigd never signals pid 1 or itself"),
+                format!(
+                    "sigd never signals pid 1, itself or its ancestors, nor a group or tree \
+                     holding one of them, and the request for process {pid} would"
+                ),
             ),
             Rejection::PermissionDenied(pid) => (
                 403,
@@ -152,35 +210,72 @@ impl Rejection {
 /// Decide one request under `rules`, ordering the signal through `host`.
 pub fn decide(rules: &Rules, host: &impl Host, request: &Request) -> Response {
     match order_signal(rules, host, request) {
-        Ok(()) => Response {
+        Ok(body) => Response {
             status: 200,
-            body: json!({ "success": true }).to_string(),
+            body: Value::Object(body).to_string(),
         },
         Err(rejection) => rejection.response(),
     }
 }
 
-fn order_signal(rules: &Rules, host: &impl Host, request: &Request) -> Result<(), Rejection> {
+fn order_signal(
+    rules: &Rules,
+    host: &impl Host,
+    request: &Request,
+) -> Result<Map<String, Value>, Rejection> {
     let pid = parse_pid(request.pid)?;
-    let signal = parse_signal(request.body)?;
-    let signal = deliverable(signal, host.realtime_signals())?;
-    if let Some(allowed) = rules.allowed_signals
-        && !allowed.contains(&signal)
-    {
-        return Err(Rejection::SignalNotAllowed(signal));
-    }
-    match host.is_running(pid) {
+    let realtime = host.realtime_signals();
+    let asked = SignalRequest::parse(request.body, rules.default_scope, &realtime)?;
+    asked.check(rules)?;
+    let process = host.open(pid).ok_or(Rejection::ProcessNotFound(pid))?;
+    match process.is_running() {
         None => return Err(Rejection::ProcessNotFound(pid)),
         Some(false) => return Err(Rejection::ProcessNotRunning(pid)),
         Some(true) => {}
     }
-    host.kill(pid, signal).map_err(|error| match error {
+    let refused = |error| rejection(error, pid, asked.signal);
+    let delivered = process.signal(asked.signal, asked.scope).map_err(refused)?;
+
+    // `success` first: clients that read the spec's `{"success": true}` see it first.
+    let mut body = Map::new();
+    body.insert("success".into(), json!(true));
+    body.insert("pid".into(), json!(pid));
+    body.insert("signal".into(), json!(asked.signal));
+    if let Some(name) = signals::name(asked.signal, &realtime) {
+        body.insert("signal_name".into(), json!(name));
+    }
+    body.insert("scope".into(), json!(asked.scope.as_str()));
+    body.insert("delivered_to".into(), json!(delivered));
+    if let Some(escalation) = asked.escalate {
+        process
+            .escalate(escalation.after_ms, escalation.signal, asked.scope)
+            .map_err(|error| rejection(error, pid, escalation.signal))?;
+        body.insert(
+            "escalation".into(),
+            json!({ "after_ms": escalation.after_ms, "signal": escalation.signal }),
+        );
+    }
+    if let Some(wait_ms) = asked.wait_ms {
+        let exit = match process.wait_exit(wait_ms) {
+            None => json!({ "exited": false, "waited_ms": wait_ms }),
+            Some(Exit::Code(code)) => json!({ "exited": true, "code": code }),
+            Some(Exit::Signal(signal)) => json!({ "exited": true, "signal": signal }),
+            Some(Exit::Unknown) => json!({ "exited": true }),
+        };
+        body.insert("exit".into(), exit);
+    }
+    Ok(body)
+}
+
+/// The rejection for a host's refusal to signal `pid` with `signal`.
+fn rejection(error: KillError, pid: i32, signal: i32) -> Rejection {
+    match error {
         KillError::NotFound => Rejection::ProcessNotFound(pid),
         KillError::InvalidSignal => Rejection::InvalidSignal(signal.to_string()),
         KillError::Protected => Rejection::ProtectedProcess(pid),
         KillError::PermissionDenied => Rejection::PermissionDenied(pid),
         KillError::Failed => Rejection::Internal,
-    })
+    }
 }
 
 /// A positive int32 written in plain decimal digits (no sign, no spaces).
@@ -195,41 +290,6 @@ pub fn parse_pid(raw: &str) -> Result<i32, Rejection> {
     }
 }
 
-/// The integer `signal` field of a JSON object body. Other fields are ignored.
-pub fn parse_signal(body: &[u8]) -> Result<i64, Rejection> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| Rejection::InvalidRequest("the body is not valid JSON"))?;
-    let object = value
-        .as_object()
-        .ok_or(Rejection::InvalidRequest("the body is not a JSON object"))?;
-    let signal = object
-        .get("signal")
-        .ok_or(Rejection::InvalidRequest("the field \"signal\" is missing"))?;
-    let not_integer = Rejection::InvalidRequest("the field \"signal\" must be an integer");
-    let Value::Number(n) = signal else {
-        return Err(not_integer);
-    };
-    if let Some(n) = n.as_i64() {
-        return Ok(n);
-    }
-    // An integer too large for i64 is still an integer, just not a signal.
-    match n.as_f64() {
-        Some(f) if n.is_u64() || (f.fract() == 0.0 && f.abs() >= 9.2e18) => {
-            Err(Rejection::InvalidSignal(n.to_string()))
-        }
-        _ => Err(not_integer),
-    }
-}
-
-/// `signal` if Linux delivers it: 1-31, or a realtime signal in `realtime`.
-/// (32 and 33 are reserved by the C library for its threads.)
-pub fn deliverable(signal: i64, realtime: RangeInclusive<i32>) -> Result<i32, Rejection> {
-    match i32::try_from(signal) {
-        Ok(n) if (1..=31).contains(&n) || realtime.contains(&n) => Ok(n),
-        _ => Err(Rejection::InvalidSignal(signal.to_string())),
-    }
-}
-
 /// At most 32 characters of caller input, for echoing in an error sentence.
 fn shorten(raw: &str) -> String {
     match raw.char_indices().nth(32) {
@@ -239,199 +299,4 @@ fn shorten(raw: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// A process table in memory that records the signals it was asked to send.
-    #[derive(Default)]
-    struct FakeHost {
-        /// pid -> running?
-        processes: HashMap<i32, bool>,
-        /// What `kill` answers for a pid, when not `Ok`.
-        refusals: HashMap<i32, KillError>,
-        sent: RefCell<Vec<(i32, i32)>>,
-    }
-
-    impl Host for FakeHost {
-        fn realtime_signals(&self) -> RangeInclusive<i32> {
-            34..=64
-        }
-        fn is_running(&self, pid: i32) -> Option<bool> {
-            self.processes.get(&pid).copied()
-        }
-        fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-            if let Some(error) = self.refusals.get(&pid) {
-                return Err(*error);
-            }
-            self.sent.borrow_mut().push((pid, signal));
-            Ok(())
-        }
-    }
-
-    fn host() -> FakeHost {
-        let mut host = FakeHost::default();
-        host.processes.insert(42, true);
-        host.processes.insert(43, false);
-        host.processes.insert(1, true);
-        host.refusals.insert(1, KillError::Protected);
-        host.processes.insert(7, true);
-        host.refusals.insert(7, KillError::PermissionDenied);
-        host
-    }
-
-    /// Runs one request against `host()` and returns (status, code or "", signals sent).
-    fn run(rules: &Rules, pid: &str, body: &str) -> (u16, String, Vec<(i32, i32)>) {
-        let host = host();
-        let response = decide(
-            rules,
-            &host,
-            &Request {
-                pid,
-                body: body.as_bytes(),
-            },
-        );
-        let json: Value = serde_json::from_str(&response.body).expect("body is JSON");
-        if response.status == 200 {
-            assert_eq!(json, json!({"success": true}));
-        } else {
-            assert!(json["error"].as_str().is_some_and(|s| !s.is_empty()));
-        }
-        let code = json["code"].as_str().unwrap_or_default().to_string();
-        (response.status, code, host.sent.take())
-    }
-
-    /// A valid request to a running process is delivered once and answered 200.
-    #[test]
-    fn delivers_a_valid_signal() {
-        assert_eq!(
-            run(&Rules::DEFAULT, "42", r#"{"signal": 15}"#),
-            (200, String::new(), vec![(42, 15)])
-        );
-        assert_eq!(
-            run(&Rules::DEFAULT, "42", r#"{"signal": 64}"#).2,
-            vec![(42, 64)]
-        );
-    }
-
-    /// Anything but a positive int32 in the path is INVALID_PID, and nothing is sent.
-    #[test]
-    fn rejects_bad_pids() {
-        for pid in [
-            "abc",
-            "0",
-            "-5",
-            "99999999999",
-            "2147483648",
-            "",
-            "+42",
-            " 42",
-            "4 2",
-            "%34%32",
-        ] {
-            assert_eq!(
-                run(&Rules::DEFAULT, pid, r#"{"signal": 15}"#),
-                (400, "INVALID_PID".into(), vec![]),
-                "{pid:?}"
-            );
-        }
-        assert_eq!(parse_pid("2147483647"), Ok(i32::MAX));
-    }
-
-    /// Bodies that are not an object with an integer `signal` are INVALID_REQUEST.
-    #[test]
-    fn rejects_bad_bodies() {
-        for body in [
-            "",
-            "not json",
-            "15",
-            "[15]",
-            "null",
-            "{}",
-            r#"{"sig": 15}"#,
-            r#"{"signal": "15"}"#,
-            r#"{"signal": 15.5}"#,
-            r#"{"signal": 1.5e1}"#,
-            r#"{"signal": null}"#,
-            r#"{"signal": true}"#,
-            r#"{"signal": 15"#,
-        ] {
-            assert_eq!(
-                run(&Rules::DEFAULT, "42", body),
-                (400, "INVALID_REQUEST".into(), vec![]),
-                "{body:?}"
-            );
-        }
-        // Unknown fields are ignored, for callers that send more than the spec.
-        assert_eq!(
-            run(&Rules::DEFAULT, "42", r#"{"signal": 9, "extra": [1]}"#).0,
-            200
-        );
-    }
-
-    /// Integers Linux does not deliver are INVALID_SIGNAL, checked before the process.
-    #[test]
-    fn rejects_undeliverable_signals() {
-        for signal in [
-            "0",
-            "-1",
-            "-15",
-            "32",
-            "33",
-            "65",
-            "4294967311",
-            "99999999999999999999",
-        ] {
-            let body = format!(r#"{{"signal": {signal}}}"#);
-            assert_eq!(
-                run(&Rules::DEFAULT, "999", &body),
-                (400, "INVALID_SIGNAL".into(), vec![]),
-                "{signal}"
-            );
-        }
-    }
-
-    /// Missing, exited, protected and forbidden targets map to their codes.
-    #[test]
-    fn maps_process_outcomes() {
-        let body = r#"{"signal": 15}"#;
-        assert_eq!(run(&Rules::DEFAULT, "999", body).1, "PROCESS_NOT_FOUND");
-        assert_eq!(run(&Rules::DEFAULT, "999", body).0, 404);
-        assert_eq!(
-            run(&Rules::DEFAULT, "43", body),
-            (400, "PROCESS_NOT_RUNNING".into(), vec![])
-        );
-        assert_eq!(
-            run(&Rules::DEFAULT, "1", body),
-            (403, "PROTECTED_PROCESS".into(), vec![])
-        );
-        assert_eq!(
-            run(&Rules::DEFAULT, "7", body),
-            (403, "PERMISSION_DENIED".into(), vec![])
-        );
-    }
-
-    /// Rules narrow the signals: others get 403 SIGNAL_NOT_ALLOWED, still after validation.
-    #[test]
-    fn rules_restrict_signals() {
-        let strict = Rules {
-            allowed_signals: Some(&[2, 9, 15]),
-        };
-        assert_eq!(run(&strict, "42", r#"{"signal": 9}"#).0, 200);
-        assert_eq!(
-            run(&strict, "42", r#"{"signal": 10}"#),
-            (403, "SIGNAL_NOT_ALLOWED".into(), vec![])
-        );
-        assert_eq!(run(&strict, "42", r#"{"signal": 0}"#).1, "INVALID_SIGNAL");
-    }
-
-    /// Caller input echoed in an error sentence is cut short and stays valid JSON.
-    #[test]
-    fn echoes_input_safely() {
-        let long = "\"x".repeat(100);
-        let response = Rejection::InvalidPid(long).response();
-        let json: Value = serde_json::from_str(&response.body).unwrap();
-        assert!(json["error"].as_str().unwrap().len() < 120);
-    }
-}
+mod tests;

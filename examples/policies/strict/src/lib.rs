@@ -1,17 +1,21 @@
 //! A stricter sigd policy, and a template for writing your own in Rust.
 //!
-//! It keeps every check of the default policy (`sigd-policy`) and changes one
-//! rule: only SIGINT, SIGKILL and SIGTERM may be sent; any other deliverable
-//! signal is answered 403 `SIGNAL_NOT_ALLOWED`. To write your own, copy this
-//! crate, change [`RULES`] (or call your own logic from `handle_signal`), and
-//! build it as the README shows.
+//! It keeps every check of the default policy (`sigd-policy`) and changes its
+//! rules: only SIGINT, SIGKILL and SIGTERM may be sent (any other deliverable
+//! signal is answered 403 `SIGNAL_NOT_ALLOWED`), only to the process itself
+//! (403 `SCOPE_NOT_ALLOWED` for a group or tree), and a request may wait at
+//! most 5 s. To write your own, copy this crate, change [`RULES`] (or call
+//! your own logic from `handle_signal`), and build it as the README shows.
 
-use sigd_policy::Rules;
 use sigd_policy::component::{Guest, WitRequest, WitResponse, handle};
+use sigd_policy::{Rules, Scope};
 
-/// SIGINT (2), SIGKILL (9) and SIGTERM (15) only.
+/// SIGINT (2), SIGKILL (9) and SIGTERM (15) only, to one process at a time.
 pub const RULES: Rules = Rules {
     allowed_signals: Some(&[2, 9, 15]),
+    allowed_scopes: &[Scope::Process],
+    max_wait_ms: 5_000,
+    ..Rules::DEFAULT
 };
 
 /// The policy's export.

@@ -1,0 +1,180 @@
+//! The request body: `{"signal": 15}` as the spec has it, plus sigd's
+//! optional fields `scope`, `escalate` and `wait_ms`.
+
+use crate::{Rejection, Rules, signals};
+use serde_json::{Map, Value};
+use std::ops::RangeInclusive;
+
+/// Which processes a signal reaches (mirrors WIT `host.scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The process alone (the spec's behaviour).
+    Process,
+    /// Its whole process group.
+    Group,
+    /// It and all its descendants.
+    Tree,
+}
+
+impl Scope {
+    /// The name callers use in the body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Process => "process",
+            Scope::Group => "group",
+            Scope::Tree => "tree",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Scope> {
+        [Scope::Process, Scope::Group, Scope::Tree]
+            .into_iter()
+            .find(|scope| scope.as_str() == name)
+    }
+}
+
+/// A second signal, sent if the process still runs after a delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    pub after_ms: u32,
+    pub signal: i32,
+}
+
+/// What a valid body asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalRequest {
+    pub signal: i32,
+    pub scope: Scope,
+    pub escalate: Option<Escalation>,
+    pub wait_ms: Option<u32>,
+}
+
+impl SignalRequest {
+    /// Parse a body. Unknown fields are ignored, for callers that send more.
+    pub fn parse(
+        body: &[u8],
+        default_scope: Scope,
+        realtime: &RangeInclusive<i32>,
+    ) -> Result<SignalRequest, Rejection> {
+        let invalid = |why: &str| Rejection::InvalidRequest(why.to_string());
+        let value: Value =
+            serde_json::from_slice(body).map_err(|_| invalid("the body is not valid JSON"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| invalid("the body is not a JSON object"))?;
+        let signal = signal(
+            object
+                .get("signal")
+                .ok_or_else(|| invalid("the field \"signal\" is missing"))?,
+            "signal",
+            realtime,
+        )?;
+        let scope = match object.get("scope") {
+            None | Some(Value::Null) => default_scope,
+            Some(Value::String(name)) => Scope::parse(name)
+                .ok_or_else(|| invalid("\"scope\" must be \"process\", \"group\" or \"tree\""))?,
+            Some(_) => return Err(invalid("\"scope\" must be a string")),
+        };
+        let escalate = match object.get("escalate") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(escalate)) => Some(escalation(escalate, realtime)?),
+            Some(_) => {
+                return Err(invalid(
+                    "\"escalate\" must be an object like {\"after_ms\": 5000, \"signal\": \"SIGKILL\"}",
+                ));
+            }
+        };
+        let wait_ms = match object.get("wait_ms") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(milliseconds(value, "wait_ms")?),
+        };
+        Ok(SignalRequest {
+            signal,
+            scope,
+            escalate,
+            wait_ms,
+        })
+    }
+
+    /// Hold the request to `rules`.
+    pub fn check(&self, rules: &Rules) -> Result<(), Rejection> {
+        let signals = [Some(self.signal), self.escalate.map(|e| e.signal)];
+        if let Some(allowed) = rules.allowed_signals
+            && let Some(signal) = signals.into_iter().flatten().find(|s| !allowed.contains(s))
+        {
+            return Err(Rejection::SignalNotAllowed(signal));
+        }
+        if !rules.allowed_scopes.contains(&self.scope) {
+            return Err(Rejection::ScopeNotAllowed(self.scope));
+        }
+        let too_long = |field: &str, max: u32| {
+            Rejection::InvalidRequest(format!("\"{field}\" may be at most {max} for this policy"))
+        };
+        if self.wait_ms.is_some_and(|ms| ms > rules.max_wait_ms) {
+            return Err(too_long("wait_ms", rules.max_wait_ms));
+        }
+        if self
+            .escalate
+            .is_some_and(|e| e.after_ms > rules.max_escalate_ms)
+        {
+            return Err(too_long("escalate.after_ms", rules.max_escalate_ms));
+        }
+        Ok(())
+    }
+}
+
+/// `{"after_ms": N, "signal": S}`; the signal defaults to SIGKILL.
+fn escalation(
+    object: &Map<String, Value>,
+    realtime: &RangeInclusive<i32>,
+) -> Result<Escalation, Rejection> {
+    let after_ms = object
+        .get("after_ms")
+        .ok_or_else(|| Rejection::InvalidRequest("\"escalate\" needs \"after_ms\"".to_string()))?;
+    Ok(Escalation {
+        after_ms: milliseconds(after_ms, "escalate.after_ms")?,
+        signal: match object.get("signal") {
+            None | Some(Value::Null) => 9,
+            Some(value) => signal(value, "escalate.signal", realtime)?,
+        },
+    })
+}
+
+/// A signal given as an integer or a name.
+fn signal(value: &Value, field: &str, realtime: &RangeInclusive<i32>) -> Result<i32, Rejection> {
+    let invalid = || Rejection::InvalidSignal(value.to_string());
+    match value {
+        Value::String(name) => signals::number(name, realtime).ok_or_else(invalid),
+        Value::Number(n) => {
+            let integer = n.as_i64().or_else(|| {
+                // An integer too large for i64 is an integer still: not a signal.
+                let f = n.as_f64()?;
+                (n.is_u64() || (f.fract() == 0.0 && f.abs() >= 9.2e18)).then_some(i64::MAX)
+            });
+            match integer {
+                Some(i) if signals::is_deliverable(i, realtime) => Ok(i as i32),
+                Some(_) => Err(invalid()),
+                None => Err(not_integer_or_name(field)),
+            }
+        }
+        _ => Err(not_integer_or_name(field)),
+    }
+}
+
+fn not_integer_or_name(field: &str) -> Rejection {
+    Rejection::InvalidRequest(format!(
+        "\"{field}\" must be an integer or a signal name such as \"SIGTERM\""
+    ))
+}
+
+/// A non-negative integer number of milliseconds that fits in 32 bits.
+fn milliseconds(value: &Value, field: &str) -> Result<u32, Rejection> {
+    value
+        .as_u64()
+        .and_then(|ms| u32::try_from(ms).ok())
+        .ok_or_else(|| {
+            Rejection::InvalidRequest(format!(
+                "\"{field}\" must be a whole number of milliseconds"
+            ))
+        })
+}

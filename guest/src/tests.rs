@@ -1,0 +1,361 @@
+//! The decision logic against a process table in memory.
+
+use super::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A process table in memory that records what it was asked to do.
+#[derive(Default)]
+struct FakeHost {
+    /// pid -> running?
+    processes: HashMap<i32, bool>,
+    /// What `signal` answers for a pid, when not `Ok`.
+    refusals: HashMap<i32, KillError>,
+    /// How processes end when waited for.
+    exits: HashMap<i32, Exit>,
+    log: Rc<RefCell<Vec<String>>>,
+}
+
+struct FakeProcess {
+    pid: i32,
+    running: bool,
+    refusal: Option<KillError>,
+    exit: Option<Exit>,
+    log: Rc<RefCell<Vec<String>>>,
+}
+
+impl Host for FakeHost {
+    type Process = FakeProcess;
+    fn realtime_signals(&self) -> RangeInclusive<i32> {
+        34..=64
+    }
+    fn open(&self, pid: i32) -> Option<FakeProcess> {
+        Some(FakeProcess {
+            pid,
+            running: *self.processes.get(&pid)?,
+            refusal: self.refusals.get(&pid).copied(),
+            exit: self.exits.get(&pid).copied(),
+            log: self.log.clone(),
+        })
+    }
+}
+
+impl Process for FakeProcess {
+    fn is_running(&self) -> Option<bool> {
+        Some(self.running)
+    }
+    fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError> {
+        if let Some(error) = self.refusal {
+            return Err(error);
+        }
+        let log = format!("signal {} {signal} {}", self.pid, scope.as_str());
+        self.log.borrow_mut().push(log);
+        Ok(vec![self.pid])
+    }
+    fn escalate(&self, after_ms: u32, signal: i32, scope: Scope) -> Result<(), KillError> {
+        let log = format!(
+            "escalate {} {after_ms} {signal} {}",
+            self.pid,
+            scope.as_str()
+        );
+        self.log.borrow_mut().push(log);
+        Ok(())
+    }
+    fn wait_exit(&self, timeout_ms: u32) -> Option<Exit> {
+        self.log
+            .borrow_mut()
+            .push(format!("wait {} {timeout_ms}", self.pid));
+        self.exit
+    }
+}
+
+fn host() -> FakeHost {
+    let mut host = FakeHost::default();
+    host.processes.insert(42, true);
+    host.processes.insert(43, false);
+    host.processes.insert(1, true);
+    host.refusals.insert(1, KillError::Protected);
+    host.processes.insert(7, true);
+    host.refusals.insert(7, KillError::PermissionDenied);
+    host.processes.insert(44, true);
+    host.exits.insert(44, Exit::Signal(15));
+    host
+}
+
+/// One request against `host()`: (status, code or "", what the host was asked).
+fn run(rules: &Rules, pid: &str, body: &str) -> (u16, String, Vec<String>) {
+    let host = host();
+    let response = decide(
+        rules,
+        &host,
+        &Request {
+            pid,
+            body: body.as_bytes(),
+        },
+    );
+    let json: Value = serde_json::from_str(&response.body).expect("body is JSON");
+    if response.status == 200 {
+        assert_eq!(json["success"], json!(true));
+        assert!(
+            response.body.starts_with(r#"{"success":true"#),
+            "{}",
+            response.body
+        );
+    } else {
+        assert!(json["error"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+    let code = json["code"].as_str().unwrap_or_default().to_string();
+    (response.status, code, host.log.take())
+}
+
+fn body(pid: &str, body: &str) -> Value {
+    let host = host();
+    let response = decide(
+        &Rules::DEFAULT,
+        &host,
+        &Request {
+            pid,
+            body: body.as_bytes(),
+        },
+    );
+    serde_json::from_str(&response.body).unwrap()
+}
+
+/// A valid request to a running process is delivered once and answered 200,
+/// with what was done.
+#[test]
+fn delivers_a_valid_signal() {
+    assert_eq!(
+        run(&Rules::DEFAULT, "42", r#"{"signal": 15}"#),
+        (200, String::new(), vec!["signal 42 15 process".into()])
+    );
+    assert_eq!(
+        body("42", r#"{"signal": 15}"#),
+        json!({"success": true, "pid": 42, "signal": 15, "signal_name": "SIGTERM",
+               "scope": "process", "delivered_to": [42]})
+    );
+    assert_eq!(
+        run(&Rules::DEFAULT, "42", r#"{"signal": 64}"#).2,
+        vec!["signal 42 64 process"]
+    );
+}
+
+/// Names and numbers give the same result.
+#[test]
+fn signal_names() {
+    for signal in [r#"15"#, r#""SIGTERM""#, r#""TERM""#, r#""term""#] {
+        let request = format!(r#"{{"signal": {signal}}}"#);
+        assert_eq!(
+            run(&Rules::DEFAULT, "42", &request).2,
+            vec!["signal 42 15 process"],
+            "{signal}"
+        );
+    }
+    assert_eq!(
+        run(&Rules::DEFAULT, "42", r#"{"signal": "RTMIN+2"}"#).2,
+        vec!["signal 42 36 process"]
+    );
+    let (status, code, sent) = run(&Rules::DEFAULT, "42", r#"{"signal": "SIGNOPE"}"#);
+    assert_eq!(
+        (status, code.as_str(), sent.len()),
+        (400, "INVALID_SIGNAL", 0)
+    );
+    let error = body("42", r#"{"signal": "SIGNOPE"}"#)["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("\"SIGTERM\"") && error.contains("RTMIN+2"),
+        "{error}"
+    );
+}
+
+/// Anything but a positive int32 in the path is INVALID_PID, and nothing is sent.
+#[test]
+fn rejects_bad_pids() {
+    for pid in [
+        "abc",
+        "0",
+        "-5",
+        "99999999999",
+        "2147483648",
+        "",
+        "+42",
+        " 42",
+        "4 2",
+        "%34%32",
+    ] {
+        assert_eq!(
+            run(&Rules::DEFAULT, pid, r#"{"signal": 15}"#),
+            (400, "INVALID_PID".into(), vec![]),
+            "{pid:?}"
+        );
+    }
+    assert_eq!(parse_pid("2147483647"), Ok(i32::MAX));
+}
+
+/// Bodies that are not an object with an integer or named `signal`, or with
+/// malformed extensions, are INVALID_REQUEST.
+#[test]
+fn rejects_bad_bodies() {
+    for body in [
+        "",
+        "not json",
+        "15",
+        "[15]",
+        "null",
+        "{}",
+        r#"{"sig": 15}"#,
+        r#"{"signal": 15.5}"#,
+        r#"{"signal": 1.5e1}"#,
+        r#"{"signal": null}"#,
+        r#"{"signal": true}"#,
+        r#"{"signal": [15]}"#,
+        r#"{"signal": 15"#,
+        r#"{"signal": 15, "scope": "everything"}"#,
+        r#"{"signal": 15, "scope": 1}"#,
+        r#"{"signal": 15, "wait_ms": -1}"#,
+        r#"{"signal": 15, "wait_ms": "100"}"#,
+        r#"{"signal": 15, "wait_ms": 30001}"#,
+        r#"{"signal": 15, "escalate": 500}"#,
+        r#"{"signal": 15, "escalate": {"signal": 9}}"#,
+        r#"{"signal": 15, "escalate": {"after_ms": 1.5}}"#,
+        r#"{"signal": 15, "escalate": {"after_ms": 600001}}"#,
+    ] {
+        assert_eq!(
+            run(&Rules::DEFAULT, "42", body),
+            (400, "INVALID_REQUEST".into(), vec![]),
+            "{body:?}"
+        );
+    }
+    // Unknown fields are ignored, for callers that send more than the spec.
+    assert_eq!(
+        run(&Rules::DEFAULT, "42", r#"{"signal": 9, "extra": [1]}"#).0,
+        200
+    );
+}
+
+/// Numbers and names Linux does not deliver are INVALID_SIGNAL, checked
+/// before the process.
+#[test]
+fn rejects_undeliverable_signals() {
+    for signal in [
+        "0",
+        "-1",
+        "-15",
+        "32",
+        "33",
+        "65",
+        "4294967311",
+        "99999999999999999999",
+        r#""15""#,
+        r#""RTMIN+31""#,
+        r#""""#,
+    ] {
+        let body = format!(r#"{{"signal": {signal}}}"#);
+        assert_eq!(
+            run(&Rules::DEFAULT, "999", &body),
+            (400, "INVALID_SIGNAL".into(), vec![]),
+            "{signal}"
+        );
+    }
+    let bad_escalation = r#"{"signal": 15, "escalate": {"after_ms": 5, "signal": "NOPE"}}"#;
+    assert_eq!(
+        run(&Rules::DEFAULT, "42", bad_escalation).1,
+        "INVALID_SIGNAL"
+    );
+}
+
+/// Missing, exited, protected and forbidden targets map to their codes.
+#[test]
+fn maps_process_outcomes() {
+    let body = r#"{"signal": 15}"#;
+    assert_eq!(
+        run(&Rules::DEFAULT, "999", body),
+        (404, "PROCESS_NOT_FOUND".into(), vec![])
+    );
+    assert_eq!(
+        run(&Rules::DEFAULT, "43", body),
+        (400, "PROCESS_NOT_RUNNING".into(), vec![])
+    );
+    assert_eq!(
+        run(&Rules::DEFAULT, "1", body),
+        (403, "PROTECTED_PROCESS".into(), vec![])
+    );
+    assert_eq!(
+        run(&Rules::DEFAULT, "7", body),
+        (403, "PERMISSION_DENIED".into(), vec![])
+    );
+}
+
+/// Scope, escalation and wait are passed to the host as asked, and reported.
+#[test]
+fn scope_escalation_and_wait() {
+    let request = r#"{"signal": "TERM", "scope": "tree",
+                      "escalate": {"after_ms": 5000, "signal": "KILL"}, "wait_ms": 100}"#;
+    assert_eq!(
+        run(&Rules::DEFAULT, "44", request).2,
+        vec![
+            "signal 44 15 tree",
+            "escalate 44 5000 9 tree",
+            "wait 44 100"
+        ]
+    );
+    let answer = body("44", request);
+    assert_eq!(answer["escalation"], json!({"after_ms": 5000, "signal": 9}));
+    assert_eq!(answer["exit"], json!({"exited": true, "signal": 15}));
+    assert_eq!(
+        body("42", r#"{"signal": 15, "wait_ms": 10}"#)["exit"],
+        json!({"exited": false, "waited_ms": 10})
+    );
+    // An escalation without a signal sends SIGKILL.
+    assert_eq!(
+        run(
+            &Rules::DEFAULT,
+            "42",
+            r#"{"signal": 15, "escalate": {"after_ms": 1}}"#
+        )
+        .2[1],
+        "escalate 42 1 9 process"
+    );
+}
+
+/// Rules narrow signals (escalation signals too) and scopes, still after validation.
+#[test]
+fn rules_restrict_signals_and_scopes() {
+    let strict = Rules {
+        allowed_signals: Some(&[2, 9, 15]),
+        allowed_scopes: &[Scope::Process],
+        ..Rules::DEFAULT
+    };
+    assert_eq!(run(&strict, "42", r#"{"signal": 9}"#).0, 200);
+    assert_eq!(
+        run(&strict, "42", r#"{"signal": 10}"#),
+        (403, "SIGNAL_NOT_ALLOWED".into(), vec![])
+    );
+    let escalate_to_usr1 = r#"{"signal": 15, "escalate": {"after_ms": 1, "signal": 10}}"#;
+    assert_eq!(run(&strict, "42", escalate_to_usr1).1, "SIGNAL_NOT_ALLOWED");
+    assert_eq!(run(&strict, "42", r#"{"signal": 0}"#).1, "INVALID_SIGNAL");
+    assert_eq!(
+        run(&strict, "42", r#"{"signal": 15, "scope": "group"}"#),
+        (403, "SCOPE_NOT_ALLOWED".into(), vec![])
+    );
+    let group_by_default = Rules {
+        default_scope: Scope::Group,
+        ..Rules::DEFAULT
+    };
+    assert_eq!(
+        run(&group_by_default, "42", r#"{"signal": 15}"#).2,
+        vec!["signal 42 15 group"]
+    );
+}
+
+/// Caller input echoed in an error sentence is cut short and stays valid JSON.
+#[test]
+fn echoes_input_safely() {
+    let long = "\"x".repeat(100);
+    let response = Rejection::InvalidPid(long).response();
+    let json: Value = serde_json::from_str(&response.body).unwrap();
+    assert!(json["error"].as_str().unwrap().len() < 120);
+}
