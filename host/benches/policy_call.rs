@@ -1,38 +1,19 @@
 //! How long one policy call takes: `Policy::call` on the embedded default
-//! policy, over an in-memory process table (no syscall), reported as
+//! policy, over a simulated process table (no syscall), reported as
 //! percentiles over many calls. Run: `cargo bench -p sigd --bench policy_call`.
 
 use sigd::guard::{Guard, Guarded};
 use sigd::policy::{DEFAULT_POLICY, Limits, Request, Runtime};
-use sigd::process::{KillError, ProcessInfo, ProcessTable, RunState};
+use sigd::simulated::Simulated;
 use std::time::{Duration, Instant};
-
-/// Every pid is a sleeping process; every kill succeeds without a syscall.
-struct Everyone;
-
-impl ProcessTable for Everyone {
-    fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
-        Some(ProcessInfo {
-            pid,
-            ppid: 1,
-            pgid: pid,
-            sid: pid,
-            uid: 0,
-            state: RunState::Sleeping,
-            start_time: 0,
-            command: "bench".into(),
-        })
-    }
-    fn kill(&self, _pid: i32, _signal: i32) -> Result<(), KillError> {
-        Ok(())
-    }
-}
 
 fn main() {
     let started = Instant::now();
     let runtime = Runtime::new(Limits::default(), None).unwrap();
     let policy = runtime.load(DEFAULT_POLICY).unwrap();
-    let processes: Guarded = Guard::for_pid(Everyone, 4242).into();
+    // A process that survives SIGTERM, so every call delivers it again.
+    let table = Simulated::from_json(r#"[{"pid": 42, "ignores": [15]}]"#).unwrap();
+    let processes: Guarded = Guard::for_pid(table, 4242).into();
     println!("load ({:?}): {:?}", policy.compiled(), started.elapsed());
     let request = Request {
         pid: "42".into(),

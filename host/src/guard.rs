@@ -1,21 +1,45 @@
-//! The rules no policy can break. Every [`ProcessTable`] a policy reaches is
-//! wrapped in a [`Guard`], which refuses before anything reaches the kernel:
+//! Everything a policy can make the host do to processes, each checked
+//! against the rules no policy can break:
 //!
-//! - a pid <= 0 (kill(2) would signal a process group or every process);
-//! - pid 1, the init of sigd's PID namespace;
-//! - sigd itself; and so any process group holding sigd, since only single
-//!   pids > 0 ever pass;
-//! - a signal number Linux does not deliver (see [`crate::signal`]).
+//! - only processes opened by pid > 0, through a handle that names that
+//!   process and no other (so a pid reused between check and send is safe);
+//! - never pid 1, sigd itself or any of its ancestors, in any scope: a
+//!   group or tree that holds one of them is refused whole;
+//! - never sigd's own process group;
+//! - only signal numbers Linux delivers (see [`crate::signal`]).
+//!
+//! It also carries out scopes (process, group, tree), escalation and waiting.
 
-use crate::process::{KillError, ProcessInfo, ProcessTable};
+use crate::process::{ExitStatus, KillError, Process, ProcessTable};
 use crate::signal;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
 
-/// A [`ProcessTable`] that enforces sigd's invariants on `kill`.
-pub struct Guard<T> {
-    inner: T,
+/// Which processes a signal reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The process alone.
+    Process,
+    /// Its process group.
+    Group,
+    /// It and all its descendants.
+    Tree,
+}
+
+/// The longest a policy may make a request wait for an exit, whatever it asks.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// How many times a tree is walked again looking for descendants that
+/// appeared meanwhile.
+const TREE_ROUNDS: usize = 10;
+
+/// A [`ProcessTable`] held to sigd's invariants.
+pub struct Guard<T: ?Sized> {
     /// sigd's own pid, as its PID namespace numbers it.
     own_pid: i32,
+    inner: T,
 }
 
 impl<T: ProcessTable> Guard<T> {
@@ -26,32 +50,13 @@ impl<T: ProcessTable> Guard<T> {
 
     /// Guard `inner` on behalf of the process `own_pid` (tests give a fake one).
     pub fn for_pid(inner: T, own_pid: i32) -> Guard<T> {
-        Guard { inner, own_pid }
-    }
-
-    /// Why `kill(pid, signal)` may not happen, if it may not.
-    pub fn check(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-        if !signal::is_deliverable(signal) {
-            return Err(KillError::InvalidSignal);
-        }
-        if pid <= 1 || pid == self.own_pid {
-            return Err(KillError::Protected);
-        }
-        Ok(())
+        Guard { own_pid, inner }
     }
 }
 
-/// A process table a policy may use: built only from a [`Guard`], so every
-/// table a policy can reach enforces the invariants. Cheap to clone.
+/// A guarded process table, the only kind a policy can reach. Cheap to clone.
 #[derive(Clone)]
-pub struct Guarded(Arc<dyn ProcessTable>);
-
-impl Guarded {
-    /// The table behind the guard.
-    pub fn table(&self) -> &dyn ProcessTable {
-        &*self.0
-    }
-}
+pub struct Guarded(Arc<Guard<dyn ProcessTable>>);
 
 impl<T: ProcessTable> From<Guard<T>> for Guarded {
     fn from(guard: Guard<T>) -> Guarded {
@@ -59,57 +64,203 @@ impl<T: ProcessTable> From<Guard<T>> for Guarded {
     }
 }
 
-impl<T: ProcessTable> ProcessTable for Guard<T> {
-    fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
+impl Guarded {
+    /// A handle on the process `pid`, if there is one.
+    pub fn open(&self, pid: i32) -> Option<Arc<dyn Process>> {
         if pid <= 0 {
             return None;
         }
-        self.inner.lookup(pid)
+        self.0.inner.open(pid)
     }
 
-    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-        self.check(pid, signal)
-            .inspect_err(|error| tracing::warn!(pid, signal, %error, "refused a policy's kill"))?;
-        self.inner.kill(pid, signal)
+    /// Send `signal` to `target`'s `scope`, all or nothing; the pids reached.
+    pub fn signal(
+        &self,
+        target: &Arc<dyn Process>,
+        signal: i32,
+        scope: Scope,
+    ) -> Result<Vec<i32>, KillError> {
+        let sent = self.deliver(target, signal, scope);
+        if let Err(error) = &sent {
+            info!(pid = target.pid(), signal, ?scope, %error, "signal not delivered");
+        }
+        sent
+    }
+
+    /// After `after`, if `target` still runs, send `signal` to its `scope`.
+    /// Checks what it can now and returns; a task keeps watch.
+    pub fn escalate(
+        &self,
+        target: Arc<dyn Process>,
+        after: Duration,
+        signal: i32,
+        scope: Scope,
+    ) -> Result<(), KillError> {
+        if !signal::is_deliverable(signal) {
+            return Err(KillError::InvalidSignal);
+        }
+        self.members(&target, scope)?;
+        let guard = self.clone();
+        tokio::spawn(async move {
+            let pid = target.pid();
+            tokio::select! {
+                () = target.exited() => info!(pid, "exited in time; no escalation"),
+                () = tokio::time::sleep(after) => match guard.deliver(&target, signal, scope) {
+                    Ok(reached) => info!(pid, signal, ?scope, ?reached, "escalated"),
+                    Err(KillError::NotFound) => info!(pid, "exited in time; no escalation"),
+                    Err(error) => warn!(pid, signal, ?scope, %error, "escalation failed"),
+                },
+            }
+        });
+        Ok(())
+    }
+
+    /// Wait at most `timeout` (and never more than [`MAX_WAIT`]) for
+    /// `target` to exit; how it ended, if it did.
+    pub async fn wait_exit(target: &Arc<dyn Process>, timeout: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(timeout.min(MAX_WAIT), target.exited())
+            .await
+            .ok()?;
+        // Just after the exit, a zombie may not say how yet: ask a few times.
+        for _ in 0..20 {
+            match target.exit_status() {
+                Some(ExitStatus::Unknown) | None => {
+                    tokio::time::sleep(Duration::from_millis(1)).await
+                }
+                Some(status) => return Some(status),
+            }
+        }
+        Some(target.exit_status().unwrap_or(ExitStatus::Unknown))
+    }
+
+    fn deliver(
+        &self,
+        target: &Arc<dyn Process>,
+        signal: i32,
+        scope: Scope,
+    ) -> Result<Vec<i32>, KillError> {
+        if !signal::is_deliverable(signal) {
+            return Err(KillError::InvalidSignal);
+        }
+        match self.members(target, scope)? {
+            Members::Process => target.send(signal, false).map(|()| vec![target.pid()]),
+            // One syscall reaches the whole group, through the target's pidfd.
+            Members::Group(pids) => target.send(signal, true).map(|()| pids),
+            Members::Tree(tree) => {
+                let mut reached = Vec::new();
+                for (pid, member) in &tree {
+                    match member.send(signal, false) {
+                        Ok(()) => reached.push(*pid),
+                        Err(KillError::NotFound) => {} // exited meanwhile
+                        Err(error) if *pid == target.pid() => return Err(error),
+                        Err(error) => warn!(pid, signal, %error, "tree member not signalled"),
+                    }
+                }
+                if reached.is_empty() {
+                    return Err(KillError::NotFound);
+                }
+                reached.sort_unstable();
+                Ok(reached)
+            }
+        }
+    }
+
+    /// Whom `scope` reaches from `target`, once none of them is protected.
+    fn members(&self, target: &Arc<dyn Process>, scope: Scope) -> Result<Members, KillError> {
+        let guard = &self.0;
+        let protected = self.protected();
+        let refuse_protected =
+            |pids: &[i32]| match pids.iter().any(|pid| *pid <= 1 || protected.contains(pid)) {
+                true => Err(KillError::Protected),
+                false => Ok(()),
+            };
+        match scope {
+            Scope::Process => {
+                refuse_protected(&[target.pid()])?;
+                Ok(Members::Process)
+            }
+            Scope::Group => {
+                let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
+                let own_group = guard.inner.lookup(guard.own_pid).map(|me| me.pgid);
+                if pgid <= 1 || Some(pgid) == own_group {
+                    return Err(KillError::Protected);
+                }
+                let mut group: Vec<i32> = guard
+                    .inner
+                    .snapshot()
+                    .into_iter()
+                    .filter(|p| p.pgid == pgid)
+                    .map(|p| p.pid)
+                    .collect();
+                refuse_protected(&group)?;
+                group.sort_unstable();
+                Ok(Members::Group(group))
+            }
+            Scope::Tree => {
+                let tree = self.tree(target);
+                refuse_protected(&tree.keys().copied().collect::<Vec<_>>())?;
+                Ok(Members::Tree(tree))
+            }
+        }
+    }
+
+    /// `target` and its descendants, opened, walked again until no new one
+    /// appears (at most [`TREE_ROUNDS`] times).
+    fn tree(&self, target: &Arc<dyn Process>) -> HashMap<i32, Arc<dyn Process>> {
+        let inner = &self.0.inner;
+        let mut tree = HashMap::from([(target.pid(), target.clone())]);
+        for _ in 0..TREE_ROUNDS {
+            let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+            for process in inner.snapshot() {
+                children.entry(process.ppid).or_default().push(process.pid);
+            }
+            let mut found = false;
+            let mut frontier: Vec<i32> = tree.keys().copied().collect();
+            while let Some(parent) = frontier.pop() {
+                for &child in children.get(&parent).into_iter().flatten() {
+                    if tree.contains_key(&child) {
+                        continue;
+                    }
+                    // Open, then make sure it is still the parent's child:
+                    // the handle then names a real descendant.
+                    let Some(handle) = inner.open(child) else {
+                        continue;
+                    };
+                    if handle.info().is_some_and(|info| info.ppid == parent) {
+                        tree.insert(child, handle);
+                        frontier.push(child);
+                        found = true;
+                    }
+                }
+            }
+            if !found {
+                break;
+            }
+        }
+        tree
+    }
+
+    /// pid 1, sigd and sigd's ancestors, now.
+    fn protected(&self) -> BTreeSet<i32> {
+        let guard = &self.0;
+        let mut protected = BTreeSet::from([1, guard.own_pid]);
+        let mut pid = guard.own_pid;
+        while let Some(parent) = guard.inner.lookup(pid).map(|p| p.ppid).filter(|p| *p > 1) {
+            if !protected.insert(parent) {
+                break;
+            }
+            pid = parent;
+        }
+        protected
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    /// Records every kill that gets through the guard.
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(i32, i32)>>);
-
-    impl ProcessTable for &'static Recorder {
-        fn lookup(&self, _pid: i32) -> Option<ProcessInfo> {
-            None
-        }
-        fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-            self.0.lock().unwrap().push((pid, signal));
-            Ok(())
-        }
-    }
-
-    /// Non-positive pids, pid 1, sigd's pid and undeliverable signals never pass.
-    #[test]
-    fn refuses_protected_targets() {
-        let recorder: &'static Recorder = Box::leak(Box::default());
-        let guard = Guard::for_pid(recorder, 500);
-        for pid in [i32::MIN, -500, -1, 0, 1, 500] {
-            assert_eq!(guard.kill(pid, 15), Err(KillError::Protected), "pid {pid}");
-        }
-        for signal in [0, -9, 32, 33, 65, i32::MAX] {
-            assert_eq!(
-                guard.kill(42, signal),
-                Err(KillError::InvalidSignal),
-                "{signal}"
-            );
-        }
-        assert!(recorder.0.lock().unwrap().is_empty());
-        assert_eq!(guard.kill(42, 9), Ok(()));
-        assert_eq!(*recorder.0.lock().unwrap(), vec![(42, 9)]);
-    }
+/// Whom a scope reaches, checked.
+enum Members {
+    /// The target alone.
+    Process,
+    /// The pids of the target's process group.
+    Group(Vec<i32>),
+    /// The target and its descendants, each opened.
+    Tree(HashMap<i32, Arc<dyn Process>>),
 }

@@ -20,20 +20,27 @@
 //!   precompiled from the build or the disk cache), instantiate it per request
 //!   inside memory, stack and deadline limits, call its `handle-signal` export,
 //!   check the answer. `policy/bindings.rs` fences the generated WIT bindings.
-//! - [`guard`]: the rules no policy can break (never pid <= 0, pid 1, sigd
-//!   itself, its group, or an undeliverable signal); wraps every process table.
-//! - [`process`]: the process table the policy sees: `/proc` for facts, and
-//!   [`process::System::kill`], the one place a signal is actually sent.
+//! - [`guard`]: everything a policy can make the host do to processes
+//!   (signal a process, group or tree; escalate; wait), each checked against
+//!   the rules no policy can break (never pid <= 0, pid 1, sigd or its
+//!   ancestors, its group, or an undeliverable signal).
+//! - [`process`]: the process table: `/proc` for facts, handles that name
+//!   one process each, and `SystemProcess::send`, the one place a signal is
+//!   actually sent, through [`pidfd`].
 //! - [`signal`]: which signal numbers Linux delivers here.
+//! - [`simulated`]: a process table in memory, for trying policies without
+//!   processes (tests, `sigd policy eval`).
 
 pub mod auth;
 pub mod cli;
 pub mod guard;
 pub mod http;
+pub mod pidfd;
 pub mod policy;
 pub mod process;
 pub mod reload;
 pub mod server;
 pub mod signal;
+pub mod simulated;
 
 pub use cli::Config;

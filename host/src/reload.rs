@@ -9,7 +9,7 @@
 
 use crate::guard::{Guard, Guarded};
 use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
-use crate::process::{KillError, ProcessInfo, ProcessTable};
+use crate::simulated::Simulated;
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -191,7 +191,8 @@ async fn prepare(
     let Some(policy) = loaded else {
         return Ok(None);
     };
-    let nothing: Guarded = Guard::new(NoProcesses).into();
+    // The smoke call's process table is empty: nothing can be signalled.
+    let nothing: Guarded = Guard::new(Simulated::default()).into();
     let request = Request {
         pid: "1".into(),
         body: br#"{"signal": 15}"#.to_vec(),
@@ -202,16 +203,4 @@ async fn prepare(
         .await
         .map_err(|e| ReloadError::Smoke(source.clone(), e))?;
     Ok(Some(policy))
-}
-
-/// The smoke call's process table: no process exists, nothing can be signalled.
-struct NoProcesses;
-
-impl ProcessTable for NoProcesses {
-    fn lookup(&self, _pid: i32) -> Option<ProcessInfo> {
-        None
-    }
-    fn kill(&self, _pid: i32, _signal: i32) -> Result<(), KillError> {
-        Err(KillError::NotFound)
-    }
 }

@@ -1,13 +1,15 @@
 //! The generated bindings for WIT world `sigd:policy/policy`, fenced in one
 //! module. Nothing outside `policy` sees a generated type: this file converts
 //! them to and from our own at the boundary, and implements the `host`
-//! interface the guest imports on top of a guarded [`ProcessTable`].
+//! interface the guest imports on top of a [`Guarded`] process table.
 
-use crate::guard::Guarded;
-use crate::process::{KillError, ProcessInfo, RunState};
+use crate::guard::{Guarded, Scope};
+use crate::process::{ExitStatus, KillError, Process, ProcessInfo, RunState};
 use crate::signal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod generated {
@@ -15,8 +17,11 @@ mod generated {
         path: "../wit",
         world: "policy",
         // Calls into the guest are async so a long one yields to other
-        // requests at every epoch tick; the host's functions are quick and stay sync.
+        // requests at every epoch tick. Of the host's functions only
+        // waiting for an exit is async; the rest are quick.
         exports: { default: async },
+        imports: { "sigd:policy/host.[method]process.wait-exit": async },
+        with: { "sigd:policy/host.process": super::OpenProcess },
     });
 }
 
@@ -26,15 +31,29 @@ pub(super) use generated::exports::sigd::policy::handler::{
 use generated::sigd::policy::host as wit;
 pub(super) use generated::{Policy as Bindings, PolicyPre as BindingsPre};
 
+/// What a guest's `process` resource holds: our handle on the process.
+pub struct OpenProcess(Arc<dyn Process>);
+
 /// What each store holds: the process table behind the guest's imports, an
 /// empty WASI context for guests built by toolchains that import WASI (no
-/// files, no environment, no network; stdout and stderr captured), and the
-/// memory limiter.
+/// files, no environment, no network; stdout and stderr captured), the
+/// memory limiter, and the time spent waiting in the host.
 pub(super) struct State {
     pub(super) processes: Guarded,
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limiter: Limiter,
+    /// Time spent in `wait-exit`: the deadline counts only the guest's own time.
+    pub(super) waited: Duration,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
 }
 
 /// Caps each linear memory; growing past the cap traps the call.
@@ -82,15 +101,6 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
 /// Link the `host` interface and WASI into `linker`.
 pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
@@ -105,28 +115,94 @@ impl wit::Host for State {
             max: *range.end(),
         }
     }
+}
 
-    fn lookup(&mut self, pid: i32) -> Option<wit::ProcessInfo> {
-        self.processes
-            .table()
-            .lookup(pid)
-            .map(wit::ProcessInfo::from)
+impl State {
+    fn process(&self, this: &Resource<OpenProcess>) -> Option<&Arc<dyn Process>> {
+        self.table.get(this).ok().map(|open| &open.0)
+    }
+}
+
+impl wit::HostProcess for State {
+    fn open(&mut self, pid: i32) -> Option<Resource<OpenProcess>> {
+        let process = self.processes.open(pid)?;
+        self.table.push(OpenProcess(process)).ok()
     }
 
-    fn kill(&mut self, pid: i32, signal: i32) -> Result<(), wit::KillError> {
+    fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {
+        self.process(&this)?.info().map(wit::ProcessInfo::from)
+    }
+
+    fn signal(
+        &mut self,
+        this: Resource<OpenProcess>,
+        signal: i32,
+        scope: wit::Scope,
+    ) -> Result<Vec<i32>, wit::KillError> {
+        let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
         self.processes
-            .table()
-            .kill(pid, signal)
-            .map_err(|error| match error {
-                KillError::NotFound => wit::KillError::NotFound,
-                KillError::InvalidSignal => wit::KillError::InvalidSignal,
-                KillError::Protected => wit::KillError::Protected,
-                KillError::PermissionDenied => wit::KillError::PermissionDenied,
-                KillError::Failed(errno) => {
-                    tracing::error!(pid, signal, %errno, "kill failed");
-                    wit::KillError::Failed
-                }
-            })
+            .signal(process, signal, scope.into())
+            .map_err(wit::KillError::from)
+    }
+
+    fn escalate(
+        &mut self,
+        this: Resource<OpenProcess>,
+        after_ms: u32,
+        signal: i32,
+        scope: wit::Scope,
+    ) -> Result<(), wit::KillError> {
+        let process = self.process(&this).ok_or(wit::KillError::NotFound)?.clone();
+        let after = Duration::from_millis(after_ms.into());
+        self.processes
+            .escalate(process, after, signal, scope.into())
+            .map_err(wit::KillError::from)
+    }
+
+    async fn wait_exit(
+        &mut self,
+        this: Resource<OpenProcess>,
+        timeout_ms: u32,
+    ) -> Option<wit::ExitStatus> {
+        let process = self.process(&this)?.clone();
+        let started = Instant::now();
+        let status = Guarded::wait_exit(&process, Duration::from_millis(timeout_ms.into())).await;
+        self.waited += started.elapsed();
+        status.map(|status| match status {
+            ExitStatus::Code(code) => wit::ExitStatus::Code(code),
+            ExitStatus::Signal(signal) => wit::ExitStatus::Signal(signal),
+            ExitStatus::Unknown => wit::ExitStatus::Unknown,
+        })
+    }
+
+    fn drop(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl From<wit::Scope> for Scope {
+    fn from(scope: wit::Scope) -> Scope {
+        match scope {
+            wit::Scope::Process => Scope::Process,
+            wit::Scope::Group => Scope::Group,
+            wit::Scope::Tree => Scope::Tree,
+        }
+    }
+}
+
+impl From<KillError> for wit::KillError {
+    fn from(error: KillError) -> wit::KillError {
+        match error {
+            KillError::NotFound => wit::KillError::NotFound,
+            KillError::InvalidSignal => wit::KillError::InvalidSignal,
+            KillError::Protected => wit::KillError::Protected,
+            KillError::PermissionDenied => wit::KillError::PermissionDenied,
+            KillError::Failed(errno) => {
+                tracing::error!(%errno, "signal failed");
+                wit::KillError::Failed
+            }
+        }
     }
 }
 

@@ -103,7 +103,7 @@ pub enum LoadError {
     Engine(wasmtime::Error),
     #[error("is not a WebAssembly component: {0:#}")]
     NotAComponent(wasmtime::Error),
-    #[error("does not fit sigd's policy world (sigd:policy/policy@0.1.0): {0:#}")]
+    #[error("does not fit sigd's policy world (sigd:policy/policy@0.2.0): {0:#}")]
     Incompatible(wasmtime::Error),
 }
 
@@ -241,13 +241,16 @@ impl Policy {
                 .build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.memory_bytes),
+            waited: Duration::ZERO,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let deadline = Instant::now() + limits.deadline;
+        let (started, deadline) = (Instant::now(), limits.deadline);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() < deadline {
+        store.epoch_deadline_callback(move |store| {
+            // The guest's own time: waiting for an exit in the host is not its.
+            let used = started.elapsed().saturating_sub(store.data().waited);
+            Ok(if used < deadline {
                 // tokio's own yield lets every other ready task run first.
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             } else {

@@ -1,12 +1,21 @@
-//! The process table a policy sees: facts read from `/proc`, and
-//! [`System::kill`], the one place sigd actually sends a signal.
+//! The process table a policy sees: facts read from `/proc`, and handles
+//! that name one process each (pidfds), through which sigd sends signals.
+//! [`SystemProcess::send`] is the one place a signal is actually sent.
 //!
-//! [`ProcessTable`] is the seam: the daemon uses [`System`]; tests and policy
-//! authors put a fake table behind it. Either way it is wrapped in a
-//! [`Guard`](crate::guard::Guard) before a policy can reach it.
+//! [`ProcessTable`] and [`Process`] are the seam: the daemon uses
+//! [`System`]; tests and policy authors put a fake table behind it. Either way
+//! a [`Guard`](crate::guard::Guard) stands between it and any policy.
 
+mod stat;
+
+use crate::pidfd::Pidfd;
 use nix::errno::Errno;
+use stat::{Stat, Status};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 /// The scheduler state of a process (`/proc/<pid>/stat`, field 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +38,8 @@ impl RunState {
             'D' => RunState::DiskSleep,
             'T' | 't' => RunState::Stopped,
             'I' => RunState::Idle,
+            // Waking, parked and paging: asleep, as far as a signal is concerned.
+            'W' | 'K' | 'P' => RunState::Sleeping,
             'Z' => RunState::Zombie,
             'X' | 'x' => RunState::Dead,
             _ => return None,
@@ -48,8 +59,10 @@ pub struct ProcessInfo {
     pub state: RunState,
     /// Start time in clock ticks after boot.
     pub start_time: u64,
-    /// `comm`, lossily decoded.
+    /// `comm`, decoded lossily as UTF-8.
     pub command: String,
+    /// The wait status a zombie exited with (`/proc/<pid>/stat` field 52).
+    pub exit_code: Option<i32>,
 }
 
 /// Why a signal was not delivered.
@@ -72,13 +85,56 @@ pub enum KillError {
     Failed(Errno),
 }
 
-/// Looks processes up and signals them.
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// This signal ended it.
+    Signal(i32),
+    /// It ended; the kernel no longer says how.
+    Unknown,
+}
+
+impl ExitStatus {
+    /// Decode a wait(2) status.
+    pub fn from_wait_status(status: i32) -> ExitStatus {
+        if status & 0x7f == 0 {
+            ExitStatus::Code((status >> 8) & 0xff)
+        } else {
+            ExitStatus::Signal(status & 0x7f)
+        }
+    }
+}
+
+/// A future that completes once a process has exited.
+pub type Exited = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Looks processes up and opens handles on them.
 pub trait ProcessTable: Send + Sync + 'static {
-    /// The process with this pid, or `None` if there is none (or `pid` names
-    /// a thread that is not its group's leader).
+    /// The process with this pid now, or `None` if there is none (or `pid`
+    /// names a thread that is not its group's leader). No handle: use it for
+    /// facts only, never to decide what to signal.
     fn lookup(&self, pid: i32) -> Option<ProcessInfo>;
-    /// Send `signal` to the single process `pid`.
-    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError>;
+    /// Every process now, for group and tree scopes.
+    fn snapshot(&self) -> Vec<ProcessInfo>;
+    /// A handle that names the process `pid` and no other from now on.
+    fn open(&self, pid: i32) -> Option<Arc<dyn Process>>;
+}
+
+/// One process, held so that nothing done through it reaches another
+/// process that later gets the same pid.
+pub trait Process: Send + Sync + 'static {
+    /// Its pid.
+    fn pid(&self) -> i32;
+    /// Its facts now: `None` once it is gone entirely (exited and reaped).
+    fn info(&self) -> Option<ProcessInfo>;
+    /// Send `signal` to it, or with `group` to its whole process group.
+    fn send(&self, signal: i32, group: bool) -> Result<(), KillError>;
+    /// Completes once it has exited.
+    fn exited(&self) -> Exited;
+    /// How it ended: `None` while it runs.
+    fn exit_status(&self) -> Option<ExitStatus>;
 }
 
 /// The real process table of this machine (or of sigd's PID namespace).
@@ -87,71 +143,174 @@ pub struct System;
 
 impl ProcessTable for System {
     fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
-        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let (tgid, uid) = parse_status(&status)?;
-        if tgid != pid {
-            return None; // a thread, not a process
-        }
-        let mut info = parse_stat(&stat)?;
-        info.uid = uid;
-        Some(info)
+        read_process(pid)
     }
 
-    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-        // nix's `Signal` has no realtime signals, so the number goes to
-        // kill(2) as is; nix turns the result into an `Errno`.
-        // SAFETY: kill(2) takes two integers and touches no memory of ours.
-        Errno::result(unsafe { nix::libc::kill(pid, signal) })
-            .map(drop)
-            .map_err(|errno| match errno {
-                Errno::ESRCH => KillError::NotFound,
-                Errno::EPERM => KillError::PermissionDenied,
-                Errno::EINVAL => KillError::InvalidSignal,
-                other => KillError::Failed(other),
-            })
+    fn snapshot(&self) -> Vec<ProcessInfo> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .filter_map(read_process)
+            .collect()
+    }
+
+    fn open(&self, pid: i32) -> Option<Arc<dyn Process>> {
+        let pidfd = match Pidfd::open(pid) {
+            Ok(pidfd) => Some(pidfd),
+            // No such process, or a thread id that is not a process.
+            Err(Errno::ESRCH | Errno::EINVAL) => return None,
+            Err(errno) => {
+                static ONCE: Once = Once::new();
+                ONCE.call_once(|| {
+                    tracing::warn!(%errno, "no pidfds on this kernel: signals go by pid, \
+                                   which a reused pid could misdirect")
+                });
+                None
+            }
+        };
+        // Read the facts after opening, and keep them only if the pidfd's
+        // process was still there afterwards: then they are its own.
+        let info = read_process(pid)?;
+        if pidfd.as_ref().is_some_and(|pidfd| !pidfd.is_alive()) {
+            return None;
+        }
+        Some(Arc::new(SystemProcess {
+            pid,
+            start_time: info.start_time,
+            pidfd: pidfd.map(Arc::new),
+        }))
     }
 }
 
-/// Parse `/proc/<pid>/stat`. The command name sits in parentheses and may
-/// itself hold spaces and `)`, so the fields after it are found from the
-/// *last* `)`. `uid` is not in this file and is left 0.
-pub fn parse_stat(stat: &[u8]) -> Option<ProcessInfo> {
-    let open = stat.iter().position(|&b| b == b'(')?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let pid = std::str::from_utf8(stat.get(..open)?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    // Fields from 3 (state) on; field N is rest[N - 3].
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).copied();
-    let mut state = field(3)?.chars();
-    let state = RunState::from_letter(state.next()?)?;
+/// A process of this machine, held by a pidfd (or, on kernels without
+/// pidfds, by pid and start time).
+#[derive(Debug)]
+pub struct SystemProcess {
+    pid: i32,
+    /// Its start time when opened: tells it from a later process with its pid.
+    start_time: u64,
+    pidfd: Option<Arc<Pidfd>>,
+}
+
+impl SystemProcess {
+    /// Whether `info` describes this process rather than a successor.
+    fn is_mine(&self, info: &ProcessInfo) -> bool {
+        info.start_time == self.start_time
+    }
+
+    /// Signal this process's group. The kernel signals a group through its
+    /// leader's pidfd; a group whose leader has gone is signalled by id,
+    /// which cannot have been reused while this process, a member, lives.
+    fn send_to_group(&self, signal: i32) -> Result<(), Errno> {
+        let pgid = self.info().ok_or(Errno::ESRCH)?.pgid;
+        let leader = match &self.pidfd {
+            Some(own) if pgid == self.pid => Some(own.clone()),
+            Some(_) => Pidfd::open(pgid).ok().map(Arc::new).filter(|leader| {
+                // Still the leader of that group after opening it.
+                read_process(pgid).is_some_and(|p| p.pgid == pgid) && leader.is_alive()
+            }),
+            None => None,
+        };
+        match leader {
+            Some(leader) => leader.send(signal, true),
+            // SAFETY: kill(2) takes two integers and touches no memory of ours.
+            None => Errno::result(unsafe { nix::libc::kill(-pgid, signal) }).map(drop),
+        }
+    }
+}
+
+impl Process for SystemProcess {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn info(&self) -> Option<ProcessInfo> {
+        let info = read_process(self.pid).filter(|info| self.is_mine(info))?;
+        match &self.pidfd {
+            Some(pidfd) if !pidfd.is_alive() => None,
+            _ => Some(info),
+        }
+    }
+
+    fn send(&self, signal: i32, group: bool) -> Result<(), KillError> {
+        let sent = match (&self.pidfd, group) {
+            (Some(pidfd), false) => pidfd.send(signal, false),
+            (_, true) => self.send_to_group(signal),
+            (None, false) => {
+                // No pidfd: check the start time, then signal by pid.
+                self.info().ok_or(KillError::NotFound)?;
+                // SAFETY: kill(2) takes two integers and touches no memory of ours.
+                Errno::result(unsafe { nix::libc::kill(self.pid, signal) }).map(drop)
+            }
+        };
+        sent.map_err(|errno| match errno {
+            Errno::ESRCH => KillError::NotFound,
+            Errno::EPERM => KillError::PermissionDenied,
+            Errno::EINVAL => KillError::InvalidSignal,
+            other => KillError::Failed(other),
+        })
+    }
+
+    fn exited(&self) -> Exited {
+        let watched = self.pidfd.as_ref().map(|pidfd| pidfd.try_clone());
+        let pid = self.pid;
+        let start_time = self.start_time;
+        Box::pin(async move {
+            // SAFETY: the AsyncFd owns this pidfd (a fresh duplicate) and
+            // nothing else closes or replaces it while registered.
+            if let Some(Ok(pidfd)) = watched
+                && let Ok(readable) = unsafe { tokio::io::unix::AsyncFd::register(pidfd) }
+            {
+                let _ = readable.readable().await;
+                return;
+            }
+            // No pidfd to poll: look every 10 ms.
+            while read_process(pid)
+                .is_some_and(|info| info.start_time == start_time && info.state != RunState::Zombie)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    }
+
+    fn exit_status(&self) -> Option<ExitStatus> {
+        // A zombie still says how it ended in /proc; a reaped process only
+        // through its pidfd (Linux 6.15 and later).
+        if let Some(info) = read_process(self.pid).filter(|info| self.is_mine(info)) {
+            return match info.state {
+                RunState::Zombie | RunState::Dead => Some(
+                    info.exit_code
+                        .map_or(ExitStatus::Unknown, ExitStatus::from_wait_status),
+                ),
+                _ => None,
+            };
+        }
+        let reaped = self.pidfd.as_ref().and_then(|pidfd| pidfd.exit_status());
+        Some(reaped.map_or(ExitStatus::Unknown, ExitStatus::from_wait_status))
+    }
+}
+
+/// A process's facts from `/proc/<pid>/stat` and `/proc/<pid>/status`, if it
+/// is a process (a thread-group leader).
+fn read_process(pid: i32) -> Option<ProcessInfo> {
+    let stat = Stat::parse(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)?;
+    let status = Status::parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)?;
+    if status.tgid != pid || stat.pid != pid {
+        return None; // a thread, not a process
+    }
     Some(ProcessInfo {
         pid,
-        ppid: field(4)?.parse().ok()?,
-        pgid: field(5)?.parse().ok()?,
-        sid: field(6)?.parse().ok()?,
-        uid: 0,
-        state,
-        start_time: field(22)?.parse().ok()?,
-        command,
+        ppid: stat.ppid,
+        pgid: stat.pgid,
+        sid: stat.sid,
+        uid: status.uid,
+        state: RunState::from_letter(stat.state)?,
+        start_time: stat.start_time,
+        command: stat.command,
+        exit_code: stat.exit_code,
     })
-}
-
-/// `(Tgid, real Uid)` from `/proc/<pid>/status`.
-fn parse_status(status: &str) -> Option<(i32, u32)> {
-    let value = |key: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|v| v.split_ascii_whitespace().next())
-    };
-    Some((value("Tgid:")?.parse().ok()?, value("Uid:")?.parse().ok()?))
 }
 
 impl fmt::Display for ProcessInfo {
@@ -164,42 +323,11 @@ impl fmt::Display for ProcessInfo {
 mod tests {
     use super::*;
 
-    /// A command name with spaces and `)` does not shift the fields after it.
-    #[test]
-    fn stat_with_tricky_command_name() {
-        let stat = b"4242 (my ) (odd) name) S 1 4242 4200 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615";
-        let info = parse_stat(stat).unwrap();
-        assert_eq!(info.pid, 4242);
-        assert_eq!(info.command, "my ) (odd) name");
-        assert_eq!(info.state, RunState::Sleeping);
-        assert_eq!((info.ppid, info.pgid, info.sid), (1, 4242, 4200));
-        assert_eq!(info.start_time, 987654);
-    }
-
-    /// Truncated or garbled stat lines are rejected, not misread.
-    #[test]
-    fn stat_garbage() {
-        for stat in [
-            &b""[..],
-            b"12",
-            b"12 (x",
-            b"12 (x) Q 1 2 3",
-            b"12 (x) S 1 2",
-        ] {
-            assert_eq!(
-                parse_stat(stat),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(stat)
-            );
-        }
-    }
-
     /// sigd finds itself in /proc, running, with its real uid.
     #[test]
     fn lookup_self() {
         let me = std::process::id() as i32;
-        let info = System.lookup(me).unwrap();
+        let info = System.open(me).unwrap().info().unwrap();
         assert_eq!(info.pid, me);
         assert_eq!(info.uid, nix::unistd::getuid().as_raw());
         assert_eq!(info.pgid, nix::unistd::getpgrp().as_raw());
@@ -215,6 +343,7 @@ mod tests {
         });
         let tid = rx.recv().unwrap();
         assert!(std::path::Path::new(&format!("/proc/{tid}/stat")).exists());
+        assert!(System.open(tid).is_none());
         assert_eq!(System.lookup(tid), None);
         thread.thread().unpark();
         thread.join().unwrap();
