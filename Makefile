@@ -4,6 +4,7 @@
 #               binary over HTTP in a private PID namespace, Tensorlake's SDK
 #   make build  the static release binary, stripped, at target/release/sigd
 #   make lint   rustfmt and clippy, warnings as errors
+#   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -25,7 +26,12 @@ PID_NAMESPACE := unshare --pid --fork --mount-proc
 SDK_VENV := target/sdk-venv
 TENSORLAKE_VERSION := 0.5.161
 
-.PHONY: build run test lint toolchain clean
+# Fuzzing: cargo-fuzz on the host's stable toolchain (RUSTC_BOOTSTRAP lets
+# it use the -Z flags it needs), each target for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := proc_stat signal_request
+
+.PHONY: build run test lint fuzz toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd
@@ -42,6 +48,13 @@ test: toolchain $(SDK_VENV)/.installed
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz $$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 toolchain:
 	@scripts/wasm-toolchain.sh

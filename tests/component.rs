@@ -4,81 +4,54 @@
 
 mod common;
 
+use serde_json::{Value, json};
 use sigd::guard::{Guard, Guarded};
 use sigd::policy::{CallError, DEFAULT_POLICY, Limits, Policy, Request, Response, Runtime};
-use sigd::process::{KillError, ProcessInfo, ProcessTable, RunState};
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use sigd::simulated::{Sent, Simulated};
+use std::sync::LazyLock;
 
-/// The pid the fake table says sigd runs as.
+/// The pid the simulated table says sigd runs as (see `TABLE`).
 const SIGD_PID: i32 = 4242;
-/// A process the kernel would refuse to let sigd signal (EPERM).
-const FOREIGN_PID: i32 = 77;
 
-/// An in-memory process table that records the signals it is asked to send.
-#[derive(Clone, Default)]
-struct FakeTable {
-    processes: Arc<HashMap<i32, ProcessInfo>>,
-    sent: Arc<Mutex<Vec<(i32, i32)>>>,
-}
+/// The simulated processes every test here starts from: init, sigd (under a
+/// supervisor 70, in group 60 with 61), 42 that survives the signals these
+/// tests send it, a zombie 43, a foreign 77 (EPERM), 44 that survives
+/// SIGTERM, and a tree 50 -> 51 -> 52 where 52 called setsid, with 50 and 51
+/// in group 50.
+const TABLE: &str = r#"[
+    {"pid": 1, "ppid": 0, "command": "init"},
+    {"pid": 70, "command": "supervisor"},
+    {"pid": 4242, "ppid": 70, "pgid": 60, "command": "sigd"},
+    {"pid": 61, "pgid": 60},
+    {"pid": 42, "state": "sleeping", "ignores": [1, 2, 9, 10, 15, 34, 64]},
+    {"pid": 43, "state": "zombie"},
+    {"pid": 44, "ignores": [15]},
+    {"pid": 77, "permission_denied": true},
+    {"pid": 50},
+    {"pid": 51, "ppid": 50, "pgid": 50},
+    {"pid": 52, "ppid": 51, "pgid": 52}
+]"#;
 
-impl FakeTable {
-    /// pid 1 (init), sigd, a running 42, a zombie 43 and a foreign 77.
-    fn new() -> FakeTable {
-        let process = |pid, state| ProcessInfo {
-            pid,
-            ppid: 1,
-            pgid: pid,
-            sid: pid,
-            uid: 0,
-            state,
-            start_time: 1000,
-            command: "fake".into(),
-        };
-        let processes = [
-            process(1, RunState::Sleeping),
-            process(SIGD_PID, RunState::Running),
-            process(42, RunState::Sleeping),
-            process(43, RunState::Zombie),
-            process(FOREIGN_PID, RunState::Running),
-        ];
-        FakeTable {
-            processes: Arc::new(processes.into_iter().map(|p| (p.pid, p)).collect()),
-            sent: Arc::default(),
-        }
-    }
-
-    fn sent(&self) -> Vec<(i32, i32)> {
-        self.sent.lock().unwrap().clone()
-    }
-}
-
-impl ProcessTable for FakeTable {
-    fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
-        self.processes.get(&pid).cloned()
-    }
-
-    fn kill(&self, pid: i32, signal: i32) -> Result<(), KillError> {
-        match self.processes.get(&pid) {
-            None => Err(KillError::NotFound),
-            Some(_) if pid == FOREIGN_PID => Err(KillError::PermissionDenied),
-            Some(_) => {
-                self.sent.lock().unwrap().push((pid, signal));
-                Ok(())
-            }
-        }
-    }
-}
-
-/// A loaded policy, with a fake table it reaches through a guard for `SIGD_PID`.
+/// A loaded policy, with a simulated table it reaches through a guard for `SIGD_PID`.
 struct Loaded {
     policy: Policy,
     processes: Guarded,
-    table: FakeTable,
+    table: Simulated,
+}
+
+impl Loaded {
+    /// (pid, signal) of every signal sent so far.
+    fn sent(&self) -> Vec<(i32, i32)> {
+        self.table
+            .sent()
+            .iter()
+            .map(|s| (s.pid, s.signal))
+            .collect()
+    }
 }
 
 fn load(component: &[u8]) -> Loaded {
-    let table = FakeTable::new();
+    let table = Simulated::from_json(TABLE).expect("the simulated table");
     let runtime = Runtime::new(Limits::default(), None).expect("a runtime");
     Loaded {
         policy: runtime.load(component).expect("the component loads"),
@@ -87,7 +60,6 @@ fn load(component: &[u8]) -> Loaded {
     }
 }
 
-/// (status, code) of one request.
 /// One call, run to completion on a shared tokio runtime.
 fn call(loaded: &Loaded, request: Request) -> Result<Response, CallError> {
     static RUNTIME: LazyLock<tokio::runtime::Runtime> =
@@ -97,10 +69,10 @@ fn call(loaded: &Loaded, request: Request) -> Result<Response, CallError> {
 
 fn ask(loaded: &Loaded, pid: &str, body: &str) -> (u16, String) {
     let response = call(loaded, request(pid, body)).expect("the policy answers");
-    let json: serde_json::Value = serde_json::from_str(&response.body).expect("JSON body");
+    let json: Value = serde_json::from_str(&response.body).expect("JSON body");
     let code = json["code"].as_str().unwrap_or_default().to_string();
     if response.status == 200 {
-        assert_eq!(json, serde_json::json!({"success": true}));
+        assert_eq!(json["success"], json!(true));
     } else {
         assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
@@ -143,7 +115,8 @@ fn default_policy_decision_table() {
         ("42", "not json", 400, "INVALID_REQUEST"),
         ("42", "[15]", 400, "INVALID_REQUEST"),
         ("42", "{}", 400, "INVALID_REQUEST"),
-        ("42", r#"{"signal": "15"}"#, 400, "INVALID_REQUEST"),
+        ("42", r#"{"signal": [15]}"#, 400, "INVALID_REQUEST"),
+        ("42", r#"{"signal": "15"}"#, 400, "INVALID_SIGNAL"),
         ("42", r#"{"signal": 0}"#, 400, "INVALID_SIGNAL"),
         ("42", r#"{"signal": 32}"#, 400, "INVALID_SIGNAL"),
         ("42", r#"{"signal": 33}"#, 400, "INVALID_SIGNAL"),
@@ -157,21 +130,12 @@ fn default_policy_decision_table() {
         ("43", r#"{"signal": 15}"#, 400, "PROCESS_NOT_RUNNING"),
         ("999", r#"{"signal": 15}"#, 404, "PROCESS_NOT_FOUND"),
         ("1", r#"{"signal": 15}"#, 403, "PROTECTED_PROCESS"),
-        (
-            &SIGD_PID.to_string(),
-            r#"{"signal": 9}"#,
-            403,
-            "PROTECTED_PROCESS",
-        ),
-        (
-            &FOREIGN_PID.to_string(),
-            r#"{"signal": 15}"#,
-            403,
-            "PERMISSION_DENIED",
-        ),
+        ("4242", r#"{"signal": 9}"#, 403, "PROTECTED_PROCESS"),
+        ("70", r#"{"signal": 15}"#, 403, "PROTECTED_PROCESS"),
+        ("77", r#"{"signal": 15}"#, 403, "PERMISSION_DENIED"),
     ];
     assert_rows(&loaded, rows);
-    assert_eq!(loaded.table.sent(), vec![(42, 15), (42, rtmax)]);
+    assert_eq!(loaded.sent(), vec![(42, 15), (42, rtmax)]);
 }
 
 /// The strict example refuses deliverable signals outside SIGINT/SIGKILL/SIGTERM
@@ -191,7 +155,7 @@ fn strict_policy_narrows_signals() {
             ("42", r#"{"signal": 15}"#, 200, ""),
         ],
     );
-    assert_eq!(loaded.table.sent(), vec![(42, 2), (42, 9), (42, 15)]);
+    assert_eq!(loaded.sent(), vec![(42, 2), (42, 9), (42, 15)]);
 }
 
 /// One loaded policy answers from many threads at once, each call on its own instance.
@@ -256,4 +220,87 @@ fn default_policy_is_precompiled() {
     let runtime = Runtime::new(Limits::default(), None).unwrap();
     let policy = runtime.load(DEFAULT_POLICY).unwrap();
     assert_eq!(policy.compiled(), sigd::policy::Compiled::AtBuild);
+}
+
+/// `group` reaches the target's process group and `tree` its descendants,
+/// a `setsid` grandchild included; one answer says which pids were reached.
+#[test]
+fn group_and_tree_scopes() {
+    let loaded = load(DEFAULT_POLICY);
+    let answer = |body: &str| -> Value {
+        let response = call(&loaded, request("50", body)).unwrap();
+        serde_json::from_str(&response.body).unwrap()
+    };
+    let group = answer(r#"{"signal": "CONT", "scope": "group"}"#);
+    assert_eq!(group["delivered_to"], json!([50, 51]), "{group}");
+    assert_eq!(
+        loaded.table.sent(),
+        vec![Sent {
+            pid: 50,
+            signal: 18,
+            group: true
+        }],
+        "one syscall for the group, through the target"
+    );
+    let tree = answer(r#"{"signal": "CONT", "scope": "tree"}"#);
+    assert_eq!(tree["delivered_to"], json!([50, 51, 52]), "{tree}");
+    assert_eq!(tree["scope"], "tree");
+}
+
+/// A group or tree holding sigd, or an ancestor of sigd, is refused whole.
+#[test]
+fn scopes_holding_sigd_are_refused() {
+    let loaded = load(DEFAULT_POLICY);
+    assert_rows(
+        &loaded,
+        &[
+            (
+                "61",
+                r#"{"signal": 15, "scope": "group"}"#,
+                403,
+                "PROTECTED_PROCESS",
+            ),
+            (
+                "70",
+                r#"{"signal": 15, "scope": "tree"}"#,
+                403,
+                "PROTECTED_PROCESS",
+            ),
+            ("70", r#"{"signal": 15}"#, 403, "PROTECTED_PROCESS"),
+            (
+                "4242",
+                r#"{"signal": 15, "scope": "tree"}"#,
+                403,
+                "PROTECTED_PROCESS",
+            ),
+        ],
+    );
+    assert_eq!(loaded.sent(), vec![]);
+}
+
+/// `wait_ms` reports how the process ended, or that it still runs; time
+/// spent waiting does not count against the policy's 50 ms deadline.
+#[test]
+fn wait_reports_the_exit() {
+    let loaded = load(DEFAULT_POLICY);
+    let answer = |pid: &str, body: &str| -> Value {
+        let response = call(&loaded, request(pid, body)).unwrap();
+        serde_json::from_str(&response.body).unwrap()
+    };
+    let ended = answer("50", r#"{"signal": "TERM", "wait_ms": 1000}"#);
+    assert_eq!(ended["exit"], json!({"exited": true, "signal": 15}));
+    let survived = answer("44", r#"{"signal": "TERM", "wait_ms": 120}"#);
+    assert_eq!(survived["exit"], json!({"exited": false, "waited_ms": 120}));
+}
+
+/// Escalation sends the second signal after the delay if the process still
+/// runs, and nothing to one that ended in time.
+#[test]
+fn escalation() {
+    let loaded = load(DEFAULT_POLICY);
+    let body = r#"{"signal": "TERM", "escalate": {"after_ms": 30, "signal": "KILL"}}"#;
+    assert_eq!(ask(&loaded, "44", body), (200, String::new()));
+    assert_eq!(ask(&loaded, "51", body), (200, String::new()));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(loaded.sent(), vec![(44, 15), (51, 15), (44, 9)]);
 }

@@ -39,12 +39,21 @@ fn rejects_invalid_requests() {
         "nope",
         "[15]",
         "{}",
-        r#"{"signal": "15"}"#,
+        r#"{"signal": [15]}"#,
         r#"{"signal": 1.5}"#,
     ] {
         sigd.signal(&pid, body).assert(400, "INVALID_REQUEST");
     }
-    for signal in ["0", "32", "33", "65", "-15", "99999999999"] {
+    for signal in [
+        "0",
+        "32",
+        "33",
+        "65",
+        "-15",
+        "99999999999",
+        r#""15""#,
+        r#""SIGNOPE""#,
+    ] {
         sigd.signal(&pid, &format!(r#"{{"signal": {signal}}}"#))
             .assert(400, "INVALID_SIGNAL");
     }

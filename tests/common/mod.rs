@@ -262,7 +262,8 @@ impl Reply {
             self.body
         );
         if status == 200 {
-            assert_eq!(self.json(), serde_json::json!({"success": true}));
+            assert_eq!(self.json()["success"], serde_json::json!(true));
+            assert!(self.body.starts_with(r#"{"success":true"#), "{}", self.body);
         } else {
             let error = self.json()["error"].as_str().map(str::to_string);
             assert!(
@@ -274,12 +275,17 @@ impl Reply {
     }
 }
 
-/// A process for sigd to signal: `sleep 600`, in this test's namespace, with
-/// every signal at its default action (a shell that started the tests in the
-/// background may have left SIGINT and SIGQUIT ignored, and children inherit that).
+/// A process for sigd to signal: `sleep 600`, in this test's namespace.
 pub fn target() -> Child {
     let mut command = Command::new("sleep");
     command.arg("600");
+    spawn_with_default_signals(command)
+}
+
+/// Spawn `command` with every signal at its default action: a shell that
+/// started the tests in the background may have left SIGINT and SIGQUIT
+/// ignored, and children inherit that.
+pub fn spawn_with_default_signals(mut command: Command) -> Child {
     // SAFETY: between fork and exec this only calls signal(2), sigemptyset(3)
     // and sigprocmask(2), all async-signal-safe, and allocates nothing.
     unsafe {
@@ -293,7 +299,7 @@ pub fn target() -> Child {
             Ok(())
         });
     }
-    command.spawn().expect("spawn sleep")
+    command.spawn().expect("spawn a target process")
 }
 
 /// Wait (at most 10 s) for `child` to end and return its status.
@@ -439,7 +445,7 @@ fn policy_wat(when: &str, misbehave: &str, data_at_32: &str) -> Vec<u8> {
     (export "request" (type $request))
     (export "response" (type $response))
     (export "handle-signal" (func $handle)))
-  (export "sigd:policy/handler@0.1.0" (instance $handler)))"#
+  (export "sigd:policy/handler@0.2.0" (instance $handler)))"#
     );
     wat::parse_str(&wat).unwrap_or_else(|e| panic!("bad WAT: {e}\n{wat}"))
 }

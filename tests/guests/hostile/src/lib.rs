@@ -1,11 +1,12 @@
-//! A hostile test policy: it asks the host to kill whatever the request body
-//! lists, `{"kill": [[pid, signal], ...]}`, and answers 200 with what the host
-//! said to each, `{"results": ["protected", "ok", ...]}`. The tests use it to
-//! prove the host refuses pid -1, 0, 1, sigd itself and process groups, no
+//! A hostile test policy: it asks the host to signal whatever the request
+//! body lists, `{"kill": [[pid, signal, "process" | "group" | "tree"], ...]}`,
+//! and answers 200 with what the host said to each, `{"results":
+//! ["protected", "ok", "cannot-open", ...]}`. The tests use it to prove the
+//! host refuses pid -1, 0, 1, sigd itself and its groups and trees, no
 //! matter what a policy orders.
 
 use serde_json::{Value, json};
-use sigd_policy::component::bindings::sigd::policy::host::{self, KillError};
+use sigd_policy::component::bindings::sigd::policy::host::{KillError, Process, Scope};
 use sigd_policy::component::{Guest, WitRequest, WitResponse};
 
 /// The policy's export.
@@ -21,8 +22,16 @@ impl Guest for Hostile {
             .map(|target| {
                 let pid = target[0].as_i64().unwrap_or_default() as i32;
                 let signal = target[1].as_i64().unwrap_or_default() as i32;
-                match host::kill(pid, signal) {
-                    Ok(()) => "ok",
+                let scope = match target[2].as_str() {
+                    Some("group") => Scope::Group,
+                    Some("tree") => Scope::Tree,
+                    _ => Scope::Process,
+                };
+                let Some(process) = Process::open(pid) else {
+                    return "cannot-open";
+                };
+                match process.signal(signal, scope) {
+                    Ok(_) => "ok",
                     Err(KillError::NotFound) => "not-found",
                     Err(KillError::InvalidSignal) => "invalid-signal",
                     Err(KillError::Protected) => "protected",

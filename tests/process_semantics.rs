@@ -1,0 +1,320 @@
+//! Process semantics with real processes in a private PID namespace: pid
+//! reuse cannot misdirect a signal, group and tree scopes reach exactly
+//! their members, names equal numbers, escalation and waiting work.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sigd::guard::{Guard, Guarded, Scope};
+use sigd::process::{KillError, ProcessTable, System};
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Children of `pid` now, from /proc.
+fn children_of(pid: u32) -> BTreeSet<i32> {
+    System
+        .snapshot()
+        .into_iter()
+        .filter(|p| p.ppid == pid as i32)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Wait (at most 10 s) until `pid` has `count` children; returns them.
+fn wait_for_children(pid: u32, count: usize) -> BTreeSet<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = children_of(pid);
+        if children.len() >= count {
+            return children;
+        }
+        assert!(Instant::now() < deadline, "{pid} has children {children:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `sh -c script` in a process group of its own, signals at their defaults.
+fn shell(script: &str) -> Child {
+    let mut command = Command::new("sh");
+    command.args(["-c", script]).process_group(0);
+    spawn_with_default_signals(command)
+}
+
+/// A `sleep` that ignores SIGTERM, once it does (a signal sent earlier would
+/// reach the shell before its `trap`).
+fn stubborn() -> Child {
+    let child = shell("trap '' TERM; exec sleep 600");
+    let status = format!("/proc/{}/status", child.id());
+    let ignores_term = |text: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("SigIgn:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        if ignores_term(&text) && text.starts_with("Name:\tsleep") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no stubborn sleep: {text}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
+/// Whether `pid` is alive (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    System
+        .lookup(pid)
+        .is_some_and(|p| p.exit_code.is_none() && p.state != sigd::process::RunState::Zombie)
+}
+
+/// Give the next process created in this namespace the pid `pid`, through
+/// /proc/sys/kernel/ns_last_pid (pid 1 of a namespace may write it).
+fn recycle(pid: i32) -> Child {
+    for _ in 0..20 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let child = target();
+        if child.id() as i32 == pid {
+            return child;
+        }
+        let mut stray = child;
+        stray.kill().unwrap();
+        stray.wait().unwrap();
+    }
+    panic!("could not recycle pid {pid}");
+}
+
+/// A process opened (checked), then gone, its pid handed to a new process:
+/// sending through the old handle reaches nothing, and the new process
+/// lives. A signal by pid would have killed it.
+#[test]
+fn pid_reuse_signals_nothing() {
+    require_private_pid_namespace();
+    let processes: Guarded = Guard::new(System).into();
+    let mut first = target();
+    let pid = first.id() as i32;
+    let handle = processes.open(pid).expect("open the first process");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = recycle(pid);
+    assert_eq!(second.id() as i32, pid, "the pid was reused");
+
+    assert_eq!(handle.send(9, false), Err(KillError::NotFound));
+    assert_eq!(
+        processes.signal(&handle, 9, Scope::Process),
+        Err(KillError::NotFound)
+    );
+    assert_eq!(
+        processes.signal(&handle, 9, Scope::Tree),
+        Err(KillError::NotFound)
+    );
+    assert!(
+        handle.info().is_none(),
+        "the handle's facts are not the new process's"
+    );
+    assert_alive_then_kill(&mut second);
+}
+
+/// An escalation pending on a process that ends and whose pid is reused
+/// meanwhile does not reach the new process.
+#[test]
+fn escalation_survives_pid_reuse() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let mut first = stubborn();
+    let pid = first.id() as i32;
+    let body = r#"{"signal": "TERM", "escalate": {"after_ms": 400, "signal": "KILL"}}"#;
+    sigd.signal(pid, body).assert(200, "");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = recycle(pid);
+    std::thread::sleep(Duration::from_millis(700));
+    sigd.expect_log("exited in time; no escalation");
+    assert_alive_then_kill(&mut second);
+}
+
+/// `group` reaches every process of the target's group, and nothing else.
+#[test]
+fn group_scope() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let mut leader = shell("sleep 600 & sleep 600 & wait");
+    let members = wait_for_children(leader.id(), 2);
+    let mut outsider = shell("sleep 600");
+    let member = *members.first().unwrap();
+    let reply = sigd.signal(member, r#"{"signal": 15, "scope": "group"}"#);
+    reply.assert(200, "");
+    let mut expected: Vec<i32> = members.iter().copied().collect();
+    expected.push(leader.id() as i32);
+    expected.sort();
+    assert_eq!(reply.json()["delivered_to"], json!(expected));
+    assert_eq!(reply.json()["scope"], "group");
+    assert_killed_by(&mut leader, 15);
+    for member in members {
+        wait_until_gone(member);
+    }
+    assert_alive_then_kill(&mut outsider);
+}
+
+/// `tree` reaches the target and all its descendants, a grandchild that
+/// called `setsid` included; `group` does not reach that grandchild.
+#[test]
+fn tree_scope_reaches_setsid_grandchild() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let mut root = shell("sh -c 'setsid sleep 600 & sleep 600 & wait' & wait");
+    let middle = *wait_for_children(root.id(), 1).first().unwrap();
+    let grandchildren = wait_for_children(middle as u32, 2);
+    let setsid_child = *grandchildren
+        .iter()
+        .find(|pid| System.lookup(**pid).is_some_and(|p| p.sid == **pid))
+        .or_else(|| {
+            // setsid may not have run yet: wait for it.
+            std::thread::sleep(Duration::from_millis(200));
+            grandchildren
+                .iter()
+                .find(|pid| System.lookup(**pid).is_some_and(|p| p.sid == **pid))
+        })
+        .expect("a grandchild in a session of its own");
+
+    let group = sigd.signal(root.id(), r#"{"signal": "CONT", "scope": "group"}"#);
+    assert!(
+        !group.json()["delivered_to"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(setsid_child))
+    );
+
+    let reply = sigd.signal(root.id(), r#"{"signal": "TERM", "scope": "tree"}"#);
+    reply.assert(200, "");
+    let mut expected = vec![root.id() as i32, middle];
+    expected.extend(grandchildren.iter().copied());
+    expected.sort();
+    assert_eq!(reply.json()["delivered_to"], json!(expected));
+    assert_killed_by(&mut root, 15);
+    for pid in grandchildren {
+        wait_until_gone(pid);
+    }
+}
+
+/// Wait (at most 10 s) until `pid` is gone or a zombie.
+fn wait_until_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "{pid} still runs");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A name and a number give the same result: the same signal, the same answer.
+#[test]
+fn names_and_numbers_agree() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let rtmin = nix::libc::SIGRTMIN();
+    let cases = [
+        ("15", 15),
+        (r#""SIGTERM""#, 15),
+        (r#""TERM""#, 15),
+        (r#""term""#, 15),
+        (r#""SIGUSR1""#, 10),
+        (r#""RTMIN+2""#, rtmin + 2),
+    ];
+    for (signal, number) in cases {
+        let mut child = target();
+        let reply = sigd.signal(child.id(), &format!(r#"{{"signal": {signal}}}"#));
+        reply.assert(200, "");
+        assert_eq!(reply.json()["signal"], json!(number), "{signal}");
+        assert_killed_by(&mut child, number);
+    }
+}
+
+/// A process that ignores SIGTERM gets SIGKILL after the delay (within
+/// 50 ms of it); one that ends in time gets nothing more.
+#[test]
+fn escalation_after_delay() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let mut stubborn = stubborn();
+    let body = r#"{"signal": "TERM", "escalate": {"after_ms": 300, "signal": "KILL"}}"#;
+    let sent = Instant::now();
+    let reply = sigd.signal(stubborn.id(), body);
+    reply.assert(200, "");
+    assert_eq!(
+        reply.json()["escalation"],
+        json!({"after_ms": 300, "signal": 9})
+    );
+    assert_killed_by(&mut stubborn, 9);
+    let took = sent.elapsed();
+    println!("escalated after {took:?} (asked for 300 ms)");
+    assert!(
+        took >= Duration::from_millis(300) && took <= Duration::from_millis(350),
+        "{took:?}"
+    );
+
+    let mut prompt = target();
+    sigd.signal(prompt.id(), body).assert(200, "");
+    assert_killed_by(&mut prompt, 15);
+    std::thread::sleep(Duration::from_millis(400));
+    sigd.expect_log("exited in time; no escalation");
+    assert_eq!(sigd.log().matches("escalated").count(), 1, "{}", sigd.log());
+}
+
+/// `wait_ms` makes the answer wait for the exit and say how it ended; for a
+/// process that outlives it, it says so after about `wait_ms`.
+#[test]
+fn wait_reports_how_it_ended() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let mut child = target();
+    let reply = sigd.signal(child.id(), r#"{"signal": "TERM", "wait_ms": 5000}"#);
+    reply.assert(200, "");
+    assert_eq!(reply.json()["exit"], json!({"exited": true, "signal": 15}));
+    assert_killed_by(&mut child, 15);
+
+    // Reaped by its parent (this test) at once: the pidfd still knows.
+    let mut reaped = target();
+    let pid = reaped.id();
+    let reaper = std::thread::spawn(move || wait_exit(&mut reaped));
+    let reply = sigd.signal(pid, r#"{"signal": "KILL", "wait_ms": 5000}"#);
+    assert_eq!(
+        reply.json()["exit"],
+        json!({"exited": true, "signal": 9}),
+        "{}",
+        reply.body
+    );
+    reaper.join().unwrap();
+
+    let mut stubborn = stubborn();
+    let started = Instant::now();
+    let reply = sigd.signal(stubborn.id(), r#"{"signal": "TERM", "wait_ms": 300}"#);
+    assert_eq!(
+        reply.json()["exit"],
+        json!({"exited": false, "waited_ms": 300})
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_alive_then_kill(&mut stubborn);
+}
+
+/// A thread id that is not a process is PROCESS_NOT_FOUND, not a way to
+/// signal the process it belongs to.
+#[test]
+fn thread_ids_are_not_processes() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&[]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        tx.send(nix::unistd::gettid().as_raw()).unwrap();
+        std::thread::park();
+    });
+    let tid = rx.recv().unwrap();
+    sigd.signal(tid, r#"{"signal": "CONT"}"#)
+        .assert(404, "PROCESS_NOT_FOUND");
+    thread.thread().unpark();
+    thread.join().unwrap();
+}
