@@ -1,7 +1,8 @@
 # sigd's one entry point. Every target sets up what it needs first.
 #   make run    build what is missing, serve on 127.0.0.1:9000 (default policy)
 #   make test   every test: guest logic, host units, components, the real
-#               binary over HTTP in a private PID namespace, Tensorlake's SDK
+#               binary over HTTP in a private PID namespace, Tensorlake's SDK,
+#               Schemathesis against openapi.yaml
 #   make build  the static release binary, stripped, at target/release/sigd
 #   make lint   rustfmt and clippy, warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
@@ -22,9 +23,13 @@ RELEASE = $(TARGET_VAR)_RUSTFLAGS="-C target-feature=+crt-static" \
 # so they can only ever hit their own children.
 PID_NAMESPACE := unshare --pid --fork --mount-proc
 
-# Tensorlake's Python SDK, to prove sigd speaks its API unchanged.
+# Tensorlake's Python SDK, to prove sigd speaks its API unchanged, and
+# Schemathesis, to check sigd against openapi.yaml (separate venvs: their
+# dependencies need not agree).
 SDK_VENV := target/sdk-venv
 TENSORLAKE_VERSION := 0.5.161
+API_VENV := target/schemathesis-venv
+SCHEMATHESIS_VERSION := 4.32.5
 
 # Fuzzing: cargo-fuzz on the host's stable toolchain (RUSTC_BOOTSTRAP lets
 # it use the -Z flags it needs), each target for FUZZ_SECONDS.
@@ -41,9 +46,10 @@ build: toolchain
 run: build
 	./target/release/sigd serve --listen $(LISTEN)
 
-test: toolchain $(SDK_VENV)/.installed
+test: toolchain $(SDK_VENV)/.installed $(API_VENV)/.installed
 	$(TARGET_VAR)_RUNNER="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
 		$(call RELEASE,test) -- --include-ignored
+	tests/conformance/run.sh $(CURDIR)/target/$(HOST_TRIPLE)/release/sigd $(CURDIR)/$(API_VENV)/bin/schemathesis
 
 lint: toolchain
 	$(CARGO) fmt --all --check
@@ -62,6 +68,11 @@ toolchain:
 $(SDK_VENV)/.installed:
 	$(PYTHON) -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check tensorlake==$(TENSORLAKE_VERSION)
+	touch $@
+
+$(API_VENV)/.installed:
+	$(PYTHON) -m venv $(API_VENV)
+	$(API_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 	touch $@
 
 clean:

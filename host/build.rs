@@ -77,6 +77,10 @@ fn main() {
         std::fs::write(&path, &component).expect("write component");
         println!("cargo:rustc-env=SIGD_POLICY_{name}={}", path.display());
         if *name == "DEFAULT" {
+            println!(
+                "cargo:rustc-env=SIGD_POLICY_DEFAULT_SHA256={}",
+                sha256_hex(&component)
+            );
             let compiled = out_dir.join(format!("{lib}.cwasm"));
             std::fs::write(&compiled, precompile(&component)).expect("write compiled policy");
             println!(
@@ -85,6 +89,14 @@ fn main() {
             );
         }
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The default policy compiled for this machine, or nothing when building

@@ -64,7 +64,9 @@ fn load(component: &[u8]) -> Loaded {
 fn call(loaded: &Loaded, request: Request) -> Result<Response, CallError> {
     static RUNTIME: LazyLock<tokio::runtime::Runtime> =
         LazyLock::new(|| tokio::runtime::Runtime::new().expect("a tokio runtime"));
-    RUNTIME.block_on(loaded.policy.call(&loaded.processes, request))
+    RUNTIME
+        .block_on(loaded.policy.call(&loaded.processes, request))
+        .answer
 }
 
 fn ask(loaded: &Loaded, pid: &str, body: &str) -> (u16, String) {

@@ -9,8 +9,7 @@ use serde_json::json;
 use sigd::guard::{Guard, Guarded, Scope};
 use sigd::process::{KillError, ProcessTable, System};
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Children of `pid` now, from /proc.
@@ -36,36 +35,6 @@ fn wait_for_children(pid: u32, count: usize) -> BTreeSet<i32> {
     }
 }
 
-/// `sh -c script` in a process group of its own, signals at their defaults.
-fn shell(script: &str) -> Child {
-    let mut command = Command::new("sh");
-    command.args(["-c", script]).process_group(0);
-    spawn_with_default_signals(command)
-}
-
-/// A `sleep` that ignores SIGTERM, once it does (a signal sent earlier would
-/// reach the shell before its `trap`).
-fn stubborn() -> Child {
-    let child = shell("trap '' TERM; exec sleep 600");
-    let status = format!("/proc/{}/status", child.id());
-    let ignores_term = |text: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix("SigIgn:"))
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        if ignores_term(&text) && text.starts_with("Name:\tsleep") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no stubborn sleep: {text}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child
-}
-
 /// Whether `pid` is alive (not gone, not a zombie).
 fn alive(pid: i32) -> bool {
     System
@@ -74,9 +43,10 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Give the next process created in this namespace the pid `pid`, through
-/// /proc/sys/kernel/ns_last_pid (pid 1 of a namespace may write it).
+/// /proc/sys/kernel/ns_last_pid (pid 1 of a namespace may write it). Other
+/// tests fork meanwhile and may take it first: try again.
 fn recycle(pid: i32) -> Child {
-    for _ in 0..20 {
+    for _ in 0..1000 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
         let child = target();
         if child.id() as i32 == pid {

@@ -2,17 +2,7 @@
 //! wrapped as a [`Host`], and the export that hands each request to [`decide`].
 //!
 //! Another Rust policy reuses all of this and changes only its [`Rules`]:
-//!
-//! ```ignore
-//! struct Strict;
-//! impl sigd_policy::component::Guest for Strict {
-//!     fn handle_signal(request: sigd_policy::component::WitRequest) -> sigd_policy::component::WitResponse {
-//!         sigd_policy::component::handle(&STRICT_RULES, request)
-//!     }
-//! }
-//! #[cfg(target_arch = "wasm32")]
-//! sigd_policy::component::export_policy!(Strict);
-//! ```
+//! `examples/policies/strict` is the whole of such a policy, in 15 lines.
 
 use crate::{Exit, Host, KillError, Process, Request, Rules, Scope, decide};
 use std::ops::RangeInclusive;

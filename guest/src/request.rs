@@ -145,19 +145,31 @@ fn signal(value: &Value, field: &str, realtime: &RangeInclusive<i32>) -> Result<
     let invalid = || Rejection::InvalidSignal(value.to_string());
     match value {
         Value::String(name) => signals::number(name, realtime).ok_or_else(invalid),
-        Value::Number(n) => {
-            let integer = n.as_i64().or_else(|| {
-                // An integer too large for i64 is an integer still: not a signal.
-                let f = n.as_f64()?;
-                (n.is_u64() || (f.fract() == 0.0 && f.abs() >= 9.2e18)).then_some(i64::MAX)
-            });
-            match integer {
-                Some(i) if signals::is_deliverable(i, realtime) => Ok(i as i32),
-                Some(_) => Err(invalid()),
-                None => Err(not_integer_or_name(field)),
-            }
-        }
+        Value::Number(n) => match integer(n) {
+            Some(i) if signals::is_deliverable(i, realtime) => Ok(i as i32),
+            Some(_) => Err(invalid()),
+            None => Err(not_integer_or_name(field)),
+        },
         _ => Err(not_integer_or_name(field)),
+    }
+}
+
+/// The integer a JSON number stands for: as JSON Schema has it, `15.0` is
+/// the integer 15. Integers beyond i64 saturate (they are no signal or
+/// duration either); `None` for a number with a fraction.
+fn integer(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let f = n.as_f64()?;
+    if n.is_u64() || (f.fract() == 0.0 && f >= 9.2e18) {
+        Some(i64::MAX)
+    } else if f.fract() == 0.0 && f <= -9.2e18 {
+        Some(i64::MIN)
+    } else if f.fract() == 0.0 {
+        Some(f as i64)
+    } else {
+        None
     }
 }
 
@@ -170,7 +182,8 @@ fn not_integer_or_name(field: &str) -> Rejection {
 /// A non-negative integer number of milliseconds that fits in 32 bits.
 fn milliseconds(value: &Value, field: &str) -> Result<u32, Rejection> {
     value
-        .as_u64()
+        .as_number()
+        .and_then(integer)
         .and_then(|ms| u32::try_from(ms).ok())
         .ok_or_else(|| {
             Rejection::InvalidRequest(format!(

@@ -26,13 +26,17 @@ fn main() {
         .unwrap();
     let mut samples: Vec<Duration> = runtime.block_on(async {
         for _ in 0..2_000 {
-            policy.call(&processes, request.clone()).await.unwrap();
+            policy
+                .call(&processes, request.clone())
+                .await
+                .answer
+                .unwrap();
         }
         let mut samples = Vec::with_capacity(20_000);
         for _ in 0..20_000 {
             let request = request.clone();
             let t = Instant::now();
-            let response = policy.call(&processes, request).await.unwrap();
+            let response = policy.call(&processes, request).await.answer.unwrap();
             samples.push(t.elapsed());
             assert_eq!(response.status, 200);
         }

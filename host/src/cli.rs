@@ -5,28 +5,35 @@
 use crate::auth::Token;
 use crate::guard::Guard;
 use crate::http::App;
+use crate::metrics::Metrics;
 use crate::policy::{self, Cache, Runtime};
 use crate::process::System;
 use crate::reload::{self, ActivePolicy, Source};
-use crate::server::{self, Limits};
+use crate::server::{self, Endpoint, Limits, Listener};
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 /// The environment variable that may hold the bearer token.
 pub const TOKEN_ENV: &str = "SIGD_TOKEN";
 
+/// What `--version` prints: the version and the built-in policy's sha256.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (built-in policy sha256 ",
+    env!("SIGD_POLICY_DEFAULT_SHA256"),
+    ")"
+);
+
 /// sigd delivers POSIX signals to processes over HTTP
 /// (`POST /api/v1/processes/{pid}/signal`, body `{"signal": 15}`).
 /// Its decisions are a WebAssembly policy component.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = VERSION)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,12 +45,31 @@ pub enum Command {
     Serve(Config),
 }
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// How `sigd serve` runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address to listen on. Without a token, only loopback addresses are allowed.
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    pub listen: SocketAddr,
+    /// Where to listen: HOST:PORT (127.0.0.1:9000, [::1]:9000) or
+    /// unix:/PATH. Repeat to listen on several. Without a token only
+    /// loopback addresses and Unix sockets are allowed.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub listen: Vec<Endpoint>,
+
+    /// File mode of Unix sockets, in octal.
+    #[arg(long, value_name = "MODE", default_value = "660", value_parser = octal)]
+    pub socket_mode: u32,
+
+    /// Log format. `RUST_LOG` filters what is logged (default: info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Policy component (.wasm) to load instead of the built-in default policy.
     #[arg(long, value_name = "PATH")]
@@ -63,9 +89,18 @@ pub struct Config {
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
 
-    /// Seconds a client may take to send its request headers.
+    /// Seconds a client may take to send a request's headers; also how long
+    /// a keep-alive connection may stay idle.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     pub header_timeout: u64,
+
+    /// Most headers in a request; more get 431.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_headers: usize,
+
+    /// Most bytes of request line and headers; more get 431 (at least 8192).
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
+    pub max_header_bytes: usize,
 
     /// Seconds in-flight requests may take to finish after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -99,50 +134,60 @@ pub struct Config {
 }
 
 impl Config {
-    /// Run the daemon until SIGTERM or SIGINT.
-    pub async fn serve(self) -> anyhow::Result<()> {
-        let token = self.token()?;
+    /// Run the daemon until SIGTERM or SIGINT. `env_token` is what
+    /// SIGD_TOKEN held (see [`take_env_token`]).
+    pub async fn serve(self, env_token: Option<String>) -> anyhow::Result<()> {
+        let token = self.token(env_token)?;
         if token.is_none() {
-            if !self.listen.ip().is_loopback() {
+            if let Some(open) = self.listen.iter().find(|endpoint| !endpoint.is_local()) {
                 bail!(
-                    "refusing to listen on {} without a token: anyone who can reach it could \
-                     signal processes; give --token-file (or SIGD_TOKEN), or listen on loopback",
-                    self.listen
+                    "refusing to listen on {open} without a token: anyone who can reach it could \
+                     signal processes; give --token-file (or SIGD_TOKEN), or listen on loopback"
                 );
             }
             warn!("no token: every local client may send signals");
         }
+        raise_file_limit();
+        let metrics = Arc::new(Metrics::default());
         let policy = Arc::new(self.policy().await?);
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let mut listeners = Vec::new();
+        for endpoint in &self.listen {
+            let listener = Listener::bind(endpoint, self.socket_mode)
+                .await
+                .with_context(|| format!("cannot listen on {endpoint}"))?;
+            listeners.push(listener);
+        }
         // Take over SIGHUP, SIGTERM and SIGINT before announcing readiness:
         // until then they would kill sigd.
         let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let shutdown = shutdown_signal()?;
-        info!("listening on http://{}", listener.local_addr()?);
-        tokio::spawn(reload::on_sighup(policy.clone(), hangups));
+        for listener in &listeners {
+            info!("listening on {}", listener.endpoint()?);
+        }
+        tokio::spawn(reload::on_sighup(policy.clone(), hangups, metrics.clone()));
         if self.watch {
-            tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY));
+            tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY, metrics.clone()));
         }
         let app = Arc::new(App {
             policy,
             processes: Guard::new(System).into(),
             token,
             max_body_bytes: self.max_body_bytes,
+            metrics,
         });
         let limits = Limits {
             max_connections: self.max_connections,
             header_timeout: Duration::from_secs(self.header_timeout),
+            max_headers: self.max_headers,
+            max_header_bytes: self.max_header_bytes,
             drain: Duration::from_secs(self.drain),
         };
-        server::run(listener, app, limits, shutdown).await;
+        server::run(listeners, app, limits, shutdown).await;
         Ok(())
     }
 
     /// The token from --token-file or SIGD_TOKEN (not both), if any.
-    fn token(&self) -> anyhow::Result<Option<Token>> {
-        let from_env = std::env::var(TOKEN_ENV).ok();
+    fn token(&self, from_env: Option<String>) -> anyhow::Result<Option<Token>> {
         let text = match (&self.token_file, from_env) {
             (Some(_), Some(_)) => {
                 bail!("give the token either by --token-file or {TOKEN_ENV}, not both")
@@ -196,6 +241,53 @@ impl Config {
         let home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"));
         xdg.or(home).map(|base| base.join("sigd"))
     }
+}
+
+/// Take the token out of the environment: read SIGD_TOKEN, overwrite its
+/// value in the process's original environment block (what
+/// `/proc/<pid>/environ` shows) and unset it, so it lingers nowhere.
+///
+/// # Safety
+///
+/// Call it before any other thread starts: it writes the environment.
+pub unsafe fn take_env_token() -> Option<String> {
+    let token = std::env::var(TOKEN_ENV).ok()?;
+    let prefix = format!("{TOKEN_ENV}=");
+    // SAFETY: `environ` is a null-terminated array of NUL-terminated strings
+    // that no other thread touches yet (the caller's promise); we only
+    // overwrite bytes within the value of our own variable.
+    unsafe {
+        let mut entry = nix::libc::environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if text.starts_with(prefix.as_bytes()) {
+                let value = (*entry).add(prefix.len());
+                std::ptr::write_bytes(value, b'*', text.len() - prefix.len());
+            }
+            entry = entry.add(1);
+        }
+        std::env::remove_var(TOKEN_ENV);
+    }
+    Some(token)
+}
+
+/// Let sigd hold as many connections as the hard limit on open files allows.
+fn raise_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        warn!(%error, soft, "cannot raise the open-file limit");
+    }
+}
+
+/// Parse an octal file mode such as `660`.
+fn octal(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode such as 660"))
 }
 
 /// How often `--watch` looks at the policy file.

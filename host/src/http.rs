@@ -1,10 +1,16 @@
 //! One HTTP request: authenticate, route, cap the body, hand it to the
-//! policy, and answer. [`HttpError::into_response`] is the one place a
-//! failure of the host becomes an HTTP response; the policy's own answers
-//! (including its error bodies) pass through unchanged.
+//! policy, and answer; then count it and, for a signal request, write its
+//! audit event. [`HttpError::into_response`] is the one place a failure of
+//! the host becomes an HTTP response; the policy's own answers (including
+//! its error bodies) pass through unchanged.
+//!
+//! Routes: `POST /api/v1/processes/{pid}/signal` and `GET /metrics` need the
+//! token when one is set; `GET /healthz` never does, so probes need no secret.
 
+use crate::audit;
 use crate::auth::Token;
 use crate::guard::Guarded;
+use crate::metrics::{self, Metrics};
 use crate::policy::{self, CallError};
 use crate::reload::ActivePolicy;
 use bytes::Bytes;
@@ -21,6 +27,8 @@ const SIGNAL_PREFIX: &str = "/api/v1/processes/";
 const SIGNAL_SUFFIX: &str = "/signal";
 /// The health route; it needs no token.
 const HEALTH_PATH: &str = "/healthz";
+/// The metrics route.
+const METRICS_PATH: &str = "/metrics";
 
 /// What every request needs; shared by all connections.
 pub struct App {
@@ -32,6 +40,16 @@ pub struct App {
     pub token: Option<Token>,
     /// Largest body accepted, in bytes.
     pub max_body_bytes: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+/// An answer and what to record of it.
+struct Answer {
+    response: Response<Full<Bytes>>,
+    /// The error code of the body ("" for a success).
+    code: String,
+    /// What the policy did, for a signal request that reached it.
+    called: Option<audit::Called>,
 }
 
 /// Every way the host itself fails a request (the policy's refusals are not here).
@@ -53,9 +71,35 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// The error code its answer carries.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
     /// The one place a host failure becomes a status, a code and a sentence.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let (status, code, message) = match &self {
+        let (status, code, message) = self.parts();
+        let body = serde_json::json!({ "error": message, "code": code }).to_string();
+        let mut response = json_response(status, body);
+        let headers = response.headers_mut();
+        match self {
+            HttpError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"sigd\""),
+                );
+            }
+            HttpError::MethodNotAllowed(allowed) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+            }
+            _ => {}
+        }
+        response
+    }
+
+    /// Its status, code and sentence.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
             HttpError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -87,27 +131,11 @@ impl HttpError {
                 "INTERNAL",
                 "sigd failed to handle the request; see its log".to_string(),
             ),
-        };
-        let body = serde_json::json!({ "error": message, "code": code }).to_string();
-        let mut response = json_response(status, body);
-        let headers = response.headers_mut();
-        match self {
-            HttpError::Unauthorized => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"sigd\""),
-                );
-            }
-            HttpError::MethodNotAllowed(allowed) => {
-                headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
-            }
-            _ => {}
         }
-        response
     }
 }
 
-/// Answer one request, in its own tracing span, logging the outcome.
+/// Answer one request, in its own tracing span; count it and audit it.
 pub async fn handle(
     app: &App,
     request: Request<Incoming>,
@@ -119,27 +147,44 @@ pub async fn handle(
         status = field::Empty,
     );
     let started = Instant::now();
+    let _in_flight = app.metrics.request();
+    let signal_route = is_signal_route(request.uri().path());
+    let trace_id = audit::trace_id(request.headers());
     async move {
-        let response = respond(app, request).await.unwrap_or_else(|error| {
-            match &error {
-                HttpError::Policy(details) => tracing::error!(%details, "policy failed"),
-                other => warn!(error = %other, "rejected"),
+        let answer = respond(app, request).await.unwrap_or_else(|error| {
+            warn!(%error, "rejected");
+            let code = error.code().to_string();
+            Answer {
+                response: error.into_response(),
+                code,
+                called: None,
             }
-            error.into_response()
         });
-        tracing::Span::current().record("status", response.status().as_u16());
-        info!(micros = started.elapsed().as_micros() as u64, "answered");
-        Ok(response)
+        let status = answer.response.status().as_u16();
+        let took = started.elapsed();
+        tracing::Span::current().record("status", status);
+        info!(micros = took.as_micros() as u64, "answered");
+        app.metrics.answered(status, &answer.code, took);
+        if signal_route {
+            let sha256 = app.policy.current().sha256().to_string();
+            audit::log(
+                status,
+                &answer.code,
+                took,
+                &sha256,
+                trace_id,
+                answer.called.as_ref(),
+            );
+        }
+        Ok(answer.response)
     }
     .instrument(span)
     .await
 }
 
-async fn respond(
-    app: &App,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, HttpError> {
-    if request.uri().path() == HEALTH_PATH {
+async fn respond(app: &App, request: Request<Incoming>) -> Result<Answer, HttpError> {
+    let path = request.uri().path();
+    if path == HEALTH_PATH {
         return health(app, request.method());
     }
     if let Some(token) = &app.token {
@@ -148,23 +193,82 @@ async fn respond(
             return Err(HttpError::Unauthorized);
         }
     }
-    let pid = route(request.method(), request.uri().path())?.to_string();
+    if path == METRICS_PATH {
+        return metrics(app, request.method());
+    }
+    let pid = route(request.method(), path)?.to_string();
     let headers = policy_headers(request.headers());
     let body = read_body(request.into_body(), app.max_body_bytes).await?;
     let request = policy::Request {
-        pid,
+        pid: pid.clone(),
         body: body.into(),
         headers,
     };
-    let answer = app.policy.current().call(&app.processes, request).await?;
-    Ok(json_response(
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        answer.body,
-    ))
+    let policy::Called {
+        answer,
+        actions,
+        took,
+    } = app.policy.current().call(&app.processes, request).await;
+    app.metrics.policy_call(took);
+    let called = Some(audit::Called { pid, actions });
+    match answer {
+        Ok(answer) => Ok(Answer {
+            response: json_response(
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                answer.body.clone(),
+            ),
+            code: error_code(&answer.body),
+            called,
+        }),
+        Err(error) => {
+            app.metrics.policy_failed(&error);
+            tracing::error!(details = %error, "policy failed");
+            let error = HttpError::Policy(error);
+            Ok(Answer {
+                code: error.code().to_string(),
+                response: error.into_response(),
+                called,
+            })
+        }
+    }
+}
+
+/// `GET /metrics`: the counters, in the OpenMetrics text format.
+fn metrics(app: &App, method: &Method) -> Result<Answer, HttpError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(HttpError::MethodNotAllowed("GET, HEAD"));
+    }
+    let mut response = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    Ok(Answer {
+        response,
+        code: String::new(),
+        called: None,
+    })
+}
+
+/// The `code` of a JSON error body, or "".
+fn error_code(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Coded {
+        code: Option<String>,
+    }
+    serde_json::from_str::<Coded>(body)
+        .ok()
+        .and_then(|coded| coded.code)
+        .unwrap_or_default()
+}
+
+/// Whether `path` is the signal route (whatever the method).
+fn is_signal_route(path: &str) -> bool {
+    path.starts_with(SIGNAL_PREFIX) && path.ends_with(SIGNAL_SUFFIX)
 }
 
 /// `GET /healthz`: ready (a policy is loaded, or sigd would not listen), and which.
-fn health(app: &App, method: &Method) -> Result<Response<Full<Bytes>>, HttpError> {
+fn health(app: &App, method: &Method) -> Result<Answer, HttpError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
@@ -177,7 +281,11 @@ fn health(app: &App, method: &Method) -> Result<Response<Full<Bytes>>, HttpError
             "source": app.policy.source().to_string(),
         },
     });
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    Ok(Answer {
+        response: json_response(StatusCode::OK, body.to_string()),
+        code: String::new(),
+        called: None,
+    })
 }
 
 /// The raw `{pid}` segment if `path` is the signal route and `method` is POST.

@@ -14,6 +14,8 @@
 //! - [`http`]: one request: authenticate, route, cap the body, call the policy,
 //!   and the one place errors become HTTP responses.
 //! - [`auth`]: the bearer token and its constant-time check.
+//! - [`audit`]: one audit event per signal request; [`metrics`]: what
+//!   `GET /metrics` reports.
 //! - [`reload`]: the active policy, swapped in place on SIGHUP or `--watch`
 //!   after a load and a smoke call; in-flight requests keep the old one.
 //! - [`policy`]: the wasm runtime: compile the component once (or take it
@@ -31,10 +33,12 @@
 //! - [`simulated`]: a process table in memory, for trying policies without
 //!   processes (tests, `sigd policy eval`).
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod guard;
 pub mod http;
+pub mod metrics;
 pub mod pidfd;
 pub mod policy;
 pub mod process;

@@ -1,18 +1,24 @@
 //! The `sigd` binary: parse the command line, set up logging, run.
 
 use clap::Parser;
-use sigd::cli::{Cli, Command};
+use sigd::cli::{Cli, Command, LogFormat, take_env_token};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // SAFETY: no other thread has started yet.
+    let env_token = unsafe { take_env_token() };
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let Command::Serve(config) = cli.command;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -20,11 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(config) => config.serve().await,
-        }
-    });
+    let result = runtime.block_on(config.serve(env_token));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

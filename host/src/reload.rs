@@ -8,6 +8,7 @@
 //! policy that fails any step is logged and dropped; the old one keeps serving.
 
 use crate::guard::{Guard, Guarded};
+use crate::metrics::Metrics;
 use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
 use crate::simulated::Simulated;
 use std::borrow::Cow;
@@ -112,29 +113,40 @@ impl ActivePolicy {
         })
     }
 
-    /// Reload and log the outcome.
-    pub async fn reload_and_log(&self, why: &str) {
+    /// Reload, log the outcome and count it.
+    pub async fn reload_and_log(&self, why: &str, metrics: &Metrics) {
         match self.reload().await {
             Ok(Reloaded::Swapped { from, to }) => {
-                info!(from, to, "policy swapped ({why}): now {}", self.source)
+                info!(from, to, "policy swapped ({why}): now {}", self.source);
+                metrics.reload("swapped");
             }
-            Ok(Reloaded::Unchanged) => info!("policy unchanged ({why})"),
-            Err(error) => error!(%error, "policy not swapped ({why}); the old one keeps serving"),
+            Ok(Reloaded::Unchanged) => {
+                info!("policy unchanged ({why})");
+                metrics.reload("unchanged");
+            }
+            Err(error) => {
+                error!(%error, "policy not swapped ({why}); the old one keeps serving");
+                metrics.reload("failed");
+            }
         }
     }
 }
 
 /// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
 /// announces it is ready, so no early SIGHUP kills it) delivers.
-pub async fn on_sighup(active: Arc<ActivePolicy>, mut hangups: tokio::signal::unix::Signal) {
+pub async fn on_sighup(
+    active: Arc<ActivePolicy>,
+    mut hangups: tokio::signal::unix::Signal,
+    metrics: Arc<Metrics>,
+) {
     while hangups.recv().await.is_some() {
-        active.reload_and_log("SIGHUP").await;
+        active.reload_and_log("SIGHUP", &metrics).await;
     }
 }
 
 /// Reload whenever the policy file's size, modification time or inode
 /// changes, checking every `every`.
-pub async fn watch(active: Arc<ActivePolicy>, every: Duration) {
+pub async fn watch(active: Arc<ActivePolicy>, every: Duration, metrics: Arc<Metrics>) {
     let Source::File(path) = active.source().clone() else {
         return;
     };
@@ -145,7 +157,7 @@ pub async fn watch(active: Arc<ActivePolicy>, every: Duration) {
         let now = stamp(&path);
         if now != seen && now.is_some() {
             seen = now;
-            active.reload_and_log("file changed").await;
+            active.reload_and_log("file changed", &metrics).await;
         }
     }
 }
@@ -201,6 +213,7 @@ async fn prepare(
     policy
         .call(&nothing, request)
         .await
+        .answer
         .map_err(|e| ReloadError::Smoke(source.clone(), e))?;
     Ok(Some(policy))
 }

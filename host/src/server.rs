@@ -1,52 +1,180 @@
-//! The transport: [`run`] binds nothing itself; it takes a bound listener,
-//! accepts connections up to a cap, serves each with hyper (HTTP/1.1), and on
-//! shutdown stops accepting and lets in-flight requests finish within a drain
-//! limit.
+//! The transport: [`run`] takes bound listeners (TCP or Unix socket),
+//! accepts connections up to a cap, serves each with hyper (HTTP/1.1 only,
+//! with header timeout and limits), and on shutdown stops accepting, lets
+//! in-flight requests finish within a drain limit, and closes the rest.
 
 use crate::http::{self, App};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::fmt;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
-use tracing::{error, info, warn};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
 
 /// Limits of the transport.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
-    /// How long a client may take to send its request headers.
+    /// How long a client may take to send a request's headers; hyper starts
+    /// the clock when it waits for a request, so this also closes keep-alive
+    /// connections that stay idle this long.
     pub header_timeout: Duration,
+    /// Most request headers; more get 431.
+    pub max_headers: usize,
+    /// Most bytes of request line and headers; more get 431 (at least 8192).
+    pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain: Duration,
 }
 
-/// Owns the accept loop (one per listening socket).
-struct Listener {
-    listener: TcpListener,
-    app: Arc<App>,
-    /// One permit per open connection: caps memory and file descriptors.
-    connections: Arc<Semaphore>,
-    limits: Limits,
+/// Where sigd listens: `127.0.0.1:9000`, `[::1]:9000` or `unix:/run/sigd.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
 }
 
-/// Serve `app` on `listener` until `shutdown` completes, then drain.
-pub async fn run(listener: TcpListener, app: Arc<App>, limits: Limits, shutdown: impl Future) {
-    let graceful = GracefulShutdown::new();
-    let listener = Listener {
-        listener,
-        app,
-        connections: Arc::new(Semaphore::new(limits.max_connections)),
-        limits,
-    };
-    tokio::select! {
-        () = listener.accept_loop(&graceful) => {}
-        _ = shutdown => info!("shutting down: no new connections"),
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Endpoint, String> {
+        match text.strip_prefix("unix:") {
+            Some(path) if path.starts_with('/') => Ok(Endpoint::Unix(PathBuf::from(path))),
+            Some(_) => Err("a unix socket needs an absolute path: unix:/run/sigd.sock".into()),
+            None => text.parse().map(Endpoint::Tcp).map_err(|_| {
+                format!("{text:?} is neither HOST:PORT (127.0.0.1:9000, [::1]:9000) nor unix:/PATH")
+            }),
+        }
     }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "http://{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl Endpoint {
+    /// Whether only this machine can reach it (loopback, or a Unix socket).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Endpoint::Tcp(addr) => addr.ip().is_loopback(),
+            Endpoint::Unix(_) => true,
+        }
+    }
+}
+
+/// A bound listening socket.
+pub enum Listener {
+    Tcp(TcpListener),
+    /// The socket file is removed when the listener is dropped.
+    Unix(UnixListener, PathBuf),
+}
+
+/// A socket sigd answers on.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+
+impl Listener {
+    /// Bind `endpoint`. A Unix socket gets `mode`; a stale socket file (no
+    /// one answers on it) is replaced, a live one is an error.
+    pub async fn bind(endpoint: &Endpoint, mode: u32) -> io::Result<Listener> {
+        match endpoint {
+            Endpoint::Tcp(addr) => TcpListener::bind(addr).await.map(Listener::Tcp),
+            Endpoint::Unix(path) => {
+                remove_stale_socket(path).await?;
+                let listener = UnixListener::bind(path)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                Ok(Listener::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    /// Where it listens, with the port the kernel picked for port 0.
+    pub fn endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            Listener::Tcp(listener) => listener.local_addr().map(Endpoint::Tcp),
+            Listener::Unix(_, path) => Ok(Endpoint::Unix(path.clone())),
+        }
+    }
+
+    async fn accept(&self) -> io::Result<(Box<dyn Connection>, String)> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                // Answers are one write each: send them at once.
+                stream.set_nodelay(true)?;
+                Ok((Box::new(stream), peer.to_string()))
+            }
+            Listener::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                Ok((Box::new(stream), "unix".into()))
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Remove `path` if it is a socket nobody answers on.
+async fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    if UnixStream::connect(path).await.is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} is in use: another server answers on it", path.display()),
+        ));
+    }
+    warn!(path = %path.display(), "removing a stale socket file");
+    std::fs::remove_file(path)
+}
+
+/// Serve `app` on `listeners` until `shutdown` completes, then drain.
+pub async fn run(listeners: Vec<Listener>, app: Arc<App>, limits: Limits, shutdown: impl Future) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut accepting = JoinSet::new();
+    for listener in listeners {
+        let (app, connections, graceful) = (app.clone(), connections.clone(), graceful.clone());
+        accepting.spawn(accept_loop(listener, app, connections, limits, graceful));
+    }
+    shutdown.await;
+    info!("shutting down: no new connections");
+    // Ending the accept loops drops the listeners (new clients are refused)
+    // and their shares of `graceful`.
+    accepting.shutdown().await;
+    let Some(graceful) = Arc::into_inner(graceful) else {
+        return; // unreachable: the accept loops held the only other shares
+    };
     tokio::select! {
         () = graceful.shutdown() => info!("all connections closed"),
         () = tokio::time::sleep(limits.drain) => {
@@ -55,37 +183,45 @@ pub async fn run(listener: TcpListener, app: Arc<App>, limits: Limits, shutdown:
     }
 }
 
-impl Listener {
-    async fn accept_loop(&self, graceful: &GracefulShutdown) {
-        loop {
-            let Ok(permit) = self.connections.clone().acquire_owned().await else {
-                return; // the semaphore is never closed
-            };
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, don't spin.
-                    error!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let app = self.app.clone();
-            let service = service_fn(move |request| {
-                let app = app.clone();
-                async move { http::handle(&app, request).await }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(self.limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
-                drop(permit);
-            });
-        }
+/// Accept connections on `listener` forever, each under a connection permit.
+async fn accept_loop(
+    listener: Listener,
+    app: Arc<App>,
+    connections: Arc<Semaphore>,
+    limits: Limits,
+    graceful: Arc<GracefulShutdown>,
+) {
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return; // the semaphore is never closed
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, don't spin.
+                error!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let open = app.metrics.connection();
+        let served = app.clone();
+        let service = service_fn(move |request| {
+            let app = served.clone();
+            async move { http::handle(&app, request).await }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_headers(limits.max_headers)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%peer, %error, "connection ended with an error");
+            }
+            drop((permit, open));
+        });
     }
 }

@@ -185,6 +185,10 @@ impl Process for SimulatedHandle {
         self.pid
     }
 
+    fn start_time(&self) -> u64 {
+        self.info().map_or(0, |info| info.start_time)
+    }
+
     fn info(&self) -> Option<ProcessInfo> {
         self.table.lookup(self.pid)
     }

@@ -63,8 +63,13 @@ impl Sigd {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    // The address ends where the log line (text or JSON) goes on.
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                        .collect();
+                    let _ = tx.send(addr);
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -107,6 +112,11 @@ impl Sigd {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Wait (at most 15 s) for sigd to exit; its exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        wait_exit(&mut self.child)
     }
 
     /// Whether sigd is still running.
@@ -300,6 +310,36 @@ pub fn spawn_with_default_signals(mut command: Command) -> Child {
         });
     }
     command.spawn().expect("spawn a target process")
+}
+
+/// `sh -c script` in a process group of its own, signals at their defaults.
+pub fn shell(script: &str) -> Child {
+    let mut command = Command::new("sh");
+    command.args(["-c", script]).process_group(0);
+    spawn_with_default_signals(command)
+}
+
+/// A `sleep` that ignores SIGTERM, once it does (a signal sent earlier would
+/// reach the shell before its `trap`).
+pub fn stubborn() -> Child {
+    let child = shell("trap '' TERM; exec sleep 600");
+    let status = format!("/proc/{}/status", child.id());
+    let ignores_term = |text: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("SigIgn:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        if ignores_term(&text) && text.starts_with("Name:\tsleep") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no stubborn sleep: {text}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
 }
 
 /// Wait (at most 10 s) for `child` to end and return its status.

@@ -3,6 +3,7 @@
 //! them to and from our own at the boundary, and implements the `host`
 //! interface the guest imports on top of a [`Guarded`] process table.
 
+use super::Action;
 use crate::guard::{Guarded, Scope};
 use crate::process::{ExitStatus, KillError, Process, ProcessInfo, RunState};
 use crate::signal;
@@ -45,6 +46,8 @@ pub(super) struct State {
     pub(super) limiter: Limiter,
     /// Time spent in `wait-exit`: the deadline counts only the guest's own time.
     pub(super) waited: Duration,
+    /// What the guest made the host do, for the audit log.
+    pub(super) actions: Vec<Action>,
 }
 
 impl WasiView for State {
@@ -126,6 +129,8 @@ impl State {
 impl wit::HostProcess for State {
     fn open(&mut self, pid: i32) -> Option<Resource<OpenProcess>> {
         let process = self.processes.open(pid)?;
+        let start_time = process.start_time();
+        self.actions.push(Action::Opened { pid, start_time });
         self.table.push(OpenProcess(process)).ok()
     }
 
@@ -140,9 +145,15 @@ impl wit::HostProcess for State {
         scope: wit::Scope,
     ) -> Result<Vec<i32>, wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
-        self.processes
-            .signal(process, signal, scope.into())
-            .map_err(wit::KillError::from)
+        let (pid, scope) = (process.pid(), Scope::from(scope));
+        let outcome = self.processes.signal(process, signal, scope);
+        self.actions.push(Action::Signalled {
+            pid,
+            signal,
+            scope,
+            outcome: outcome.clone(),
+        });
+        outcome.map_err(wit::KillError::from)
     }
 
     fn escalate(
@@ -153,10 +164,17 @@ impl wit::HostProcess for State {
         scope: wit::Scope,
     ) -> Result<(), wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?.clone();
+        let (pid, scope) = (process.pid(), Scope::from(scope));
         let after = Duration::from_millis(after_ms.into());
-        self.processes
-            .escalate(process, after, signal, scope.into())
-            .map_err(wit::KillError::from)
+        let outcome = self.processes.escalate(process, after, signal, scope);
+        self.actions.push(Action::Escalated {
+            pid,
+            after_ms,
+            signal,
+            scope,
+            outcome,
+        });
+        outcome.map_err(wit::KillError::from)
     }
 
     async fn wait_exit(
@@ -168,6 +186,10 @@ impl wit::HostProcess for State {
         let started = Instant::now();
         let status = Guarded::wait_exit(&process, Duration::from_millis(timeout_ms.into())).await;
         self.waited += started.elapsed();
+        self.actions.push(Action::Waited {
+            pid: process.pid(),
+            exit: status,
+        });
         status.map(|status| match status {
             ExitStatus::Code(code) => wit::ExitStatus::Code(code),
             ExitStatus::Signal(signal) => wit::ExitStatus::Signal(signal),

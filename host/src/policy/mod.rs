@@ -18,7 +18,8 @@ mod ticker;
 
 pub use cache::{Cache, CacheError};
 
-use crate::guard::Guarded;
+use crate::guard::{Guarded, Scope};
+use crate::process::{ExitStatus, KillError};
 use bindings::{BindingsPre, Limiter, State, WitRequest, WitResponse};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -120,6 +121,39 @@ pub enum CallError {
     TooLarge(usize),
     #[error("policy answered a body that is not JSON: {0}")]
     BadBody(serde_json::Error),
+}
+
+/// Something a policy made the host do, for the audit log.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// It opened the process `pid`, which started at `start_time`.
+    Opened { pid: i32, start_time: u64 },
+    /// It asked for `signal` to `pid`'s `scope`; the pids reached, or why not.
+    Signalled {
+        pid: i32,
+        signal: i32,
+        scope: Scope,
+        outcome: Result<Vec<i32>, KillError>,
+    },
+    /// It asked for `signal` to `pid`'s `scope` after `after_ms` if still alive.
+    Escalated {
+        pid: i32,
+        after_ms: u32,
+        signal: i32,
+        scope: Scope,
+        outcome: Result<(), KillError>,
+    },
+    /// It waited for `pid` to exit; how it ended, if it did in time.
+    Waited { pid: i32, exit: Option<ExitStatus> },
+}
+
+/// One call's outcome: the answer, and what the policy did on the way.
+pub struct Called {
+    pub answer: Result<Response, CallError>,
+    /// In order, including what it did before trapping.
+    pub actions: Vec<Action>,
+    /// Wall-clock time of the call.
+    pub took: Duration,
 }
 
 /// Where a loaded policy's machine code came from.
@@ -229,7 +263,21 @@ impl Policy {
     /// Answer one request from a fresh instance whose imports reach
     /// `processes`. A call that runs past an epoch tick yields to the async
     /// runtime, so it holds up no other request; past its deadline it traps.
-    pub async fn call(&self, processes: &Guarded, request: Request) -> Result<Response, CallError> {
+    pub async fn call(&self, processes: &Guarded, request: Request) -> Called {
+        let started = Instant::now();
+        let (answer, actions) = self.run(processes, request).await;
+        Called {
+            answer,
+            actions,
+            took: started.elapsed(),
+        }
+    }
+
+    async fn run(
+        &self,
+        processes: &Guarded,
+        request: Request,
+    ) -> (Result<Response, CallError>, Vec<Action>) {
         let limits = &self.runtime.limits;
         let stdout = MemoryOutputPipe::new(limits.output_bytes);
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
@@ -242,6 +290,7 @@ impl Policy {
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.memory_bytes),
             waited: Duration::ZERO,
+            actions: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -274,21 +323,28 @@ impl Policy {
         };
         drop(running);
         guest_output::log(&self.sha256, &stdout, &stderr);
-        let WitResponse { status, body } = answer.map_err(|error| {
-            let full = [&stdout, &stderr]
-                .iter()
-                .any(|pipe| pipe.contents().len() >= limits.output_bytes);
-            classify(error, store.data().limiter.hit(), full)
-        })?;
-        if !(200..=599).contains(&status) {
-            return Err(CallError::BadStatus(status));
-        }
-        if body.len() > limits.response_bytes {
-            return Err(CallError::TooLarge(body.len()));
-        }
-        serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(CallError::BadBody)?;
-        Ok(Response { status, body })
+        let checked = answer
+            .map_err(|error| {
+                let full = [&stdout, &stderr]
+                    .iter()
+                    .any(|pipe| pipe.contents().len() >= limits.output_bytes);
+                classify(error, store.data().limiter.hit(), full)
+            })
+            .and_then(|WitResponse { status, body }| check(status, body, limits));
+        (checked, std::mem::take(&mut store.data_mut().actions))
     }
+}
+
+/// The answer, if it is one sigd may pass on.
+fn check(status: u16, body: String, limits: &Limits) -> Result<Response, CallError> {
+    if !(200..=599).contains(&status) {
+        return Err(CallError::BadStatus(status));
+    }
+    if body.len() > limits.response_bytes {
+        return Err(CallError::TooLarge(body.len()));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(CallError::BadBody)?;
+    Ok(Response { status, body })
 }
 
 /// Which limit, if any, made a call fail.

@@ -127,6 +127,8 @@ pub trait ProcessTable: Send + Sync + 'static {
 pub trait Process: Send + Sync + 'static {
     /// Its pid.
     fn pid(&self) -> i32;
+    /// When it started (clock ticks after boot), as read when opened.
+    fn start_time(&self) -> u64;
     /// Its facts now: `None` once it is gone entirely (exited and reaped).
     fn info(&self) -> Option<ProcessInfo>;
     /// Send `signal` to it, or with `group` to its whole process group.
@@ -224,6 +226,10 @@ impl SystemProcess {
 impl Process for SystemProcess {
     fn pid(&self) -> i32 {
         self.pid
+    }
+
+    fn start_time(&self) -> u64 {
+        self.start_time
     }
 
     fn info(&self) -> Option<ProcessInfo> {

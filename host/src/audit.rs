@@ -1,0 +1,124 @@
+//! The audit log: one event per signal request (target `sigd::audit`), with
+//! what was asked, what the policy made the host do, and how it was answered:
+//! pid, the target's start time, signal, scope, decision, errno, status,
+//! latency, the active policy's sha256 and the caller's trace id.
+//!
+//! `--log-format json` makes each event one JSON object per line.
+
+use crate::policy::Action;
+use crate::process::KillError;
+use http::HeaderMap;
+use std::time::Duration;
+
+/// A signal request the policy saw.
+pub struct Called {
+    /// The `{pid}` segment, as asked.
+    pub pid: String,
+    /// What the policy made the host do, in order.
+    pub actions: Vec<Action>,
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).
+pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.trim().split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
+/// Write the audit event of one signal request.
+pub fn log(
+    status: u16,
+    code: &str,
+    took: Duration,
+    policy_sha256: &str,
+    trace_id: Option<String>,
+    called: Option<&Called>,
+) {
+    let actions = called.map(|c| c.actions.as_slice()).unwrap_or_default();
+    let opened = actions.iter().find_map(|action| match action {
+        Action::Opened { pid, start_time } => Some((*pid, *start_time)),
+        _ => None,
+    });
+    let signalled = actions.iter().find_map(|action| match action {
+        Action::Signalled {
+            signal,
+            scope,
+            outcome,
+            ..
+        } => Some((*signal, *scope, outcome)),
+        _ => None,
+    });
+    let pid = match opened {
+        Some((pid, _)) => pid.to_string(),
+        None => called.map(|c| c.pid.clone()).unwrap_or_default(),
+    };
+    // What happened: "delivered", the host's refusal, or the answer's code.
+    let (decision, errno) = match signalled {
+        Some((_, _, Ok(_))) => ("delivered".to_string(), None),
+        Some((_, _, Err(error))) => ("refused".to_string(), Some(errno(error))),
+        None if code.is_empty() => ("answered".to_string(), None),
+        None => (code.to_ascii_lowercase(), None),
+    };
+    let delivered_to = match signalled {
+        Some((_, _, Ok(pids))) => format!("{pids:?}"),
+        _ => "[]".into(),
+    };
+    tracing::info!(
+        target: "sigd::audit",
+        pid,
+        start_time = opened.map(|(_, start)| start),
+        signal = signalled.map(|(signal, ..)| signal),
+        scope = signalled.map(|(_, scope, _)| format!("{scope:?}").to_ascii_lowercase()),
+        decision,
+        errno,
+        delivered_to,
+        status,
+        code,
+        latency_us = took.as_micros() as u64,
+        policy_sha256,
+        trace_id,
+        escalation = actions.iter().any(|a| matches!(a, Action::Escalated { .. })),
+        "signal request"
+    );
+}
+
+/// The errno behind a refusal (`protected`: refused before any syscall).
+fn errno(error: &KillError) -> String {
+    match error {
+        KillError::NotFound => "ESRCH".into(),
+        KillError::PermissionDenied => "EPERM".into(),
+        KillError::InvalidSignal => "EINVAL".into(),
+        KillError::Protected => "protected".into(),
+        KillError::Failed(errno) => format!("{errno:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a well-formed, non-zero W3C trace id is taken.
+    #[test]
+    fn traceparent() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("traceparent", value.parse().unwrap());
+            trace_id(&headers)
+        };
+        assert_eq!(
+            with("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            with("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(with("00-xyz-00f067aa0ba902b7-01"), None);
+        assert_eq!(with("garbage"), None);
+        assert_eq!(trace_id(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! What `GET /metrics` reports, in the OpenMetrics text format Prometheus
+//! scrapes: requests by status and code, request latency, policy call time,
+//! traps, limit hits, reloads, open connections and requests in flight.
+
+use crate::policy::CallError;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answered {
+    status: u16,
+    /// The body's `code`, or "" for an answer without one.
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Named {
+    name: String,
+}
+
+/// The process's metrics. One instance lives as long as sigd.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Answered, Counter>,
+    latency: Histogram,
+    policy_calls: Histogram,
+    traps: Counter,
+    limits: Family<Named, Counter>,
+    misbehaved: Counter,
+    reloads: Family<Named, Counter>,
+    connections: Gauge,
+    in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        // 50 us to ~1.6 s, doubling.
+        let buckets = || Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("sigd"),
+            requests: Family::default(),
+            latency: buckets(),
+            policy_calls: buckets(),
+            traps: Counter::default(),
+            limits: Family::default(),
+            misbehaved: Counter::default(),
+            reloads: Family::default(),
+            connections: Gauge::default(),
+            in_flight: Gauge::default(),
+        };
+        let r = &mut metrics.registry;
+        r.register(
+            "requests",
+            "Requests answered, by status and error code",
+            metrics.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time from request to answer",
+            metrics.latency.clone(),
+        );
+        r.register(
+            "policy_call_duration_seconds",
+            "Time in the policy, per call",
+            metrics.policy_calls.clone(),
+        );
+        r.register(
+            "policy_traps",
+            "Policy calls that trapped (limits included)",
+            metrics.traps.clone(),
+        );
+        r.register(
+            "policy_limit_hits",
+            "Policy calls stopped by a limit, by limit",
+            metrics.limits.clone(),
+        );
+        r.register(
+            "policy_bad_answers",
+            "Policy answers refused (bad status, size or JSON)",
+            metrics.misbehaved.clone(),
+        );
+        r.register(
+            "policy_reloads",
+            "Policy reloads, by outcome",
+            metrics.reloads.clone(),
+        );
+        r.register(
+            "connections_open",
+            "Connections open now",
+            metrics.connections.clone(),
+        );
+        r.register(
+            "requests_in_flight",
+            "Requests being answered now",
+            metrics.in_flight.clone(),
+        );
+        metrics
+    }
+}
+
+impl Metrics {
+    /// A request was answered with `status` (and error `code`) after `took`.
+    pub fn answered(&self, status: u16, code: &str, took: Duration) {
+        let labels = Answered {
+            status,
+            code: code.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.observe(took.as_secs_f64());
+    }
+
+    /// A policy call took `took`.
+    pub fn policy_call(&self, took: Duration) {
+        self.policy_calls.observe(took.as_secs_f64());
+    }
+
+    /// A policy call gave no usable answer.
+    pub fn policy_failed(&self, error: &CallError) {
+        match error {
+            CallError::Trap(_) => self.traps.inc(),
+            CallError::Limit(limit) => {
+                self.traps.inc();
+                let name = limit.to_string();
+                self.limits.get_or_create(&Named { name }).inc()
+            }
+            _ => self.misbehaved.inc(),
+        };
+    }
+
+    /// A reload ended with `outcome` ("swapped", "unchanged", "failed").
+    pub fn reload(&self, outcome: &str) {
+        self.reloads
+            .get_or_create(&Named {
+                name: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// A request arrived; it counts as in flight until the guard drops.
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.clone())
+    }
+
+    /// A connection opened; it counts until the guard drops.
+    pub fn connection(self: &Arc<Self>) -> OpenConnection {
+        self.connections.inc();
+        OpenConnection(self.clone())
+    }
+
+    /// The text `GET /metrics` answers.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// An open connection, counted in `sigd_connections_open` while it lives.
+pub struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
+
+/// A request being answered, counted in `sigd_requests_in_flight` while it lives.
+pub struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}

@@ -1,0 +1,461 @@
+//! sigd as an operator runs it: hardened HTTP (timeouts, header limits,
+//! body and connection caps), Unix sockets, graceful shutdown, audit log,
+//! metrics, and a token that leaks nowhere.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Let this test hold thousands of sockets.
+fn raise_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+}
+
+/// Wait (at most `limit`) for the server to close `stream`; how long it took.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(started.elapsed());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// 200 connections that never finish their headers are all closed within
+/// the header timeout + 1 s, while ordinary requests are answered meanwhile.
+#[test]
+fn half_open_connections_are_closed() {
+    let sigd = Sigd::start(&["--header-timeout", "2"]);
+    let opened = Instant::now();
+    let mut half_open: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = TcpStream::connect(sigd.addr).unwrap();
+            stream
+                .write_all(b"POST /api/v1/processes/1/signal HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    for _ in 0..20 {
+        sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+    }
+    for stream in &mut half_open {
+        let closed = closed_within(stream, Duration::from_secs(5));
+        assert!(closed.is_some(), "a half-open connection stayed open");
+    }
+    let took = opened.elapsed();
+    println!("200 half-open connections closed {took:?} after opening");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+}
+
+/// A keep-alive connection that goes idle is closed after the header timeout.
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let sigd = Sigd::start(&["--header-timeout", "1"]);
+    let mut stream = TcpStream::connect(sigd.addr).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut reply = [0u8; 512];
+    let read = stream.read(&mut reply).unwrap();
+    assert!(String::from_utf8_lossy(&reply[..read]).starts_with("HTTP/1.1 200"));
+    let closed = closed_within(&mut stream, Duration::from_secs(3)).expect("closed");
+    assert!(closed >= Duration::from_millis(900), "{closed:?}");
+}
+
+/// Too many headers, or too many header bytes, get 431.
+#[test]
+fn oversized_headers_get_431() {
+    let sigd = Sigd::start(&[]);
+    let many: Vec<String> = (0..100).map(|i| format!("X-Header-{i}: {i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(
+        sigd.post("/api/v1/processes/1/signal", "{}", &many).status,
+        431
+    );
+    let long = format!("X-Long: {}", "y".repeat(20_000));
+    assert_eq!(
+        sigd.post("/api/v1/processes/1/signal", "{}", &[&long])
+            .status,
+        431
+    );
+    let few: Vec<&str> = many[..10].to_vec();
+    sigd.post("/api/v1/processes/abc/signal", "{}", &few)
+        .assert(400, "INVALID_PID");
+}
+
+/// A 10 MB chunked body is refused with 413 once it passes the cap, and
+/// sigd's memory does not grow with it.
+#[test]
+fn huge_chunked_body_is_413() {
+    let sigd = Sigd::start(&[]);
+    sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+    let before = sigd.rss_kib();
+    let mut stream = TcpStream::connect(sigd.addr).unwrap();
+    stream
+        .write_all(
+            b"POST /api/v1/processes/1/signal HTTP/1.1\r\nHost: x\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "z".repeat(64 * 1024));
+        for _ in 0..160 {
+            if writer.write_all(chunk.as_bytes()).is_err() {
+                return; // refused and closed: as it should
+            }
+        }
+        let _ = writer.write_all(b"0\r\n\r\n");
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    sender.join().unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    let after = sigd.rss_kib();
+    println!("RSS around a 10 MB chunked body: {before} KiB -> {after} KiB");
+    assert!(after < before + 4096, "{before} -> {after} KiB");
+}
+
+/// 2,000 simultaneous connections: sigd serves 1,024 at once, the rest wait
+/// their turn; its memory stays bounded, and it answers again once the idle
+/// ones time out.
+#[test]
+fn two_thousand_connections() {
+    raise_file_limit();
+    let sigd = Sigd::start(&["--header-timeout", "2"]);
+    let held: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(sigd.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = sigd.rss_kib();
+    println!("RSS with 2,000 connections open: {rss} KiB");
+    assert!(rss < 64 * 1024, "{rss} KiB");
+    let started = Instant::now();
+    sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+    let waited = started.elapsed();
+    println!("a request beside them answered after {waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    drop(held);
+    sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+}
+
+/// SIGTERM with 100 requests in flight: none is lost, and sigd exits 0
+/// within the drain limit.
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    require_private_pid_namespace();
+    let mut command = sigd_command(&["--drain", "10"]);
+    command.stdout(Stdio::null());
+    let mut sigd = Sigd::start_command(command);
+    let mut stubborn = stubborn();
+    let pid = stubborn.id();
+    let replies = std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..100)
+            .map(|_| {
+                let sigd = &sigd;
+                scope.spawn(move || sigd.signal(pid, r#"{"signal": "TERM", "wait_ms": 1500}"#))
+            })
+            .collect();
+        // Wait until all 100 are in flight (the /metrics request is the 101st).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metric(&sigd, "sigd_requests_in_flight") < 101.0 {
+            assert!(Instant::now() < deadline, "requests did not arrive");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sigd.send(Signal::SIGTERM);
+        requests
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(replies.len(), 100);
+    for reply in &replies {
+        reply.assert(200, "");
+        assert_eq!(reply.json()["exit"]["exited"], Value::Bool(false));
+    }
+    let started = Instant::now();
+    let status = sigd.wait();
+    assert_eq!(status.code(), Some(0), "{}", sigd.log());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    sigd.expect_log("all connections closed");
+    assert_alive_then_kill(&mut stubborn);
+}
+
+/// One number from `/metrics` (the first line starting with `series`).
+fn metric(sigd: &Sigd, series: &str) -> f64 {
+    let text = sigd.get("/metrics").body;
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A Unix socket answers `curl --unix-socket`, with the file mode asked for;
+/// a stale socket file is replaced, a live one is refused, and the file is
+/// removed when sigd stops.
+#[test]
+fn unix_socket() {
+    let dir = scratch("unix_socket");
+    let path = dir.join("sigd.sock");
+    let socket = format!("unix:{}", path.display());
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // stale
+    let mut sigd = Sigd::start(&["--listen", &socket, "--socket-mode", "600"]);
+    sigd.expect_log("removing a stale socket file");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let curl = Command::new("curl")
+        .args(["-s", "--unix-socket", path.to_str().unwrap()])
+        .args([
+            "-X",
+            "POST",
+            "http://sigd/api/v1/processes/abc/signal",
+            "-d",
+            "{}",
+        ])
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&curl.stdout).unwrap();
+    assert_eq!(body["code"], "INVALID_PID");
+    let health = Command::new("curl")
+        .args([
+            "-s",
+            "--unix-socket",
+            path.to_str().unwrap(),
+            "http://sigd/healthz",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&health.stdout).contains("\"ok\""));
+
+    let second = sigd_command(&["--listen", &socket]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use"));
+
+    sigd.send(Signal::SIGTERM);
+    assert_eq!(sigd.wait().code(), Some(0));
+    assert!(!path.exists(), "the socket file was left behind");
+}
+
+/// Every listener serves: IPv4 and IPv6 loopback at once.
+#[test]
+fn several_listeners() {
+    let sigd = Sigd::start(&["--listen", "[::1]:0"]);
+    sigd.expect_log("listening on http://[::1]:");
+    let v6: std::net::SocketAddr = sigd
+        .log()
+        .lines()
+        .find_map(|line| {
+            line.split("listening on http://")
+                .nth(1)
+                .filter(|a| a.starts_with('['))
+        })
+        .map(|addr| addr.trim().parse().unwrap())
+        .unwrap();
+    let mut stream = TcpStream::connect(v6).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+}
+
+/// `/metrics` counts exactly what was sent, by status and code; it needs
+/// the token when one is set, `/healthz` never does.
+#[test]
+fn metrics_count_what_was_sent() {
+    let mut command = sigd_command(&[]);
+    command.env("SIGD_TOKEN", "metrics-token");
+    let sigd = Sigd::start_command(command);
+    let auth = ["Authorization: Bearer metrics-token"];
+    for _ in 0..3 {
+        sigd.post("/api/v1/processes/abc/signal", "{}", &auth)
+            .assert(400, "INVALID_PID");
+    }
+    for _ in 0..2 {
+        sigd.post(
+            &format!("/api/v1/processes/{}/signal", free_pid()),
+            r#"{"signal": 15}"#,
+            &auth,
+        )
+        .assert(404, "PROCESS_NOT_FOUND");
+    }
+    sigd.post("/nowhere", "", &auth).assert(404, "NOT_FOUND");
+    sigd.post("/api/v1/processes/1/signal", "{}", &[])
+        .assert(401, "UNAUTHORIZED");
+    assert_eq!(sigd.get("/metrics").status, 401);
+    assert_eq!(sigd.get("/healthz").status, 200);
+
+    let metrics = sigd
+        .raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer metrics-token\r\nConnection: close\r\n\r\n")
+        .body;
+    for expected in [
+        r#"sigd_requests_total{status="400",code="INVALID_PID"} 3"#,
+        r#"sigd_requests_total{status="404",code="PROCESS_NOT_FOUND"} 2"#,
+        r#"sigd_requests_total{status="404",code="NOT_FOUND"} 1"#,
+        r#"sigd_requests_total{status="401",code="UNAUTHORIZED"} 2"#,
+        r#"sigd_requests_total{status="200",code=""} 1"#,
+        "sigd_policy_call_duration_seconds_count 5",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
+}
+
+/// Traps, limit hits and reloads are counted too.
+#[test]
+fn metrics_count_traps_and_reloads() {
+    let dir = scratch("metrics_traps");
+    let path = dir.join("loop.wasm");
+    std::fs::write(
+        &path,
+        misbehaving_policy("(loop $forever (br $forever)) (i32.const 0)"),
+    )
+    .unwrap();
+    let sigd = Sigd::start(&["--policy", path.to_str().unwrap()]);
+    for _ in 0..2 {
+        sigd.signal(666, "{}").assert(500, "INTERNAL");
+    }
+    sigd.send(Signal::SIGHUP);
+    sigd.expect_log("policy unchanged");
+    assert_eq!(metric(&sigd, "sigd_policy_traps_total"), 2.0);
+    assert_eq!(
+        metric(&sigd, r#"sigd_policy_limit_hits_total{name="deadline"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(&sigd, r#"sigd_policy_reloads_total{name="unchanged"}"#),
+        1.0
+    );
+}
+
+/// Each signal request writes one audit event, as one JSON object per line
+/// with `--log-format json`: pid, start time, signal, scope, decision,
+/// errno, status, latency, policy sha256 and the caller's trace id.
+#[test]
+fn audit_events() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--log-format", "json"]);
+    let mut child = target();
+    let traceparent = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let path = format!("/api/v1/processes/{}/signal", child.id());
+    sigd.post(&path, r#"{"signal": "KILL"}"#, &[traceparent])
+        .assert(200, "");
+    assert_killed_by(&mut child, 9);
+    sigd.post("/api/v1/processes/1/signal", r#"{"signal": 15}"#, &[])
+        .assert(403, "PROTECTED_PROCESS");
+    sigd.expect_log("\"target\":\"sigd::audit\",\"span\"");
+    std::thread::sleep(Duration::from_millis(100));
+    let events: Vec<Value> = sigd
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["target"] == "sigd::audit")
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let delivered = &events[0];
+    let sha256 = sigd.policy_sha256();
+    assert_eq!(delivered["pid"], child.id().to_string());
+    assert!(delivered["start_time"].as_u64().is_some_and(|t| t > 0));
+    assert_eq!(delivered["signal"], 9);
+    assert_eq!(delivered["scope"], "process");
+    assert_eq!(delivered["decision"], "delivered");
+    assert_eq!(delivered["status"], 200);
+    assert_eq!(delivered["policy_sha256"], sha256.as_str());
+    assert_eq!(delivered["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(delivered["latency_us"].as_u64().is_some());
+    let refused = &events[1];
+    assert_eq!(refused["pid"], "1");
+    assert_eq!(refused["decision"], "refused");
+    assert_eq!(refused["errno"], "protected");
+    assert_eq!(refused["status"], 403);
+}
+
+/// The token is in neither sigd's environment (as /proc shows it), its
+/// command line, nor its log, even at debug level.
+#[test]
+fn token_leaks_nowhere() {
+    let secret = "s3cr3t-t0ken-value";
+    let mut command = sigd_command(&[]);
+    command.env("SIGD_TOKEN", secret).env("RUST_LOG", "debug");
+    let sigd = Sigd::start_command(command);
+    let auth = format!("Authorization: Bearer {secret}");
+    sigd.post("/api/v1/processes/abc/signal", "{}", &[&auth])
+        .assert(400, "INVALID_PID");
+    sigd.post(
+        "/api/v1/processes/abc/signal",
+        "{}",
+        &["Authorization: Bearer n0t-th3-t0ken"],
+    )
+    .assert(401, "UNAUTHORIZED");
+    let environ = std::fs::read(format!("/proc/{}/environ", sigd.pid())).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", sigd.pid())).unwrap();
+    for (place, bytes) in [("environ", &environ), ("cmdline", &cmdline)] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains(secret),
+            "the token is in /proc/<pid>/{place}"
+        );
+    }
+    assert!(!sigd.log().contains(secret), "the token is in the log");
+    assert!(
+        !sigd.log().contains("n0t-th3-t0ken"),
+        "a presented token is in the log"
+    );
+}
+
+/// `--version` names the built-in policy's sha256, the one `/healthz`
+/// reports; `--help` gives every flag with its default.
+#[test]
+fn help_and_version() {
+    let version = Command::new(SIGD).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let sigd = Sigd::start(&[]);
+    assert!(version.contains(&sigd.policy_sha256()), "{version}");
+    let help = Command::new(SIGD)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for default in [
+        "[default: 127.0.0.1:9000]",
+        "[default: 660]",
+        "[default: text]",
+        "[default: 65536]",
+        "[default: 1024]",
+        "[default: 5]",
+        "[default: 64]",
+        "[default: 16384]",
+        "[default: 10]",
+        "[default: 16]",
+        "[default: 50]",
+        "[default: 512]",
+        "[default: /var/cache/sigd",
+    ] {
+        assert!(help.contains(default), "{default} in\n{help}");
+    }
+}
