@@ -4,6 +4,7 @@
 #               binary over HTTP in a private PID namespace, Tensorlake's SDK,
 #               Schemathesis against openapi.yaml
 #   make build  the static release binary, stripped, at target/release/sigd
+#               (and the benchmarks' baseline, target/release/sigd-baseline)
 #   make lint   rustfmt and clippy, warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 
@@ -39,9 +40,10 @@ FUZZ_TARGETS := proc_stat signal_request
 .PHONY: build run test lint fuzz toolchain clean
 
 build: toolchain
-	$(call RELEASE,build) -p sigd
+	$(call RELEASE,build) -p sigd --bins
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
+	strip -o target/release/sigd-baseline target/$(HOST_TRIPLE)/release/sigd-baseline
 
 run: build
 	./target/release/sigd serve --listen $(LISTEN)

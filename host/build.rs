@@ -165,7 +165,7 @@ impl Toolchain {
             .args(["rustc", "--release", "--locked", "--target", WASM_TARGET])
             .args(["-p", package, "--crate-type", "cdylib", "--target-dir"])
             .arg(target_dir)
-            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
             .env("CARGO_PROFILE_RELEASE_LTO", "true")
             .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
             .env("CARGO_PROFILE_RELEASE_PANIC", "abort")

@@ -6,7 +6,9 @@ mod common;
 
 use serde_json::{Value, json};
 use sigd::guard::{Guard, Guarded};
-use sigd::policy::{CallError, DEFAULT_POLICY, Limits, Policy, Request, Response, Runtime};
+use sigd::policy::{
+    CallError, DEFAULT_POLICY, Isolation, Limits, Policy, Request, Response, Runtime,
+};
 use sigd::simulated::{Sent, Simulated};
 use std::sync::LazyLock;
 
@@ -52,7 +54,7 @@ impl Loaded {
 
 fn load(component: &[u8]) -> Loaded {
     let table = Simulated::from_json(TABLE).expect("the simulated table");
-    let runtime = Runtime::new(Limits::default(), None).expect("a runtime");
+    let runtime = Runtime::new(Limits::default(), Isolation::ReuseSound, None).expect("a runtime");
     Loaded {
         policy: runtime.load(component).expect("the component loads"),
         processes: Guard::for_pid(table.clone(), SIGD_PID).into(),
@@ -219,7 +221,7 @@ fn misbehaviour_is_a_call_error() {
 /// start-up (on the machine that built it).
 #[test]
 fn default_policy_is_precompiled() {
-    let runtime = Runtime::new(Limits::default(), None).unwrap();
+    let runtime = Runtime::new(Limits::default(), Isolation::ReuseSound, None).unwrap();
     let policy = runtime.load(DEFAULT_POLICY).unwrap();
     assert_eq!(policy.compiled(), sigd::policy::Compiled::AtBuild);
 }

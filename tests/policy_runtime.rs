@@ -122,9 +122,13 @@ fn host_refuses_what_no_policy_may_do() {
     let reply = sigd.post(
         "/api/v1/processes/1/signal",
         &json!({ "kill": targets }).to_string(),
-        &[],
+        &["X-Probe: 42", "Authorization: Bearer never-for-policies"],
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json()["headers"],
+        json!({"x-probe": "42", "authorization": null})
+    );
     let mut expected = vec!["cannot-open"; 4];
     expected.extend(["protected"; 6]);
     assert_eq!(reply.json()["results"], json!(expected));

@@ -6,6 +6,7 @@
 
 use crate::{Exit, Host, KillError, Process, Request, Rules, Scope, decide};
 use std::ops::RangeInclusive;
+use std::sync::OnceLock;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -31,8 +32,14 @@ impl Host for Imports {
     type Process = wit::Process;
 
     fn realtime_signals(&self) -> RangeInclusive<i32> {
-        let range = wit::realtime_signals();
-        range.min..=range.max
+        // Asked once per instance: the host's libc does not change.
+        static REALTIME: OnceLock<RangeInclusive<i32>> = OnceLock::new();
+        REALTIME
+            .get_or_init(|| {
+                let range = wit::realtime_signals();
+                range.min..=range.max
+            })
+            .clone()
     }
 
     fn open(&self, pid: i32) -> Option<wit::Process> {
@@ -42,8 +49,8 @@ impl Host for Imports {
 
 impl Process for wit::Process {
     fn is_running(&self) -> Option<bool> {
-        self.info()
-            .map(|info| !matches!(info.state, RunState::Zombie | RunState::Dead))
+        self.state()
+            .map(|state| !matches!(state, RunState::Zombie | RunState::Dead))
     }
 
     fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError> {

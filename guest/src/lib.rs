@@ -15,7 +15,7 @@ pub mod request;
 pub mod signals;
 
 use request::SignalRequest;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use std::ops::RangeInclusive;
 
 pub use request::Scope;
@@ -202,9 +202,49 @@ impl Rejection {
         };
         Response {
             status,
-            body: json!({ "error": error, "code": code }).to_string(),
+            body: json(&ErrorBody { error, code }),
         }
     }
+}
+
+/// An error answer, as the spec has it: `error` (a sentence), then `code`.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+    code: &'static str,
+}
+
+/// A success answer: `success` first, for clients of the plain spec.
+#[derive(Serialize)]
+struct SuccessBody {
+    success: bool,
+    pid: i32,
+    signal: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal_name: Option<String>,
+    scope: &'static str,
+    delivered_to: Vec<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalation: Option<request::Escalation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<ExitBody>,
+}
+
+/// How a waited-for process ended: `{"exited": true, "signal": 15}`, ...
+#[derive(Serialize)]
+struct ExitBody {
+    exited: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waited_ms: Option<u32>,
+}
+
+/// `value` as JSON text (serializing these plain structs cannot fail).
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Decide one request under `rules`, ordering the signal through `host`.
@@ -212,7 +252,7 @@ pub fn decide(rules: &Rules, host: &impl Host, request: &Request) -> Response {
     match order_signal(rules, host, request) {
         Ok(body) => Response {
             status: 200,
-            body: Value::Object(body).to_string(),
+            body: json(&body),
         },
         Err(rejection) => rejection.response(),
     }
@@ -222,7 +262,7 @@ fn order_signal(
     rules: &Rules,
     host: &impl Host,
     request: &Request,
-) -> Result<Map<String, Value>, Rejection> {
+) -> Result<SuccessBody, Rejection> {
     let pid = parse_pid(request.pid)?;
     let realtime = host.realtime_signals();
     let asked = SignalRequest::parse(request.body, rules.default_scope, &realtime)?;
@@ -236,35 +276,40 @@ fn order_signal(
     let refused = |error| rejection(error, pid, asked.signal);
     let delivered = process.signal(asked.signal, asked.scope).map_err(refused)?;
 
-    // `success` first: clients that read the spec's `{"success": true}` see it first.
-    let mut body = Map::new();
-    body.insert("success".into(), json!(true));
-    body.insert("pid".into(), json!(pid));
-    body.insert("signal".into(), json!(asked.signal));
-    if let Some(name) = signals::name(asked.signal, &realtime) {
-        body.insert("signal_name".into(), json!(name));
-    }
-    body.insert("scope".into(), json!(asked.scope.as_str()));
-    body.insert("delivered_to".into(), json!(delivered));
     if let Some(escalation) = asked.escalate {
         process
             .escalate(escalation.after_ms, escalation.signal, asked.scope)
             .map_err(|error| rejection(error, pid, escalation.signal))?;
-        body.insert(
-            "escalation".into(),
-            json!({ "after_ms": escalation.after_ms, "signal": escalation.signal }),
-        );
     }
-    if let Some(wait_ms) = asked.wait_ms {
-        let exit = match process.wait_exit(wait_ms) {
-            None => json!({ "exited": false, "waited_ms": wait_ms }),
-            Some(Exit::Code(code)) => json!({ "exited": true, "code": code }),
-            Some(Exit::Signal(signal)) => json!({ "exited": true, "signal": signal }),
-            Some(Exit::Unknown) => json!({ "exited": true }),
+    let exit = asked.wait_ms.map(|wait_ms| {
+        let ended = |code, signal| ExitBody {
+            exited: true,
+            code,
+            signal,
+            waited_ms: None,
         };
-        body.insert("exit".into(), exit);
-    }
-    Ok(body)
+        match process.wait_exit(wait_ms) {
+            None => ExitBody {
+                exited: false,
+                code: None,
+                signal: None,
+                waited_ms: Some(wait_ms),
+            },
+            Some(Exit::Code(code)) => ended(Some(code), None),
+            Some(Exit::Signal(signal)) => ended(None, Some(signal)),
+            Some(Exit::Unknown) => ended(None, None),
+        }
+    });
+    Ok(SuccessBody {
+        success: true,
+        pid,
+        signal: asked.signal,
+        signal_name: signals::name(asked.signal, &realtime),
+        scope: asked.scope.as_str(),
+        delivered_to: delivered,
+        escalation: asked.escalate,
+        exit,
+    })
 }
 
 /// The rejection for a host's refusal to signal `pid` with `signal`.

@@ -2,8 +2,18 @@
 //! optional fields `scope`, `escalate` and `wait_ms`.
 
 use crate::{Rejection, Rules, signals};
+use serde_json::error::Category;
 use serde_json::{Map, Value};
 use std::ops::RangeInclusive;
+
+/// The fields sigd reads from a body; any others are ignored.
+#[derive(serde::Deserialize)]
+struct Fields {
+    signal: Option<Value>,
+    scope: Option<Value>,
+    escalate: Option<Value>,
+    wait_ms: Option<Value>,
+}
 
 /// Which processes a signal reaches (mirrors WIT `host.scope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +44,7 @@ impl Scope {
 }
 
 /// A second signal, sent if the process still runs after a delay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Escalation {
     pub after_ms: u32,
     pub signal: i32,
@@ -57,25 +67,28 @@ impl SignalRequest {
         realtime: &RangeInclusive<i32>,
     ) -> Result<SignalRequest, Rejection> {
         let invalid = |why: &str| Rejection::InvalidRequest(why.to_string());
-        let value: Value =
-            serde_json::from_slice(body).map_err(|_| invalid("the body is not valid JSON"))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| invalid("the body is not a JSON object"))?;
+        let fields: Fields =
+            serde_json::from_slice(body).map_err(|error| match error.classify() {
+                // A JSON value of another type, or a field given twice.
+                Category::Data => invalid("the body is not a JSON object with each field once"),
+                _ => invalid("the body is not valid JSON"),
+            })?;
         let signal = signal(
-            object
-                .get("signal")
+            fields
+                .signal
+                .as_ref()
+                .filter(|value| !value.is_null())
                 .ok_or_else(|| invalid("the field \"signal\" is missing"))?,
             "signal",
             realtime,
         )?;
-        let scope = match object.get("scope") {
+        let scope = match &fields.scope {
             None | Some(Value::Null) => default_scope,
             Some(Value::String(name)) => Scope::parse(name)
                 .ok_or_else(|| invalid("\"scope\" must be \"process\", \"group\" or \"tree\""))?,
             Some(_) => return Err(invalid("\"scope\" must be a string")),
         };
-        let escalate = match object.get("escalate") {
+        let escalate = match &fields.escalate {
             None | Some(Value::Null) => None,
             Some(Value::Object(escalate)) => Some(escalation(escalate, realtime)?),
             Some(_) => {
@@ -84,7 +97,7 @@ impl SignalRequest {
                 ));
             }
         };
-        let wait_ms = match object.get("wait_ms") {
+        let wait_ms = match &fields.wait_ms {
             None | Some(Value::Null) => None,
             Some(value) => Some(milliseconds(value, "wait_ms")?),
         };

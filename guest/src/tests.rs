@@ -1,6 +1,7 @@
 //! The decision logic against a process table in memory.
 
 use super::*;
+use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;

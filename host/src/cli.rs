@@ -4,9 +4,9 @@
 
 use crate::auth::Token;
 use crate::guard::Guard;
-use crate::http::App;
+use crate::http::{App, Decider};
 use crate::metrics::Metrics;
-use crate::policy::{self, Cache, Runtime};
+use crate::policy::{self, Cache, Isolation, Runtime};
 use crate::process::System;
 use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Endpoint, Limits, Listener};
@@ -122,6 +122,13 @@ pub struct Config {
     #[arg(long, default_value_t = 512, value_name = "KIB")]
     pub policy_stack_kib: usize,
 
+    /// Give every request a fresh policy instance (~50 µs more a request),
+    /// so not even the policy's own state survives from one request to the
+    /// next. By default an instance that answered well serves again; one
+    /// that trapped or answered badly never does.
+    #[arg(long)]
+    pub fresh_instances: bool,
+
     /// Directory for compiled policies, so restarts skip compiling. Must be
     /// sigd's user's own and not writable by others. [default: /var/cache/sigd
     /// as root, else $XDG_CACHE_HOME/sigd or ~/.cache/sigd]
@@ -169,7 +176,7 @@ impl Config {
             tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY, metrics.clone()));
         }
         let app = Arc::new(App {
-            policy,
+            policy: Decider::Policy(policy),
             processes: Guard::new(System).into(),
             token,
             max_body_bytes: self.max_body_bytes,
@@ -218,7 +225,11 @@ impl Config {
                 }
             },
         };
-        let runtime = Runtime::new(limits, cache)?;
+        let isolation = match self.fresh_instances {
+            true => Isolation::FreshInstance,
+            false => Isolation::ReuseSound,
+        };
+        let runtime = Runtime::new(limits, isolation, cache)?;
         let source = match &self.policy {
             None => Source::Builtin,
             Some(path) => Source::File(path.clone()),

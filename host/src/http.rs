@@ -30,10 +30,44 @@ const HEALTH_PATH: &str = "/healthz";
 /// The metrics route.
 const METRICS_PATH: &str = "/metrics";
 
+/// What decides signal requests.
+#[derive(Clone)]
+pub enum Decider {
+    /// The wasm policy, swappable: the product.
+    Policy(Arc<ActivePolicy>),
+    /// The default policy's logic linked natively: the benchmarks' baseline.
+    Native,
+}
+
+impl Decider {
+    async fn call(&self, processes: &Guarded, request: policy::Request) -> policy::Called {
+        match self {
+            Decider::Policy(active) => active.current().call(processes, request).await,
+            Decider::Native => crate::native::call(processes, &request),
+        }
+    }
+
+    /// The sha256 of the policy deciding now ("native" for the baseline).
+    fn sha256(&self) -> String {
+        match self {
+            Decider::Policy(active) => active.current().sha256().to_string(),
+            Decider::Native => "native".into(),
+        }
+    }
+
+    /// Where the policy comes from.
+    fn source(&self) -> String {
+        match self {
+            Decider::Policy(active) => active.source().to_string(),
+            Decider::Native => "the default policy linked natively (baseline)".into(),
+        }
+    }
+}
+
 /// What every request needs; shared by all connections.
 pub struct App {
-    /// The policy that decides; swapped on reload.
-    pub policy: Arc<ActivePolicy>,
+    /// What decides; a wasm policy swaps on reload.
+    pub policy: Decider,
     /// The processes policies may look up and signal.
     pub processes: Guarded,
     /// `None`: no authentication (loopback only, enforced at start-up).
@@ -166,7 +200,7 @@ pub async fn handle(
         info!(micros = took.as_micros() as u64, "answered");
         app.metrics.answered(status, &answer.code, took);
         if signal_route {
-            let sha256 = app.policy.current().sha256().to_string();
+            let sha256 = app.policy.sha256();
             audit::log(
                 status,
                 &answer.code,
@@ -208,7 +242,7 @@ async fn respond(app: &App, request: Request<Incoming>) -> Result<Answer, HttpEr
         answer,
         actions,
         took,
-    } = app.policy.current().call(&app.processes, request).await;
+    } = app.policy.call(&app.processes, request).await;
     app.metrics.policy_call(took);
     let called = Some(audit::Called { pid, actions });
     match answer {
@@ -272,13 +306,12 @@ fn health(app: &App, method: &Method) -> Result<Answer, HttpError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
-    let policy = app.policy.current();
     let body = serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "policy": {
-            "sha256": policy.sha256(),
-            "source": app.policy.source().to_string(),
+            "sha256": app.policy.sha256(),
+            "source": app.policy.source(),
         },
     });
     Ok(Answer {

@@ -30,6 +30,8 @@
 //!   one process each, and `SystemProcess::send`, the one place a signal is
 //!   actually sent, through [`pidfd`].
 //! - [`signal`]: which signal numbers Linux delivers here.
+//! - [`native`]: the default policy's logic linked natively, the baseline
+//!   the benchmarks measure the wasm policy against (`sigd-baseline`).
 //! - [`simulated`]: a process table in memory, for trying policies without
 //!   processes (tests, `sigd policy eval`).
 
@@ -39,6 +41,7 @@ pub mod cli;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod native;
 pub mod pidfd;
 pub mod policy;
 pub mod process;

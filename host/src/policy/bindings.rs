@@ -44,6 +44,10 @@ pub(super) struct State {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limiter: Limiter,
+    /// The current request's headers (lower-case names, no `authorization`).
+    pub(super) headers: Vec<(String, String)>,
+    /// When the current call started.
+    pub(super) started: Instant,
     /// Time spent in `wait-exit`: the deadline counts only the guest's own time.
     pub(super) waited: Duration,
     /// What the guest made the host do, for the audit log.
@@ -118,6 +122,13 @@ impl wit::Host for State {
             max: *range.end(),
         }
     }
+
+    fn request_header(&mut self, name: String) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(&name))
+            .map(|(_, value)| value.clone())
+    }
 }
 
 impl State {
@@ -136,6 +147,10 @@ impl wit::HostProcess for State {
 
     fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {
         self.process(&this)?.info().map(wit::ProcessInfo::from)
+    }
+
+    fn state(&mut self, this: Resource<OpenProcess>) -> Option<wit::RunState> {
+        self.process(&this)?.info().map(|info| info.state.into())
     }
 
     fn signal(
@@ -236,17 +251,23 @@ impl From<ProcessInfo> for wit::ProcessInfo {
             pgid: info.pgid,
             sid: info.sid,
             uid: info.uid,
-            state: match info.state {
-                RunState::Running => wit::RunState::Running,
-                RunState::Sleeping => wit::RunState::Sleeping,
-                RunState::DiskSleep => wit::RunState::DiskSleep,
-                RunState::Stopped => wit::RunState::Stopped,
-                RunState::Idle => wit::RunState::Idle,
-                RunState::Zombie => wit::RunState::Zombie,
-                RunState::Dead => wit::RunState::Dead,
-            },
+            state: info.state.into(),
             start_time: info.start_time,
             command: info.command,
+        }
+    }
+}
+
+impl From<RunState> for wit::RunState {
+    fn from(state: RunState) -> wit::RunState {
+        match state {
+            RunState::Running => wit::RunState::Running,
+            RunState::Sleeping => wit::RunState::Sleeping,
+            RunState::DiskSleep => wit::RunState::DiskSleep,
+            RunState::Stopped => wit::RunState::Stopped,
+            RunState::Idle => wit::RunState::Idle,
+            RunState::Zombie => wit::RunState::Zombie,
+            RunState::Dead => wit::RunState::Dead,
         }
     }
 }

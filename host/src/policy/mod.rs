@@ -1,5 +1,5 @@
 //! The policy runtime: compile a policy component once, then answer each
-//! request from a fresh instance of it, inside limits.
+//! request from an instance of it, inside limits.
 //!
 //! [`Runtime`] owns what all policies share: the engine, the linker (the
 //! `host` interface plus an empty WASI), the epoch [`ticker`] and the compiled
@@ -18,17 +18,18 @@ mod ticker;
 
 pub use cache::{Cache, CacheError};
 
-use crate::guard::{Guarded, Scope};
+use crate::guard::{Guard, Guarded, Scope};
 use crate::process::{ExitStatus, KillError};
-use bindings::{BindingsPre, Limiter, State, WitRequest, WitResponse};
+use crate::simulated::Simulated;
+use bindings::{Bindings, BindingsPre, Limiter, State, WitRequest, WitResponse};
+use guest_output::GuestOutput;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ticker::Ticker;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// The default policy (`guest/`), built into the binary.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT"));
@@ -49,7 +50,8 @@ pub struct Limits {
     pub stack_bytes: usize,
     /// Largest response body, in bytes.
     pub response_bytes: usize,
-    /// Largest stdout (and, apart, stderr) a call may write, in bytes.
+    /// Largest stdout (and, apart, stderr) a call may write, in bytes;
+    /// more is dropped.
     pub output_bytes: usize,
 }
 
@@ -74,8 +76,6 @@ pub enum Limit {
     Deadline,
     #[error("stack")]
     Stack,
-    #[error("output")]
-    Output,
 }
 
 /// One request as the policy receives it (WIT `handler.request`).
@@ -85,7 +85,8 @@ pub struct Request {
     pub pid: String,
     /// The body, as it arrived.
     pub body: Vec<u8>,
-    /// Lower-case header names and UTF-8 values, without `authorization`.
+    /// Lower-case header names and UTF-8 values, without `authorization`
+    /// (the policy asks for those it needs).
     pub headers: Vec<(String, String)>,
 }
 
@@ -167,19 +168,36 @@ pub enum Compiled {
     OnLoad,
 }
 
+/// How much one request's policy call is kept apart from another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Reuse an instance that answered well (~1 µs a call instead of ~50):
+    /// a guest may keep state from one request to the next, but only its
+    /// own, in its own memory. Host state is reset per call, and an
+    /// instance that trapped or answered badly is never reused.
+    ReuseSound,
+    /// A fresh instance for every request: nothing survives a call.
+    FreshInstance,
+}
+
 /// What every policy shares.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
     limits: Limits,
+    isolation: Isolation,
     ticker: Ticker,
     cache: Option<Cache>,
 }
 
 impl Runtime {
-    /// An engine and linker for policies under `limits`, caching compiled
-    /// policies in `cache` if given.
-    pub fn new(limits: Limits, cache: Option<Cache>) -> Result<Arc<Runtime>, LoadError> {
+    /// An engine and linker for policies under `limits` and `isolation`,
+    /// caching compiled policies in `cache` if given.
+    pub fn new(
+        limits: Limits,
+        isolation: Isolation,
+        cache: Option<Cache>,
+    ) -> Result<Arc<Runtime>, LoadError> {
         let mut config = config::compile_config();
         config.max_wasm_stack(limits.stack_bytes);
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
@@ -191,6 +209,7 @@ impl Runtime {
             engine,
             linker,
             limits,
+            isolation,
             ticker,
             cache,
         }))
@@ -210,6 +229,7 @@ impl Runtime {
             pre,
             sha256,
             compiled: how,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -247,6 +267,8 @@ pub struct Policy {
     pre: BindingsPre<State>,
     sha256: String,
     compiled: Compiled,
+    /// Instances that answered well, for the next calls (see [`Isolation`]).
+    idle: Mutex<Vec<Instance>>,
 }
 
 impl Policy {
@@ -279,26 +301,96 @@ impl Policy {
         request: Request,
     ) -> (Result<Response, CallError>, Vec<Action>) {
         let limits = &self.runtime.limits;
-        let stdout = MemoryOutputPipe::new(limits.output_bytes);
-        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        let running = self.runtime.ticker.enter();
+        let mut instance = match self.idle_instance() {
+            Some(instance) => instance,
+            None => self.new_instance(),
+        };
+        instance.prepare(processes, request.headers);
+        let request = WitRequest {
+            pid: request.pid,
+            body: request.body,
+        };
+        let answer = match instance.handler.take() {
+            Some(handler) => Ok(handler),
+            None => self.pre.instantiate_async(&mut instance.store).await,
+        };
+        let answer = match answer {
+            Ok(handler) => {
+                let answer = handler
+                    .sigd_policy_handler()
+                    .call_handle_signal(&mut instance.store, &request)
+                    .await;
+                instance.handler = Some(handler);
+                answer
+            }
+            Err(error) => Err(error),
+        };
+        drop(running);
+        guest_output::log(&self.sha256, &instance.stdout, &instance.stderr);
+        let checked = answer
+            .map_err(|error| classify(error, instance.store.data().limiter.hit()))
+            .and_then(|WitResponse { status, body }| check(status, body, limits));
+        let actions = std::mem::take(&mut instance.store.data_mut().actions);
+        // A call that trapped or answered badly may have left the guest's
+        // state broken: its instance goes. A sound one serves again.
+        if checked.is_ok() {
+            self.keep(instance);
+        }
+        (checked, actions)
+    }
+
+    /// An instance that answered well before, if reuse is on and one is idle.
+    fn idle_instance(&self) -> Option<Instance> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        idle.pop()
+    }
+
+    /// Put a sound instance back for the next call, within the pool's bounds.
+    fn keep(&self, instance: Instance) {
+        if self.runtime.isolation == Isolation::FreshInstance || instance.calls >= MAX_CALLS {
+            return;
+        }
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(instance);
+        }
+    }
+
+    /// A store ready for its first call (instantiated on that call, inside
+    /// the deadline).
+    fn new_instance(&self) -> Instance {
+        let limits = &self.runtime.limits;
+        let (stdout, stderr) = (
+            GuestOutput::new(limits.output_bytes),
+            GuestOutput::new(limits.output_bytes),
+        );
         let state = State {
-            processes: processes.clone(),
+            processes: Guard::new(Simulated::default()).into(),
             wasi: WasiCtx::builder()
                 .stdout(stdout.clone())
                 .stderr(stderr.clone())
                 .build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.memory_bytes),
+            headers: Vec::new(),
+            started: Instant::now(),
             waited: Duration::ZERO,
             actions: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let (started, deadline) = (Instant::now(), limits.deadline);
-        store.set_epoch_deadline(1);
+        let deadline = limits.deadline;
         store.epoch_deadline_callback(move |store| {
             // The guest's own time: waiting for an exit in the host is not its.
-            let used = started.elapsed().saturating_sub(store.data().waited);
+            let state = store.data();
+            let used = state.started.elapsed().saturating_sub(state.waited);
             Ok(if used < deadline {
                 // tokio's own yield lets every other ready task run first.
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
@@ -306,32 +398,44 @@ impl Policy {
                 UpdateDeadline::Interrupt
             })
         });
-        let request = WitRequest {
-            pid: request.pid,
-            body: request.body,
-            headers: request.headers,
-        };
-        let running = self.runtime.ticker.enter();
-        let answer = match self.pre.instantiate_async(&mut store).await {
-            Ok(policy) => {
-                policy
-                    .sigd_policy_handler()
-                    .call_handle_signal(&mut store, &request)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        drop(running);
-        guest_output::log(&self.sha256, &stdout, &stderr);
-        let checked = answer
-            .map_err(|error| {
-                let full = [&stdout, &stderr]
-                    .iter()
-                    .any(|pipe| pipe.contents().len() >= limits.output_bytes);
-                classify(error, store.data().limiter.hit(), full)
-            })
-            .and_then(|WitResponse { status, body }| check(status, body, limits));
-        (checked, std::mem::take(&mut store.data_mut().actions))
+        Instance {
+            store,
+            handler: None,
+            stdout,
+            stderr,
+            calls: 0,
+        }
+    }
+}
+
+/// Instances kept idle per policy, at most.
+const MAX_IDLE: usize = 64;
+/// Calls one instance serves before it is replaced, bounding whatever a
+/// guest may accumulate (memory it never frees, handles it never drops).
+const MAX_CALLS: u64 = 10_000;
+
+/// One instance of a policy: its store, its bindings once instantiated, and
+/// its output streams.
+struct Instance {
+    store: Store<State>,
+    handler: Option<Bindings>,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+    calls: u64,
+}
+
+impl Instance {
+    /// Set the store up for one call against `processes`, for a request
+    /// with these `headers`.
+    fn prepare(&mut self, processes: &Guarded, headers: Vec<(String, String)>) {
+        self.calls += 1;
+        let state = self.store.data_mut();
+        state.processes = processes.clone();
+        state.headers = headers;
+        state.started = Instant::now();
+        state.waited = Duration::ZERO;
+        state.actions.clear();
+        self.store.set_epoch_deadline(1);
     }
 }
 
@@ -348,12 +452,11 @@ fn check(status: u16, body: String, limits: &Limits) -> Result<Response, CallErr
 }
 
 /// Which limit, if any, made a call fail.
-fn classify(error: wasmtime::Error, memory_hit: bool, output_full: bool) -> CallError {
+fn classify(error: wasmtime::Error, memory_hit: bool) -> CallError {
     let limit = match error.downcast_ref::<Trap>() {
         _ if memory_hit => Limit::Memory,
         Some(Trap::Interrupt) => Limit::Deadline,
         Some(Trap::StackOverflow) => Limit::Stack,
-        _ if output_full => Limit::Output,
         _ => return CallError::Trap(error),
     };
     CallError::Limit(limit)

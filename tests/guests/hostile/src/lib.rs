@@ -1,12 +1,15 @@
 //! A hostile test policy: it asks the host to signal whatever the request
 //! body lists, `{"kill": [[pid, signal, "process" | "group" | "tree"], ...]}`,
 //! and answers 200 with what the host said to each, `{"results":
-//! ["protected", "ok", "cannot-open", ...]}`. The tests use it to prove the
-//! host refuses pid -1, 0, 1, sigd itself and its groups and trees, no
-//! matter what a policy orders.
+//! ["protected", "ok", "cannot-open", ...], "headers": {...}}`. The tests
+//! use it to prove the host refuses pid -1, 0, 1, sigd itself and its groups
+//! and trees, no matter what a policy orders, and never hands a policy the
+//! `authorization` header.
 
 use serde_json::{Value, json};
-use sigd_policy::component::bindings::sigd::policy::host::{KillError, Process, Scope};
+use sigd_policy::component::bindings::sigd::policy::host::{
+    KillError, Process, Scope, request_header,
+};
 use sigd_policy::component::{Guest, WitRequest, WitResponse};
 
 /// The policy's export.
@@ -40,9 +43,14 @@ impl Guest for Hostile {
                 }
             })
             .collect();
+        // It also asks for headers, the token's among them.
+        let headers = json!({
+            "x-probe": request_header("X-Probe"),
+            "authorization": request_header("authorization"),
+        });
         WitResponse {
             status: 200,
-            body: json!({ "results": results }).to_string(),
+            body: json!({ "results": results, "headers": headers }).to_string(),
         }
     }
 }

@@ -1,0 +1,69 @@
+//! What the wasm boundary costs per request: the default policy's logic
+//! linked natively, against the same logic as a wasm component called on a
+//! reused instance (sigd's default) and on a fresh one (`--fresh-instances`),
+//! all over the same simulated process table (no syscalls), all inside the
+//! same async runtime. Run: `cargo bench -p sigd --bench policy_cost`.
+
+use divan::Bencher;
+use sigd::guard::{Guard, Guarded};
+use sigd::policy::{DEFAULT_POLICY, Isolation, Limits, Policy, Request, Runtime};
+use sigd::simulated::Simulated;
+use std::sync::LazyLock;
+
+fn main() {
+    divan::main();
+}
+
+/// A process 42 that survives SIGTERM, so every call delivers it again.
+static PROCESSES: LazyLock<Guarded> = LazyLock::new(|| {
+    let table = Simulated::from_json(r#"[{"pid": 42, "ignores": [15]}]"#).unwrap();
+    Guard::for_pid(table, 4242).into()
+});
+
+/// What Tensorlake's SDK sends.
+fn request() -> Request {
+    Request {
+        pid: "42".into(),
+        body: br#"{"signal": 15}"#.to_vec(),
+        headers: vec![("content-type".into(), "application/json".into())],
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn policy(isolation: Isolation) -> Policy {
+    let runtime = Runtime::new(Limits::default(), isolation, None).unwrap();
+    runtime.load(DEFAULT_POLICY).unwrap()
+}
+
+/// The logic linked natively: the baseline.
+#[divan::bench]
+fn native(bencher: Bencher) {
+    let runtime = runtime();
+    bencher.with_inputs(request).bench_local_values(|request| {
+        runtime.block_on(async { sigd::native::call(&PROCESSES, &request).answer.unwrap() })
+    });
+}
+
+/// The component, on an instance that answered the call before.
+#[divan::bench]
+fn wasm_reused(bencher: Bencher) {
+    let (runtime, policy) = (runtime(), policy(Isolation::ReuseSound));
+    bencher.with_inputs(request).bench_local_values(|request| {
+        runtime.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
+    });
+}
+
+/// The component, on a fresh instance per call.
+#[divan::bench]
+fn wasm_fresh(bencher: Bencher) {
+    let (runtime, policy) = (runtime(), policy(Isolation::FreshInstance));
+    bencher.with_inputs(request).bench_local_values(|request| {
+        runtime.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
+    });
+}

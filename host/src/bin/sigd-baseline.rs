@@ -1,0 +1,86 @@
+//! `sigd-baseline`: the same endpoint, served by the same host code, with
+//! the default policy's logic linked natively instead of run as wasm. A
+//! benchmark's yardstick, not a user mode: no token, no policy to swap, no
+//! limits on the logic. `bench/run.py` runs it beside `sigd serve`.
+
+use clap::Parser;
+use sigd::guard::Guard;
+use sigd::http::{App, Decider};
+use sigd::metrics::Metrics;
+use sigd::process::System;
+use sigd::server::{self, Endpoint, Limits, Listener};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serve the Send Signal API with the default policy linked natively
+/// (a benchmark baseline; no authentication).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Where to listen: HOST:PORT or unix:/PATH.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: Endpoint,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sigd-baseline: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match Listener::bind(&args.listen, 0o660).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("sigd-baseline: cannot listen on {}: {error}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Ok(endpoint) = listener.endpoint() {
+            tracing::info!("listening on {endpoint}");
+        }
+        let app = Arc::new(App {
+            policy: Decider::Native,
+            processes: Guard::new(System).into(),
+            token: None,
+            max_body_bytes: 64 * 1024,
+            metrics: Arc::new(Metrics::default()),
+        });
+        let limits = Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(5),
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            drain: Duration::from_secs(10),
+        };
+        server::run(vec![listener], app, limits, shutdown()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
