@@ -4,11 +4,12 @@
 //! interface the guest imports on top of a [`Guarded`] process table.
 
 use super::Action;
+use super::ticker::GuestClock;
 use crate::guard::{Guarded, Scope};
 use crate::process::{ExitStatus, KillError, Process, ProcessInfo, RunState};
 use crate::signal;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -46,10 +47,8 @@ pub(super) struct State {
     pub(super) limiter: Limiter,
     /// The current request's headers (lower-case names, no `authorization`).
     pub(super) headers: Vec<(String, String)>,
-    /// When the current call started.
-    pub(super) started: Instant,
-    /// Time spent in `wait-exit`: the deadline counts only the guest's own time.
-    pub(super) waited: Duration,
+    /// The guest's own running time in this call, which the deadline counts.
+    pub(super) clock: GuestClock,
     /// What the guest made the host do, for the audit log.
     pub(super) actions: Vec<Action>,
 }
@@ -198,9 +197,9 @@ impl wit::HostProcess for State {
         timeout_ms: u32,
     ) -> Option<wit::ExitStatus> {
         let process = self.process(&this)?.clone();
-        let started = Instant::now();
+        self.clock.pause();
         let status = Guarded::wait_exit(&process, Duration::from_millis(timeout_ms.into())).await;
-        self.waited += started.elapsed();
+        self.clock.resume();
         self.actions.push(Action::Waited {
             pid: process.pid(),
             exit: status,

@@ -26,7 +26,7 @@ use guest_output::GuestOutput;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use ticker::Ticker;
+use ticker::{GuestClock, Ticker};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
@@ -380,20 +380,17 @@ impl Policy {
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.memory_bytes),
             headers: Vec::new(),
-            started: Instant::now(),
-            waited: Duration::ZERO,
+            clock: GuestClock::default(),
             actions: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let deadline = limits.deadline;
-        store.epoch_deadline_callback(move |store| {
-            // The guest's own time: waiting for an exit in the host is not its.
-            let state = store.data();
-            let used = state.started.elapsed().saturating_sub(state.waited);
-            Ok(if used < deadline {
+        store.epoch_deadline_callback(move |mut store| {
+            let clock = &mut store.data_mut().clock;
+            Ok(if clock.ran() < deadline {
                 // tokio's own yield lets every other ready task run first.
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+                UpdateDeadline::YieldCustom(1, Box::pin(clock.yield_now()))
             } else {
                 UpdateDeadline::Interrupt
             })
@@ -432,8 +429,7 @@ impl Instance {
         let state = self.store.data_mut();
         state.processes = processes.clone();
         state.headers = headers;
-        state.started = Instant::now();
-        state.waited = Duration::ZERO;
+        state.clock.start();
         state.actions.clear();
         self.store.set_epoch_deadline(1);
     }

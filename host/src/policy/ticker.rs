@@ -5,10 +5,11 @@
 //! an idle sigd never wakes up for it, and a busy one never pays for
 //! waking it.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::Engine;
 
 /// How often the epoch advances while calls run: a deadline's precision.
@@ -69,5 +70,74 @@ pub struct Running<'a>(&'a Ticker);
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The running time of one call's guest: time the call spends waiting for
+/// the async runtime after a yield, or waiting in the host for an exit, is
+/// not the guest's, so a busy sigd never fails a policy for its own delays.
+pub struct GuestClock {
+    /// Time run before `since`.
+    ran: Duration,
+    /// When the guest last started running.
+    since: Instant,
+    /// When the guest resumed after a yield, set by the yield's future.
+    resumed: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Default for GuestClock {
+    fn default() -> GuestClock {
+        GuestClock {
+            ran: Duration::ZERO,
+            since: Instant::now(),
+            resumed: Arc::default(),
+        }
+    }
+}
+
+impl GuestClock {
+    /// A call starts.
+    pub fn start(&mut self) {
+        self.ran = Duration::ZERO;
+        self.since = Instant::now();
+        self.take_resumed();
+    }
+
+    /// The guest's running time so far (at an epoch tick, while it runs).
+    pub fn ran(&mut self) -> Duration {
+        if let Some(resumed) = self.take_resumed() {
+            self.since = self.since.max(resumed);
+        }
+        let now = Instant::now();
+        self.ran += now.saturating_duration_since(self.since);
+        self.since = now;
+        self.ran
+    }
+
+    /// A yield that lets other tasks run, then notes when the guest resumed.
+    pub fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        let resumed = self.resumed.clone();
+        async move {
+            tokio::task::yield_now().await;
+            *resumed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    /// The guest waits in the host: stop its clock.
+    pub fn pause(&mut self) {
+        self.ran();
+    }
+
+    /// The host's wait is over: the guest runs again.
+    pub fn resume(&mut self) {
+        self.take_resumed();
+        self.since = Instant::now();
+    }
+
+    fn take_resumed(&mut self) -> Option<Instant> {
+        self.resumed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
