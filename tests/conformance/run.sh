@@ -32,7 +32,7 @@ done
 url=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/sigd.log" | head -n 1)
 [ -n "$url" ] || { cat "$work/sigd.log"; echo "sigd did not start" >&2; exit 1; }
 
-cd "$here"
+cd "$work" # Schemathesis and Hypothesis keep their caches in the working directory
 "$schemathesis" run "$root/openapi.yaml" --url "$url" \
     --header "Authorization: Bearer $token" \
     --checks all --max-examples 500 --workers 2 \

@@ -73,23 +73,32 @@ impl Drop for Running<'_> {
     }
 }
 
-/// The running time of one call's guest: time the call spends waiting for
-/// the async runtime after a yield, or waiting in the host for an exit, is
-/// not the guest's, so a busy sigd never fails a policy for its own delays.
+/// The running time of one call's guest, in CPU time of the threads it ran
+/// on: time the call spends preempted by the OS, waiting for the async
+/// runtime after a yield, or waiting in the host for an exit is not the
+/// guest's, so neither a busy machine nor a busy sigd fails a policy.
+///
+/// The thread's CPU clock is read only at ticks and resumptions, never on
+/// a call that ends before the first tick (the usual, microsecond call).
 pub struct GuestClock {
-    /// Time run before `since`.
+    /// CPU time counted so far.
     ran: Duration,
-    /// When the guest last started running.
-    since: Instant,
-    /// When the guest resumed after a yield, set by the yield's future.
-    resumed: Arc<Mutex<Option<Instant>>>,
+    /// When the call started: until the first tick, wall time stands in
+    /// for CPU time (capped at one tick).
+    started: Instant,
+    /// The running thread's CPU time when the guest last went on running.
+    mark: Option<Duration>,
+    /// The thread's CPU time when the guest resumed after a yield, set by
+    /// the yield's future.
+    resumed: Arc<Mutex<Option<Duration>>>,
 }
 
 impl Default for GuestClock {
     fn default() -> GuestClock {
         GuestClock {
             ran: Duration::ZERO,
-            since: Instant::now(),
+            started: Instant::now(),
+            mark: None,
             resumed: Arc::default(),
         }
     }
@@ -99,27 +108,30 @@ impl GuestClock {
     /// A call starts.
     pub fn start(&mut self) {
         self.ran = Duration::ZERO;
-        self.since = Instant::now();
+        self.started = Instant::now();
+        self.mark = None;
         self.take_resumed();
     }
 
     /// The guest's running time so far (at an epoch tick, while it runs).
     pub fn ran(&mut self) -> Duration {
-        if let Some(resumed) = self.take_resumed() {
-            self.since = self.since.max(resumed);
-        }
-        let now = Instant::now();
-        self.ran += now.saturating_duration_since(self.since);
-        self.since = now;
+        let now = thread_cpu_time();
+        let mark = self.take_resumed().or(self.mark);
+        self.ran += match mark {
+            Some(mark) => now.saturating_sub(mark),
+            None => self.started.elapsed().min(TICK),
+        };
+        self.mark = Some(now);
         self.ran
     }
 
-    /// A yield that lets other tasks run, then notes when the guest resumed.
+    /// A yield that lets other tasks run, then notes the CPU time of the
+    /// thread the guest resumes on.
     pub fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let resumed = self.resumed.clone();
         async move {
             tokio::task::yield_now().await;
-            *resumed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            *resumed.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread_cpu_time());
         }
     }
 
@@ -128,16 +140,23 @@ impl GuestClock {
         self.ran();
     }
 
-    /// The host's wait is over: the guest runs again.
+    /// The host's wait is over: the guest runs again, on this thread.
     pub fn resume(&mut self) {
         self.take_resumed();
-        self.since = Instant::now();
+        self.mark = Some(thread_cpu_time());
     }
 
-    fn take_resumed(&mut self) -> Option<Instant> {
+    fn take_resumed(&mut self) -> Option<Duration> {
         self.resumed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
     }
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    use nix::time::{ClockId, clock_gettime};
+    // This clock always exists on Linux; zero would only pause the deadline.
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
