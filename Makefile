@@ -7,6 +7,8 @@
 #               (and the benchmarks' baseline, target/release/sigd-baseline)
 #   make lint   rustfmt and clippy, warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
+#   make bench  sigd against its native baseline; writes bench/latest.md and
+#               bench/latency.png (see BENCHMARKS.md)
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -37,7 +39,10 @@ SCHEMATHESIS_VERSION := 4.32.5
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := proc_stat signal_request
 
-.PHONY: build run test lint fuzz toolchain clean
+# The benchmarks' tools: wrk from Debian, matplotlib for the plot.
+BENCH_VENV := target/bench-venv
+
+.PHONY: build run test lint fuzz bench toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
@@ -56,6 +61,15 @@ test: toolchain $(SDK_VENV)/.installed $(API_VENV)/.installed
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+bench: build $(BENCH_VENV)/.installed
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/run.py
+
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib
+	touch $@
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
