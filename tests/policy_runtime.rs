@@ -21,8 +21,10 @@ fn write_policy(dir: &Path, name: &str, component: &[u8]) -> String {
 }
 
 /// A policy that loops forever, grows memory without bound, or recurses
-/// without bound gets a 500 INTERNAL within the deadline (+50 ms); the log
-/// names the limit, and the next request is answered normally.
+/// without bound gets a 500 INTERNAL; the log names the limit, and the next
+/// request is answered normally. The deadline counts the guest's own CPU
+/// time: each looping call is cut off after 50-60 ms of it (as logged), and
+/// answered well within a second even while other tests load the machine.
 #[test]
 fn limits_end_runaway_calls() {
     let dir = scratch("limits_end_runaway_calls");
@@ -54,11 +56,28 @@ fn limits_end_runaway_calls() {
         took.sort();
         let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
         println!("{limit}: 500 after p50 {p50:?}, max {p99:?}");
-        assert!(
-            p99 < DEADLINE + Duration::from_millis(50),
-            "{limit}: {p99:?}"
-        );
+        assert!(p99 < Duration::from_secs(1), "{limit}: {p99:?}");
         sigd.expect_log(&format!("policy hit its {limit} limit"));
+        if limit == "deadline" {
+            let ran: Vec<Duration> = sigd
+                .log()
+                .split("ran_us=")
+                .skip(1)
+                .map(|rest| {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    Duration::from_micros(digits.parse().unwrap())
+                })
+                .collect();
+            assert_eq!(ran.len(), 20, "{}", sigd.log());
+            let slack = Duration::from_millis(10);
+            assert!(
+                ran.iter()
+                    .all(|&ran| ran >= DEADLINE && ran < DEADLINE + slack),
+                "{ran:?}"
+            );
+        } else {
+            assert!(p50 < DEADLINE, "{limit}: {p50:?}");
+        }
     }
 }
 

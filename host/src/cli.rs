@@ -5,6 +5,7 @@
 use crate::auth::Token;
 use crate::guard::Guard;
 use crate::http::{App, Decider};
+use crate::kit::PolicyCommand;
 use crate::metrics::Metrics;
 use crate::policy::{self, Cache, Isolation, Runtime};
 use crate::process::System;
@@ -43,6 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Send Signal API.
     Serve(Config),
+    /// Write, try and verify policies: check, eval, test, wit.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 /// How logs are written.
@@ -110,6 +114,14 @@ pub struct Config {
     #[arg(long, requires = "policy")]
     pub watch: bool,
 
+    #[command(flatten)]
+    pub runtime: RuntimeOptions,
+}
+
+/// How policies run: their limits, isolation and compiled-policy cache
+/// (shared by `sigd serve` and `sigd policy`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeOptions {
     /// Largest linear memory of a policy call, in MiB; growing past it traps.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub policy_memory_mib: usize,
@@ -209,6 +221,18 @@ impl Config {
 
     /// The runtime under the configured limits, and the first policy.
     async fn policy(&self) -> anyhow::Result<ActivePolicy> {
+        let runtime = self.runtime.runtime()?;
+        let source = match &self.policy {
+            None => Source::Builtin,
+            Some(path) => Source::File(path.clone()),
+        };
+        Ok(ActivePolicy::load(runtime, source).await?)
+    }
+}
+
+impl RuntimeOptions {
+    /// A policy runtime under these options.
+    pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
         let limits = policy::Limits {
             memory_bytes: self.policy_memory_mib << 20,
             deadline: Duration::from_millis(self.policy_deadline_ms),
@@ -229,12 +253,7 @@ impl Config {
             true => Isolation::FreshInstance,
             false => Isolation::ReuseSound,
         };
-        let runtime = Runtime::new(limits, isolation, cache)?;
-        let source = match &self.policy {
-            None => Source::Builtin,
-            Some(path) => Source::File(path.clone()),
-        };
-        Ok(ActivePolicy::load(runtime, source).await?)
+        Ok(Runtime::new(limits, isolation, cache)?)
     }
 
     /// `--cache-dir`, or the default for this user; `None` with `--no-cache`.

@@ -335,7 +335,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<&'p str, HttpError> {
 }
 
 /// Headers the policy may see: never `authorization`, only UTF-8 values.
-fn policy_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+pub fn policy_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| *name != header::AUTHORIZATION)

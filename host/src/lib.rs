@@ -34,12 +34,15 @@
 //!   the benchmarks measure the wasm policy against (`sigd-baseline`).
 //! - [`simulated`]: a process table in memory, for trying policies without
 //!   processes (tests, `sigd policy eval`).
+//! - [`kit`]: the policy authoring kit, `sigd policy check|eval|test|wit`,
+//!   and the conformance suite.
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod guard;
 pub mod http;
+pub mod kit;
 pub mod metrics;
 pub mod native;
 pub mod pidfd;

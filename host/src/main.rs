@@ -10,12 +10,17 @@ fn main() -> ExitCode {
     // SAFETY: no other thread has started yet.
     let env_token = unsafe { take_env_token() };
     let cli = Cli::parse();
-    let Command::Serve(config) = cli.command;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The daemon logs what it does; the policy commands print a report and
+    // log only what went wrong.
+    let (format, default_filter) = match &cli.command {
+        Command::Serve(config) => (config.log_format, "info"),
+        Command::Policy(_) => (LogFormat::Text, "warn"),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match config.log_format {
+    match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
     }
@@ -26,9 +31,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(config.serve(env_token));
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(config) => config.serve(env_token).await.map(|()| true),
+            Command::Policy(command) => command.run().await,
+        }
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("sigd: {error:#}");
             ExitCode::FAILURE

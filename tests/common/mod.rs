@@ -452,7 +452,17 @@ fn response_record(at: u32, status: u16, body: &str) -> String {
     )
 }
 
+/// A policy exporting the handler of another version of the WIT package
+/// (it answers 418 `{}` to everything).
+pub fn policy_for_version(version: &str) -> Vec<u8> {
+    policy_wat_for("(i32.const 0)", "(i32.const 0)", "", version)
+}
+
 fn policy_wat(when: &str, misbehave: &str, data_at_32: &str) -> Vec<u8> {
+    policy_wat_for(when, misbehave, data_at_32, "0.2.0")
+}
+
+fn policy_wat_for(when: &str, misbehave: &str, data_at_32: &str, version: &str) -> Vec<u8> {
     let good = response_record(0, 418, "{}");
     let wat = format!(
         r#"(component
@@ -484,7 +494,7 @@ fn policy_wat(when: &str, misbehave: &str, data_at_32: &str) -> Vec<u8> {
     (export "request" (type $request))
     (export "response" (type $response))
     (export "handle-signal" (func $handle)))
-  (export "sigd:policy/handler@0.2.0" (instance $handler)))"#
+  (export "sigd:policy/handler@{version}" (instance $handler)))"#
     );
     wat::parse_str(&wat).unwrap_or_else(|e| panic!("bad WAT: {e}\n{wat}"))
 }

@@ -123,10 +123,16 @@ impl wit::Host for State {
     }
 
     fn request_header(&mut self, name: String) -> Option<String> {
-        self.headers
+        let value = self
+            .headers
             .iter()
             .find(|(header, _)| header.eq_ignore_ascii_case(&name))
-            .map(|(_, value)| value.clone())
+            .map(|(_, value)| value.clone());
+        self.actions.push(Action::ReadHeader {
+            name,
+            found: value.is_some(),
+        });
+        value
     }
 }
 
@@ -134,22 +140,34 @@ impl State {
     fn process(&self, this: &Resource<OpenProcess>) -> Option<&Arc<dyn Process>> {
         self.table.get(this).ok().map(|open| &open.0)
     }
+
+    /// What the host knows of an opened process now, noted as an action.
+    fn inspect(&mut self, this: &Resource<OpenProcess>) -> Option<ProcessInfo> {
+        let process = self.process(this)?;
+        let (pid, info) = (process.pid(), process.info());
+        let state = info.as_ref().map(|info| info.state);
+        self.actions.push(Action::Inspected { pid, state });
+        info
+    }
 }
 
 impl wit::HostProcess for State {
     fn open(&mut self, pid: i32) -> Option<Resource<OpenProcess>> {
-        let process = self.processes.open(pid)?;
+        let Some(process) = self.processes.open(pid) else {
+            self.actions.push(Action::NoProcess { pid });
+            return None;
+        };
         let start_time = process.start_time();
         self.actions.push(Action::Opened { pid, start_time });
         self.table.push(OpenProcess(process)).ok()
     }
 
     fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {
-        self.process(&this)?.info().map(wit::ProcessInfo::from)
+        self.inspect(&this).map(wit::ProcessInfo::from)
     }
 
     fn state(&mut self, this: Resource<OpenProcess>) -> Option<wit::RunState> {
-        self.process(&this)?.info().map(|info| info.state.into())
+        self.inspect(&this).map(|info| info.state.into())
     }
 
     fn signal(

@@ -19,7 +19,7 @@ mod ticker;
 pub use cache::{Cache, CacheError};
 
 use crate::guard::{Guard, Guarded, Scope};
-use crate::process::{ExitStatus, KillError};
+use crate::process::{ExitStatus, KillError, RunState};
 use crate::simulated::Simulated;
 use bindings::{Bindings, BindingsPre, Limiter, State, WitRequest, WitResponse};
 use guest_output::GuestOutput;
@@ -30,6 +30,12 @@ use ticker::{GuestClock, Ticker};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
+
+/// The WIT package policies are written against, and its version.
+pub const WIT_PACKAGE: &str = "sigd:policy";
+pub const WIT_VERSION: &str = "0.2.0";
+/// The WIT text itself (`wit/policy.wit`), for `sigd policy wit`.
+pub const WIT: &str = include_str!("../../../wit/policy.wit");
 
 /// The default policy (`guest/`), built into the binary.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT"));
@@ -105,7 +111,7 @@ pub enum LoadError {
     Engine(wasmtime::Error),
     #[error("is not a WebAssembly component: {0:#}")]
     NotAComponent(wasmtime::Error),
-    #[error("does not fit sigd's policy world (sigd:policy/policy@0.2.0): {0:#}")]
+    #[error("does not fit sigd's policy world (sigd:policy/policy@{WIT_VERSION}): {0:#}")]
     Incompatible(wasmtime::Error),
 }
 
@@ -127,8 +133,14 @@ pub enum CallError {
 /// Something a policy made the host do, for the audit log.
 #[derive(Debug, Clone)]
 pub enum Action {
+    /// It read a request header; whether the request had it.
+    ReadHeader { name: String, found: bool },
+    /// It asked to open `pid`, which does not exist.
+    NoProcess { pid: i32 },
     /// It opened the process `pid`, which started at `start_time`.
     Opened { pid: i32, start_time: u64 },
+    /// It asked what `pid` is doing: its state then, `None` once gone.
+    Inspected { pid: i32, state: Option<RunState> },
     /// It asked for `signal` to `pid`'s `scope`; the pids reached, or why not.
     Signalled {
         pid: i32,
@@ -217,23 +229,46 @@ impl Runtime {
 
     /// Compile (or find compiled) and link a policy component.
     pub fn load(self: &Arc<Self>, component: &[u8]) -> Result<Policy, LoadError> {
+        self.link(self.compile(component)?)
+    }
+
+    /// Compile a policy component (or find it compiled), without linking it.
+    pub fn compile(&self, component: &[u8]) -> Result<Unlinked, LoadError> {
         let sha256 = sha256_hex(component);
-        let (compiled, how) = self.compile(component, &sha256)?;
+        let (compiled, how) = self.machine_code(component, &sha256)?;
+        Ok(Unlinked {
+            component: compiled,
+            sha256,
+            compiled: how,
+        })
+    }
+
+    /// Link a compiled policy against the host's imports and find its export.
+    pub fn link(self: &Arc<Self>, unlinked: Unlinked) -> Result<Policy, LoadError> {
         let pre = self
             .linker
-            .instantiate_pre(&compiled)
+            .instantiate_pre(&unlinked.component)
             .and_then(BindingsPre::new)
             .map_err(LoadError::Incompatible)?;
         Ok(Policy {
             runtime: self.clone(),
             pre,
-            sha256,
-            compiled: how,
+            sha256: unlinked.sha256,
+            compiled: unlinked.compiled,
             idle: Mutex::new(Vec::new()),
         })
     }
 
-    fn compile(&self, component: &[u8], sha256: &str) -> Result<(Component, Compiled), LoadError> {
+    /// The engine policies are compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn machine_code(
+        &self,
+        component: &[u8],
+        sha256: &str,
+    ) -> Result<(Component, Compiled), LoadError> {
         if component == DEFAULT_POLICY && !DEFAULT_POLICY_COMPILED.is_empty() {
             // SAFETY: host/build.rs wrote these bytes with
             // `Engine::precompile_component` from `DEFAULT_POLICY`; wasmtime
@@ -258,6 +293,25 @@ impl Runtime {
             cache.store(&self.engine, sha256, &compiled);
         }
         Ok((compiled, Compiled::OnLoad))
+    }
+}
+
+/// A compiled policy component, not yet linked (see [`Runtime::compile`]).
+pub struct Unlinked {
+    component: Component,
+    sha256: String,
+    compiled: Compiled,
+}
+
+impl Unlinked {
+    /// The compiled component, whose type lists its imports and exports.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// Where its machine code came from.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
     }
 }
 
@@ -331,6 +385,11 @@ impl Policy {
         let checked = answer
             .map_err(|error| classify(error, instance.store.data().limiter.hit()))
             .and_then(|WitResponse { status, body }| check(status, body, limits));
+        if let Err(CallError::Limit(Limit::Deadline)) = checked {
+            // The guest's own running time, as the deadline counted it.
+            let ran = instance.store.data_mut().clock.ran();
+            tracing::warn!(ran_us = ran.as_micros() as u64, "policy ran out of time");
+        }
         let actions = std::mem::take(&mut instance.store.data_mut().actions);
         // A call that trapped or answered badly may have left the guest's
         // state broken: its instance goes. A sound one serves again.

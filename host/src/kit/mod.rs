@@ -1,0 +1,174 @@
+//! The policy authoring kit: `sigd policy check|eval|test`. An author
+//! writes, tries and verifies a policy with these, without a VM and without
+//! sending a real signal: `eval` and `test` run the policy against a
+//! [`Simulated`] process table, never the machine's.
+//!
+//! - [`check`]: can sigd run this component, and what does it import?
+//! - [`eval`]: one request, with every host call the policy made.
+//! - [`suite`]: the conformance suite, `sigd policy test`.
+
+pub mod check;
+pub mod eval;
+pub mod suite;
+
+use crate::cli::RuntimeOptions;
+use crate::guard::{Guard, Guarded};
+use crate::policy::{Action, Compiled, Policy};
+use crate::simulated::Simulated;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The pid sigd pretends to run as in simulated tables (see [`suite::TABLE`]):
+/// a process with it is sigd, protected like the real one.
+pub const SIMULATED_SIGD_PID: i32 = 4242;
+
+/// `sigd policy ...`: write, try and verify policies.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Whether sigd can run a policy component: the WIT package it targets,
+    /// its imports (flagging WASI), its size, and a verdict (exit 0 or 1).
+    Check {
+        /// The policy component (.wasm).
+        path: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeOptions,
+    },
+    /// Run one request through a policy against a simulated process table,
+    /// and print the host calls it made and its HTTP answer. No real signal
+    /// is ever sent.
+    Eval(eval::Eval),
+    /// Run the conformance suite: every behaviour of the endpoint, as cases
+    /// against a simulated process table. Exit 1 if any case fails.
+    Test(suite::Test),
+    /// Print the WIT package policies are built against (`wit/policy.wit`).
+    Wit,
+}
+
+impl PolicyCommand {
+    /// Run the command; `Ok(false)` when the policy failed it (exit 1).
+    pub async fn run(self) -> anyhow::Result<bool> {
+        match self {
+            PolicyCommand::Check { path, runtime } => check::run(&path, &runtime).await,
+            PolicyCommand::Eval(eval) => eval.run().await,
+            PolicyCommand::Test(test) => test.run().await,
+            PolicyCommand::Wit => {
+                print!("{}", crate::policy::WIT);
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// A policy loaded from a file for the kit, and what loading it took.
+pub struct Loaded {
+    pub policy: Policy,
+    pub bytes: usize,
+    pub compiled: Compiled,
+    pub took: Duration,
+}
+
+/// Compile and link the policy at `path` under `options`.
+pub fn load(path: &Path, options: &RuntimeOptions) -> anyhow::Result<Loaded> {
+    let bytes = load_bytes(path)?;
+    let runtime = options.runtime()?;
+    let started = Instant::now();
+    let unlinked = runtime
+        .compile(&bytes)
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    let compiled = unlinked.compiled();
+    let policy = runtime.link(unlinked).with_context(|| {
+        format!(
+            "{} cannot run here (`sigd policy check` says why)",
+            path.display()
+        )
+    })?;
+    Ok(Loaded {
+        policy,
+        bytes: bytes.len(),
+        compiled,
+        took: started.elapsed(),
+    })
+}
+
+/// The bytes of the file at `path`.
+pub fn load_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// `table` guarded as the real one is, with sigd as [`SIMULATED_SIGD_PID`].
+pub fn guarded(table: &Simulated) -> Guarded {
+    Guard::for_pid(table.clone(), SIMULATED_SIGD_PID).into()
+}
+
+/// How compiling went, for people.
+pub fn describe_compiled(compiled: Compiled, took: Duration) -> String {
+    match compiled {
+        Compiled::AtBuild => format!("precompiled into sigd ({})", millis(took)),
+        Compiled::FromCache => format!("from the compiled-policy cache ({})", millis(took)),
+        Compiled::OnLoad => format!("compiled in {}", millis(took)),
+    }
+}
+
+/// A duration in milliseconds, or microseconds under one.
+pub fn millis(took: Duration) -> String {
+    if took < Duration::from_millis(1) {
+        format!("{} µs", took.as_micros())
+    } else {
+        format!("{:.1} ms", took.as_secs_f64() * 1000.0)
+    }
+}
+
+/// One host call a policy made, as a line for people.
+pub fn describe_action(action: &Action) -> String {
+    let outcome = |result: Result<String, String>| match result {
+        Ok(ok) => ok,
+        Err(error) => format!("refused: {error}"),
+    };
+    match action {
+        Action::ReadHeader { name, found } => {
+            let found = if *found { "present" } else { "absent" };
+            format!("request-header({name:?}) -> {found}")
+        }
+        Action::NoProcess { pid } => format!("process.open({pid}) -> none"),
+        Action::Opened { pid, start_time } => {
+            format!("process.open({pid}) -> process {pid} (started at tick {start_time})")
+        }
+        Action::Inspected { pid, state } => match state {
+            Some(state) => format!("process {pid}: info/state -> {state:?}"),
+            None => format!("process {pid}: info/state -> gone"),
+        },
+        Action::Signalled {
+            pid,
+            signal,
+            scope,
+            outcome: result,
+        } => format!(
+            "process {pid}: signal({signal}, {scope:?}) -> {}",
+            outcome(
+                result
+                    .as_ref()
+                    .map(|pids| format!("delivered to {pids:?}"))
+                    .map_err(ToString::to_string)
+            )
+        ),
+        Action::Escalated {
+            pid,
+            after_ms,
+            signal,
+            scope,
+            outcome: result,
+        } => format!(
+            "process {pid}: escalate({after_ms} ms, {signal}, {scope:?}) -> {}",
+            outcome(
+                result
+                    .map(|()| "scheduled".to_string())
+                    .map_err(|e| e.to_string())
+            )
+        ),
+        Action::Waited { pid, exit } => match exit {
+            Some(exit) => format!("process {pid}: wait-exit -> ended: {exit:?}"),
+            None => format!("process {pid}: wait-exit -> still running"),
+        },
+    }
+}
