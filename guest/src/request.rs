@@ -15,6 +15,27 @@ struct Fields {
     wait_ms: Option<Value>,
 }
 
+/// [`Fields`] from a JSON object only: serde alone would also read them from
+/// an array of the four values in order (`[15, null, null, null]`).
+struct Object(Fields);
+
+impl<'de> serde::Deserialize<'de> for Object {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Object, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Object;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Object, A::Error> {
+                let fields = serde::de::value::MapAccessDeserializer::new(map);
+                serde::Deserialize::deserialize(fields).map(Object)
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
 /// Which processes a signal reaches (mirrors WIT `host.scope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -67,7 +88,7 @@ impl SignalRequest {
         realtime: &RangeInclusive<i32>,
     ) -> Result<SignalRequest, Rejection> {
         let invalid = |why: &str| Rejection::InvalidRequest(why.to_string());
-        let fields: Fields =
+        let Object(fields) =
             serde_json::from_slice(body).map_err(|error| match error.classify() {
                 // A JSON value of another type, or a field given twice.
                 Category::Data => invalid("the body is not a JSON object with each field once"),

@@ -205,6 +205,7 @@ fn rejects_bad_bodies() {
         "not json",
         "15",
         "[15]",
+        "[15, null, null, null]",
         "null",
         "{}",
         r#"{"sig": 15}"#,

@@ -137,6 +137,7 @@ pub fn cases() -> Vec<Case> {
         bad_body("body-not-json", "a body that is not JSON", "not json"),
         bad_body("body-empty", "an empty body", ""),
         bad_body("body-array", "a JSON array instead of an object", "[15]"),
+        bad_body("body-array-of-fields", "an array of the fields' values, in order", "[15, null, null, null]"),
         bad_body("body-number", "a bare JSON number", "15"),
         bad_body("signal-missing", "an object without `signal`", "{}"),
         bad_body("signal-null", "`signal` is null", r#"{"signal": null}"#),
