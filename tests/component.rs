@@ -119,6 +119,32 @@ fn misbehaviour_is_a_call_error() {
     ));
 }
 
+/// An instance whose memory has grown through three quarters of its room
+/// under the cap is not reused: a guest that leaves garbage behind on every
+/// call (1 page here, under a 1 MiB cap) is never failed by the memory limit.
+#[test]
+fn nearly_full_instances_are_not_reused() {
+    let limits = Limits {
+        memory_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(limits, Isolation::ReuseSound, None).unwrap();
+    let table = Simulated::default();
+    let leaky = common::misbehaving_policy("(drop (memory.grow (i32.const 1))) (i32.const 0)");
+    let loaded = Loaded {
+        policy: runtime.load(&leaky).unwrap(),
+        processes: sigd::kit::guarded(&table),
+        table,
+    };
+    for i in 0..100 {
+        assert_eq!(
+            call(&loaded, request("666", "{}")).unwrap().status,
+            418,
+            "call {i}"
+        );
+    }
+}
+
 /// The default policy's machine code comes from the build, not a compile at
 /// start-up (on the machine that built it).
 #[test]

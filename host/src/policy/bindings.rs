@@ -66,6 +66,10 @@ impl WasiView for State {
 pub(super) struct Limiter {
     memory_bytes: usize,
     hit: bool,
+    /// The largest size any memory has grown to.
+    largest: usize,
+    /// `largest` after the instance's first call: its working size.
+    settled: Option<usize>,
 }
 
 impl Limiter {
@@ -73,12 +77,25 @@ impl Limiter {
         Limiter {
             memory_bytes,
             hit: false,
+            largest: 0,
+            settled: None,
         }
     }
 
     /// Whether a memory asked to grow past the cap.
     pub(super) fn hit(&self) -> bool {
         self.hit
+    }
+
+    /// Whether the memories have grown, since the first call, through three
+    /// quarters of the room they had left under the cap (called after each
+    /// sound call). An instance this full is not reused, so garbage that a
+    /// guest's runtime (a JavaScript or Python heap) leaves behind never
+    /// grows into the cap and fails a sound request.
+    pub(super) fn nearly_full(&mut self) -> bool {
+        let settled = *self.settled.get_or_insert(self.largest);
+        let room = self.memory_bytes.saturating_sub(settled);
+        self.largest > settled + room / 4 * 3
     }
 }
 
@@ -93,6 +110,7 @@ impl ResourceLimiter for Limiter {
             self.hit = true;
             wasmtime::bail!("memory limit of {} bytes reached", self.memory_bytes);
         }
+        self.largest = self.largest.max(desired);
         Ok(true)
     }
 

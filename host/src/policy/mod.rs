@@ -186,7 +186,9 @@ pub enum Isolation {
     /// Reuse an instance that answered well (~1 µs a call instead of ~50):
     /// a guest may keep state from one request to the next, but only its
     /// own, in its own memory. Host state is reset per call, and an
-    /// instance that trapped or answered badly is never reused.
+    /// instance that trapped or answered badly is never reused, nor one
+    /// whose memory has grown through three quarters of its room under the
+    /// cap since its first call.
     ReuseSound,
     /// A fresh instance for every request: nothing survives a call.
     FreshInstance,
@@ -409,8 +411,11 @@ impl Policy {
     }
 
     /// Put a sound instance back for the next call, within the pool's bounds.
-    fn keep(&self, instance: Instance) {
-        if self.runtime.isolation == Isolation::FreshInstance || instance.calls >= MAX_CALLS {
+    fn keep(&self, mut instance: Instance) {
+        if self.runtime.isolation == Isolation::FreshInstance
+            || instance.calls >= MAX_CALLS
+            || instance.store.data_mut().limiter.nearly_full()
+        {
             return;
         }
         let mut idle = self
