@@ -1,6 +1,7 @@
 # sigd's one entry point. Every target sets up what it needs first.
 #   make run    build what is missing, serve on 127.0.0.1:9000 (default policy)
-#   make test   every test: guest logic, host units, components, the real
+#   make test   every test: guest logic, host units, components, the example
+#               policies in Rust, Python and JavaScript, the real
 #               binary over HTTP in a private PID namespace, Tensorlake's SDK,
 #               Schemathesis against openapi.yaml
 #   make build  the static release binary, stripped, at target/release/sigd
@@ -34,6 +35,10 @@ TENSORLAKE_VERSION := 0.5.161
 API_VENV := target/schemathesis-venv
 SCHEMATHESIS_VERSION := 4.32.5
 
+# The Python and JavaScript example policies, built from source by their
+# own toolchains (componentize-py, ComponentizeJS; installed under target/).
+EXAMPLES := target/example-policies
+
 # Fuzzing: cargo-fuzz on the host's stable toolchain (RUSTC_BOOTSTRAP lets
 # it use the -Z flags it needs), each target for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 20
@@ -54,8 +59,9 @@ run: build
 	./target/release/sigd serve --listen $(LISTEN)
 
 test: toolchain $(SDK_VENV)/.installed $(API_VENV)/.installed
+	scripts/example-policies.sh $(EXAMPLES)
 	$(TARGET_VAR)_RUNNER="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
-		$(call RELEASE,test) -- --include-ignored
+		SIGD_EXAMPLE_POLICIES="$(CURDIR)/$(EXAMPLES)" $(call RELEASE,test) -- --include-ignored
 	tests/conformance/run.sh $(CURDIR)/target/$(HOST_TRIPLE)/release/sigd $(CURDIR)/$(API_VENV)/bin/schemathesis
 
 lint: toolchain

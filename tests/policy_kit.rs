@@ -198,3 +198,65 @@ fn conformance_suite_and_declared_deviations() {
         "{out}"
     );
 }
+
+/// The example policies, each built from source by its own toolchain (Rust
+/// by `host/build.rs`, Python and JavaScript by `scripts/example-policies.sh`),
+/// pass `sigd policy check` and `sigd policy test` (the Rust one with its
+/// declared deviations), and each answers a real request through
+/// `sigd serve --policy`: the target dies of the signal. Prints each one's
+/// size and policy-call latency (`sigd policy eval --repeat`).
+#[test]
+fn example_policies_in_three_languages() {
+    common::require_private_pid_namespace();
+    let dir = scratch("kit_examples");
+    let built = match std::env::var_os("SIGD_EXAMPLE_POLICIES") {
+        Some(built) => PathBuf::from(built),
+        None => {
+            // Outside `make test`: build them here.
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/example-policies.sh"
+            );
+            let status = Command::new(script)
+                .arg(&dir)
+                .status()
+                .expect("run the build script");
+            assert!(status.success(), "scripts/example-policies.sh failed");
+            dir.clone()
+        }
+    };
+    let deviations = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/policies/strict/deviations.json"
+    );
+    let examples = [
+        ("rust", PathBuf::from(STRICT_POLICY), Some(deviations)),
+        ("python", built.join("python.wasm"), None),
+        ("javascript", built.join("javascript.wasm"), None),
+    ];
+    for (language, path, deviations) in examples {
+        let path = path.to_str().unwrap();
+        let (ok, out) = policy(&dir, &["check", path]);
+        assert!(ok && out.contains("verdict   OK"), "{language}: {out}");
+
+        let mut test = vec!["test", path];
+        test.extend(deviations.iter().flat_map(|file| ["--deviations", file]));
+        let (ok, out) = policy(&dir, &test);
+        assert!(ok && out.contains(" 0 failed"), "{language}: {out}");
+
+        let (ok, out) = policy(&dir, &["eval", path, "--pid", "44", "--repeat", "300"]);
+        assert!(ok && out.contains("response  200 OK"), "{language}: {out}");
+        let latency = out
+            .lines()
+            .find(|l| l.starts_with("latency"))
+            .unwrap_or_default();
+        let size = std::fs::metadata(path).unwrap().len();
+        println!("{language}: {size} bytes; {latency}");
+
+        let sigd = common::Sigd::start(&["--policy", path, "--cache-dir", dir.to_str().unwrap()]);
+        let mut target = common::target();
+        sigd.signal(target.id(), r#"{"signal": 15}"#)
+            .assert(200, "");
+        common::assert_killed_by(&mut target, 15);
+    }
+}

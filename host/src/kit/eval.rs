@@ -6,7 +6,7 @@
 use super::{describe_action, describe_compiled, millis, suite};
 use crate::cli::RuntimeOptions;
 use crate::http::{HttpError, policy_headers};
-use crate::policy::Request;
+use crate::policy::{Policy, Request};
 use crate::simulated::Simulated;
 use anyhow::Context;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -42,6 +42,12 @@ pub struct Eval {
     #[arg(long, value_name = "FILE")]
     processes: Option<PathBuf>,
 
+    /// Run the request this many times (each on a fresh copy of the table)
+    /// and report the policy call's latency: the first call (a fresh
+    /// instance) and the median and p99 of the rest (reused instances).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: u32,
+
     #[command(flatten)]
     runtime: RuntimeOptions,
 }
@@ -50,19 +56,19 @@ impl Eval {
     /// Run the request and print what happened; `Ok(false)` if the policy
     /// failed (sigd would answer 500).
     pub async fn run(self) -> anyhow::Result<bool> {
-        let (table, from) = match &self.processes {
+        let (table_text, from) = match &self.processes {
             None => (
-                Simulated::from_json(suite::TABLE)?,
+                suite::TABLE.to_string(),
                 "the conformance suite's table".into(),
             ),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                let table = Simulated::from_json(&text)
-                    .with_context(|| format!("{} is not a process table", path.display()))?;
-                (table, path.display().to_string())
+                (text, path.display().to_string())
             }
         };
+        let table = Simulated::from_json(&table_text)
+            .with_context(|| format!("{from} is not a process table"))?;
         let headers = self.headers()?;
         let loaded = super::load(&self.path, &self.runtime)?;
         println!(
@@ -110,6 +116,9 @@ impl Eval {
         println!("response  {status} {reason}");
         println!("          {body}");
         println!("took      {} (the policy call)", millis(called.took));
+        if self.repeat > 1 {
+            self.latency(&loaded.policy, &table_text, &headers).await?;
+        }
         let sent = table.sent();
         if sent.is_empty() {
             println!("simulated no signal sent");
@@ -119,6 +128,34 @@ impl Eval {
             println!("simulated signal {} sent to {to}{}", sent.signal, sent.pid);
         }
         Ok(sound)
+    }
+
+    /// Repeat the request and print the policy call's latency.
+    async fn latency(
+        &self,
+        policy: &Policy,
+        table: &str,
+        headers: &HeaderMap,
+    ) -> anyhow::Result<()> {
+        let mut took = Vec::new();
+        for _ in 1..self.repeat {
+            let table = Simulated::from_json(table)?;
+            let request = Request {
+                pid: self.pid.clone(),
+                body: self.body.clone().into_bytes(),
+                headers: policy_headers(headers),
+            };
+            took.push(policy.call(&super::guarded(&table), request).await.took);
+        }
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+        println!(
+            "latency   median {}, p99 {} over {} more calls (reused instances)",
+            millis(at(0.5)),
+            millis(at(0.99)),
+            took.len()
+        );
+        Ok(())
     }
 
     /// The `--header` flags as the headers of a request.
