@@ -452,11 +452,17 @@ impl Policy {
         let deadline = limits.deadline;
         store.epoch_deadline_callback(move |mut store| {
             let clock = &mut store.data_mut().clock;
-            Ok(if clock.ran() < deadline {
-                // tokio's own yield lets every other ready task run first.
+            let ran = clock.ran();
+            Ok(if ran >= deadline {
+                UpdateDeadline::Interrupt
+            } else if ran >= ticker::TICK {
+                // A long call: tokio's own yield lets every other ready
+                // task run first.
                 UpdateDeadline::YieldCustom(1, Box::pin(clock.yield_now()))
             } else {
-                UpdateDeadline::Interrupt
+                // A short call that only straddles a tick goes on: a yield
+                // would send its request to the back of the queue.
+                UpdateDeadline::Continue(1)
             })
         });
         Instance {
