@@ -44,7 +44,8 @@ pub struct Eval {
 
     /// Run the request this many times (each on a fresh copy of the table)
     /// and report the policy call's latency: the first call (a fresh
-    /// instance) and the median and p99 of the rest (reused instances).
+    /// instance) and the median and p99 of the rest (reused instances, or
+    /// fresh ones with --fresh-instances).
     #[arg(long, default_value_t = 1, value_name = "N")]
     repeat: u32,
 
@@ -149,8 +150,12 @@ impl Eval {
         }
         took.sort();
         let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+        let instances = match self.runtime.fresh_instances {
+            true => "a fresh instance each",
+            false => "reused instances",
+        };
         println!(
-            "latency   median {}, p99 {} over {} more calls (reused instances)",
+            "latency   median {}, p99 {} over {} more calls ({instances})",
             millis(at(0.5)),
             millis(at(0.99)),
             took.len()
