@@ -27,8 +27,12 @@ struct Loaded {
 }
 
 fn load(component: &[u8]) -> Loaded {
+    load_with(component, Limits::default())
+}
+
+fn load_with(component: &[u8], limits: Limits) -> Loaded {
     let table = Simulated::from_json(suite::TABLE).expect("the simulated table");
-    let runtime = Runtime::new(Limits::default(), Isolation::ReuseSound, None).expect("a runtime");
+    let runtime = Runtime::new(limits, Isolation::ReuseSound, None).expect("a runtime");
     Loaded {
         policy: runtime.load(component).expect("the component loads"),
         processes: sigd::kit::guarded(&table),
@@ -128,14 +132,8 @@ fn nearly_full_instances_are_not_reused() {
         memory_bytes: 1 << 20,
         ..Limits::default()
     };
-    let runtime = Runtime::new(limits, Isolation::ReuseSound, None).unwrap();
-    let table = Simulated::default();
     let leaky = common::misbehaving_policy("(drop (memory.grow (i32.const 1))) (i32.const 0)");
-    let loaded = Loaded {
-        policy: runtime.load(&leaky).unwrap(),
-        processes: sigd::kit::guarded(&table),
-        table,
-    };
+    let loaded = load_with(&leaky, limits);
     for i in 0..100 {
         assert_eq!(
             call(&loaded, request("666", "{}")).unwrap().status,

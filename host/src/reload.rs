@@ -9,7 +9,7 @@
 
 use crate::guard::{Guard, Guarded};
 use crate::metrics::Metrics;
-use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
+use crate::policy::{CallError, Called, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
 use crate::simulated::Simulated;
 use std::borrow::Cow;
 use std::fmt;
@@ -203,17 +203,22 @@ async fn prepare(
     let Some(policy) = loaded else {
         return Ok(None);
     };
-    // The smoke call's process table is empty: nothing can be signalled.
+    smoke(&policy)
+        .await
+        .answer
+        .map_err(|e| ReloadError::Smoke(source.clone(), e))?;
+    Ok(Some(policy))
+}
+
+/// The request a policy must answer well-formed before sigd takes it on
+/// (`sigd policy check` makes it too): signal 15 to pid 1, against an empty
+/// process table, so nothing can be signalled.
+pub async fn smoke(policy: &Policy) -> Called {
     let nothing: Guarded = Guard::new(Simulated::default()).into();
     let request = Request {
         pid: "1".into(),
         body: br#"{"signal": 15}"#.to_vec(),
         headers: vec![("content-type".into(), "application/json".into())],
     };
-    policy
-        .call(&nothing, request)
-        .await
-        .answer
-        .map_err(|e| ReloadError::Smoke(source.clone(), e))?;
-    Ok(Some(policy))
+    policy.call(&nothing, request).await
 }

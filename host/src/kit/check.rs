@@ -5,8 +5,8 @@
 
 use super::{describe_compiled, load_bytes, millis};
 use crate::cli::RuntimeOptions;
-use crate::policy::{Request, WIT_PACKAGE, WIT_VERSION};
-use crate::simulated::Simulated;
+use crate::policy::{WIT_PACKAGE, WIT_VERSION};
+use crate::reload;
 use std::path::Path;
 use std::time::Instant;
 
@@ -126,14 +126,7 @@ async fn check(bytes: &[u8], options: &RuntimeOptions) -> Result<(), String> {
     let policy = runtime.link(unlinked).map_err(|e| {
         format!("it does not link against this sigd ({e}); expected the export `{wanted}`")
     })?;
-    // The smoke call a reload makes: a table with no process, so nothing can be signalled.
-    let nothing = super::guarded(&Simulated::default());
-    let request = Request {
-        pid: "1".into(),
-        body: br#"{"signal": 15}"#.to_vec(),
-        headers: vec![("content-type".into(), "application/json".into())],
-    };
-    let called = policy.call(&nothing, request).await;
+    let called = reload::smoke(&policy).await;
     match called.answer {
         Ok(answer) => {
             println!(

@@ -76,7 +76,7 @@ impl Eval {
             "policy    {} (sha256 {}, {})",
             self.path.display(),
             &loaded.policy.sha256()[..12],
-            describe_compiled(loaded.compiled, loaded.took)
+            describe_compiled(loaded.policy.compiled(), loaded.took)
         );
         println!(
             "processes {from}; sigd is pid {}",
@@ -86,12 +86,10 @@ impl Eval {
             "request   POST /api/v1/processes/{}/signal {}",
             self.pid, self.body
         );
-        let request = Request {
-            pid: self.pid.clone(),
-            body: self.body.clone().into_bytes(),
-            headers: policy_headers(&headers),
-        };
-        let called = loaded.policy.call(&super::guarded(&table), request).await;
+        let called = loaded
+            .policy
+            .call(&super::guarded(&table), self.request(&headers))
+            .await;
         println!("host calls");
         if called.actions.is_empty() {
             println!("          none");
@@ -140,13 +138,8 @@ impl Eval {
     ) -> anyhow::Result<()> {
         let mut took = Vec::new();
         for _ in 1..self.repeat {
-            let table = Simulated::from_json(table)?;
-            let request = Request {
-                pid: self.pid.clone(),
-                body: self.body.clone().into_bytes(),
-                headers: policy_headers(headers),
-            };
-            took.push(policy.call(&super::guarded(&table), request).await.took);
+            let table = super::guarded(&Simulated::from_json(table)?);
+            took.push(policy.call(&table, self.request(headers)).await.took);
         }
         took.sort();
         let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
@@ -161,6 +154,15 @@ impl Eval {
             took.len()
         );
         Ok(())
+    }
+
+    /// The request, as sigd would hand it to the policy.
+    fn request(&self, headers: &HeaderMap) -> Request {
+        Request {
+            pid: self.pid.clone(),
+            body: self.body.clone().into_bytes(),
+            headers: policy_headers(headers),
+        }
     }
 
     /// The `--header` flags as the headers of a request.

@@ -60,33 +60,25 @@ impl PolicyCommand {
     }
 }
 
-/// A policy loaded from a file for the kit, and what loading it took.
+/// A policy loaded from a file for the kit, and how long loading it took.
 pub struct Loaded {
     pub policy: Policy,
-    pub bytes: usize,
-    pub compiled: Compiled,
     pub took: Duration,
 }
 
-/// Compile and link the policy at `path` under `options`.
+/// Compile (or find compiled) and link the policy at `path` under `options`.
 pub fn load(path: &Path, options: &RuntimeOptions) -> anyhow::Result<Loaded> {
     let bytes = load_bytes(path)?;
     let runtime = options.runtime()?;
     let started = Instant::now();
-    let unlinked = runtime
-        .compile(&bytes)
-        .with_context(|| format!("cannot load {}", path.display()))?;
-    let compiled = unlinked.compiled();
-    let policy = runtime.link(unlinked).with_context(|| {
+    let policy = runtime.load(&bytes).with_context(|| {
         format!(
-            "{} cannot run here (`sigd policy check` says why)",
+            "cannot load {} (`sigd policy check` says why)",
             path.display()
         )
     })?;
     Ok(Loaded {
         policy,
-        bytes: bytes.len(),
-        compiled,
         took: started.elapsed(),
     })
 }
