@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sigd::guard::Guarded;
 use sigd::kit::suite::{self, Outcome};
 use sigd::policy::{
-    CallError, DEFAULT_POLICY, Isolation, Limits, Policy, Request, Response, Runtime,
+    CallError, DEFAULT_POLICY, Isolation, Limit, Limits, Policy, Request, Response, Runtime,
 };
 use sigd::simulated::Simulated;
 use std::sync::LazyLock;
@@ -141,6 +141,35 @@ fn nearly_full_instances_are_not_reused() {
             "call {i}"
         );
     }
+}
+
+/// Time a call spends waiting does not count against its deadline, but the
+/// wall-clock backstop bounds it: a wait longer than the backstop (200 ms
+/// here) ends the call with the wall-clock limit, about when it is due, and
+/// the policy answers the next request.
+#[test]
+fn waits_are_bounded_by_the_wall_clock_backstop() {
+    let limits = Limits {
+        wall_clock: std::time::Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let loaded = load_with(DEFAULT_POLICY, limits);
+    // 44 survives SIGTERM, so the policy waits the whole wait_ms.
+    let started = std::time::Instant::now();
+    let answer = call(&loaded, request("44", r#"{"signal": 15, "wait_ms": 5000}"#));
+    let took = started.elapsed();
+    assert!(
+        matches!(answer, Err(CallError::Limit(Limit::WallClock))),
+        "{answer:?}"
+    );
+    assert!(
+        took >= limits.wall_clock && took < limits.wall_clock * 3,
+        "{took:?}"
+    );
+    assert_eq!(
+        ask(&loaded, "44", r#"{"signal": 15, "wait_ms": 50}"#).0,
+        200
+    );
 }
 
 /// The default policy's machine code comes from the build, not a compile at

@@ -39,7 +39,7 @@ pub struct OpenProcess(Arc<dyn Process>);
 /// What each store holds: the process table behind the guest's imports, an
 /// empty WASI context for guests built by toolchains that import WASI (no
 /// files, no environment, no network; stdout and stderr captured), the
-/// memory limiter, and the time spent waiting in the host.
+/// memory limiter, and the guest's running-time clock.
 pub(super) struct State {
     pub(super) processes: Guarded,
     pub(super) wasi: WasiCtx,
@@ -233,9 +233,7 @@ impl wit::HostProcess for State {
         timeout_ms: u32,
     ) -> Option<wit::ExitStatus> {
         let process = self.process(&this)?.clone();
-        self.clock.pause();
         let status = Guarded::wait_exit(&process, Duration::from_millis(timeout_ms.into())).await;
-        self.clock.resume();
         self.actions.push(Action::Waited {
             pid: process.pid(),
             exit: status,

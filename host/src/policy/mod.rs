@@ -50,8 +50,12 @@ const DEFAULT_POLICY_COMPILED: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT_
 pub struct Limits {
     /// Largest linear memory, in bytes; growing past it traps.
     pub memory_bytes: usize,
-    /// Wall-clock time a call may take before it traps.
+    /// The guest's own CPU time a call may take before it traps (time it
+    /// spends suspended, waiting or preempted does not count).
     pub deadline: Duration,
+    /// Wall-clock time a call may take in all, waits included: the backstop
+    /// for a policy that waits in the host (or in WASI) again and again.
+    pub wall_clock: Duration,
     /// Largest wasm stack, in bytes.
     pub stack_bytes: usize,
     /// Largest response body, in bytes.
@@ -66,6 +70,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 16 << 20,
             deadline: Duration::from_millis(50),
+            wall_clock: crate::guard::MAX_WAIT + Duration::from_secs(5),
             stack_bytes: 512 << 10,
             response_bytes: 64 << 10,
             output_bytes: 64 << 10,
@@ -80,6 +85,8 @@ pub enum Limit {
     Memory,
     #[error("deadline")]
     Deadline,
+    #[error("wall-clock")]
+    WallClock,
     #[error("stack")]
     Stack,
 }
@@ -367,31 +374,29 @@ impl Policy {
             pid: request.pid,
             body: request.body,
         };
-        let answer = match instance.handler.take() {
-            Some(handler) => Ok(handler),
-            None => self.pre.instantiate_async(&mut instance.store).await,
+        let clock = instance.store.data().clock.clone();
+        let call = async {
+            let handler = match instance.handler.take() {
+                Some(handler) => handler,
+                None => self.pre.instantiate_async(&mut instance.store).await?,
+            };
+            let answer = handler
+                .sigd_policy_handler()
+                .call_handle_signal(&mut instance.store, &request)
+                .await;
+            instance.handler = Some(handler);
+            answer
         };
-        let answer = match answer {
-            Ok(handler) => {
-                let answer = handler
-                    .sigd_policy_handler()
-                    .call_handle_signal(&mut instance.store, &request)
-                    .await;
-                instance.handler = Some(handler);
-                answer
-            }
-            Err(error) => Err(error),
-        };
+        let answer = ticker::clocked(&clock, limits.wall_clock, call).await;
         drop(running);
         guest_output::log(&self.sha256, &instance.stdout, &instance.stderr);
-        let checked = answer
-            .map_err(|error| classify(error, instance.store.data().limiter.hit()))
-            .and_then(|WitResponse { status, body }| check(status, body, limits));
-        if let Err(CallError::Limit(Limit::Deadline)) = checked {
-            // The guest's own running time, as the deadline counted it.
-            let ran = instance.store.data_mut().clock.ran();
-            tracing::warn!(ran_us = ran.as_micros() as u64, "policy ran out of time");
-        }
+        let checked = match answer {
+            // Given up on: the instance is dropped mid-call, never reused.
+            None => Err(CallError::Limit(Limit::WallClock)),
+            Some(answer) => answer
+                .map_err(|error| classify(error, instance.store.data().limiter.hit()))
+                .and_then(|WitResponse { status, body }| check(status, body, limits)),
+        };
         let actions = std::mem::take(&mut instance.store.data_mut().actions);
         // A call that trapped or answered badly may have left the guest's
         // state broken: its instance goes. A sound one serves again.
@@ -450,15 +455,16 @@ impl Policy {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let deadline = limits.deadline;
-        store.epoch_deadline_callback(move |mut store| {
-            let clock = &mut store.data_mut().clock;
+        store.epoch_deadline_callback(move |store| {
+            let clock = &store.data().clock;
             let ran = clock.ran();
             Ok(if ran >= deadline {
+                tracing::warn!(ran_us = ran.as_micros() as u64, "policy ran out of time");
                 UpdateDeadline::Interrupt
             } else if ran >= ticker::TICK {
                 // A long call: tokio's own yield lets every other ready
                 // task run first.
-                UpdateDeadline::YieldCustom(1, Box::pin(clock.yield_now()))
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             } else {
                 // A short call that only straddles a tick goes on: a yield
                 // would send its request to the back of the queue.

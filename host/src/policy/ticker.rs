@@ -1,13 +1,17 @@
-//! The one epoch ticker of the process: it advances the engine's epoch every
-//! [`TICK`] while policy calls are running. At each tick a running call
-//! yields to other requests, or traps if it is past its deadline. After
+//! The epoch ticker of a policy runtime (one per [`Runtime`](super::Runtime),
+//! so one in `sigd serve`): it advances the engine's epoch every [`TICK`]
+//! while policy calls are running. At each tick a running call traps if it
+//! is past its deadline, yields to other requests if it has run a whole
+//! tick, and otherwise goes on. After
 //! [`LINGER`] ticks without a call the ticker sleeps until the next one, so
 //! an idle sigd never wakes up for it, and a busy one never pays for
 //! waking it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
@@ -74,84 +78,100 @@ impl Drop for Running<'_> {
 }
 
 /// The running time of one call's guest, in CPU time of the threads it ran
-/// on: time the call spends preempted by the OS, waiting for the async
-/// runtime after a yield, or waiting in the host for an exit is not the
-/// guest's, so neither a busy machine nor a busy sigd fails a policy.
+/// on. The call's future stops the clock whenever the call is suspended (a
+/// yield, a wait in the host, a WASI wait) and starts it again on the thread
+/// that resumes it (see [`clocked`]); the epoch callback reads it at each
+/// tick. So neither a busy machine nor a busy sigd fails a policy, and only
+/// the guest's own work counts against its deadline.
 ///
-/// The thread's CPU clock is read only at ticks and resumptions, never on
-/// a call that ends before the first tick (the usual, microsecond call).
-pub struct GuestClock {
+/// A thread's CPU clock is read only at ticks and suspensions, never on a
+/// call that ends before the first tick (the usual, microsecond call): until
+/// then, wall time stands in for CPU time, capped at one tick.
+#[derive(Clone, Default)]
+pub struct GuestClock(Arc<Mutex<Counted>>);
+
+#[derive(Default)]
+struct Counted {
     /// CPU time counted so far.
     ran: Duration,
-    /// When the call started: until the first tick, wall time stands in
-    /// for CPU time (capped at one tick).
-    started: Instant,
-    /// The running thread's CPU time when the guest last went on running.
+    /// When the call started (`None`: not yet).
+    started: Option<Instant>,
+    /// The running thread's CPU time when the guest last went on running;
+    /// `None` before the first tick, and while suspended.
     mark: Option<Duration>,
-    /// The thread's CPU time when the guest resumed after a yield, set by
-    /// the yield's future.
-    resumed: Arc<Mutex<Option<Duration>>>,
-}
-
-impl Default for GuestClock {
-    fn default() -> GuestClock {
-        GuestClock {
-            ran: Duration::ZERO,
-            started: Instant::now(),
-            mark: None,
-            resumed: Arc::default(),
-        }
-    }
+    /// Whether the call is suspended.
+    suspended: bool,
 }
 
 impl GuestClock {
     /// A call starts.
-    pub fn start(&mut self) {
-        self.ran = Duration::ZERO;
-        self.started = Instant::now();
-        self.mark = None;
-        self.take_resumed();
-    }
-
-    /// The guest's running time so far (at an epoch tick, while it runs).
-    pub fn ran(&mut self) -> Duration {
-        let now = thread_cpu_time();
-        let mark = self.take_resumed().or(self.mark);
-        self.ran += match mark {
-            Some(mark) => now.saturating_sub(mark),
-            None => self.started.elapsed().min(TICK),
+    pub fn start(&self) {
+        *self.lock() = Counted {
+            started: Some(Instant::now()),
+            ..Counted::default()
         };
-        self.mark = Some(now);
-        self.ran
     }
 
-    /// A yield that lets other tasks run, then notes the CPU time of the
-    /// thread the guest resumes on.
-    pub fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
-        let resumed = self.resumed.clone();
-        async move {
-            tokio::task::yield_now().await;
-            *resumed.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread_cpu_time());
+    /// The guest's running time so far, counted up to now (it is running).
+    pub fn ran(&self) -> Duration {
+        let mut counted = self.lock();
+        let now = thread_cpu_time();
+        let since = match counted.mark {
+            Some(mark) => now.saturating_sub(mark),
+            None if counted.suspended => Duration::ZERO,
+            None => counted
+                .started
+                .map_or(Duration::ZERO, |t| t.elapsed().min(TICK)),
+        };
+        counted.ran += since;
+        counted.mark = Some(now);
+        counted.ran
+    }
+
+    /// The call is suspended: count its time so far, then stop the clock.
+    fn suspend(&self) {
+        self.ran();
+        let mut counted = self.lock();
+        counted.mark = None;
+        counted.suspended = true;
+    }
+
+    /// The call is resumed on this thread (a no-op on its first poll).
+    fn resume(&self) {
+        let mut counted = self.lock();
+        if counted.suspended {
+            counted.suspended = false;
+            counted.mark = Some(thread_cpu_time());
         }
     }
 
-    /// The guest waits in the host: stop its clock.
-    pub fn pause(&mut self) {
-        self.ran();
+    fn lock(&self) -> MutexGuard<'_, Counted> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// The host's wait is over: the guest runs again, on this thread.
-    pub fn resume(&mut self) {
-        self.take_resumed();
-        self.mark = Some(thread_cpu_time());
-    }
-
-    fn take_resumed(&mut self) -> Option<Duration> {
-        self.resumed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-    }
+/// Drive `call`, keeping `clock` to the time it actually runs; once the
+/// call has been suspended, give up on it (`None`) if it has not ended
+/// `wall` after it started, waits included. The timer is armed only then,
+/// so a call that ends in one poll pays for none.
+pub async fn clocked<F: Future>(clock: &GuestClock, wall: Duration, call: F) -> Option<F::Output> {
+    let started = Instant::now();
+    let mut call = std::pin::pin!(call);
+    let mut backstop: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        clock.resume();
+        if let Poll::Ready(output) = call.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        clock.suspend();
+        let backstop = backstop
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until((started + wall).into())));
+        match backstop.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The CPU time the calling thread has used.
