@@ -53,7 +53,10 @@ impl<'a> sigd_policy::Host for &'a Host<'a> {
     }
 
     fn open(&self, pid: i32) -> Option<Opened<'a>> {
-        let process = self.processes.open(pid)?;
+        let Some(process) = self.processes.open(pid) else {
+            self.actions.borrow_mut().push(Action::NoProcess { pid });
+            return None;
+        };
         let start_time = process.start_time();
         self.actions
             .borrow_mut()
@@ -67,8 +70,14 @@ impl<'a> sigd_policy::Host for &'a Host<'a> {
 
 impl sigd_policy::Process for Opened<'_> {
     fn is_running(&self) -> Option<bool> {
-        let state = self.process.info()?.state;
-        Some(!matches!(state, RunState::Zombie | RunState::Dead))
+        // Noted as the wasm policy's `state` import notes it.
+        let state = self.process.info().map(|info| info.state);
+        let pid = self.process.pid();
+        self.host
+            .actions
+            .borrow_mut()
+            .push(Action::Inspected { pid, state });
+        Some(!matches!(state?, RunState::Zombie | RunState::Dead))
     }
 
     fn signal(

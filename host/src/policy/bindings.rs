@@ -49,6 +49,9 @@ pub(super) struct State {
     pub(super) headers: Vec<(String, String)>,
     /// The guest's own running time in this call, which the deadline counts.
     pub(super) clock: GuestClock,
+    /// `process` handles the guest holds: an instance that keeps one past
+    /// its call is not reused, so no handle outlives its request.
+    pub(super) open_processes: usize,
     /// What the guest made the host do, for the audit log.
     pub(super) actions: Vec<Action>,
 }
@@ -177,7 +180,9 @@ impl wit::HostProcess for State {
         };
         let start_time = process.start_time();
         self.actions.push(Action::Opened { pid, start_time });
-        self.table.push(OpenProcess(process)).ok()
+        let handle = self.table.push(OpenProcess(process)).ok()?;
+        self.open_processes += 1;
+        Some(handle)
     }
 
     fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {
@@ -247,6 +252,7 @@ impl wit::HostProcess for State {
 
     fn drop(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
+        self.open_processes -= 1;
         Ok(())
     }
 }
