@@ -1,7 +1,9 @@
 //! pidfds: file descriptors that name one process, so a signal sent through
 //! one can never reach another process that later got the same pid. nix has
-//! no pidfd calls, so this module makes the four syscalls itself; it is the
-//! only unsafe code that touches processes.
+//! no pidfd calls, so this module makes the syscalls itself (and holds the
+//! plain `kill(2)` for when no pidfd can be had); with the `AsyncFd` that
+//! watches a pidfd for exit, it is the only unsafe code that touches
+//! processes.
 
 use nix::errno::Errno;
 use nix::libc;
@@ -51,7 +53,8 @@ impl Pidfd {
         Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Send `signal` to the process, or to its whole process group.
+    /// Send `signal` to the process, or to its whole process group (the
+    /// group flag needs Linux 6.9; older kernels answer EINVAL).
     pub fn send(&self, signal: i32, group: bool) -> Result<(), Errno> {
         let flags = if group { PIDFD_SIGNAL_PROCESS_GROUP } else { 0 };
         // SAFETY: pidfd_send_signal reads no memory of ours (info is NULL).
@@ -98,4 +101,11 @@ impl AsRawFd for Pidfd {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
+}
+
+/// `kill(pid, signal)`: by pid, or by process group for a negative `pid`.
+/// Callers make sure the id cannot have been reused (see `process`).
+pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
+    Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
 }

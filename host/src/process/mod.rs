@@ -8,7 +8,7 @@
 
 mod stat;
 
-use crate::pidfd::Pidfd;
+use crate::pidfd::{self, Pidfd};
 use nix::errno::Errno;
 use stat::{Stat, Status};
 use std::fmt;
@@ -215,10 +215,13 @@ impl SystemProcess {
             }),
             None => None,
         };
-        match leader {
-            Some(leader) => leader.send(signal, true),
-            // SAFETY: kill(2) takes two integers and touches no memory of ours.
-            None => Errno::result(unsafe { nix::libc::kill(-pgid, signal) }).map(drop),
+        match leader.map(|leader| leader.send(signal, true)) {
+            Some(Err(Errno::EINVAL)) | None => {
+                // No leader, or a kernel older than 6.9 without the group
+                // flag (the guard has already checked the signal).
+                pidfd::kill(-pgid, signal)
+            }
+            Some(sent) => sent,
         }
     }
 }
@@ -247,8 +250,7 @@ impl Process for SystemProcess {
             (None, false) => {
                 // No pidfd: check the start time, then signal by pid.
                 self.info().ok_or(KillError::NotFound)?;
-                // SAFETY: kill(2) takes two integers and touches no memory of ours.
-                Errno::result(unsafe { nix::libc::kill(self.pid, signal) }).map(drop)
+                pidfd::kill(self.pid, signal)
             }
         };
         sent.map_err(|errno| match errno {
