@@ -144,7 +144,8 @@ impl Guarded {
         }
         match self.members(target, scope)? {
             Members::Process => target.send(signal, false).map(|()| vec![target.pid()]),
-            // One syscall reaches the whole group, through the leader's pidfd (or by group id once the leader is gone).
+            // One syscall reaches the whole group: through the leader's
+            // pidfd, or by group id once the leader is gone.
             Members::Group(pids) => target.send(signal, true).map(|()| pids),
             Members::Tree(tree) => {
                 let mut reached = Vec::new();
