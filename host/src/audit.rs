@@ -1,7 +1,7 @@
 //! The audit log: one event per signal request (target `sigd::audit`), with
 //! what was asked, what the policy made the host do, and how it was answered:
 //! pid, the target's start time, signal, scope, decision, errno, status,
-//! latency, the active policy's sha256 and the caller's trace id.
+//! latency, the sha256 of the policy that decided and the caller's trace id.
 //!
 //! `--log-format json` makes each event one JSON object per line.
 
@@ -16,6 +16,24 @@ pub struct Called {
     pub pid: String,
     /// What the policy made the host do, in order.
     pub actions: Vec<Action>,
+    /// The sha256 of the policy that decided (it may have been swapped out
+    /// since), "native" for the baseline.
+    pub policy_sha256: Sha256,
+}
+
+/// A policy's sha256, without copying it per request.
+pub enum Sha256 {
+    Of(std::sync::Arc<crate::policy::Policy>),
+    Native,
+}
+
+impl Sha256 {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Sha256::Of(policy) => policy.sha256(),
+            Sha256::Native => "native",
+        }
+    }
 }
 
 /// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).
@@ -34,11 +52,12 @@ pub fn log(
     status: u16,
     code: &str,
     took: Duration,
-    policy_sha256: &str,
     trace_id: Option<String>,
     called: Option<&Called>,
 ) {
     let actions = called.map(|c| c.actions.as_slice()).unwrap_or_default();
+    // None when the request was refused before any policy saw it.
+    let policy_sha256 = called.map(|c| c.policy_sha256.as_str());
     let opened = actions.iter().find_map(|action| match action {
         Action::Opened { pid, start_time } => Some((*pid, *start_time)),
         _ => None,

@@ -40,10 +40,22 @@ pub enum Decider {
 }
 
 impl Decider {
-    async fn call(&self, processes: &Guarded, request: policy::Request) -> policy::Called {
+    /// Decide one request; also which policy decided, for the audit log.
+    async fn call(
+        &self,
+        processes: &Guarded,
+        request: policy::Request,
+    ) -> (policy::Called, audit::Sha256) {
         match self {
-            Decider::Policy(active) => active.current().call(processes, request).await,
-            Decider::Native => crate::native::call(processes, &request),
+            Decider::Policy(active) => {
+                let policy = active.current();
+                let called = policy.call(processes, request).await;
+                (called, audit::Sha256::Of(policy))
+            }
+            Decider::Native => (
+                crate::native::call(processes, &request),
+                audit::Sha256::Native,
+            ),
         }
     }
 
@@ -200,15 +212,7 @@ pub async fn handle(
         info!(micros = took.as_micros() as u64, "answered");
         app.metrics.answered(status, &answer.code, took);
         if signal_route {
-            let sha256 = app.policy.sha256();
-            audit::log(
-                status,
-                &answer.code,
-                took,
-                &sha256,
-                trace_id,
-                answer.called.as_ref(),
-            );
+            audit::log(status, &answer.code, took, trace_id, answer.called.as_ref());
         }
         Ok(answer.response)
     }
@@ -238,13 +242,20 @@ async fn respond(app: &App, request: Request<Incoming>) -> Result<Answer, HttpEr
         body: body.into(),
         headers,
     };
-    let policy::Called {
-        answer,
-        actions,
-        took,
-    } = app.policy.call(&app.processes, request).await;
+    let (
+        policy::Called {
+            answer,
+            actions,
+            took,
+        },
+        policy_sha256,
+    ) = app.policy.call(&app.processes, request).await;
     app.metrics.policy_call(took);
-    let called = Some(audit::Called { pid, actions });
+    let called = Some(audit::Called {
+        pid,
+        actions,
+        policy_sha256,
+    });
     match answer {
         Ok(answer) => Ok(Answer {
             response: json_response(
