@@ -206,9 +206,11 @@ def startup_and_memory(pids):
 
 def policy_cost():
     """Median ns per policy call, from the divan bench (native, reused, fresh)."""
-    env = dict(os.environ, CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static")
     triple = subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout
     triple = re.search(r"host: (\S+)", triple).group(1)
+    # crt-static for the host triple, as `make build` builds the shipped binary.
+    flags = "CARGO_TARGET_" + re.sub(r"[-.]", "_", triple).upper() + "_RUSTFLAGS"
+    env = dict(os.environ, **{flags: "-C target-feature=+crt-static"})
     output = subprocess.run(
         ["cargo", "bench", "-q", "--locked", "--target", triple, "-p", "sigd",
          "--bench", "policy_cost", "--", "--sample-count", "20000"],
@@ -281,7 +283,7 @@ def main():
         checks.append((f"p99 at {c} connections <= 1.2x baseline", p99 <= 1.2, f"{p99:.2f}x"))
         checks.append((f"no failed request at {c} connections", sigd["failed"] == 0,
                        f"{sigd['failed']} of {sigd['total']}"))
-        for name, run, vs in (("baseline", base, "| |"), ("sigd", sigd, f"| {ratio:.0%} | {p99:.2f}x |")):
+        for name, run, vs in (("baseline", base, "| | |"), ("sigd", sigd, f"| {ratio:.0%} | {p99:.2f}x |")):
             lines.append(f"| {c} | {name} | {run['rps']:.0f} | {run['p50']:.3f} | {run['p99']:.3f} "
                          f"| {run['failed']} of {run['total']} {vs}")
     added = (costs["wasm_reused"] - costs["native"]) / 1000

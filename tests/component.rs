@@ -187,7 +187,13 @@ fn default_policy_is_precompiled() {
 #[test]
 fn default_policy_passes_the_conformance_suite() {
     let loaded = load(DEFAULT_POLICY);
-    for case in suite::cases() {
+    let cases = suite::cases();
+    assert_eq!(
+        cases.len(),
+        57,
+        "the README and the policy guide say 57 cases"
+    );
+    for case in cases {
         let (outcome, answer) = RUNTIME.block_on(suite::run_case(&loaded.policy, &case, None));
         assert_eq!(outcome, Outcome::Passed, "{}: {answer}", case.name);
     }

@@ -4,7 +4,7 @@
 //! reach sigd's log.
 //!
 //! The body picks what it does: `{"flood": N}` writes N bytes to stdout
-//! (past the output cap that traps); anything else answers 200 with
+//! (past the output cap, where writes are dropped); anything else answers 200 with
 //! `{"env": 0, "args": 0, "preopens": 0, "tcp": "access-denied", "dns": "..."}`.
 
 wit_bindgen::generate!({
