@@ -459,3 +459,25 @@ fn help_and_version() {
         assert!(help.contains(default), "{default} in\n{help}");
     }
 }
+
+/// With `--max-connections 100` and 150 idle connections open, a new request
+/// waits for a slot: it is answered only once the first idle ones have hit
+/// their header timeout (2 s after they were opened), never before.
+#[test]
+fn connection_cap_makes_others_wait() {
+    let timeout = Duration::from_secs(2);
+    let sigd = Sigd::start(&["--max-connections", "100", "--header-timeout", "2"]);
+    let opened = Instant::now();
+    let held: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(sigd.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    sigd.signal("abc", "{}").assert(400, "INVALID_PID");
+    let answered = opened.elapsed();
+    println!("a request beyond the cap answered {answered:?} after the idle ones opened");
+    assert!(
+        answered >= timeout,
+        "{answered:?}: served before any slot was free"
+    );
+    drop(held);
+}
