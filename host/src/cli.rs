@@ -86,28 +86,28 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    #[arg(long, default_value_t = crate::http::MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: usize,
 
     /// Most connections served at once; more wait to be accepted.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
     pub max_connections: usize,
 
     /// Seconds a client may take to send a request's headers; also how long
     /// a keep-alive connection may stay idle.
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs(), value_name = "SECONDS")]
     pub header_timeout: u64,
 
     /// Most headers in a request; more get 431.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = Limits::default().max_headers, value_name = "N")]
     pub max_headers: usize,
 
     /// Most bytes of request line and headers; more get 431 (at least 8192).
-    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
+    #[arg(long, default_value_t = Limits::default().max_header_bytes, value_name = "BYTES")]
     pub max_header_bytes: usize,
 
     /// Seconds in-flight requests may take to finish after SIGTERM or SIGINT.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    #[arg(long, default_value_t = Limits::default().drain.as_secs(), value_name = "SECONDS")]
     pub drain: u64,
 
     /// Reload the policy file when it changes (it is also reloaded on SIGHUP).
@@ -123,15 +123,15 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RuntimeOptions {
     /// Largest linear memory of a policy call, in MiB; growing past it traps.
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    #[arg(long, default_value_t = policy::Limits::default().memory_bytes >> 20, value_name = "MIB")]
     pub policy_memory_mib: usize,
 
     /// Milliseconds a policy call may run before it traps.
-    #[arg(long, default_value_t = 50, value_name = "MS")]
+    #[arg(long, default_value_t = policy::Limits::default().deadline.as_millis() as u64, value_name = "MS")]
     pub policy_deadline_ms: u64,
 
     /// Largest wasm stack of a policy call, in KiB.
-    #[arg(long, default_value_t = 512, value_name = "KIB")]
+    #[arg(long, default_value_t = policy::Limits::default().stack_bytes >> 10, value_name = "KIB")]
     pub policy_stack_kib: usize,
 
     /// Give every request a fresh policy instance (~60 µs more a request),
@@ -325,7 +325,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(250);
 
 /// A future that completes on the first SIGTERM or SIGINT; the handlers are
 /// in place when this returns.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     Ok(async move {

@@ -76,6 +76,9 @@ impl Decider {
     }
 }
 
+/// The default largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// What every request needs; shared by all connections.
 pub struct App {
     /// What decides; a wasm policy swaps on reload.

@@ -39,6 +39,19 @@ pub struct Limits {
     pub drain: Duration,
 }
 
+impl Default for Limits {
+    /// `sigd serve`'s defaults (and the baseline's).
+    fn default() -> Limits {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(5),
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Where sigd listens: `127.0.0.1:9000`, `[::1]:9000` or `unix:/run/sigd.sock`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {

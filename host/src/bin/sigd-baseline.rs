@@ -4,6 +4,7 @@
 //! limits on the logic. `bench/run.py` runs it beside `sigd serve`.
 
 use clap::Parser;
+use sigd::cli::shutdown_signal;
 use sigd::guard::Guard;
 use sigd::http::{App, Decider};
 use sigd::metrics::Metrics;
@@ -11,7 +12,6 @@ use sigd::process::System;
 use sigd::server::{self, Endpoint, Limits, Listener};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Serve the Send Signal API with the default policy linked natively
 /// (a benchmark baseline; no authentication).
@@ -53,34 +53,18 @@ fn main() -> ExitCode {
             policy: Decider::Native,
             processes: Guard::new(System).into(),
             token: None,
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: sigd::http::MAX_BODY_BYTES,
             metrics: Arc::new(Metrics::default()),
         });
-        let limits = Limits {
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(5),
-            max_headers: 64,
-            max_header_bytes: 16 * 1024,
-            drain: Duration::from_secs(10),
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(error) => {
+                eprintln!("sigd-baseline: {error:#}");
+                return ExitCode::FAILURE;
+            }
         };
-        server::run(vec![listener], app, limits, shutdown()).await;
+        // The same transport limits as `sigd serve` by default.
+        server::run(vec![listener], app, Limits::default(), shutdown).await;
         ExitCode::SUCCESS
     })
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }
