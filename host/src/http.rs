@@ -197,8 +197,12 @@ pub async fn handle(
     );
     let started = Instant::now();
     let _in_flight = app.metrics.request();
-    let signal_route = is_signal_route(request.uri().path());
-    let trace_id = audit::trace_id(request.headers());
+    // Only signal requests are audited (whatever the method), so only they
+    // need the trace id.
+    let signal_route = signal_pid(request.uri().path()).is_some();
+    let trace_id = signal_route
+        .then(|| audit::trace_id(request.headers()))
+        .flatten();
     async move {
         let answer = respond(app, request).await.unwrap_or_else(|error| {
             warn!(%error, "rejected");
@@ -310,9 +314,11 @@ fn error_code(body: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether `path` is the signal route (whatever the method).
-fn is_signal_route(path: &str) -> bool {
-    path.starts_with(SIGNAL_PREFIX) && path.ends_with(SIGNAL_SUFFIX)
+/// The raw `{pid}` segment if `path` is the signal route (whatever the method).
+fn signal_pid(path: &str) -> Option<&str> {
+    path.strip_prefix(SIGNAL_PREFIX)
+        .and_then(|rest| rest.strip_suffix(SIGNAL_SUFFIX))
+        .filter(|pid| !pid.contains('/'))
 }
 
 /// `GET /healthz`: ready (a policy is loaded, or sigd would not listen), and which.
@@ -337,11 +343,7 @@ fn health(app: &App, method: &Method) -> Result<Answer, HttpError> {
 
 /// The raw `{pid}` segment if `path` is the signal route and `method` is POST.
 fn route<'p>(method: &Method, path: &'p str) -> Result<&'p str, HttpError> {
-    let pid = path
-        .strip_prefix(SIGNAL_PREFIX)
-        .and_then(|rest| rest.strip_suffix(SIGNAL_SUFFIX))
-        .filter(|pid| !pid.contains('/'))
-        .ok_or(HttpError::NotFound)?;
+    let pid = signal_pid(path).ok_or(HttpError::NotFound)?;
     if method != Method::POST {
         return Err(HttpError::MethodNotAllowed("POST"));
     }
