@@ -238,6 +238,7 @@ fn example_policies_in_three_languages() {
         let path = path.to_str().unwrap();
         let (ok, out) = policy(&dir, &["check", path]);
         assert!(ok && out.contains("verdict   OK"), "{language}: {out}");
+        let compiled = line(&out, "machine");
 
         let mut test = vec!["test", path];
         test.extend(deviations.iter().flat_map(|file| ["--deviations", file]));
@@ -246,12 +247,21 @@ fn example_policies_in_three_languages() {
 
         let (ok, out) = policy(&dir, &["eval", path, "--pid", "44", "--repeat", "300"]);
         assert!(ok && out.contains("response  200 OK"), "{language}: {out}");
-        let latency = out
-            .lines()
-            .find(|l| l.starts_with("latency"))
-            .unwrap_or_default();
+        let reused = line(&out, "latency");
+        let fresh = [
+            "eval",
+            path,
+            "--pid",
+            "44",
+            "--repeat",
+            "30",
+            "--fresh-instances",
+        ];
+        let (ok, out) = policy(&dir, &fresh);
+        assert!(ok && out.contains("response  200 OK"), "{language}: {out}");
+        let fresh = line(&out, "latency");
         let size = std::fs::metadata(path).unwrap().len();
-        println!("{language}: {size} bytes; {latency}");
+        println!("{language}: {size} bytes; {compiled}\n  {reused}\n  {fresh}");
 
         let sigd = common::Sigd::start(&["--policy", path, "--cache-dir", dir.to_str().unwrap()]);
         let mut target = common::target();
@@ -259,4 +269,11 @@ fn example_policies_in_three_languages() {
             .assert(200, "");
         common::assert_killed_by(&mut target, 15);
     }
+}
+
+/// The line of `sigd policy` output that starts with `label`.
+fn line<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_default()
 }
