@@ -126,7 +126,9 @@ pub struct RuntimeOptions {
     #[arg(long, default_value_t = policy::Limits::default().memory_bytes >> 20, value_name = "MIB")]
     pub policy_memory_mib: usize,
 
-    /// Milliseconds a policy call may run before it traps.
+    /// Milliseconds of its own CPU time a policy call may use before it
+    /// traps (time it spends waiting does not count; a call may take at
+    /// most 65 s in all).
     #[arg(long, default_value_t = policy::Limits::default().deadline.as_millis() as u64, value_name = "MS")]
     pub policy_deadline_ms: u64,
 
