@@ -5,11 +5,11 @@
 #               binary over HTTP in a private PID namespace, Tensorlake's SDK,
 #               Schemathesis against openapi.yaml
 #   make build  the static release binary, stripped, at target/release/sigd
-#               (and the benchmarks' baseline, target/release/sigd-baseline)
+#               (it builds the default policy, and no test guest)
 #   make lint   rustfmt and clippy, warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
-#   make bench  sigd against its native baseline; writes bench/latest.md and
-#               bench/latency.png (see BENCHMARKS.md)
+#   make bench  sigd against its native baseline (bench/, built here); writes
+#               bench/latest.md and bench/latency.png (see BENCHMARKS.md)
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -47,12 +47,17 @@ FUZZ_TARGETS := proc_stat signal_request
 # The benchmarks' tools: wrk from Debian, matplotlib for the plot.
 BENCH_VENV := target/bench-venv
 
-.PHONY: build run test lint fuzz bench toolchain clean
+.PHONY: build baseline run test lint fuzz bench toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
+
+# The benchmarks' yardstick: the default policy linked natively (bench/).
+baseline: toolchain
+	$(call RELEASE,build) -p sigd-bench --bin sigd-baseline
+	mkdir -p target/release
 	strip -o target/release/sigd-baseline target/$(HOST_TRIPLE)/release/sigd-baseline
 
 run: build
@@ -68,7 +73,7 @@ lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-bench: build $(BENCH_VENV)/.installed
+bench: build baseline $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/run.py
 

@@ -212,7 +212,7 @@ def policy_cost():
     flags = "CARGO_TARGET_" + re.sub(r"[-.]", "_", triple).upper() + "_RUSTFLAGS"
     env = dict(os.environ, **{flags: "-C target-feature=+crt-static"})
     output = subprocess.run(
-        ["cargo", "bench", "-q", "--locked", "--target", triple, "-p", "sigd",
+        ["cargo", "bench", "-q", "--locked", "--target", triple, "-p", "sigd-bench",
          "--bench", "policy_cost", "--", "--sample-count", "20000"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout

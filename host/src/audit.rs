@@ -5,36 +5,11 @@
 //!
 //! `--log-format json` makes each event one JSON object per line.
 
-use crate::policy::Action;
+use crate::decision::Decision;
+use crate::host_calls::Action;
 use crate::process::KillError;
 use http::HeaderMap;
 use std::time::Duration;
-
-/// A signal request the policy saw.
-pub struct Called {
-    /// The `{pid}` segment, as asked.
-    pub pid: String,
-    /// What the policy made the host do, in order.
-    pub actions: Vec<Action>,
-    /// The sha256 of the policy that decided (it may have been swapped out
-    /// since), "native" for the baseline.
-    pub policy_sha256: Sha256,
-}
-
-/// A policy's sha256, without copying it per request.
-pub enum Sha256 {
-    Of(std::sync::Arc<crate::policy::Policy>),
-    Native,
-}
-
-impl Sha256 {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Sha256::Of(policy) => policy.sha256(),
-            Sha256::Native => "native",
-        }
-    }
-}
 
 /// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).
 pub fn trace_id(headers: &HeaderMap) -> Option<String> {
@@ -47,17 +22,20 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     valid.then(|| trace.to_ascii_lowercase())
 }
 
-/// Write the audit event of one signal request.
+/// Write the audit event of one signal request. `decided` is its `{pid}`
+/// segment and its decision, `None` when it was refused before any policy
+/// saw it.
 pub fn log(
     status: u16,
     code: &str,
     took: Duration,
     trace_id: Option<String>,
-    called: Option<&Called>,
+    decided: Option<(&str, &Decision)>,
 ) {
-    let actions = called.map(|c| c.actions.as_slice()).unwrap_or_default();
-    // None when the request was refused before any policy saw it.
-    let policy_sha256 = called.map(|c| c.policy_sha256.as_str());
+    let actions = decided
+        .map(|(_, d)| d.actions.as_slice())
+        .unwrap_or_default();
+    let policy_sha256 = decided.map(|(_, d)| &*d.policy_sha256);
     let opened = actions.iter().find_map(|action| match action {
         Action::Opened { pid, start_time } => Some((*pid, *start_time)),
         _ => None,
@@ -73,7 +51,7 @@ pub fn log(
     });
     let pid = match opened {
         Some((pid, _)) => pid.to_string(),
-        None => called.map(|c| c.pid.clone()).unwrap_or_default(),
+        None => decided.map(|(pid, _)| pid.to_string()).unwrap_or_default(),
     };
     // What happened: "delivered", the host's refusal, or the answer's code.
     let (decision, errno) = match signalled {

@@ -1,5 +1,6 @@
-//! The bearer token: where it comes from, and the constant-time check of the
-//! `Authorization` header against it.
+//! The bearer token: where it comes from (a file, or SIGD_TOKEN, which
+//! [`take_env_token`] scrubs from the environment), and the constant-time
+//! check of the `Authorization` header against it.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -62,6 +63,37 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
     let credentials = rest.trim_ascii_start();
     (credentials.len() < rest.len() && !credentials.is_empty())
         .then_some(credentials.trim_ascii_end())
+}
+
+/// The environment variable that may hold the bearer token.
+pub const TOKEN_ENV: &str = "SIGD_TOKEN";
+
+/// Take the token out of the environment: read SIGD_TOKEN, overwrite its
+/// value in the process's original environment block (what
+/// `/proc/<pid>/environ` shows) and unset it, so it lingers nowhere.
+///
+/// # Safety
+///
+/// Call it before any other thread starts: it writes the environment.
+pub unsafe fn take_env_token() -> Option<String> {
+    let token = std::env::var(TOKEN_ENV).ok()?;
+    let prefix = format!("{TOKEN_ENV}=");
+    // SAFETY: `environ` is a null-terminated array of NUL-terminated strings
+    // that no other thread touches yet (the caller's promise); we only
+    // overwrite bytes within the value of our own variable.
+    unsafe {
+        let mut entry = nix::libc::environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if text.starts_with(prefix.as_bytes()) {
+                let value = (*entry).add(prefix.len());
+                std::ptr::write_bytes(value, b'*', text.len() - prefix.len());
+            }
+            entry = entry.add(1);
+        }
+        std::env::remove_var(TOKEN_ENV);
+    }
+    Some(token)
 }
 
 #[cfg(test)]

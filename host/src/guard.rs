@@ -8,8 +8,10 @@
 //! - never sigd's own process group;
 //! - only signal numbers Linux delivers (see [`crate::signal`]).
 //!
-//! It also carries out scopes (process, group, tree), escalation and waiting.
+//! It also carries out scopes (process, group, tree) and waiting, and hands
+//! escalations, checked, to the [`Escalations`] that own them.
 
+use crate::escalations::Escalations;
 use crate::process::{ExitStatus, KillError, Process, ProcessTable};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
@@ -35,42 +37,46 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// appeared meanwhile.
 const TREE_ROUNDS: usize = 10;
 
-/// A [`ProcessTable`] held to sigd's invariants.
-pub struct Guard<T: ?Sized> {
+/// A process table held to sigd's invariants: the only kind a policy can
+/// reach. Cheap to clone; clones share the table and its escalations.
+#[derive(Clone)]
+pub struct GuardedTable(Arc<Inner>);
+
+struct Inner {
     /// sigd's own pid, as its PID namespace numbers it.
     own_pid: i32,
-    inner: T,
+    table: Box<dyn ProcessTable>,
+    /// The escalations scheduled through this table, still pending.
+    escalations: Escalations,
 }
 
-impl<T: ProcessTable> Guard<T> {
-    /// Guard `inner` on behalf of this process.
-    pub fn new(inner: T) -> Guard<T> {
-        Guard::for_pid(inner, std::process::id() as i32)
+impl GuardedTable {
+    /// Guard `table` on behalf of this process.
+    pub fn new(table: impl ProcessTable) -> GuardedTable {
+        GuardedTable::for_pid(table, std::process::id() as i32)
     }
 
-    /// Guard `inner` on behalf of the process `own_pid` (tests give a fake one).
-    pub fn for_pid(inner: T, own_pid: i32) -> Guard<T> {
-        Guard { own_pid, inner }
+    /// Guard `table` on behalf of the process `own_pid` (simulated tables
+    /// give a pid of their own).
+    pub fn for_pid(table: impl ProcessTable, own_pid: i32) -> GuardedTable {
+        GuardedTable(Arc::new(Inner {
+            own_pid,
+            table: Box::new(table),
+            escalations: Escalations::default(),
+        }))
     }
-}
 
-/// A guarded process table, the only kind a policy can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct Guarded(Arc<Guard<dyn ProcessTable>>);
-
-impl<T: ProcessTable> From<Guard<T>> for Guarded {
-    fn from(guard: Guard<T>) -> Guarded {
-        Guarded(Arc::new(guard))
+    /// The escalations still pending, to count and to end at shutdown.
+    pub fn escalations(&self) -> &Escalations {
+        &self.0.escalations
     }
-}
 
-impl Guarded {
     /// A handle on the process `pid`, if there is one.
     pub fn open(&self, pid: i32) -> Option<Arc<dyn Process>> {
         if pid <= 0 {
             return None;
         }
-        self.0.inner.open(pid)
+        self.0.table.open(pid)
     }
 
     /// Send `signal` to `target`'s `scope`, all or nothing; the pids reached.
@@ -88,7 +94,7 @@ impl Guarded {
     }
 
     /// After `after`, if `target` still runs, send `signal` to its `scope`.
-    /// Checks what it can now and returns; a task keeps watch.
+    /// Checks what it can now and returns; [`Escalations`] keeps watch.
     pub fn escalate(
         &self,
         target: Arc<dyn Process>,
@@ -101,7 +107,7 @@ impl Guarded {
         }
         self.members(&target, scope)?;
         let guard = self.clone();
-        tokio::spawn(async move {
+        self.0.escalations.schedule(async move {
             let pid = target.pid();
             tokio::select! {
                 () = target.exited() => info!(pid, "exited in time; no escalation"),
@@ -168,7 +174,7 @@ impl Guarded {
 
     /// Whom `scope` reaches from `target`, once none of them is protected.
     fn members(&self, target: &Arc<dyn Process>, scope: Scope) -> Result<Members, KillError> {
-        let guard = &self.0;
+        let inner = &self.0;
         let protected = self.protected();
         let refuse_protected =
             |pids: &[i32]| match pids.iter().any(|pid| *pid <= 1 || protected.contains(pid)) {
@@ -182,12 +188,12 @@ impl Guarded {
             }
             Scope::Group => {
                 let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
-                let own_group = guard.inner.lookup(guard.own_pid).map(|me| me.pgid);
+                let own_group = inner.table.lookup(inner.own_pid).map(|me| me.pgid);
                 if pgid <= 1 || Some(pgid) == own_group {
                     return Err(KillError::Protected);
                 }
-                let mut group: Vec<i32> = guard
-                    .inner
+                let mut group: Vec<i32> = inner
+                    .table
                     .snapshot()
                     .into_iter()
                     .filter(|p| p.pgid == pgid)
@@ -208,11 +214,11 @@ impl Guarded {
     /// `target` and its descendants, opened, walked again until no new one
     /// appears (at most [`TREE_ROUNDS`] times).
     fn tree(&self, target: &Arc<dyn Process>) -> HashMap<i32, Arc<dyn Process>> {
-        let inner = &self.0.inner;
+        let table = &self.0.table;
         let mut tree = HashMap::from([(target.pid(), target.clone())]);
         for _ in 0..TREE_ROUNDS {
             let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-            for process in inner.snapshot() {
+            for process in table.snapshot() {
                 children.entry(process.ppid).or_default().push(process.pid);
             }
             let mut found = false;
@@ -224,7 +230,7 @@ impl Guarded {
                     }
                     // Open, then make sure it is still the parent's child:
                     // the handle then names a real descendant.
-                    let Some(handle) = inner.open(child) else {
+                    let Some(handle) = table.open(child) else {
                         continue;
                     };
                     if handle.info().is_some_and(|info| info.ppid == parent) {
@@ -243,10 +249,10 @@ impl Guarded {
 
     /// pid 1, sigd and sigd's ancestors, now.
     fn protected(&self) -> BTreeSet<i32> {
-        let guard = &self.0;
-        let mut protected = BTreeSet::from([1, guard.own_pid]);
-        let mut pid = guard.own_pid;
-        while let Some(parent) = guard.inner.lookup(pid).map(|p| p.ppid).filter(|p| *p > 1) {
+        let inner = &self.0;
+        let mut protected = BTreeSet::from([1, inner.own_pid]);
+        let mut pid = inner.own_pid;
+        while let Some(parent) = inner.table.lookup(pid).map(|p| p.ppid).filter(|p| *p > 1) {
             if !protected.insert(parent) {
                 break;
             }

@@ -1,6 +1,6 @@
 //! One HTTP request: authenticate, route, cap the body, hand it to the
 //! policy, and answer; then count it and, for a signal request, write its
-//! audit event. [`HttpError::into_response`] is the one place a failure of
+//! audit event. [`HttpError::response`] is the one place a failure of
 //! the host becomes an HTTP response; the policy's own answers (including
 //! its error bodies) pass through unchanged.
 //!
@@ -9,10 +9,10 @@
 
 use crate::audit;
 use crate::auth::Token;
-use crate::guard::Guarded;
+use crate::decision::{Decide, Decision};
+use crate::guard::GuardedTable;
 use crate::metrics::{self, Metrics};
-use crate::policy::{self, CallError};
-use crate::reload::ActivePolicy;
+use crate::policy;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -30,61 +30,15 @@ const HEALTH_PATH: &str = "/healthz";
 /// The metrics route.
 const METRICS_PATH: &str = "/metrics";
 
-/// What decides signal requests.
-#[derive(Clone)]
-pub enum Decider {
-    /// The wasm policy, swappable: the product.
-    Policy(Arc<ActivePolicy>),
-    /// The default policy's logic linked natively: the benchmarks' baseline.
-    Native,
-}
-
-impl Decider {
-    /// Decide one request; also which policy decided, for the audit log.
-    async fn call(
-        &self,
-        processes: &Guarded,
-        request: policy::Request,
-    ) -> (policy::Called, audit::Sha256) {
-        match self {
-            Decider::Policy(active) => {
-                let policy = active.current();
-                let called = policy.call(processes, request).await;
-                (called, audit::Sha256::Of(policy))
-            }
-            Decider::Native => (
-                crate::native::call(processes, &request),
-                audit::Sha256::Native,
-            ),
-        }
-    }
-
-    /// The sha256 of the policy deciding now ("native" for the baseline).
-    fn sha256(&self) -> String {
-        match self {
-            Decider::Policy(active) => active.current().sha256().to_string(),
-            Decider::Native => "native".into(),
-        }
-    }
-
-    /// Where the policy comes from.
-    fn source(&self) -> String {
-        match self {
-            Decider::Policy(active) => active.source().to_string(),
-            Decider::Native => "the default policy linked natively (baseline)".into(),
-        }
-    }
-}
-
 /// The default largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What every request needs; shared by all connections.
 pub struct App {
-    /// What decides; a wasm policy swaps on reload.
-    pub policy: Decider,
+    /// What decides: in sigd, the active wasm policy (it swaps on reload).
+    pub decider: Arc<dyn Decide>,
     /// The processes policies may look up and signal.
-    pub processes: Guarded,
+    pub processes: GuardedTable,
     /// `None`: no authentication (loopback only, enforced at start-up).
     pub token: Option<Token>,
     /// Largest body accepted, in bytes.
@@ -92,13 +46,13 @@ pub struct App {
     pub metrics: Arc<Metrics>,
 }
 
-/// An answer and what to record of it.
-struct Answer {
+/// A response and what to record of it.
+struct Reply {
     response: Response<Full<Bytes>>,
     /// The error code of the body ("" for a success).
     code: String,
-    /// What the policy did, for a signal request that reached it.
-    called: Option<audit::Called>,
+    /// The `{pid}` segment and the decision, for a signal request that reached the policy.
+    decided: Option<(String, Decision)>,
 }
 
 /// Every way the host itself fails a request (the policy's refusals are not here).
@@ -115,18 +69,15 @@ pub enum HttpError {
     PayloadTooLarge(usize),
     #[error("could not read the body: {0}")]
     BadBody(String),
-    #[error(transparent)]
-    Policy(#[from] CallError),
+    /// The policy gave no usable answer (the details are logged where it failed).
+    #[error("the policy failed")]
+    PolicyFailed,
 }
 
 impl HttpError {
-    /// The error code its answer carries.
-    pub fn code(&self) -> &'static str {
-        self.parts().1
-    }
-
-    /// The one place a host failure becomes a status, a code and a sentence.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    /// The one place a host failure becomes a status, a code and a sentence:
+    /// the response, and the code it carries.
+    pub fn response(&self) -> (Response<Full<Bytes>>, &'static str) {
         let (status, code, message) = self.parts();
         let body = serde_json::json!({ "error": message, "code": code }).to_string();
         let mut response = json_response(status, body);
@@ -143,7 +94,7 @@ impl HttpError {
             }
             _ => {}
         }
-        response
+        (response, code)
     }
 
     /// Its status, code and sentence.
@@ -175,7 +126,7 @@ impl HttpError {
                 "the body could not be read".to_string(),
             ),
             // The details go to the log, never to the caller.
-            HttpError::Policy(_) => (
+            HttpError::PolicyFailed => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
                 "sigd failed to handle the request; see its log".to_string(),
@@ -204,30 +155,31 @@ pub async fn handle(
         .then(|| audit::trace_id(request.headers()))
         .flatten();
     async move {
-        let answer = respond(app, request).await.unwrap_or_else(|error| {
+        let reply = respond(app, request).await.unwrap_or_else(|error| {
             warn!(%error, "rejected");
-            let code = error.code().to_string();
-            Answer {
-                response: error.into_response(),
-                code,
-                called: None,
+            let (response, code) = error.response();
+            Reply {
+                response,
+                code: code.to_string(),
+                decided: None,
             }
         });
-        let status = answer.response.status().as_u16();
+        let status = reply.response.status().as_u16();
         let took = started.elapsed();
         tracing::Span::current().record("status", status);
         info!(micros = took.as_micros() as u64, "answered");
-        app.metrics.answered(status, &answer.code, took);
+        app.metrics.answered(status, &reply.code, took);
         if signal_route {
-            audit::log(status, &answer.code, took, trace_id, answer.called.as_ref());
+            let decided = reply.decided.as_ref().map(|(pid, d)| (pid.as_str(), d));
+            audit::log(status, &reply.code, took, trace_id, decided);
         }
-        Ok(answer.response)
+        Ok(reply.response)
     }
     .instrument(span)
     .await
 }
 
-async fn respond(app: &App, request: Request<Incoming>) -> Result<Answer, HttpError> {
+async fn respond(app: &App, request: Request<Incoming>) -> Result<Reply, HttpError> {
     let path = request.uri().path();
     if path == HEALTH_PATH {
         return health(app, request.method());
@@ -249,44 +201,29 @@ async fn respond(app: &App, request: Request<Incoming>) -> Result<Answer, HttpEr
         body: body.into(),
         headers,
     };
-    let (
-        policy::Called {
-            answer,
-            actions,
-            took,
-        },
-        policy_sha256,
-    ) = app.policy.call(&app.processes, request).await;
-    app.metrics.policy_call(took);
-    let called = Some(audit::Called {
-        pid,
-        actions,
-        policy_sha256,
-    });
-    match answer {
-        Ok(answer) => Ok(Answer {
-            response: json_response(
-                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                answer.body.clone(),
-            ),
-            code: error_code(&answer.body),
-            called,
-        }),
+    let decision = app.decider.decide(&app.processes, request).await;
+    app.metrics.policy_call(decision.took);
+    let (response, code) = match &decision.answer {
+        Ok(answer) => (
+            json_response(answer.status, answer.body.clone()),
+            answer.code.clone(),
+        ),
         Err(error) => {
-            app.metrics.policy_failed(&error);
+            app.metrics.policy_failed(error);
             tracing::error!(details = %error, "policy failed");
-            let error = HttpError::Policy(error);
-            Ok(Answer {
-                code: error.code().to_string(),
-                response: error.into_response(),
-                called,
-            })
+            let (response, code) = HttpError::PolicyFailed.response();
+            (response, code.to_string())
         }
-    }
+    };
+    Ok(Reply {
+        response,
+        code,
+        decided: Some((pid, decision)),
+    })
 }
 
 /// `GET /metrics`: the counters, in the OpenMetrics text format.
-fn metrics(app: &App, method: &Method) -> Result<Answer, HttpError> {
+fn metrics(app: &App, method: &Method) -> Result<Reply, HttpError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
@@ -295,23 +232,11 @@ fn metrics(app: &App, method: &Method) -> Result<Answer, HttpError> {
         header::CONTENT_TYPE,
         HeaderValue::from_static(metrics::CONTENT_TYPE),
     );
-    Ok(Answer {
+    Ok(Reply {
         response,
         code: String::new(),
-        called: None,
+        decided: None,
     })
-}
-
-/// The `code` of a JSON error body, or "".
-fn error_code(body: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Coded {
-        code: Option<String>,
-    }
-    serde_json::from_str::<Coded>(body)
-        .ok()
-        .and_then(|coded| coded.code)
-        .unwrap_or_default()
 }
 
 /// The raw `{pid}` segment if `path` is the signal route (whatever the method).
@@ -322,22 +247,23 @@ fn signal_pid(path: &str) -> Option<&str> {
 }
 
 /// `GET /healthz`: ready (a policy is loaded, or sigd would not listen), and which.
-fn health(app: &App, method: &Method) -> Result<Answer, HttpError> {
+fn health(app: &App, method: &Method) -> Result<Reply, HttpError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
+    let active = app.decider.describe();
     let body = serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "policy": {
-            "sha256": app.policy.sha256(),
-            "source": app.policy.source(),
+            "sha256": active.sha256,
+            "source": active.source,
         },
     });
-    Ok(Answer {
+    Ok(Reply {
         response: json_response(StatusCode::OK, body.to_string()),
         code: String::new(),
-        called: None,
+        decided: None,
     })
 }
 

@@ -1,19 +1,19 @@
 //! The `sigd` binary: parse the command line, set up logging, run.
 
 use clap::Parser;
-use sigd::cli::{Cli, Command, LogFormat, take_env_token};
+use sigd::cli::{Cli, Command, LogFormat};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // SAFETY: no other thread has started yet.
-    let env_token = unsafe { take_env_token() };
+    let env_token = unsafe { sigd::auth::take_env_token() };
     let cli = Cli::parse();
     // The daemon logs what it does; the policy commands print a report and
     // log only what went wrong.
     let (format, default_filter) = match &cli.command {
-        Command::Serve(config) => (config.log_format, "info"),
+        Command::Serve(args) => (args.log_format, "info"),
         Command::Policy(_) => (LogFormat::Text, "warn"),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(config) => config.serve(env_token).await.map(|()| true),
+            Command::Serve(args) => sigd::serve::run(args, env_token).await.map(|()| true),
             Command::Policy(command) => command.run().await,
         }
     });

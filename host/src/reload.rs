@@ -7,10 +7,11 @@
 //! in-flight ones finish on the old policy while new ones get the new one. A
 //! policy that fails any step is logged and dropped; the old one keeps serving.
 
-use crate::guard::{Guard, Guarded};
+use crate::decision::{Decide, Deciding, Decision, Described};
+use crate::guard::GuardedTable;
 use crate::metrics::Metrics;
-use crate::policy::{CallError, Called, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
-use crate::simulated::Simulated;
+use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
+use crate::process::NoProcesses;
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -132,6 +133,21 @@ impl ActivePolicy {
     }
 }
 
+impl Decide for ActivePolicy {
+    /// Decide with the policy active now; the request keeps it to the end.
+    fn decide<'a>(&'a self, processes: &'a GuardedTable, request: Request) -> Deciding<'a> {
+        let policy = self.current();
+        Box::pin(async move { policy.call(processes, request).await })
+    }
+
+    fn describe(&self) -> Described {
+        Described {
+            sha256: self.current().sha256().to_string(),
+            source: self.source.to_string(),
+        }
+    }
+}
+
 /// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
 /// announces it is ready, so no early SIGHUP kills it) delivers.
 pub async fn on_sighup(
@@ -213,8 +229,8 @@ async fn prepare(
 /// The request a policy must answer well-formed before sigd takes it on
 /// (`sigd policy check` makes it too): signal 15 to pid 1, against an empty
 /// process table, so nothing can be signalled.
-pub async fn smoke(policy: &Policy) -> Called {
-    let nothing: Guarded = Guard::new(Simulated::default()).into();
+pub async fn smoke(policy: &Policy) -> Decision {
+    let nothing = GuardedTable::new(NoProcesses);
     let request = Request {
         pid: "1".into(),
         body: br#"{"signal": 15}"#.to_vec(),

@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 
 /// Limits of the transport.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct TransportLimits {
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers; hyper starts
@@ -39,10 +39,10 @@ pub struct Limits {
     pub drain: Duration,
 }
 
-impl Default for Limits {
+impl Default for TransportLimits {
     /// `sigd serve`'s defaults (and the baseline's).
-    fn default() -> Limits {
-        Limits {
+    fn default() -> TransportLimits {
+        TransportLimits {
             max_connections: 1024,
             header_timeout: Duration::from_secs(5),
             max_headers: 64,
@@ -172,7 +172,12 @@ async fn remove_stale_socket(path: &Path) -> io::Result<()> {
 }
 
 /// Serve `app` on `listeners` until `shutdown` completes, then drain.
-pub async fn run(listeners: Vec<Listener>, app: Arc<App>, limits: Limits, shutdown: impl Future) {
+pub async fn run(
+    listeners: Vec<Listener>,
+    app: Arc<App>,
+    limits: TransportLimits,
+    shutdown: impl Future,
+) {
     let graceful = Arc::new(GracefulShutdown::new());
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let mut accepting = JoinSet::new();
@@ -194,6 +199,7 @@ pub async fn run(listeners: Vec<Listener>, app: Arc<App>, limits: Limits, shutdo
             warn!(drain = ?limits.drain, "drain limit reached; closing remaining connections");
         }
     }
+    app.processes.escalations().cancel_all();
 }
 
 /// Accept connections on `listener` forever, each under a connection permit.
@@ -201,7 +207,7 @@ async fn accept_loop(
     listener: Listener,
     app: Arc<App>,
     connections: Arc<Semaphore>,
-    limits: Limits,
+    limits: TransportLimits,
     graceful: Arc<GracefulShutdown>,
 ) {
     loop {

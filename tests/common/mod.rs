@@ -2,7 +2,11 @@
 //! talk raw HTTP/1.1 to it, start and inspect target processes, and build
 //! small WAT policy components.
 
-#![allow(dead_code, reason = "each test file uses a different part")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test file uses a different part"
+)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,17 +20,15 @@ use std::time::{Duration, Instant};
 /// The `sigd` binary cargo built for these tests.
 pub const SIGD: &str = env!("CARGO_BIN_EXE_sigd");
 
-/// The stricter example policy (examples/policies/strict), built by host/build.rs.
-pub const STRICT_POLICY: &str = env!("SIGD_POLICY_STRICT");
 /// The default policy as a file (guest/), built by host/build.rs.
 pub const DEFAULT_POLICY_FILE: &str = env!("SIGD_POLICY_DEFAULT");
-/// A policy that kills whatever its body lists (tests/guests/hostile).
-pub const HOSTILE_POLICY: &str = env!("SIGD_POLICY_HOSTILE");
-/// A policy that imports WASI and reports what it got (tests/guests/wasi-probe).
-pub const WASI_PROBE_POLICY: &str = env!("SIGD_POLICY_WASI_PROBE");
+/// The strict example and the test guests, built for the tests only.
+pub use sigd_test_guests::{HOSTILE_POLICY, STRICT_POLICY, WASI_PROBE_POLICY};
 
 /// Panics unless this test runs as pid 1 of a private PID namespace, where the
-/// only processes sigd could ever signal are this test's own.
+/// only processes sigd could ever signal are this test's own. Tests that call
+/// it are `#[ignore]`d with that reason, so a plain `cargo test` skips them;
+/// `make test` runs them there (`--include-ignored`).
 pub fn require_private_pid_namespace() {
     assert_eq!(
         std::process::id(),
@@ -202,8 +204,9 @@ impl Drop for Sigd {
 }
 
 /// `sigd serve --listen 127.0.0.1:0 <args>`, with no token in its
-/// environment. Unless `args` speak of the cache, compiled policies are not
-/// cached: the default cache (/var/cache/sigd as root) is the machine's.
+/// environment and `RUST_LOG=info`. Tests pass `--no-cache` (or a
+/// `--cache-dir` of their own): the default cache, /var/cache/sigd as root,
+/// is the machine's.
 pub fn sigd_command(args: &[&str]) -> Command {
     let mut command = Command::new(SIGD);
     command
@@ -211,9 +214,6 @@ pub fn sigd_command(args: &[&str]) -> Command {
         .args(args)
         .env_remove("SIGD_TOKEN")
         .env("RUST_LOG", "info");
-    if !args.iter().any(|arg| arg.contains("cache")) {
-        command.arg("--no-cache");
-    }
     command
 }
 
@@ -405,13 +405,17 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A policy component in WAT that imports nothing. For a `{pid}` segment of
-/// exactly three characters (use "666") it runs `misbehave`: core wasm
-/// instructions leaving an i32, the address of the response record to return
-/// (`(call $recurse)` recurses forever; [`answering_policy`] fills address 32).
-/// For any other pid, such as the smoke call's, it answers 418 `{}`.
+/// The `{pid}` segment that makes the WAT policies below misbehave. Every
+/// other segment (the smoke call's "1" included) gets 418 `{}`.
+pub const TRIGGER_PID: &str = "666";
+
+/// A policy component in WAT that imports nothing. For the `{pid}` segment
+/// [`TRIGGER_PID`] it runs `misbehave`: core wasm instructions leaving an
+/// i32, the address of the response record to return (`(call $recurse)`
+/// recurses forever; address 32 holds the record of `data_at_32`, if any).
+/// For any other pid it answers 418 `{}`.
 pub fn misbehaving_policy(misbehave: &str) -> Vec<u8> {
-    policy_wat(PID_IS_666, misbehave, "")
+    policy_wat(PID_IS_TRIGGER, misbehave, "")
 }
 
 /// Like [`misbehaving_policy`], but it misbehaves on every call, the smoke
@@ -420,17 +424,35 @@ pub fn always_misbehaving_policy(misbehave: &str) -> Vec<u8> {
     policy_wat("(i32.const 1)", misbehave, "")
 }
 
-/// The condition for misbehaving: the `{pid}` segment (its length is the
-/// second parameter) has three characters.
-const PID_IS_666: &str = "(i32.eq (local.get 1) (i32.const 3))";
+/// The condition for misbehaving: the `{pid}` segment (address and length
+/// are the first two parameters) is exactly [`TRIGGER_PID`], "666".
+const PID_IS_TRIGGER: &str = "(if (result i32) (i32.eq (local.get 1) (i32.const 3))
+        (then (i32.and
+          (i32.eq (i32.load16_u (local.get 0)) (i32.const 0x3636))
+          (i32.eq (i32.load8_u offset=2 (local.get 0)) (i32.const 0x36))))
+        (else (i32.const 0)))";
 
 /// A policy that answers `status` with `body` (at most 200 bytes, no `"` or
-/// `\\`) for pid "666", and 418 `{}` to anything else.
+/// `\\`) for [`TRIGGER_PID`], and 418 `{}` to anything else.
 pub fn answering_policy(status: u16, body: &str) -> Vec<u8> {
     policy_wat(
-        PID_IS_666,
+        PID_IS_TRIGGER,
         "(i32.const 32)",
         &response_record(32, status, body),
+    )
+}
+
+/// A policy that, for [`TRIGGER_PID`], grows its memory by one page and
+/// answers `{}` with status 400 + its memory's size in pages: what it
+/// answers shows whether its instance was reused (the size goes on growing)
+/// or is fresh (it starts again from 2).
+pub fn memory_reporting_policy() -> Vec<u8> {
+    policy_wat(
+        PID_IS_TRIGGER,
+        "(drop (memory.grow (i32.const 1)))
+         (i32.store16 (i32.const 32) (i32.add (i32.const 400) (memory.size)))
+         (i32.const 32)",
+        &response_record(32, 400, "{}"),
     )
 }
 

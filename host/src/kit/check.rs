@@ -4,7 +4,7 @@
 //! smoke call a reload makes.
 
 use super::{describe_compiled, load_bytes, millis};
-use crate::cli::RuntimeOptions;
+use crate::options::RuntimeOptions;
 use crate::policy::{WIT_PACKAGE, WIT_VERSION};
 use crate::reload;
 use std::path::Path;
@@ -126,13 +126,13 @@ async fn check(bytes: &[u8], options: &RuntimeOptions) -> Result<(), String> {
     let policy = runtime.link(unlinked).map_err(|e| {
         format!("it does not link against this sigd ({e}); expected the export `{wanted}`")
     })?;
-    let called = reload::smoke(&policy).await;
-    match called.answer {
+    let decision = reload::smoke(&policy).await;
+    match decision.answer {
         Ok(answer) => {
             println!(
                 "smoke     pid 1, signal 15, no processes: answered {} in {}: {}",
-                answer.status,
-                millis(called.took),
+                answer.status.as_u16(),
+                millis(decision.took),
                 answer.body
             );
             Ok(())

@@ -3,11 +3,11 @@
 //! call the policy made and the HTTP answer sigd would send. No real signal
 //! is ever sent.
 
+use super::simulated::Simulated;
 use super::{describe_action, describe_compiled, millis, suite};
-use crate::cli::RuntimeOptions;
 use crate::http::{HttpError, policy_headers};
+use crate::options::RuntimeOptions;
 use crate::policy::{Policy, Request};
-use crate::simulated::Simulated;
 use anyhow::Context;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::BodyExt;
@@ -86,23 +86,23 @@ impl Eval {
             "request   POST /api/v1/processes/{}/signal {}",
             self.pid, self.body
         );
-        let called = loaded
+        let decision = loaded
             .policy
             .call(&super::guarded(&table), self.request(&headers))
             .await;
         println!("host calls");
-        if called.actions.is_empty() {
+        if decision.actions.is_empty() {
             println!("          none");
         }
-        for (i, action) in called.actions.iter().enumerate() {
+        for (i, action) in decision.actions.iter().enumerate() {
             println!("  {:>2}. {}", i + 1, describe_action(action));
         }
-        let sound = called.answer.is_ok();
-        let (status, body) = match called.answer {
-            Ok(answer) => (answer.status, answer.body),
+        let sound = decision.answer.is_ok();
+        let (status, body) = match decision.answer {
+            Ok(answer) => (answer.status.as_u16(), answer.body),
             Err(error) => {
                 println!("failure   {error}");
-                let response = HttpError::Policy(error).into_response();
+                let (response, _) = HttpError::PolicyFailed.response();
                 let status = response.status().as_u16();
                 let body = response.into_body().collect().await?.to_bytes();
                 (status, String::from_utf8_lossy(&body).into_owned())
@@ -114,7 +114,7 @@ impl Eval {
             .unwrap_or("");
         println!("response  {status} {reason}");
         println!("          {body}");
-        println!("took      {} (the policy call)", millis(called.took));
+        println!("took      {} (the policy call)", millis(decision.took));
         if self.repeat > 1 {
             self.latency(&loaded.policy, &table_text, &headers).await?;
         }

@@ -6,16 +6,19 @@
 //! - [`check`]: can sigd run this component, and what does it import?
 //! - [`eval`]: one request, with every host call the policy made.
 //! - [`suite`]: the conformance suite, `sigd policy test`.
+//! - [`simulated`]: the simulated process table they run against.
 
 pub mod check;
 pub mod eval;
+pub mod simulated;
 pub mod suite;
 
-use crate::cli::RuntimeOptions;
-use crate::guard::{Guard, Guarded};
-use crate::policy::{Action, Compiled, Policy};
-use crate::simulated::Simulated;
+use crate::guard::GuardedTable;
+use crate::host_calls::Action;
+use crate::options::RuntimeOptions;
+use crate::policy::{Compiled, Policy};
 use anyhow::Context;
+use simulated::Simulated;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -89,8 +92,8 @@ pub fn load_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// `table` guarded as the real one is, with sigd as [`SIMULATED_SIGD_PID`].
-pub fn guarded(table: &Simulated) -> Guarded {
-    Guard::for_pid(table.clone(), SIMULATED_SIGD_PID).into()
+pub fn guarded(table: &Simulated) -> GuardedTable {
+    GuardedTable::for_pid(table.clone(), SIMULATED_SIGD_PID)
 }
 
 /// How compiling went, for people.

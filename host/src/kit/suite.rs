@@ -17,10 +17,10 @@
 //! default does fails, so declarations cannot go stale.
 
 use super::millis;
-use crate::cli::RuntimeOptions;
+use super::simulated::{Sent, Simulated};
+use crate::options::RuntimeOptions;
 use crate::policy::{Policy, Request};
 use crate::signal;
-use crate::simulated::{Sent, Simulated};
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -313,9 +313,9 @@ pub async fn run_case(
         body: case.body.clone().into_bytes(),
         headers: vec![("content-type".into(), "application/json".into())],
     };
-    let called = policy.call(&super::guarded(&table), request).await;
+    let decision = policy.call(&super::guarded(&table), request).await;
     tokio::time::sleep(case.settle).await;
-    let answer = match called.answer {
+    let answer = match decision.answer {
         Ok(answer) => answer,
         Err(error) => {
             return (
@@ -324,15 +324,16 @@ pub async fn run_case(
             );
         }
     };
-    let shown = format!("{} {}", answer.status, answer.body);
+    let status = answer.status.as_u16();
+    let shown = format!("{status} {}", answer.body);
     let sent: Vec<(i32, i32, bool)> = table
         .sent()
         .iter()
         .map(|s: &Sent| (s.pid, s.signal, s.group))
         .collect();
     let outcome = match deviation {
-        None => judge(case, answer.status, &answer.body, &sent),
-        Some(deviation) => judge_deviation(case, deviation, answer.status, &answer.body, &sent),
+        None => judge(case, status, &answer.body, &sent),
+        Some(deviation) => judge_deviation(case, deviation, status, &answer.body, &sent),
     };
     (outcome, shown)
 }

@@ -1,15 +1,16 @@
-//! `sigd-baseline`: the same endpoint, served by the same host code, with
+//! `sigd-baseline`: the same endpoint, served by sigd's own host code, with
 //! the default policy's logic linked natively instead of run as wasm. A
 //! benchmark's yardstick, not a user mode: no token, no policy to swap, no
 //! limits on the logic. `bench/run.py` runs it beside `sigd serve`.
 
 use clap::Parser;
-use sigd::cli::shutdown_signal;
-use sigd::guard::Guard;
-use sigd::http::{App, Decider};
+use sigd::guard::GuardedTable;
+use sigd::http::App;
 use sigd::metrics::Metrics;
 use sigd::process::System;
-use sigd::server::{self, Endpoint, Limits, Listener};
+use sigd::serve::shutdown_signal;
+use sigd::server::{self, Endpoint, Listener, TransportLimits};
+use sigd_bench::Native;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -50,8 +51,8 @@ fn main() -> ExitCode {
             tracing::info!("listening on {endpoint}");
         }
         let app = Arc::new(App {
-            policy: Decider::Native,
-            processes: Guard::new(System).into(),
+            decider: Arc::new(Native::default()),
+            processes: GuardedTable::new(System),
             token: None,
             max_body_bytes: sigd::http::MAX_BODY_BYTES,
             metrics: Arc::new(Metrics::default()),
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
             }
         };
         // The same transport limits as `sigd serve` by default.
-        server::run(vec![listener], app, Limits::default(), shutdown).await;
+        server::run(vec![listener], app, TransportLimits::default(), shutdown).await;
         ExitCode::SUCCESS
     })
 }

@@ -118,8 +118,7 @@ impl Simulated {
                 info,
                 ignores: p.ignores,
                 permission_denied: p.permission_denied,
-                exit: matches!(state, RunState::Zombie | RunState::Dead)
-                    .then_some(ExitStatus::Code(0)),
+                exit: state.has_exited().then_some(ExitStatus::Code(0)),
             };
             if table.processes.insert(p.pid, entry).is_some() {
                 return Err(SimulatedError::Duplicate(p.pid));
@@ -218,8 +217,7 @@ impl Process for SimulatedHandle {
             let Some(entry) = table.processes.get_mut(&pid) else {
                 continue;
             };
-            let alive = !matches!(entry.info.state, RunState::Zombie | RunState::Dead);
-            if alive && ends(signal) && !entry.ignores.contains(&signal) {
+            if !entry.info.state.has_exited() && ends(signal) && !entry.ignores.contains(&signal) {
                 entry.info.state = RunState::Zombie;
                 entry.exit = Some(ExitStatus::Signal(signal));
             }

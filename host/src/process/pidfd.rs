@@ -1,13 +1,14 @@
 //! pidfds: file descriptors that name one process, so a signal sent through
 //! one can never reach another process that later got the same pid. nix has
-//! no pidfd calls, so this module makes the syscalls itself (and holds the
-//! plain `kill(2)` for when no pidfd can be had); with the `AsyncFd` that
-//! watches a pidfd for exit, it is the only unsafe code that touches
-//! processes.
+//! no pidfd calls, so this module makes the syscalls itself, holds the plain
+//! `kill(2)` for when no pidfd can be had, and registers a pidfd with tokio to
+//! wait for an exit: all the unsafe code that touches processes is here.
 
 use nix::errno::Errno;
 use nix::libc;
+use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use tokio::io::unix::AsyncFd;
 
 /// `pidfd_send_signal` flag: signal the process group of the pidfd's process.
 const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 4;
@@ -89,10 +90,17 @@ impl Pidfd {
         (got == 0 && info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
     }
 
-    /// Another descriptor for the same process, to wait on (each waiter
-    /// registers its own descriptor with the event loop).
-    pub fn try_clone(&self) -> std::io::Result<Pidfd> {
-        self.0.try_clone().map(Pidfd)
+    /// A future that completes once the process has exited (a pidfd polls
+    /// readable then). It watches a duplicate of this descriptor: each waiter
+    /// registers its own with the event loop.
+    pub fn exited(&self) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+        let watched = Pidfd(self.0.try_clone()?);
+        // SAFETY: the AsyncFd owns this duplicate, and nothing else closes or
+        // replaces it while it is registered.
+        let readable = unsafe { AsyncFd::register(watched) }?;
+        Ok(async move {
+            let _ = readable.readable().await;
+        })
     }
 }
 

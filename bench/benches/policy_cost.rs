@@ -2,12 +2,13 @@
 //! linked natively, against the same logic as a wasm component called on a
 //! reused instance (sigd's default) and on a fresh one (`--fresh-instances`),
 //! all over the same simulated process table (no syscalls), all inside the
-//! same async runtime. Run: `cargo bench -p sigd --bench policy_cost`.
+//! same async runtime. Run: `cargo bench -p sigd-bench --bench policy_cost`.
 
 use divan::Bencher;
-use sigd::guard::{Guard, Guarded};
-use sigd::policy::{DEFAULT_POLICY, Isolation, Limits, Policy, Request, Runtime};
-use sigd::simulated::Simulated;
+use sigd::guard::GuardedTable;
+use sigd::kit::simulated::Simulated;
+use sigd::policy::{CallLimits, DEFAULT_POLICY, Isolation, Policy, Request, Runtime};
+use sigd_bench::Native;
 use std::sync::LazyLock;
 
 fn main() {
@@ -15,9 +16,9 @@ fn main() {
 }
 
 /// A process 42 that survives SIGTERM, so every call delivers it again.
-static PROCESSES: LazyLock<Guarded> = LazyLock::new(|| {
+static PROCESSES: LazyLock<GuardedTable> = LazyLock::new(|| {
     let table = Simulated::from_json(r#"[{"pid": 42, "ignores": [15]}]"#).unwrap();
-    Guard::for_pid(table, 4242).into()
+    GuardedTable::for_pid(table, 4242)
 });
 
 /// What Tensorlake's SDK sends.
@@ -37,16 +38,16 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn policy(isolation: Isolation) -> Policy {
-    let runtime = Runtime::new(Limits::default(), isolation, None).unwrap();
+    let runtime = Runtime::new(CallLimits::default(), isolation, None).unwrap();
     runtime.load(DEFAULT_POLICY).unwrap()
 }
 
 /// The logic linked natively: the baseline.
 #[divan::bench]
 fn native(bencher: Bencher) {
-    let runtime = runtime();
+    let (runtime, native) = (runtime(), Native::default());
     bencher.with_inputs(request).bench_local_values(|request| {
-        runtime.block_on(async { sigd::native::call(&PROCESSES, &request).answer.unwrap() })
+        runtime.block_on(async { native.call(&PROCESSES, request).answer.unwrap() })
     });
 }
 

@@ -1,0 +1,44 @@
+//! What decides a signal request, as HTTP sees it: the [`Decide`] trait
+//! (sigd's is the active wasm policy, [`ActivePolicy`](crate::reload::ActivePolicy);
+//! the benchmarks plug in a native baseline) and the [`Decision`] it hands
+//! back: the checked answer for HTTP, the host calls for the audit log.
+
+use crate::guard::GuardedTable;
+use crate::host_calls::Action;
+use crate::policy::{Answer, CallError, Request};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One decided request.
+#[derive(Debug)]
+pub struct Decision {
+    /// The checked answer, or why there is none (a 500 `INTERNAL`).
+    pub answer: Result<Answer, CallError>,
+    /// What the decider made the host do, in order, including what it did
+    /// before failing.
+    pub actions: Vec<Action>,
+    /// Wall-clock time of the decision.
+    pub took: Duration,
+    /// The sha256 of the policy that decided (it may have been swapped out since).
+    pub policy_sha256: Arc<str>,
+}
+
+/// A decider's future.
+pub type Deciding<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
+
+/// What decides signal requests.
+pub trait Decide: Send + Sync + 'static {
+    /// Decide `request`, reaching only `processes`.
+    fn decide<'a>(&'a self, processes: &'a GuardedTable, request: Request) -> Deciding<'a>;
+    /// Which policy decides now, and where it comes from (for `/healthz`).
+    fn describe(&self) -> Described;
+}
+
+/// Which policy decides.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub sha256: String,
+    pub source: String,
+}

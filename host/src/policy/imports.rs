@@ -1,0 +1,122 @@
+//! What a policy imports: the `host` interface, adapted in a few lines per
+//! function to [`HostCalls`] (where the calls are implemented), and an
+//! empty WASI for guests built by toolchains that import it. [`State`] is
+//! what each store holds.
+
+use super::bindings::{Bindings, wit};
+use super::limiter::MemoryLimiter;
+use super::ticker::GuestClock;
+use crate::host_calls::HostCalls;
+use crate::process::Process;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// What a guest's `process` resource holds: our handle on the process.
+pub struct OpenProcess(Arc<dyn Process>);
+
+/// What each store holds: the current call's [`HostCalls`], an empty WASI
+/// context (no files, no environment, no network; stdout and stderr
+/// captured), the memory limiter, and the guest's running-time clock.
+pub(super) struct State {
+    /// The host's side of the call in progress (or of the last one).
+    pub(super) calls: HostCalls,
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    /// The guest's own running time in this call, which the deadline counts.
+    pub(super) clock: GuestClock,
+    /// `process` handles the guest holds: an instance that keeps one past
+    /// its call is not reused, so no handle outlives its request.
+    pub(super) open_processes: usize,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Link the `host` interface and WASI into `linker`.
+pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    Bindings::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}
+
+impl State {
+    /// The process behind a guest's handle (a handle the guest dropped is none).
+    fn process(&self, this: &Resource<OpenProcess>) -> Option<Arc<dyn Process>> {
+        self.table.get(this).ok().map(|open| open.0.clone())
+    }
+}
+
+impl wit::Host for State {
+    fn realtime_signals(&mut self) -> wit::SignalRange {
+        self.calls.realtime_signals().into()
+    }
+
+    fn request_header(&mut self, name: String) -> Option<String> {
+        self.calls.request_header(name)
+    }
+}
+
+impl wit::HostProcess for State {
+    fn open(&mut self, pid: i32) -> Option<Resource<OpenProcess>> {
+        let process = self.calls.open(pid)?;
+        let handle = self.table.push(OpenProcess(process)).ok()?;
+        self.open_processes += 1;
+        Some(handle)
+    }
+
+    fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {
+        let process = self.process(&this)?;
+        self.calls.info(&process).map(Into::into)
+    }
+
+    fn state(&mut self, this: Resource<OpenProcess>) -> Option<wit::RunState> {
+        let process = self.process(&this)?;
+        self.calls.state(&process).map(Into::into)
+    }
+
+    fn signal(
+        &mut self,
+        this: Resource<OpenProcess>,
+        signal: i32,
+        scope: wit::Scope,
+    ) -> Result<Vec<i32>, wit::KillError> {
+        let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
+        Ok(self.calls.signal(&process, signal, scope.into())?)
+    }
+
+    fn escalate(
+        &mut self,
+        this: Resource<OpenProcess>,
+        after_ms: u32,
+        signal: i32,
+        scope: wit::Scope,
+    ) -> Result<(), wit::KillError> {
+        let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
+        Ok(self
+            .calls
+            .escalate(&process, after_ms, signal, scope.into())?)
+    }
+
+    async fn wait_exit(
+        &mut self,
+        this: Resource<OpenProcess>,
+        timeout_ms: u32,
+    ) -> Option<wit::ExitStatus> {
+        let process = self.process(&this)?;
+        let exit = self.calls.wait_exit(&process, timeout_ms).await;
+        exit.map(Into::into)
+    }
+
+    fn drop(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        self.open_processes -= 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! The instances of one policy: each with its own store (memory limiter,
+//! deadline clock, captured output), reused for the next call when it
+//! answered well and [`Isolation`] allows, within the pool's bounds.
+
+use super::bindings::{Bindings, BindingsPre, WitRequest, WitResponse};
+use super::guest_output::{self, GuestOutput};
+use super::imports::State;
+use super::limiter::MemoryLimiter;
+use super::ticker::{self, GuestClock};
+use super::{CallLimits, Isolation};
+use crate::host_calls::{Action, HostCalls};
+use std::sync::{Mutex, MutexGuard};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+
+/// Instances kept idle per policy, at most.
+const MAX_IDLE: usize = 64;
+/// Calls one instance serves before it is replaced, bounding whatever a
+/// guest may accumulate (memory it never frees, WASI resources it keeps).
+const MAX_CALLS: u64 = 10_000;
+
+/// Instances that answered well, for the next calls.
+pub(super) struct Pool {
+    isolation: Isolation,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl Pool {
+    pub(super) fn new(isolation: Isolation) -> Pool {
+        Pool {
+            isolation,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An instance that answered well before, if one is idle.
+    pub(super) fn take(&self) -> Option<Instance> {
+        self.lock().pop()
+    }
+
+    /// Put an instance that answered well back for the next call, unless
+    /// isolation forbids it, it still holds a process handle, it has served
+    /// its share of calls or grown nearly full, or the pool is full.
+    pub(super) fn keep(&self, mut instance: Instance) {
+        if self.isolation == Isolation::FreshInstance
+            || instance.calls >= MAX_CALLS
+            || instance.store.data().open_processes > 0
+            || instance.store.data_mut().limiter.nearly_full()
+        {
+            return;
+        }
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(instance);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Instance>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One instance of a policy: its store, its bindings once instantiated, and
+/// its output streams.
+pub(super) struct Instance {
+    store: Store<State>,
+    handler: Option<Bindings>,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+    calls: u64,
+}
+
+impl Instance {
+    /// A store ready for its first call, `calls` (instantiated on that
+    /// call, inside the deadline).
+    pub(super) fn new(pre: &BindingsPre<State>, limits: &CallLimits, calls: HostCalls) -> Instance {
+        let (stdout, stderr) = (
+            GuestOutput::new(limits.output_bytes),
+            GuestOutput::new(limits.output_bytes),
+        );
+        let state = State {
+            calls,
+            wasi: WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            clock: GuestClock::default(),
+            open_processes: 0,
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = limits.deadline;
+        store.epoch_deadline_callback(move |store| {
+            let clock = &store.data().clock;
+            let ran = clock.ran();
+            Ok(if ran >= deadline {
+                tracing::warn!(ran_us = ran.as_micros() as u64, "policy ran out of time");
+                UpdateDeadline::Interrupt
+            } else if ran >= ticker::TICK {
+                // A long call: tokio's own yield lets every other ready
+                // task run first.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            } else {
+                // A short call that only straddles a tick goes on: a yield
+                // would send its request to the back of the queue.
+                UpdateDeadline::Continue(1)
+            })
+        });
+        let mut instance = Instance {
+            store,
+            handler: None,
+            stdout,
+            stderr,
+            calls: 0,
+        };
+        instance.start();
+        instance
+    }
+
+    /// Set a reused store up for the call `calls`.
+    pub(super) fn prepare(&mut self, calls: HostCalls) {
+        self.store.data_mut().calls = calls;
+        self.start();
+    }
+
+    /// Start a call's clock and epoch deadline.
+    fn start(&mut self) {
+        self.calls += 1;
+        self.store.data().clock.start();
+        self.store.set_epoch_deadline(1);
+    }
+
+    /// The clock of the guest's running time in this call.
+    pub(super) fn clock(&self) -> GuestClock {
+        self.store.data().clock.clone()
+    }
+
+    /// Call the guest's `handle-signal`, instantiating it first if this is
+    /// the instance's first call.
+    pub(super) async fn handle_signal(
+        &mut self,
+        pre: &BindingsPre<State>,
+        request: &WitRequest,
+    ) -> wasmtime::Result<WitResponse> {
+        let handler = match self.handler.take() {
+            Some(handler) => handler,
+            None => pre.instantiate_async(&mut self.store).await?,
+        };
+        let answer = handler
+            .sigd_policy_handler()
+            .call_handle_signal(&mut self.store, request)
+            .await;
+        self.handler = Some(handler);
+        answer
+    }
+
+    /// Whether a memory asked to grow past the cap in this instance.
+    pub(super) fn memory_hit(&self) -> bool {
+        self.store.data().limiter.hit()
+    }
+
+    /// What the guest made the host do in this call.
+    pub(super) fn take_actions(&mut self) -> Vec<Action> {
+        self.store.data_mut().calls.take_actions()
+    }
+
+    /// Log what the guest wrote to stdout and stderr in this call.
+    pub(super) fn log_output(&self, policy_sha256: &str) {
+        guest_output::log(policy_sha256, &self.stdout, &self.stderr);
+    }
+}

@@ -1,0 +1,121 @@
+//! `sigd serve` put together: settle authentication, load the policy, bind
+//! every listener, take over the signals, then serve until SIGTERM or
+//! SIGINT, reloading the policy on SIGHUP (and on file changes with
+//! `--watch`). The composition root: every other module does one part.
+
+use crate::auth::{TOKEN_ENV, Token};
+use crate::cli::ServeArgs;
+use crate::guard::GuardedTable;
+use crate::http::App;
+use crate::metrics::Metrics;
+use crate::process::System;
+use crate::reload::{self, ActivePolicy, Source};
+use crate::server::{self, Listener, TransportLimits};
+use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+/// Run the daemon until SIGTERM or SIGINT. `env_token` is what SIGD_TOKEN
+/// held (see [`take_env_token`](crate::auth::take_env_token)).
+pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<()> {
+    let token = token(&args, env_token)?;
+    if token.is_none() {
+        if let Some(open) = args.listen.iter().find(|endpoint| !endpoint.is_local()) {
+            bail!(
+                "refusing to listen on {open} without a token: anyone who can reach it could \
+                     signal processes; give --token-file (or SIGD_TOKEN), or listen on loopback"
+            );
+        }
+        warn!("no token: every local client may send signals");
+    }
+    raise_file_limit();
+    let metrics = Arc::new(Metrics::default());
+    let policy = Arc::new(first_policy(&args).await?);
+    let mut listeners = Vec::new();
+    for endpoint in &args.listen {
+        let listener = Listener::bind(endpoint, args.socket_mode)
+            .await
+            .with_context(|| format!("cannot listen on {endpoint}"))?;
+        listeners.push(listener);
+    }
+    // Take over SIGHUP, SIGTERM and SIGINT before announcing readiness:
+    // until then they would kill sigd.
+    let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let shutdown = shutdown_signal()?;
+    for listener in &listeners {
+        info!("listening on {}", listener.endpoint()?);
+    }
+    tokio::spawn(reload::on_sighup(policy.clone(), hangups, metrics.clone()));
+    if args.watch {
+        tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY, metrics.clone()));
+    }
+    let app = Arc::new(App {
+        decider: policy,
+        processes: GuardedTable::new(System),
+        token,
+        max_body_bytes: args.max_body_bytes,
+        metrics,
+    });
+    let limits = TransportLimits {
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        max_headers: args.max_headers,
+        max_header_bytes: args.max_header_bytes,
+        drain: Duration::from_secs(args.drain),
+    };
+    server::run(listeners, app, limits, shutdown).await;
+    Ok(())
+}
+
+/// The token from --token-file or SIGD_TOKEN (not both), if any.
+fn token(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<Token>> {
+    let text = match (&args.token_file, from_env) {
+        (Some(_), Some(_)) => {
+            bail!("give the token either by --token-file or {TOKEN_ENV}, not both")
+        }
+        (Some(path), None) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read token file {}", path.display()))?,
+        (None, Some(text)) => text,
+        (None, None) => return Ok(None),
+    };
+    Token::new(&text).context("unusable token").map(Some)
+}
+
+/// The runtime under the configured limits, and the first policy.
+async fn first_policy(args: &ServeArgs) -> anyhow::Result<ActivePolicy> {
+    let runtime = args.runtime.runtime()?;
+    let source = match &args.policy {
+        None => Source::Builtin,
+        Some(path) => Source::File(path.clone()),
+    };
+    Ok(ActivePolicy::load(runtime, source).await?)
+}
+
+/// Let sigd hold as many connections as the hard limit on open files allows.
+fn raise_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        warn!(%error, soft, "cannot raise the open-file limit");
+    }
+}
+
+/// How often `--watch` looks at the policy file.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// A future that completes on the first SIGTERM or SIGINT; the handlers are
+/// in place when this returns.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+    })
+}
