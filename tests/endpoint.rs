@@ -142,7 +142,7 @@ fn caps_the_body() {
     let chunk = "x".repeat(8192);
     let mut chunked = String::from(
         "POST /api/v1/processes/42/signal HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
-         Connection: close\r\n\r\n",
+         Content-Type: application/json\r\nConnection: close\r\n\r\n",
     );
     for _ in 0..16 {
         chunked.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
@@ -169,7 +169,7 @@ fn bearer_auth() {
     require_private_pid_namespace();
     let dir = scratch("bearer_auth");
     let token_file = dir.join("token");
-    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    write_private(&token_file, "s3cret-token\n");
     let from_file = Sigd::start(&["--no-cache", "--token-file", token_file.to_str().unwrap()]);
     let mut from_env = sigd_command(&["--no-cache"]);
     from_env.env("SIGD_TOKEN", "s3cret-token");

@@ -1,10 +1,13 @@
 //! The audit log: one event per signal request (target `sigd::audit`), with
 //! what was asked, what the policy made the host do, and how it was answered:
-//! pid, the target's start time, signal, scope, decision, errno, status,
-//! latency, the sha256 of the policy that decided and the caller's trace id.
+//! who asked (the token's principal, the peer's pid and uid where the kernel
+//! tells them, the transport and remote address), pid, the target's start
+//! time, signal, scope, decision, errno, status, latency, the sha256 of the
+//! policy that decided and the caller's trace id.
 //!
 //! `--log-format json` makes each event one JSON object per line.
 
+use crate::caller::{Caller, Transport};
 use crate::decision::Decision;
 use crate::host_calls::Action;
 use crate::process::KillError;
@@ -22,14 +25,15 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     valid.then(|| trace.to_ascii_lowercase())
 }
 
-/// Write the audit event of one signal request. `decided` is its `{pid}`
-/// segment and its decision, `None` when it was refused before any policy
-/// saw it.
+/// Write the audit event of one signal request from `caller`. `decided` is
+/// its `{pid}` segment and its decision, `None` when it was refused before
+/// any policy saw it.
 pub fn log(
     status: u16,
     code: &str,
     took: Duration,
     trace_id: Option<String>,
+    caller: Caller,
     decided: Option<(&str, &Decision)>,
 ) {
     let actions = decided
@@ -64,8 +68,18 @@ pub fn log(
         Some((_, _, Ok(pids))) => format!("{pids:?}"),
         _ => "[]".into(),
     };
+    let credentials = caller.peer.credentials;
+    let (transport, remote) = match &caller.peer.transport {
+        Transport::Tcp(remote) => ("tcp", Some(remote.to_string())),
+        Transport::Unix => ("unix", None),
+    };
     tracing::info!(
         target: "sigd::audit",
+        principal = caller.principal,
+        peer_pid = credentials.and_then(|c| c.pid),
+        peer_uid = credentials.map(|c| c.uid),
+        transport,
+        remote,
         pid,
         start_time = opened.map(|(_, start)| start),
         signal = signalled.map(|(signal, ..)| signal),

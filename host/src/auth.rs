@@ -5,52 +5,108 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The token callers must present as `Authorization: Bearer <token>`.
+/// The principal of a token given alone (a token file of one token, or
+/// SIGD_TOKEN).
+pub const SINGLE_TOKEN_PRINCIPAL: &str = "default";
+
+/// The tokens callers may present as `Authorization: Bearer <token>`, each
+/// with the name of its principal.
 ///
-/// Only its sha256 is kept, so the comparison takes the same time whatever
-/// the presented token's length or content, and no copy of the secret lingers.
-pub struct Token {
+/// Only their sha256 is kept, so a comparison takes the same time whatever
+/// the presented token's length or content, and no copy of a secret lingers.
+pub struct Tokens {
+    named: Vec<Named>,
+}
+
+struct Named {
+    principal: String,
     digest: [u8; 32],
 }
 
-impl std::fmt::Debug for Token {
+impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(..)")
+        let names: Vec<&str> = self.named.iter().map(|n| n.principal.as_str()).collect();
+        write!(f, "Tokens({names:?})")
     }
 }
 
-/// Why a token could not be used.
-#[derive(Debug, thiserror::Error)]
+/// Why tokens could not be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("the token is empty")]
+    #[error("there is no token")]
     Empty,
-    #[error("the token holds whitespace or control characters")]
-    Malformed,
+    #[error("line {0}: expected `NAME TOKEN`, or a single token alone")]
+    Line(usize),
+    #[error("line {0}: a token holds control characters")]
+    Malformed(usize),
+    #[error("line {0}: a name is 1 to 64 letters, digits, `.`, `_` or `-`")]
+    BadName(usize),
+    #[error("line {0}: the name {1:?} is given twice")]
+    DuplicateName(usize, String),
+    #[error("line {0}: this token is given twice")]
+    DuplicateToken(usize),
 }
 
-impl Token {
-    /// A token from its text; one trailing newline (as files end) is dropped.
-    pub fn new(text: &str) -> Result<Token, TokenError> {
-        let text = text.strip_suffix('\n').unwrap_or(text);
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        if text.is_empty() {
-            return Err(TokenError::Empty);
+impl Tokens {
+    /// The tokens of a token file: a single token alone (its principal is
+    /// [`SINGLE_TOKEN_PRINCIPAL`]), or one `NAME TOKEN` a line. Blank lines
+    /// and lines starting with `#` are skipped.
+    pub fn parse(text: &str) -> Result<Tokens, TokenError> {
+        let lines: Vec<(usize, Vec<&str>)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| (i + 1, line.split_ascii_whitespace().collect::<Vec<_>>()))
+            .filter(|(_, fields)| fields.first().is_some_and(|f| !f.starts_with('#')))
+            .collect();
+        let pairs: Vec<(usize, &str, &str)> = match lines.as_slice() {
+            [] => return Err(TokenError::Empty),
+            [(line, fields)] if fields.len() == 1 => {
+                vec![(*line, SINGLE_TOKEN_PRINCIPAL, fields[0])]
+            }
+            _ => lines
+                .iter()
+                .map(|(line, fields)| match fields.as_slice() {
+                    [name, token] => Ok((*line, *name, *token)),
+                    _ => Err(TokenError::Line(*line)),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let mut named: Vec<Named> = Vec::new();
+        for (line, principal, token) in pairs {
+            let valid_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if principal.len() > 64 || !principal.chars().all(valid_name) {
+                return Err(TokenError::BadName(line));
+            }
+            if token.chars().any(char::is_control) {
+                return Err(TokenError::Malformed(line));
+            }
+            let digest: [u8; 32] = Sha256::digest(token).into();
+            if named.iter().any(|n| n.principal == principal) {
+                return Err(TokenError::DuplicateName(line, principal.to_string()));
+            }
+            if named.iter().any(|n| n.digest == digest) {
+                return Err(TokenError::DuplicateToken(line));
+            }
+            named.push(Named {
+                principal: principal.to_string(),
+                digest,
+            });
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(TokenError::Malformed);
-        }
-        Ok(Token {
-            digest: Sha256::digest(text).into(),
-        })
+        Ok(Tokens { named })
     }
 
-    /// Whether an `Authorization` header value presents this token.
-    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(presented) = authorization.and_then(bearer) else {
-            return false;
-        };
+    /// The principal whose token an `Authorization` header value presents.
+    /// Every token is compared, in constant time, whichever matches.
+    pub fn principal(&self, authorization: Option<&[u8]>) -> Option<&str> {
+        let presented = authorization.and_then(bearer)?;
         let digest: [u8; 32] = Sha256::digest(presented).into();
-        digest.ct_eq(&self.digest).into()
+        let mut found = None;
+        for named in &self.named {
+            if bool::from(digest.ct_eq(&named.digest)) {
+                found = Some(named.principal.as_str());
+            }
+        }
+        found
     }
 }
 
@@ -103,10 +159,11 @@ mod tests {
     /// Only `Bearer <the token>` passes; scheme case does not matter.
     #[test]
     fn checks_bearer_header() {
-        let token = Token::new("s3cret\n").unwrap();
-        assert!(token.accepts(Some(b"Bearer s3cret")));
-        assert!(token.accepts(Some(b"bearer s3cret")));
-        assert!(token.accepts(Some(b"BEARER   s3cret ")));
+        let tokens = Tokens::parse("s3cret\n").unwrap();
+        let accepts = |value: &[u8]| tokens.principal(Some(value)) == Some(SINGLE_TOKEN_PRINCIPAL);
+        assert!(accepts(b"Bearer s3cret"));
+        assert!(accepts(b"bearer s3cret"));
+        assert!(accepts(b"BEARER   s3cret "));
         for bad in [
             &b""[..],
             b"s3cret",
@@ -118,21 +175,42 @@ mod tests {
             b"Bearer s3cret2",
             b"Bearer S3CRET",
         ] {
-            assert!(
-                !token.accepts(Some(bad)),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(!accepts(bad), "{:?}", String::from_utf8_lossy(bad));
         }
-        assert!(!token.accepts(None));
+        assert_eq!(tokens.principal(None), None);
     }
 
-    /// Empty tokens and tokens with inner whitespace are refused at start-up.
+    /// Empty token files, malformed lines, bad names and repeated names or
+    /// tokens are refused at start-up.
     #[test]
     fn refuses_bad_tokens() {
-        assert!(matches!(Token::new(""), Err(TokenError::Empty)));
-        assert!(matches!(Token::new("\n"), Err(TokenError::Empty)));
-        assert!(matches!(Token::new("a b"), Err(TokenError::Malformed)));
-        assert!(Token::new("abc\r\n").is_ok());
+        assert_eq!(Tokens::parse("").unwrap_err(), TokenError::Empty);
+        assert_eq!(Tokens::parse("\n").unwrap_err(), TokenError::Empty);
+        assert_eq!(Tokens::parse("# only\n").unwrap_err(), TokenError::Empty);
+        assert_eq!(Tokens::parse("a b c").unwrap_err(), TokenError::Line(1));
+        assert_eq!(Tokens::parse("a\nb").unwrap_err(), TokenError::Line(1));
+        assert_eq!(
+            Tokens::parse("a\u{7}b").unwrap_err(),
+            TokenError::Malformed(1)
+        );
+        assert_eq!(Tokens::parse("n/a t").unwrap_err(), TokenError::BadName(1));
+        assert_eq!(
+            Tokens::parse("a t1\na t2").unwrap_err(),
+            TokenError::DuplicateName(2, "a".into())
+        );
+        assert_eq!(
+            Tokens::parse("a t\nb t").unwrap_err(),
+            TokenError::DuplicateToken(2)
+        );
+        assert!(Tokens::parse("abc\r\n").is_ok());
+    }
+
+    /// A file of `NAME TOKEN` lines names each request's principal.
+    #[test]
+    fn named_tokens_name_their_principal() {
+        let tokens = Tokens::parse("# who may ask\nplatform p-secret\n\nci   c-secret\n").unwrap();
+        assert_eq!(tokens.principal(Some(b"Bearer p-secret")), Some("platform"));
+        assert_eq!(tokens.principal(Some(b"Bearer c-secret")), Some("ci"));
+        assert_eq!(tokens.principal(Some(b"Bearer other")), None);
     }
 }

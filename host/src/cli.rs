@@ -53,9 +53,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     pub listen: Vec<Endpoint>,
 
-    /// File mode of Unix sockets, in octal.
+    /// File mode of Unix sockets, in octal. The socket has it (and its
+    /// group) from the first instant anyone can reach it.
     #[arg(long, value_name = "MODE", default_value = "660", value_parser = octal)]
     pub socket_mode: u32,
+
+    /// Group of Unix sockets (a name or a number); sigd's own by default.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
+    /// An origin (`scheme://host[:port]`, exactly as browsers send it) whose
+    /// web pages may call sigd; repeat for more. Requests carrying any other
+    /// `Origin` header are refused with 403, so a page a local user visits
+    /// cannot signal processes, nor can a rebound DNS name.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
 
     /// Log format. `RUST_LOG` filters what is logged (default: info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -65,9 +77,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub policy: Option<PathBuf>,
 
-    /// File holding the bearer token callers must present as
-    /// `Authorization: Bearer <token>`. The environment variable SIGD_TOKEN
-    /// may hold the token instead.
+    /// File holding the bearer tokens callers must present as
+    /// `Authorization: Bearer <token>`: one token alone (principal
+    /// "default"), or `NAME TOKEN` lines, each naming its principal. Only
+    /// sigd's user (or root) may own it, and no one else may read or write
+    /// it. The environment variable SIGD_TOKEN may hold a token instead.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 

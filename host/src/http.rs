@@ -4,11 +4,16 @@
 //! the host becomes an HTTP response; the policy's own answers (including
 //! its error bodies) pass through unchanged.
 //!
-//! Routes: `POST /api/v1/processes/{pid}/signal` and `GET /metrics` need the
-//! token when one is set; `GET /healthz` never does, so probes need no secret.
+//! Routes: `POST /api/v1/processes/{pid}/signal` and `GET /metrics` need a
+//! token when tokens are set; `GET /healthz` never does, so probes need no
+//! secret. What a browser could send is refused before anything else: a
+//! request with an `Origin` that is not allowed (403), a signal request that
+//! is not `Content-Type: application/json` (415: a cross-site form or
+//! `text/plain` POST needs no CORS preflight, so this is what stops it).
 
 use crate::audit;
-use crate::auth::Token;
+use crate::auth::Tokens;
+use crate::caller::{Caller, Peer};
 use crate::decision::{Decide, Decision};
 use crate::guard::GuardedTable;
 use crate::metrics::{self, Metrics};
@@ -40,7 +45,10 @@ pub struct App {
     /// The processes policies may look up and signal.
     pub processes: GuardedTable,
     /// `None`: no authentication (loopback only, enforced at start-up).
-    pub token: Option<Token>,
+    pub tokens: Option<Tokens>,
+    /// Origins whose requests are served (exact `scheme://host[:port]`);
+    /// a request with any other `Origin` header is refused.
+    pub allowed_origins: Vec<String>,
     /// Largest body accepted, in bytes.
     pub max_body_bytes: usize,
     pub metrics: Arc<Metrics>,
@@ -60,6 +68,13 @@ struct Reply {
 pub enum HttpError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("more than one Authorization header")]
+    TwoAuthorizations,
+    /// The value is the origin, as sent.
+    #[error("origin {0:?} is not allowed")]
+    OriginNotAllowed(String),
+    #[error("the body is not declared as application/json")]
+    NotJson,
     #[error("no such route")]
     NotFound,
     /// The route exists; the value lists the methods it takes.
@@ -105,6 +120,23 @@ impl HttpError {
                 "UNAUTHORIZED",
                 "a valid bearer token is required".to_string(),
             ),
+            HttpError::TwoAuthorizations => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "send one Authorization header, not several".to_string(),
+            ),
+            HttpError::OriginNotAllowed(_) => (
+                StatusCode::FORBIDDEN,
+                "ORIGIN_NOT_ALLOWED",
+                "requests from web pages are refused: this origin is not allowed \
+                 (sigd serve --allow-origin)"
+                    .to_string(),
+            ),
+            HttpError::NotJson => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the body as JSON, with Content-Type: application/json".to_string(),
+            ),
             HttpError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -135,9 +167,11 @@ impl HttpError {
     }
 }
 
-/// Answer one request, in its own tracing span; count it and audit it.
+/// Answer one request from `peer`, in its own tracing span; count it and
+/// audit it.
 pub async fn handle(
     app: &App,
+    peer: &Peer,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let span = info_span!(
@@ -155,7 +189,9 @@ pub async fn handle(
         .then(|| audit::trace_id(request.headers()))
         .flatten();
     async move {
-        let reply = respond(app, request).await.unwrap_or_else(|error| {
+        let mut principal = None;
+        let reply = respond(app, request, &mut principal).await;
+        let reply = reply.unwrap_or_else(|error| {
             warn!(%error, "rejected");
             let (response, code) = error.response();
             Reply {
@@ -171,7 +207,8 @@ pub async fn handle(
         app.metrics.answered(status, &reply.code, took);
         if signal_route {
             let decided = reply.decided.as_ref().map(|(pid, d)| (pid.as_str(), d));
-            audit::log(status, &reply.code, took, trace_id, decided);
+            let caller = Caller { principal, peer };
+            audit::log(status, &reply.code, took, trace_id, caller, decided);
         }
         Ok(reply.response)
     }
@@ -179,21 +216,25 @@ pub async fn handle(
     .await
 }
 
-async fn respond(app: &App, request: Request<Incoming>) -> Result<Reply, HttpError> {
+/// Answer one request; `principal` is set once its token is known.
+async fn respond<'a>(
+    app: &'a App,
+    request: Request<Incoming>,
+    principal: &mut Option<&'a str>,
+) -> Result<Reply, HttpError> {
     let path = request.uri().path();
     if path == HEALTH_PATH {
         return health(app, request.method());
     }
-    if let Some(token) = &app.token {
-        let presented = request.headers().get(header::AUTHORIZATION);
-        if !token.accepts(presented.map(HeaderValue::as_bytes)) {
-            return Err(HttpError::Unauthorized);
-        }
-    }
+    check_origin(request.headers(), &app.allowed_origins)?;
+    *principal = authenticate(app.tokens.as_ref(), request.headers())?;
     if path == METRICS_PATH {
         return metrics(app, request.method());
     }
     let pid = route(request.method(), path)?.to_string();
+    if !declares_json(request.headers()) {
+        return Err(HttpError::NotJson);
+    }
     let headers = policy_headers(request.headers());
     let body = read_body(request.into_body(), app.max_body_bytes).await?;
     let request = policy::Request {
@@ -274,6 +315,53 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<&'p str, HttpError> {
         return Err(HttpError::MethodNotAllowed("POST"));
     }
     Ok(pid)
+}
+
+/// Refuse a request from a web page (it carries `Origin`) unless its
+/// origin is allowed: so neither a cross-site page nor a rebound DNS name
+/// reaches sigd through a browser.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), HttpError> {
+    for origin in headers.get_all(header::ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        if !allowed.iter().any(|ok| *ok == origin) {
+            return Err(HttpError::OriginNotAllowed(origin.into_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// The principal of the request's token (`None` when sigd has no tokens).
+fn authenticate<'a>(
+    tokens: Option<&'a Tokens>,
+    headers: &HeaderMap,
+) -> Result<Option<&'a str>, HttpError> {
+    let mut presented = headers.get_all(header::AUTHORIZATION).iter();
+    let (first, second) = (presented.next(), presented.next());
+    if second.is_some() {
+        return Err(HttpError::TwoAuthorizations);
+    }
+    let Some(tokens) = tokens else {
+        return Ok(None);
+    };
+    match tokens.principal(first.map(HeaderValue::as_bytes)) {
+        Some(principal) => Ok(Some(principal)),
+        None => Err(HttpError::Unauthorized),
+    }
+}
+
+/// Whether the request declares one JSON body: one `Content-Type` header,
+/// `application/json` (any case, parameters such as `charset` allowed).
+fn declares_json(headers: &HeaderMap) -> bool {
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(only), None) = (types.next(), types.next()) else {
+        return false;
+    };
+    let media = only
+        .as_bytes()
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default();
+    media.trim_ascii().eq_ignore_ascii_case(b"application/json")
 }
 
 /// Headers the policy may see: never `authorization`, only UTF-8 values.

@@ -3,14 +3,14 @@
 //! SIGINT, reloading the policy on SIGHUP (and on file changes with
 //! `--watch`). The composition root: every other module does one part.
 
-use crate::auth::{TOKEN_ENV, Token};
+use crate::auth::{TOKEN_ENV, Tokens};
 use crate::cli::ServeArgs;
 use crate::guard::GuardedTable;
 use crate::http::App;
 use crate::metrics::Metrics;
 use crate::process::System;
 use crate::reload::{self, ActivePolicy, Source};
-use crate::server::{self, Listener, TransportLimits};
+use crate::server::{self, Listener, SocketFile, TransportLimits};
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +20,12 @@ use tracing::{info, warn};
 /// Run the daemon until SIGTERM or SIGINT. `env_token` is what SIGD_TOKEN
 /// held (see [`take_env_token`](crate::auth::take_env_token)).
 pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<()> {
-    let token = token(&args, env_token)?;
-    if token.is_none() {
+    let tokens = tokens(&args, env_token)?;
+    if tokens.is_none() {
         if let Some(open) = args.listen.iter().find(|endpoint| !endpoint.is_local()) {
             bail!(
                 "refusing to listen on {open} without a token: anyone who can reach it could \
-                     signal processes; give --token-file (or SIGD_TOKEN), or listen on loopback"
+                 signal processes; give --token-file (or SIGD_TOKEN), or listen on loopback"
             );
         }
         warn!("no token: every local client may send signals");
@@ -33,9 +33,13 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     raise_file_limit();
     let metrics = Arc::new(Metrics::default());
     let policy = Arc::new(first_policy(&args).await?);
+    let socket_file = SocketFile {
+        mode: args.socket_mode,
+        group: args.socket_group.as_deref().map(group).transpose()?,
+    };
     let mut listeners = Vec::new();
     for endpoint in &args.listen {
-        let listener = Listener::bind(endpoint, args.socket_mode)
+        let listener = Listener::bind(endpoint, socket_file)
             .await
             .with_context(|| format!("cannot listen on {endpoint}"))?;
         listeners.push(listener);
@@ -54,7 +58,8 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     let app = Arc::new(App {
         decider: policy,
         processes: GuardedTable::new(System),
-        token,
+        tokens,
+        allowed_origins: args.allowed_origins.clone(),
         max_body_bytes: args.max_body_bytes,
         metrics,
     });
@@ -69,18 +74,58 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     Ok(())
 }
 
-/// The token from --token-file or SIGD_TOKEN (not both), if any.
-fn token(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<Token>> {
+/// The tokens from --token-file or SIGD_TOKEN (not both), if any.
+fn tokens(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<Tokens>> {
     let text = match (&args.token_file, from_env) {
         (Some(_), Some(_)) => {
             bail!("give the token either by --token-file or {TOKEN_ENV}, not both")
         }
-        (Some(path), None) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read token file {}", path.display()))?,
+        (Some(path), None) => read_token_file(path)?,
         (None, Some(text)) => text,
         (None, None) => return Ok(None),
     };
-    Token::new(&text).context("unusable token").map(Some)
+    Tokens::parse(&text).context("unusable token").map(Some)
+}
+
+/// The token file's text, if no one but sigd's user (or root) can have
+/// read or changed it, as ssh treats private keys.
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    let cannot_read = || format!("cannot read token file {shown}");
+    let mut file = std::fs::File::open(path).with_context(cannot_read)?;
+    let meta = file.metadata().with_context(cannot_read)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        bail!(
+            "token file {shown} belongs to uid {}, not to sigd's user ({me}) or root: whoever \
+             owns it can change who may signal; fix: chown {me} {shown}",
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        bail!(
+            "token file {shown} is open to other users (mode {:03o}): they could read the \
+             tokens or change them; fix: chmod 600 {shown}",
+            meta.mode() & 0o777
+        );
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).with_context(cannot_read)?;
+    Ok(text)
+}
+
+/// The group `--socket-group` names, by name or number.
+fn group(name: &str) -> anyhow::Result<nix::unistd::Gid> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(nix::unistd::Gid::from_raw(gid));
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid),
+        Ok(None) => bail!("--socket-group {name}: no such group"),
+        Err(error) => bail!("--socket-group {name}: cannot look it up: {error}"),
+    }
 }
 
 /// The runtime under the configured limits, and the first policy.

@@ -3,6 +3,7 @@
 //! with header timeout and limits), and on shutdown stops accepting, lets
 //! in-flight requests finish within a drain limit, and closes the rest.
 
+use crate::caller::Peer;
 use crate::http::{self, App};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -11,7 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -103,16 +104,23 @@ pub enum Listener {
 trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
 
+/// How a Unix socket file is made: its mode and, if given, its group.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketFile {
+    pub mode: u32,
+    pub group: Option<nix::unistd::Gid>,
+}
+
 impl Listener {
-    /// Bind `endpoint`. A Unix socket gets `mode`; a stale socket file (no
+    /// Bind `endpoint`. A Unix socket is made with `file`'s mode and group
+    /// from its first instant (see [`bind_unix`]); a stale socket file (no
     /// one answers on it) is replaced, a live one is an error.
-    pub async fn bind(endpoint: &Endpoint, mode: u32) -> io::Result<Listener> {
+    pub async fn bind(endpoint: &Endpoint, file: SocketFile) -> io::Result<Listener> {
         match endpoint {
             Endpoint::Tcp(addr) => TcpListener::bind(addr).await.map(Listener::Tcp),
             Endpoint::Unix(path) => {
                 remove_stale_socket(path).await?;
-                let listener = UnixListener::bind(path)?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                let listener = bind_unix(path, file)?;
                 Ok(Listener::Unix(listener, path.clone()))
             }
         }
@@ -126,20 +134,51 @@ impl Listener {
         }
     }
 
-    async fn accept(&self) -> io::Result<(Box<dyn Connection>, String)> {
+    /// The next connection, and who is at its other end.
+    async fn accept(&self) -> io::Result<(Box<dyn Connection>, Peer)> {
         match self {
             Listener::Tcp(listener) => {
-                let (stream, peer) = listener.accept().await?;
+                let (stream, remote) = listener.accept().await?;
                 // Answers are one write each: send them at once.
                 stream.set_nodelay(true)?;
-                Ok((Box::new(stream), peer.to_string()))
+                let peer = Peer::tcp(stream.local_addr()?, remote);
+                Ok((Box::new(stream), peer))
             }
             Listener::Unix(listener, _) => {
                 let (stream, _) = listener.accept().await?;
-                Ok((Box::new(stream), "unix".into()))
+                let peer = Peer::unix(&stream);
+                Ok((Box::new(stream), peer))
             }
         }
     }
+}
+
+/// Bind a Unix socket at `path` that no one else can reach before it has
+/// its final mode and group: it is bound inside a fresh directory only sigd
+/// may enter (beside `path`, so its own path is at most 16 bytes longer),
+/// given `file`'s mode and group there, then renamed into place
+/// (atomically: the path goes from nothing, or a stale socket, to the
+/// finished socket).
+fn bind_unix(path: &Path, file: SocketFile) -> io::Result<UnixListener> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    let private = parent.join(format!(".sigd{:x}", nanos ^ std::process::id()));
+    // Fails if the name exists: nothing of anyone else's is ever used.
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let made = (|| {
+        let inside = private.join("s");
+        let listener = UnixListener::bind(&inside)?;
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(file.mode))?;
+        if let Some(group) = file.group {
+            nix::unistd::chown(&inside, None, Some(group))?;
+        }
+        std::fs::rename(&inside, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    made
 }
 
 impl Drop for Listener {
@@ -225,9 +264,11 @@ async fn accept_loop(
         };
         let open = app.metrics.connection();
         let served = app.clone();
+        let peer = Arc::new(peer);
+        let of = peer.clone();
         let service = service_fn(move |request| {
-            let app = served.clone();
-            async move { http::handle(&app, request).await }
+            let (app, peer) = (served.clone(), of.clone());
+            async move { http::handle(&app, &peer, request).await }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -238,7 +279,7 @@ async fn accept_loop(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                debug!(%peer, %error, "connection ended with an error");
+                debug!(peer = %peer.transport, %error, "connection ended with an error");
             }
             drop((permit, open));
         });

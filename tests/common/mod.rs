@@ -397,6 +397,20 @@ pub fn free_pid() -> i32 {
     child.id() as i32
 }
 
+/// Write `text` to a new file at `path` that only its owner may read or
+/// write (as sigd requires of a token file).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 /// A scratch directory for this test, removed and made anew.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
