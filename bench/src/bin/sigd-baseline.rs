@@ -9,7 +9,7 @@ use sigd::http::App;
 use sigd::metrics::Metrics;
 use sigd::process::System;
 use sigd::serve::shutdown_signal;
-use sigd::server::{self, Endpoint, Listener, TransportLimits};
+use sigd::server::{self, Endpoint, Listener, SocketFile, TransportLimits};
 use sigd_bench::Native;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,7 +40,11 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let listener = match Listener::bind(&args.listen, 0o660).await {
+        let file = SocketFile {
+            mode: 0o660,
+            group: None,
+        };
+        let listener = match Listener::bind(&args.listen, file).await {
             Ok(listener) => listener,
             Err(error) => {
                 eprintln!("sigd-baseline: cannot listen on {}: {error}", args.listen);
@@ -53,7 +57,8 @@ fn main() -> ExitCode {
         let app = Arc::new(App {
             decider: Arc::new(Native::default()),
             processes: GuardedTable::new(System),
-            token: None,
+            tokens: None,
+            allowed_origins: Vec::new(),
             max_body_bytes: sigd::http::MAX_BODY_BYTES,
             metrics: Arc::new(Metrics::default()),
         });
