@@ -1,7 +1,8 @@
-//! Who is asking, through the real binary: what a browser can send is
-//! refused, token files must be private and may name their principals, the
-//! audit event names the caller (principal, peer uid and pid, transport),
-//! and a Unix socket is never reachable before it has its mode.
+//! Who is asking, through the real binary: a caller without a token is held
+//! to kill(2) for its own uid, named tokens and settings grant or limit
+//! principals, what a browser can send is refused, token files must be
+//! private, the audit event names the caller (principal, peer uid and pid,
+//! transport), and a Unix socket is never reachable before it has its mode.
 
 mod common;
 
@@ -35,6 +36,24 @@ fn wait_for_audit(sigd: &Sigd, count: usize) -> Vec<Value> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A directory with a short path (a socket's must fit in 108 bytes), made anew.
+fn short_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sigd-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// sigd with JSON logs on loopback TCP and on a Unix socket anyone may
+/// connect to (mode 666), and the socket's path.
+fn serve_on_open_socket(name: &str) -> (Sigd, std::path::PathBuf) {
+    let socket = short_dir(name).join("sigd.sock");
+    let unix = format!("unix:{}", socket.display());
+    let args = ["--no-cache", "--log-format", "json", "--listen", &unix];
+    let sigd = Sigd::start(&[&args[..], &["--socket-mode", "666"]].concat());
+    (sigd, socket)
 }
 
 /// `python3 -c script args` as uid and gid 65534 with no groups.
@@ -243,18 +262,7 @@ fn named_tokens_name_the_principal() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn audit_names_the_caller() {
     require_private_pid_namespace();
-    let dir = scratch("audit_names_the_caller");
-    let socket = dir.join("sigd.sock");
-    let unix = format!("unix:{}", socket.display());
-    let sigd = Sigd::start(&[
-        "--no-cache",
-        "--log-format",
-        "json",
-        "--listen",
-        &unix,
-        "--socket-mode",
-        "666",
-    ]);
+    let (sigd, socket) = serve_on_open_socket("callers-audit");
     sigd.signal("abc", "{}").assert(400, "INVALID_PID");
     let port = sigd.addr.port().to_string();
     let nobody = as_nobody(NOBODY_POSTS, &[&port, "abc"]).output().unwrap();
@@ -307,10 +315,7 @@ fn audit_names_the_caller() {
 /// socket's group from the start too.
 #[test]
 fn unix_socket_is_private_from_the_first_instant() {
-    // A short path: a socket's must fit in 108 bytes.
-    let dir = std::env::temp_dir().join("sigd-callers-socket");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = short_dir("callers-socket");
     let socket = dir.join("sigd.sock");
     let unix = format!("unix:{}", socket.display());
     let stop = dir.join("stop");
@@ -378,4 +383,179 @@ print(got, tries)
     let meta = std::fs::metadata(&socket).unwrap();
     assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, NOBODY));
     drop(sigd);
+}
+
+/// A `sleep 600` running as nobody, signals at their defaults.
+fn nobodys_target() -> std::process::Child {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["sleep", "600"]);
+    let child = spawn_with_default_signals(command);
+    // setpriv execs sleep: wait until the process is sleep, as nobody.
+    let status = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&status)
+        .is_ok_and(|s| s.starts_with("Name:\tsleep") && s.contains("Uid:\t65534\t"))
+    {
+        assert!(Instant::now() < deadline, "no sleep as nobody");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
+/// `{"signal": N}` to `pid`, from a client running as nobody, over TCP to
+/// `port` or over the Unix socket `unix`; the status code it got.
+fn nobody_signals(port: Option<u16>, unix: Option<&Path>, pid: u32, signal: i32) -> String {
+    let script = r#"
+import socket, sys
+kind, where, pid, signal = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+if kind == "tcp":
+    s = socket.create_connection(("127.0.0.1", int(where)))
+else:
+    s = socket.socket(socket.AF_UNIX); s.connect(where)
+body = ('{"signal": %s}' % signal).encode()
+s.sendall(b"POST /api/v1/processes/" + pid.encode() + b"/signal HTTP/1.1\r\nHost: x\r\n"
+          b"Content-Type: application/json\r\nConnection: close\r\n"
+          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+print(s.makefile("rb").readline().split()[1].decode())
+"#;
+    let (kind, place) = match (port, unix) {
+        (Some(port), _) => ("tcp", port.to_string()),
+        (None, Some(path)) => ("unix", path.to_str().unwrap().to_string()),
+        (None, None) => unreachable!("a TCP port or a Unix socket"),
+    };
+    let output = as_nobody(
+        script,
+        &[kind, &place, &pid.to_string(), &signal.to_string()],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(!stdout.is_empty(), "{output:?}");
+    stdout
+}
+
+/// With no token (the default), a local unprivileged user is held to what
+/// `kill` lets it do, over TCP and over a Unix socket alike: nobody's
+/// SIGKILL for a root process is 403 and the process lives (kill -9 by
+/// nobody fails with EPERM), while its own process is signalled; root's
+/// requests reach root's processes.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn callers_without_a_token_are_held_to_kill() {
+    require_private_pid_namespace();
+    let (sigd, socket) = serve_on_open_socket("callers-kill");
+    let port = sigd.addr.port();
+    for (tcp, unix) in [(Some(port), None), (None, Some(socket.as_path()))] {
+        let mut roots = target();
+        assert_eq!(nobody_signals(tcp, unix, roots.id(), 9), "403");
+        let kill = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "kill",
+                "-9",
+            ])
+            .arg(roots.id().to_string())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!kill.success(), "kill -9 by nobody succeeded");
+        assert_alive_then_kill(&mut roots);
+
+        let mut own = nobodys_target();
+        assert_eq!(nobody_signals(tcp, unix, own.id(), 9), "200");
+        assert_killed_by(&mut own, 9);
+    }
+    let mut roots = target();
+    sigd.signal(roots.id(), r#"{"signal": 9}"#).assert(200, "");
+    assert_killed_by(&mut roots, 9);
+    let events = wait_for_audit(&sigd, 5);
+    let refused = &events[0];
+    assert_eq!(refused["code"], "NOT_PERMITTED");
+    assert_eq!(refused["peer_uid"], NOBODY);
+    assert_eq!(refused["on_behalf_of_uid"], NOBODY);
+    assert_eq!(refused["errno"], "not-permitted");
+}
+
+/// Named tokens and settings: a principal limited by the settings gets
+/// exactly what they allow (only SIGTERM, only to nobody's processes),
+/// another gets sigd's authority, and each refusal names its rule.
+/// Settings the policy rejects stop start-up with its sentence; on a reload
+/// they leave the last good policy and settings serving.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn settings_limit_principals() {
+    require_private_pid_namespace();
+    let dir = scratch("settings_limit_principals");
+    let tokens = dir.join("tokens");
+    write_private(&tokens, "platform p-token\nci c-token\n");
+    let settings = dir.join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"rules": [{"principal": "ci", "signals": ["TERM"], "target_uids": [65534]}]}"#,
+    )
+    .unwrap();
+    let args = [
+        "--no-cache",
+        "--token-file",
+        tokens.to_str().unwrap(),
+        "--policy-settings",
+        settings.to_str().unwrap(),
+    ];
+    let sigd = Sigd::start(&args);
+    let ci = ["Authorization: Bearer c-token"];
+    let platform = ["Authorization: Bearer p-token"];
+    let path = |child: &std::process::Child| format!("/api/v1/processes/{}/signal", child.id());
+
+    let mut own = nobodys_target();
+    let reply = sigd.post(&path(&own), r#"{"signal": 9}"#, &ci);
+    reply.assert(403, "SIGNAL_NOT_ALLOWED");
+    assert!(
+        reply
+            .body
+            .contains("settings rule 1 (principal \\\"ci\\\")"),
+        "{}",
+        reply.body
+    );
+    sigd.post(&path(&own), r#"{"signal": 15}"#, &ci)
+        .assert(200, "");
+    assert_killed_by(&mut own, 15);
+    let mut roots = target();
+    sigd.post(&path(&roots), r#"{"signal": 15}"#, &ci)
+        .assert(403, "TARGET_NOT_ALLOWED");
+    assert_alive_then_kill(&mut roots);
+    let mut roots = target();
+    sigd.post(&path(&roots), r#"{"signal": 9}"#, &platform)
+        .assert(200, "");
+    assert_killed_by(&mut roots, 9);
+    let sha256 = sigd.get("/healthz").json()["policy"]["settings_sha256"].clone();
+    assert!(sha256.as_str().is_some_and(|s| s.len() == 64), "{sha256}");
+
+    // A reload with settings the policy rejects keeps the last good ones.
+    std::fs::write(&settings, r#"{"rules": [{"signals": ["SIGFOO"]}]}"#).unwrap();
+    sigd.send(nix::sys::signal::Signal::SIGHUP);
+    sigd.expect_log("rejected the settings");
+    sigd.expect_log(r#"rules[0]: "signals": "SIGFOO" is not a signal Linux delivers"#);
+    assert_eq!(
+        sigd.get("/healthz").json()["policy"]["settings_sha256"],
+        sha256
+    );
+    let mut own = nobodys_target();
+    sigd.post(&path(&own), r#"{"signal": 9}"#, &ci)
+        .assert(403, "SIGNAL_NOT_ALLOWED");
+    assert_alive_then_kill(&mut own);
+    drop(sigd);
+
+    // At start, the same settings stop sigd, with the policy's sentence.
+    let output = sigd_command(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rejected the settings"), "{stderr}");
+    assert!(
+        stderr.contains("is not a signal Linux delivers"),
+        "{stderr}"
+    );
 }

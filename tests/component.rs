@@ -6,6 +6,7 @@
 mod common;
 
 use serde_json::{Value, json};
+use sigd::caller::Caller;
 use sigd::guard::GuardedTable;
 use sigd::kit::simulated::Simulated;
 use sigd::kit::suite::{self, Outcome};
@@ -65,6 +66,7 @@ fn request(pid: &str, body: &str) -> Request {
         pid: pid.into(),
         body: body.into(),
         headers: vec![("content-type".into(), "application/json".into())],
+        caller: Caller::local(Some(0), None),
     }
 }
 

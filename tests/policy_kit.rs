@@ -36,9 +36,9 @@ fn check_reports_world_imports_and_verdict() {
     let dir = scratch("kit_check_ok");
     let (ok, out) = policy(&dir, &["check", common::DEFAULT_POLICY_FILE]);
     assert!(ok, "{out}");
-    assert!(out.contains("targets   sigd:policy@0.2.0"), "{out}");
-    assert!(out.contains("exports   sigd:policy/handler@0.2.0"), "{out}");
-    assert!(out.contains("imports   sigd:policy/host@0.2.0"), "{out}");
+    assert!(out.contains("targets   sigd:policy@0.3.0"), "{out}");
+    assert!(out.contains("exports   sigd:policy/handler@0.3.0"), "{out}");
+    assert!(out.contains("imports   sigd:policy/host@0.3.0"), "{out}");
     assert!(out.contains("verdict   OK"), "{out}");
     assert!(!out.contains("(WASI)"), "{out}");
 
@@ -71,8 +71,8 @@ fn check_explains_what_is_wrong() {
         ),
         (
             "old.wasm",
-            common::policy_for_version("0.1.0"),
-            "it targets sigd:policy@0.1.0, but this sigd speaks sigd:policy@0.2.0",
+            common::policy_for_version("0.2.0"),
+            "it targets sigd:policy@0.2.0, but this sigd speaks sigd:policy@0.3.0",
         ),
     ];
     for (name, bytes, why) in cases {
@@ -125,7 +125,9 @@ fn eval_shows_host_calls_and_answer_without_signalling() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("signal(9, Process) -> delivered to [{pid}]")),
+        out.contains(&format!(
+            "signal(9, Process, on behalf of uid 0) -> delivered to [{pid}]"
+        )),
         "{out}"
     );
     assert!(out.contains("response  200 OK"), "{out}");
@@ -174,14 +176,14 @@ fn conformance_suite_and_declared_deviations() {
 
     let (ok, out) = policy(&dir, &["test", STRICT_POLICY, "--deviations", deviations]);
     assert!(
-        ok && out.contains("10 changed as declared, 0 failed"),
+        ok && out.contains("11 changed as declared, 0 failed"),
         "{out}"
     );
     assert!(out.contains("changed  signal-usr1"), "{out}");
 
     let (ok, out) = policy(&dir, &["test", STRICT_POLICY]);
     assert!(
-        !ok && out.contains("FAIL     signal-usr1") && out.contains("10 failed"),
+        !ok && out.contains("FAIL     signal-usr1") && out.contains("11 failed"),
         "{out}"
     );
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use sigd::guard::{GuardedTable, Scope};
+use sigd::guard::{Authority, GuardedTable, Scope};
 use sigd::process::{KillError, ProcessTable, System};
 use std::collections::BTreeSet;
 use std::process::Child;
@@ -77,11 +77,11 @@ fn pid_reuse_signals_nothing() {
 
     assert_eq!(handle.send(9, false), Err(KillError::NotFound));
     assert_eq!(
-        processes.signal(&handle, 9, Scope::Process),
+        processes.signal(&handle, 9, Scope::Process, Authority::Sigd),
         Err(KillError::NotFound)
     );
     assert_eq!(
-        processes.signal(&handle, 9, Scope::Tree),
+        processes.signal(&handle, 9, Scope::Tree, Authority::Sigd),
         Err(KillError::NotFound)
     );
     assert!(

@@ -112,7 +112,7 @@ fn huge_chunked_body_is_413() {
     stream
         .write_all(
             b"POST /api/v1/processes/1/signal HTTP/1.1\r\nHost: x\r\n\
-              Transfer-Encoding: chunked\r\n\r\n",
+              Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
         )
         .unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -234,6 +234,8 @@ fn unix_socket() {
             "-X",
             "POST",
             "http://sigd/api/v1/processes/abc/signal",
+            "-H",
+            "Content-Type: application/json",
             "-d",
             "{}",
         ])

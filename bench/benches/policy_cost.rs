@@ -5,6 +5,7 @@
 //! same async runtime. Run: `cargo bench -p sigd-bench --bench policy_cost`.
 
 use divan::Bencher;
+use sigd::caller::Caller;
 use sigd::guard::GuardedTable;
 use sigd::kit::simulated::Simulated;
 use sigd::policy::{CallLimits, DEFAULT_POLICY, Isolation, Policy, Request, Runtime};
@@ -27,6 +28,7 @@ fn request() -> Request {
         pid: "42".into(),
         body: br#"{"signal": 15}"#.to_vec(),
         headers: vec![("content-type".into(), "application/json".into())],
+        caller: Caller::local(Some(0), None),
     }
 }
 

@@ -8,11 +8,11 @@
 //! in a few lines per call, as the wasm imports adapt it to WIT.
 
 use sigd::decision::{Decide, Deciding, Decision, Described};
-use sigd::guard::{GuardedTable, Scope};
+use sigd::guard::{Authority, GuardedTable, Scope};
 use sigd::host_calls::HostCalls;
 use sigd::policy::{Answer, CallLimits, Request};
 use sigd::process::{ExitStatus, KillError, Process};
-use sigd_policy::Rules;
+use sigd_policy::{Rules, Settings};
 use std::cell::RefCell;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -40,12 +40,17 @@ impl Native {
             processes.clone(),
             request.headers,
         )));
+        let caller = sigd_policy::Caller {
+            principal: request.caller.principal,
+            uid: request.caller.peer.credentials.map(|c| c.uid),
+        };
         let asked = sigd_policy::Request {
             pid: &request.pid,
             body: &request.body,
+            caller: &caller,
         };
         let sigd_policy::Response { status, body } =
-            sigd_policy::decide(&Rules::DEFAULT, &&host, &asked);
+            sigd_policy::decide(&Rules::DEFAULT, &Settings::default(), &&host, &asked);
         // Checked as sigd checks a wasm policy's answer (which also reads its code).
         let answer = Answer::check(status, body, CallLimits::default().response_bytes);
         Decision {
@@ -53,6 +58,7 @@ impl Native {
             actions: host.0.borrow_mut().take_actions(),
             took: started.elapsed(),
             policy_sha256: self.name.clone(),
+            settings_sha256: None,
         }
     }
 }
@@ -66,6 +72,7 @@ impl Decide for Native {
         Described {
             sha256: self.name.to_string(),
             source: "the default policy linked natively (baseline)".into(),
+            settings_sha256: None,
         }
     }
 }
@@ -101,14 +108,25 @@ impl sigd_policy::Process for Opened<'_> {
         Some(!state.has_exited())
     }
 
+    fn info(&self) -> Option<sigd_policy::Target> {
+        let info = self.host.0.borrow_mut().info(&self.process)?;
+        Some(sigd_policy::Target {
+            running: !info.state.has_exited(),
+            uid: info.uids.real,
+            command: info.command,
+        })
+    }
+
     fn signal(
         &self,
         signal: i32,
         scope: sigd_policy::Scope,
+        on_behalf_of: Option<u32>,
     ) -> Result<Vec<i32>, sigd_policy::KillError> {
+        let authority = on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf);
         let mut calls = self.host.0.borrow_mut();
         calls
-            .signal(&self.process, signal, scope_of(scope))
+            .signal(&self.process, signal, scope_of(scope), authority)
             .map_err(kill_error)
     }
 
@@ -117,10 +135,12 @@ impl sigd_policy::Process for Opened<'_> {
         after_ms: u32,
         signal: i32,
         scope: sigd_policy::Scope,
+        on_behalf_of: Option<u32>,
     ) -> Result<(), sigd_policy::KillError> {
+        let authority = on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf);
         let mut calls = self.host.0.borrow_mut();
         calls
-            .escalate(&self.process, after_ms, signal, scope_of(scope))
+            .escalate(&self.process, after_ms, signal, scope_of(scope), authority)
             .map_err(kill_error)
     }
 
@@ -151,6 +171,7 @@ fn kill_error(error: KillError) -> sigd_policy::KillError {
         KillError::InvalidSignal => sigd_policy::KillError::InvalidSignal,
         KillError::Protected => sigd_policy::KillError::Protected,
         KillError::PermissionDenied => sigd_policy::KillError::PermissionDenied,
+        KillError::NotPermitted => sigd_policy::KillError::NotPermitted,
         KillError::Failed(_) => sigd_policy::KillError::Failed,
     }
 }

@@ -1,10 +1,12 @@
 //! The WIT boundary: generated bindings for `sigd:policy/policy`, the imports
-//! wrapped as a [`Host`], and the export that hands each request to [`decide`].
+//! wrapped as a [`Host`], and the exports: [`configure`] checks and keeps the
+//! settings, [`handle`] hands each request to [`decide`].
 //!
 //! Another Rust policy reuses all of this and changes only its [`Rules`]:
-//! `examples/policies/strict` is the whole of such a policy, in 15 lines.
+//! `examples/policies/strict` is the whole of such a policy, in 30 lines.
 
-use crate::{Exit, Host, KillError, Process, Request, Rules, Scope, decide};
+use crate::decide;
+use crate::{Caller, Exit, Host, KillError, Process, Request, Rules, Scope, Settings, Target};
 use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 
@@ -47,18 +49,43 @@ impl Host for Imports {
     }
 }
 
+/// Whether a process in `state` can still take a signal: the one place this
+/// rule is written on the guest's side.
+fn is_running(state: RunState) -> bool {
+    !matches!(state, RunState::Zombie | RunState::Dead)
+}
+
 impl Process for wit::Process {
     fn is_running(&self) -> Option<bool> {
-        self.state()
-            .map(|state| !matches!(state, RunState::Zombie | RunState::Dead))
+        self.state().map(is_running)
     }
 
-    fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError> {
-        wit::Process::signal(self, signal, scope.into()).map_err(KillError::from)
+    fn info(&self) -> Option<Target> {
+        wit::Process::info(self).map(|info| Target {
+            running: is_running(info.state),
+            uid: info.uids.real,
+            command: info.command,
+        })
     }
 
-    fn escalate(&self, after_ms: u32, signal: i32, scope: Scope) -> Result<(), KillError> {
-        wit::Process::escalate(self, after_ms, signal, scope.into()).map_err(KillError::from)
+    fn signal(
+        &self,
+        signal: i32,
+        scope: Scope,
+        on_behalf_of: Option<u32>,
+    ) -> Result<Vec<i32>, KillError> {
+        wit::Process::signal(self, signal, scope.into(), on_behalf_of).map_err(KillError::from)
+    }
+
+    fn escalate(
+        &self,
+        after_ms: u32,
+        signal: i32,
+        scope: Scope,
+        on_behalf_of: Option<u32>,
+    ) -> Result<(), KillError> {
+        wit::Process::escalate(self, after_ms, signal, scope.into(), on_behalf_of)
+            .map_err(KillError::from)
     }
 
     fn wait_exit(&self, timeout_ms: u32) -> Option<Exit> {
@@ -87,19 +114,40 @@ impl From<wit::KillError> for KillError {
             wit::KillError::InvalidSignal => KillError::InvalidSignal,
             wit::KillError::Protected => KillError::Protected,
             wit::KillError::PermissionDenied => KillError::PermissionDenied,
+            wit::KillError::NotPermitted => KillError::NotPermitted,
             wit::KillError::Failed => KillError::Failed,
         }
     }
 }
 
-/// Decide one WIT request under `rules` against the real imports.
+/// The settings this instance was configured with.
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Check the operator's settings and keep them for [`handle`]: what a
+/// policy's `configure` export does.
+pub fn configure(settings: Option<String>) -> Result<(), String> {
+    let settings = Settings::parse(settings.as_deref(), &Imports.realtime_signals())?;
+    SETTINGS
+        .set(settings)
+        .map_err(|_| "this instance is configured already".to_string())
+}
+
+/// Decide one WIT request under `rules` and the configured settings,
+/// against the real imports.
 pub fn handle(rules: &Rules, request: WitRequest) -> WitResponse {
+    let caller = Caller {
+        principal: request.caller.principal,
+        uid: request.caller.peer.map(|peer| peer.uid),
+    };
+    let settings = SETTINGS.get_or_init(Settings::default);
     let response = decide(
         rules,
+        settings,
         &Imports,
         &Request {
             pid: &request.pid,
             body: &request.body,
+            caller: &caller,
         },
     );
     WitResponse {
@@ -115,6 +163,10 @@ struct DefaultPolicy;
 
 #[cfg(all(feature = "export-default", target_arch = "wasm32"))]
 impl Guest for DefaultPolicy {
+    fn configure(settings: Option<String>) -> Result<(), String> {
+        configure(settings)
+    }
+
     fn handle_signal(request: WitRequest) -> WitResponse {
         handle(&Rules::DEFAULT, request)
     }

@@ -8,10 +8,17 @@
 //!
 //! Checks run in the order a caller would fix them: the pid in the path, then
 //! the body (its signal, scope, escalation and wait), then the policy's rules,
-//! then the target process, then the signal itself.
+//! then the operator's [`Settings`] for this caller (who may send what, with
+//! whose authority), then the target process, then the signal itself.
+//!
+//! Whose authority: a caller that presented a token (it has a principal)
+//! signals with sigd's; one that did not is held to kill(2)'s rule for its
+//! own uid, which the host applies to every process the signal reaches. The
+//! settings may grant or limit either.
 
 pub mod component;
 pub mod request;
+pub mod settings;
 pub mod signals;
 
 use request::SignalRequest;
@@ -19,6 +26,7 @@ use serde::Serialize;
 use std::ops::RangeInclusive;
 
 pub use request::Scope;
+pub use settings::{Authority, Settings};
 
 /// One Send Signal request, as the policy sees it.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +35,28 @@ pub struct Request<'a> {
     pub pid: &'a str,
     /// The body, exactly as it arrived.
     pub body: &'a [u8],
+    /// Who is asking.
+    pub caller: &'a Caller,
+}
+
+/// Who is asking (what the policy uses of WIT `handler.caller`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The name of the token it presented; `None` without one.
+    pub principal: Option<String>,
+    /// Its uid, as the kernel tells it; `None` where it cannot.
+    pub uid: Option<u32>,
+}
+
+/// What the policy may learn of a target (WIT `host.process-info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `false` for a zombie or a dying process.
+    pub running: bool,
+    /// Its real uid.
+    pub uid: u32,
+    /// Its command name.
+    pub command: String,
 }
 
 /// The HTTP answer: a status and a JSON body.
@@ -43,6 +73,9 @@ pub enum KillError {
     InvalidSignal,
     Protected,
     PermissionDenied,
+    /// kill(2) would not let the uid the signal was sent on behalf of
+    /// signal a process of the scope.
+    NotPermitted,
     Failed,
 }
 
@@ -69,10 +102,24 @@ pub trait Process {
     /// `None` once it is gone; else whether it can still take a signal
     /// (false for a zombie or a dying process).
     fn is_running(&self) -> Option<bool>;
-    /// Send `signal` to its `scope`; the pids reached.
-    fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError>;
+    /// What the host knows of it; `None` once it is gone.
+    fn info(&self) -> Option<Target>;
+    /// Send `signal` to its `scope` (on behalf of a uid, or with sigd's
+    /// authority); the pids reached.
+    fn signal(
+        &self,
+        signal: i32,
+        scope: Scope,
+        on_behalf_of: Option<u32>,
+    ) -> Result<Vec<i32>, KillError>;
     /// After `after_ms`, if it still runs, send `signal` to its `scope`.
-    fn escalate(&self, after_ms: u32, signal: i32, scope: Scope) -> Result<(), KillError>;
+    fn escalate(
+        &self,
+        after_ms: u32,
+        signal: i32,
+        scope: Scope,
+        on_behalf_of: Option<u32>,
+    ) -> Result<(), KillError>;
     /// Wait at most `timeout_ms` for it to exit.
     fn wait_exit(&self, timeout_ms: u32) -> Option<Exit>;
 }
@@ -116,10 +163,28 @@ pub enum Rejection {
     InvalidRequest(String),
     /// The value (as written) is not a signal Linux delivers.
     InvalidSignal(String),
-    /// A deliverable signal that these rules do not allow.
-    SignalNotAllowed(i32),
-    /// A scope that these rules do not allow.
-    ScopeNotAllowed(Scope),
+    /// A deliverable signal that `by` (these rules, or a settings rule)
+    /// does not allow.
+    SignalNotAllowed { signal: i32, by: String },
+    /// A scope that `by` does not allow.
+    ScopeNotAllowed { scope: Scope, by: String },
+    /// A wait or escalation delay longer than the settings rule `by` allows.
+    WaitNotAllowed {
+        field: &'static str,
+        max: u32,
+        by: String,
+    },
+    /// A target (uid, command) that the settings rule `by` does not allow.
+    TargetNotAllowed {
+        pid: i32,
+        target: Target,
+        by: String,
+    },
+    /// A target the operator's settings protect, and why.
+    ProtectedBySettings { pid: i32, why: String },
+    /// The signal would go on behalf of the caller's uid (`None`: a caller
+    /// the kernel cannot tell), and kill(2) would not let it.
+    NotPermitted { pid: i32, uid: Option<u32> },
     /// No process has this pid.
     ProcessNotFound(i32),
     /// The process exists but has exited (zombie) or is being torn down.
@@ -158,17 +223,52 @@ impl Rejection {
                     signals::ACCEPTED_FORMS
                 ),
             ),
-            Rejection::SignalNotAllowed(n) => (
+            Rejection::SignalNotAllowed { signal, by } => (
                 403,
                 "SIGNAL_NOT_ALLOWED",
-                format!("this policy does not allow signal {n}"),
+                format!("{by} does not allow signal {signal}"),
             ),
-            Rejection::ScopeNotAllowed(scope) => (
+            Rejection::ScopeNotAllowed { scope, by } => (
                 403,
                 "SCOPE_NOT_ALLOWED",
+                format!("{by} does not allow the scope \"{}\"", scope.as_str()),
+            ),
+            Rejection::WaitNotAllowed { field, max, by } => (
+                403,
+                "WAIT_NOT_ALLOWED",
+                format!("{by} allows \"{field}\" up to {max} ms"),
+            ),
+            Rejection::TargetNotAllowed { pid, target, by } => (
+                403,
+                "TARGET_NOT_ALLOWED",
                 format!(
-                    "this policy does not allow the scope \"{}\"",
-                    scope.as_str()
+                    "{by} does not allow signalling process {pid} (uid {}, command \"{}\")",
+                    target.uid,
+                    shorten(&target.command)
+                ),
+            ),
+            Rejection::ProtectedBySettings { pid, why } => (
+                403,
+                "PROTECTED_PROCESS",
+                format!("sigd's settings protect process {pid}: {why}"),
+            ),
+            Rejection::NotPermitted {
+                pid,
+                uid: Some(uid),
+            } => (
+                403,
+                "NOT_PERMITTED",
+                format!(
+                    "uid {uid} may not signal process {pid} (or a process of its group or tree): \
+                     kill(2) would refuse it, and a caller without a token has no more authority"
+                ),
+            ),
+            Rejection::NotPermitted { pid, uid: None } => (
+                403,
+                "NOT_PERMITTED",
+                format!(
+                    "sigd cannot tell who is asking to signal process {pid} (the connection is \
+                     not from this machine), and without a token such a caller may signal nothing"
                 ),
             ),
             Rejection::ProcessNotFound(pid) => (
@@ -247,9 +347,10 @@ fn json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// Decide one request under `rules`, ordering the signal through `host`.
-pub fn decide(rules: &Rules, host: &impl Host, request: &Request) -> Response {
-    match order_signal(rules, host, request) {
+/// Decide one request under `rules` (the policy's, in code) and `settings`
+/// (the operator's), ordering the signal through `host`.
+pub fn decide(rules: &Rules, settings: &Settings, host: &impl Host, request: &Request) -> Response {
+    match order_signal(rules, settings, host, request) {
         Ok(body) => Response {
             status: 200,
             body: json(&body),
@@ -260,6 +361,7 @@ pub fn decide(rules: &Rules, host: &impl Host, request: &Request) -> Response {
 
 fn order_signal(
     rules: &Rules,
+    settings: &Settings,
     host: &impl Host,
     request: &Request,
 ) -> Result<SuccessBody, Rejection> {
@@ -267,19 +369,49 @@ fn order_signal(
     let realtime = host.realtime_signals();
     let asked = SignalRequest::parse(request.body, rules.default_scope, &realtime)?;
     asked.check(rules)?;
+    let grant = settings.grant(request.caller);
+    grant.check(&asked)?;
+    let on_behalf_of = match grant.authority {
+        Authority::Sigd => None,
+        Authority::Caller => Some(
+            request
+                .caller
+                .uid
+                .ok_or(Rejection::NotPermitted { pid, uid: None })?,
+        ),
+    };
     let process = host.open(pid).ok_or(Rejection::ProcessNotFound(pid))?;
-    match process.is_running() {
+    // The target's facts only when a setting asks about them: a state is
+    // cheaper to learn.
+    let running = match settings.asks_about_targets(&grant) {
+        false => process.is_running(),
+        true => process
+            .info()
+            .map(|target| {
+                let running = target.running;
+                settings.check_target(&grant, pid, target).map(|()| running)
+            })
+            .transpose()?,
+    };
+    match running {
         None => return Err(Rejection::ProcessNotFound(pid)),
         Some(false) => return Err(Rejection::ProcessNotRunning(pid)),
         Some(true) => {}
     }
-    let refused = |error| rejection(error, pid, asked.signal);
-    let delivered = process.signal(asked.signal, asked.scope).map_err(refused)?;
+    let refused = |signal| move |error| rejection(error, pid, signal, on_behalf_of);
+    let delivered = process
+        .signal(asked.signal, asked.scope, on_behalf_of)
+        .map_err(refused(asked.signal))?;
 
     if let Some(escalation) = asked.escalate {
         process
-            .escalate(escalation.after_ms, escalation.signal, asked.scope)
-            .map_err(|error| rejection(error, pid, escalation.signal))?;
+            .escalate(
+                escalation.after_ms,
+                escalation.signal,
+                asked.scope,
+                on_behalf_of,
+            )
+            .map_err(refused(escalation.signal))?;
     }
     let exit = asked.wait_ms.map(|wait_ms| {
         let ended = |code, signal| ExitBody {
@@ -312,13 +444,15 @@ fn order_signal(
     })
 }
 
-/// The rejection for a host's refusal to signal `pid` with `signal`.
-fn rejection(error: KillError, pid: i32, signal: i32) -> Rejection {
+/// The rejection for a host's refusal to signal `pid` with `signal`, sent
+/// on behalf of `uid` (or with sigd's authority).
+fn rejection(error: KillError, pid: i32, signal: i32, uid: Option<u32>) -> Rejection {
     match error {
         KillError::NotFound => Rejection::ProcessNotFound(pid),
         KillError::InvalidSignal => Rejection::InvalidSignal(signal.to_string()),
         KillError::Protected => Rejection::ProtectedProcess(pid),
         KillError::PermissionDenied => Rejection::PermissionDenied(pid),
+        KillError::NotPermitted => Rejection::NotPermitted { pid, uid },
         KillError::Failed => Rejection::Internal,
     }
 }

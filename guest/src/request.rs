@@ -64,6 +64,15 @@ impl Scope {
     }
 }
 
+impl std::str::FromStr for Scope {
+    type Err = ();
+
+    /// A scope by the name callers use.
+    fn from_str(name: &str) -> Result<Scope, ()> {
+        Scope::parse(name).ok_or(())
+    }
+}
+
 /// A second signal, sent if the process still runs after a delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Escalation {
@@ -133,13 +142,17 @@ impl SignalRequest {
     /// Hold the request to `rules`.
     pub fn check(&self, rules: &Rules) -> Result<(), Rejection> {
         let signals = [Some(self.signal), self.escalate.map(|e| e.signal)];
+        let by = || "this policy".to_string();
         if let Some(allowed) = rules.allowed_signals
             && let Some(signal) = signals.into_iter().flatten().find(|s| !allowed.contains(s))
         {
-            return Err(Rejection::SignalNotAllowed(signal));
+            return Err(Rejection::SignalNotAllowed { signal, by: by() });
         }
         if !rules.allowed_scopes.contains(&self.scope) {
-            return Err(Rejection::ScopeNotAllowed(self.scope));
+            return Err(Rejection::ScopeNotAllowed {
+                scope: self.scope,
+                by: by(),
+            });
         }
         let too_long = |field: &str, max: u32| {
             Rejection::InvalidRequest(format!("\"{field}\" may be at most {max} for this policy"))
@@ -175,7 +188,11 @@ fn escalation(
 }
 
 /// A signal given as an integer or a name.
-fn signal(value: &Value, field: &str, realtime: &RangeInclusive<i32>) -> Result<i32, Rejection> {
+pub(crate) fn signal(
+    value: &Value,
+    field: &str,
+    realtime: &RangeInclusive<i32>,
+) -> Result<i32, Rejection> {
     let invalid = || Rejection::InvalidSignal(value.to_string());
     match value {
         Value::String(name) => signals::number(name, realtime).ok_or_else(invalid),

@@ -6,11 +6,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// A process table in memory that records what it was asked to do.
+/// A process table in memory that records what it was asked to do, and
+/// applies kill(2)'s rule to signals sent on behalf of a uid, as sigd does.
 #[derive(Default)]
 struct FakeHost {
     /// pid -> running?
     processes: HashMap<i32, bool>,
+    /// pid -> (real uid, command); uid 0 and "fake" if not given.
+    owners: HashMap<i32, (u32, &'static str)>,
     /// What `signal` answers for a pid, when not `Ok`.
     refusals: HashMap<i32, KillError>,
     /// How processes end when waited for.
@@ -21,6 +24,7 @@ struct FakeHost {
 struct FakeProcess {
     pid: i32,
     running: bool,
+    owner: (u32, &'static str),
     refusal: Option<KillError>,
     exit: Option<Exit>,
     log: Rc<RefCell<Vec<String>>>,
@@ -35,6 +39,7 @@ impl Host for FakeHost {
         Some(FakeProcess {
             pid,
             running: *self.processes.get(&pid)?,
+            owner: self.owners.get(&pid).copied().unwrap_or((0, "fake")),
             refusal: self.refusals.get(&pid).copied(),
             exit: self.exits.get(&pid).copied(),
             log: self.log.clone(),
@@ -46,20 +51,48 @@ impl Process for FakeProcess {
     fn is_running(&self) -> Option<bool> {
         Some(self.running)
     }
-    fn signal(&self, signal: i32, scope: Scope) -> Result<Vec<i32>, KillError> {
+    fn info(&self) -> Option<Target> {
+        self.log.borrow_mut().push(format!("info {}", self.pid));
+        Some(Target {
+            running: self.running,
+            uid: self.owner.0,
+            command: self.owner.1.to_string(),
+        })
+    }
+    fn signal(
+        &self,
+        signal: i32,
+        scope: Scope,
+        on_behalf_of: Option<u32>,
+    ) -> Result<Vec<i32>, KillError> {
         if let Some(error) = self.refusal {
             return Err(error);
         }
-        let log = format!("signal {} {signal} {}", self.pid, scope.as_str());
+        if on_behalf_of.is_some_and(|uid| uid != 0 && uid != self.owner.0) {
+            return Err(KillError::NotPermitted);
+        }
+        let mut log = format!("signal {} {signal} {}", self.pid, scope.as_str());
+        if let Some(uid) = on_behalf_of {
+            log.push_str(&format!(" as uid {uid}"));
+        }
         self.log.borrow_mut().push(log);
         Ok(vec![self.pid])
     }
-    fn escalate(&self, after_ms: u32, signal: i32, scope: Scope) -> Result<(), KillError> {
-        let log = format!(
+    fn escalate(
+        &self,
+        after_ms: u32,
+        signal: i32,
+        scope: Scope,
+        on_behalf_of: Option<u32>,
+    ) -> Result<(), KillError> {
+        let mut log = format!(
             "escalate {} {after_ms} {signal} {}",
             self.pid,
             scope.as_str()
         );
+        if let Some(uid) = on_behalf_of {
+            log.push_str(&format!(" as uid {uid}"));
+        }
         self.log.borrow_mut().push(log);
         Ok(())
     }
@@ -81,18 +114,52 @@ fn host() -> FakeHost {
     host.refusals.insert(7, KillError::PermissionDenied);
     host.processes.insert(44, true);
     host.exits.insert(44, Exit::Signal(15));
+    host.processes.insert(45, true);
+    host.owners.insert(45, (1000, "worker"));
+    host.processes.insert(46, true);
+    host.owners.insert(46, (1000, "sshd"));
     host
 }
 
-/// One request against `host()`: (status, code or "", what the host was asked).
+/// A caller with a token (so sigd's authority), as root.
+fn platform() -> Caller {
+    Caller {
+        principal: Some("platform".into()),
+        uid: Some(0),
+    }
+}
+
+/// A caller without a token, with this uid (`None`: the kernel cannot tell).
+fn local(uid: Option<u32>) -> Caller {
+    Caller {
+        principal: None,
+        uid,
+    }
+}
+
+/// One request against `host()` from a caller with a token: (status, code
+/// or "", what the host was asked).
 fn run(rules: &Rules, pid: &str, body: &str) -> (u16, String, Vec<String>) {
+    run_as(rules, &Settings::default(), &platform(), pid, body)
+}
+
+/// One request against `host()` from `caller` under `settings`.
+fn run_as(
+    rules: &Rules,
+    settings: &Settings,
+    caller: &Caller,
+    pid: &str,
+    body: &str,
+) -> (u16, String, Vec<String>) {
     let host = host();
     let response = decide(
         rules,
+        settings,
         &host,
         &Request {
             pid,
             body: body.as_bytes(),
+            caller,
         },
     );
     let json: Value = serde_json::from_str(&response.body).expect("body is JSON");
@@ -114,10 +181,12 @@ fn body(pid: &str, body: &str) -> Value {
     let host = host();
     let response = decide(
         &Rules::DEFAULT,
+        &Settings::default(),
         &host,
         &Request {
             pid,
             body: body.as_bytes(),
+            caller: &platform(),
         },
     );
     serde_json::from_str(&response.body).unwrap()
@@ -351,6 +420,153 @@ fn rules_restrict_signals_and_scopes() {
         run(&group_by_default, "42", r#"{"signal": 15}"#).2,
         vec!["signal 42 15 group"]
     );
+}
+
+/// A caller without a token is held to kill(2): its signals go on behalf of
+/// its uid (root's too), so it reaches its own processes and not others';
+/// one the kernel cannot tell may signal nothing; a token gives sigd's
+/// authority.
+#[test]
+fn callers_without_a_token_are_held_to_kill() {
+    let none = Settings::default();
+    let rules = Rules::DEFAULT;
+    let term = r#"{"signal": 15}"#;
+    assert_eq!(
+        run_as(&rules, &none, &local(Some(1000)), "45", term),
+        (
+            200,
+            String::new(),
+            vec!["signal 45 15 process as uid 1000".into()]
+        )
+    );
+    assert_eq!(
+        run_as(&rules, &none, &local(Some(1000)), "42", term),
+        (403, "NOT_PERMITTED".into(), vec![])
+    );
+    assert_eq!(
+        run_as(&rules, &none, &local(Some(0)), "42", term).2,
+        vec!["signal 42 15 process as uid 0"]
+    );
+    assert_eq!(
+        run_as(&rules, &none, &local(None), "45", term),
+        (403, "NOT_PERMITTED".into(), vec![])
+    );
+    let escalate = r#"{"signal": 15, "escalate": {"after_ms": 5}}"#;
+    assert_eq!(
+        run_as(&rules, &none, &local(Some(1000)), "45", escalate).2[1],
+        "escalate 45 5 9 process as uid 1000"
+    );
+    assert_eq!(run(&rules, "45", term).2, vec!["signal 45 15 process"]);
+}
+
+/// Settings grant and limit callers by principal or uid, first rule first,
+/// protect targets by command or uid, and every refusal names its rule.
+#[test]
+fn settings_grant_limit_and_protect() {
+    let realtime = 34..=64;
+    let settings = Settings::parse(
+        Some(
+            r#"{"rules": [
+                {"principal": "ci", "signals": ["TERM", 2], "scopes": ["process"],
+                 "target_uids": [1000], "max_wait_ms": 100},
+                {"uid": 1000, "authority": "sigd", "target_commands": ["worker", "fake"]},
+                {"uid": 1001, "signals": []},
+                {"principal": "*", "authority": "caller"}
+            ], "protect": {"commands": ["sshd"]}}"#,
+        ),
+        &realtime,
+    )
+    .unwrap();
+    let ci = Caller {
+        principal: Some("ci".into()),
+        uid: Some(0),
+    };
+    let rules = Rules::DEFAULT;
+    let ask = |caller: &Caller, pid: &str, body: &str| run_as(&rules, &settings, caller, pid, body);
+    let (status, code, sent) = ask(&ci, "45", r#"{"signal": 15}"#);
+    assert_eq!((status, code.as_str()), (200, ""));
+    assert_eq!(sent, vec!["info 45", "signal 45 15 process"]);
+    assert_eq!(ask(&ci, "45", r#"{"signal": 9}"#).1, "SIGNAL_NOT_ALLOWED");
+    assert_eq!(
+        ask(&ci, "45", r#"{"signal": 15, "scope": "tree"}"#).1,
+        "SCOPE_NOT_ALLOWED"
+    );
+    assert_eq!(
+        ask(&ci, "45", r#"{"signal": 15, "wait_ms": 500}"#).1,
+        "WAIT_NOT_ALLOWED"
+    );
+    assert_eq!(ask(&ci, "42", r#"{"signal": 15}"#).1, "TARGET_NOT_ALLOWED");
+    // uid 1000 gets sigd's authority, for the commands it names.
+    assert_eq!(
+        ask(&local(Some(1000)), "42", r#"{"signal": 15}"#)
+            .2
+            .last()
+            .unwrap(),
+        "signal 42 15 process"
+    );
+    assert_eq!(
+        ask(&local(Some(1000)), "46", r#"{"signal": 15}"#).1,
+        "PROTECTED_PROCESS"
+    );
+    assert_eq!(
+        ask(&local(Some(1001)), "45", r#"{"signal": 15}"#).1,
+        "SIGNAL_NOT_ALLOWED"
+    );
+    // Any other token is held to kill(2) by the last rule.
+    let other = Caller {
+        principal: Some("other".into()),
+        uid: Some(1002),
+    };
+    assert_eq!(ask(&other, "42", r#"{"signal": 15}"#).1, "NOT_PERMITTED");
+    // Refusals say which rule refused.
+    let host = host();
+    let response = decide(
+        &rules,
+        &settings,
+        &host,
+        &Request {
+            pid: "45",
+            body: br#"{"signal": 9}"#,
+            caller: &ci,
+        },
+    );
+    assert!(
+        response
+            .body
+            .contains(r#"settings rule 1 (principal \"ci\") does not allow signal 9"#),
+        "{}",
+        response.body
+    );
+}
+
+/// Settings that are not what they should be are refused with a sentence
+/// that says where.
+#[test]
+fn bad_settings_are_refused_with_a_sentence() {
+    let realtime = 34..=64;
+    for (settings, says) in [
+        ("[]", "a JSON object"),
+        ("[[], {}]", "a JSON object"),
+        (r#"{"rule": []}"#, "unknown field"),
+        (r#"{"rules": [{"uid": -1}]}"#, "not valid"),
+        (
+            r#"{"rules": [{"signals": ["SIGFOO"]}]}"#,
+            "rules[0]: \"signals\"",
+        ),
+        (
+            r#"{"rules": [{"scopes": ["world"]}]}"#,
+            "rules[0]: \"scopes\"",
+        ),
+        (
+            r#"{"rules": [{}, {"authority": "root"}]}"#,
+            "rules[1]: \"authority\"",
+        ),
+        (r#"{"rules": [{"uid": 1, "uid": 2}]}"#, "duplicate field"),
+    ] {
+        let error = Settings::parse(Some(settings), &realtime).unwrap_err();
+        assert!(error.contains(says), "{settings}: {error}");
+    }
+    assert_eq!(Settings::parse(None, &realtime), Ok(Settings::default()));
 }
 
 /// Caller input echoed in an error sentence is cut short and stays valid JSON.

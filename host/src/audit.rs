@@ -3,12 +3,14 @@
 //! who asked (the token's principal, the peer's pid and uid where the kernel
 //! tells them, the transport and remote address), pid, the target's start
 //! time, signal, scope, decision, errno, status, latency, the sha256 of the
-//! policy that decided and the caller's trace id.
+//! policy that decided (and of its settings), the uid the signal went on
+//! behalf of (absent: sigd's own authority) and the caller's trace id.
 //!
 //! `--log-format json` makes each event one JSON object per line.
 
-use crate::caller::{Caller, Transport};
+use crate::caller::{Peer, Transport};
 use crate::decision::Decision;
+use crate::guard::Authority;
 use crate::host_calls::Action;
 use crate::process::KillError;
 use http::HeaderMap;
@@ -25,15 +27,16 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     valid.then(|| trace.to_ascii_lowercase())
 }
 
-/// Write the audit event of one signal request from `caller`. `decided` is
-/// its `{pid}` segment and its decision, `None` when it was refused before
-/// any policy saw it.
+/// Write the audit event of one signal request from `peer`, presenting
+/// `principal`'s token. `decided` is its `{pid}` segment and its decision,
+/// `None` when it was refused before any policy saw it.
 pub fn log(
     status: u16,
     code: &str,
     took: Duration,
     trace_id: Option<String>,
-    caller: Caller,
+    principal: Option<&str>,
+    peer: &Peer,
     decided: Option<(&str, &Decision)>,
 ) {
     let actions = decided
@@ -53,6 +56,15 @@ pub fn log(
         } => Some((*signal, *scope, outcome)),
         _ => None,
     });
+    // Whose authority the signal used: the uid it went on behalf of, if any.
+    let on_behalf_of_uid = actions.iter().find_map(|action| match action {
+        Action::Signalled {
+            authority: Authority::OnBehalfOf(uid),
+            ..
+        } => Some(*uid),
+        _ => None,
+    });
+    let settings_sha256 = decided.and_then(|(_, d)| d.settings_sha256.as_deref());
     let pid = match opened {
         Some((pid, _)) => pid.to_string(),
         None => decided.map(|(pid, _)| pid.to_string()).unwrap_or_default(),
@@ -68,14 +80,14 @@ pub fn log(
         Some((_, _, Ok(pids))) => format!("{pids:?}"),
         _ => "[]".into(),
     };
-    let credentials = caller.peer.credentials;
-    let (transport, remote) = match &caller.peer.transport {
+    let credentials = peer.credentials;
+    let (transport, remote) = match &peer.transport {
         Transport::Tcp(remote) => ("tcp", Some(remote.to_string())),
         Transport::Unix => ("unix", None),
     };
     tracing::info!(
         target: "sigd::audit",
-        principal = caller.principal,
+        principal,
         peer_pid = credentials.and_then(|c| c.pid),
         peer_uid = credentials.map(|c| c.uid),
         transport,
@@ -90,7 +102,9 @@ pub fn log(
         status,
         code,
         latency_us = took.as_micros() as u64,
+        on_behalf_of_uid,
         policy_sha256,
+        settings_sha256,
         trace_id,
         escalation = actions.iter().any(|a| matches!(a, Action::Escalated { .. })),
         "signal request"
@@ -104,6 +118,7 @@ fn errno(error: &KillError) -> String {
         KillError::PermissionDenied => "EPERM".into(),
         KillError::InvalidSignal => "EINVAL".into(),
         KillError::Protected => "protected".into(),
+        KillError::NotPermitted => "not-permitted".into(),
         KillError::Failed(errno) => format!("{errno:?}"),
     }
 }

@@ -41,12 +41,31 @@ pub struct Peer {
     pub credentials: Option<Credentials>,
 }
 
-/// Who asked for one request: the connection's peer, and the principal.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
-    /// The name of the token the request presented; `None` without a token.
-    pub principal: Option<&'a str>,
-    pub peer: &'a Peer,
+/// Who asked for one request: the principal, and the connection's peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The name of the token the request presented; `None` without tokens.
+    pub principal: Option<String>,
+    pub peer: Peer,
+}
+
+impl Caller {
+    /// A caller on this machine with `uid` (`None`: one the kernel cannot
+    /// tell) over loopback TCP, presenting `principal`'s token: how
+    /// `sigd policy ...` and the smoke call before a swap present requests.
+    pub fn local(uid: Option<u32>, principal: Option<String>) -> Caller {
+        Caller {
+            principal,
+            peer: Peer {
+                transport: Transport::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+                credentials: uid.map(|uid| Credentials {
+                    pid: None,
+                    uid,
+                    gid: None,
+                }),
+            },
+        }
+    }
 }
 
 impl Peer {

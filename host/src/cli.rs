@@ -77,6 +77,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub policy: Option<PathBuf>,
 
+    /// The policy's settings, a JSON file, given to every instance before
+    /// its first request (for the default policy: who may send what, with
+    /// whose authority; see docs/policy-authoring.md). Read again with the
+    /// policy on SIGHUP (and with --watch); settings the policy rejects stop
+    /// start-up, or on a reload keep the last good policy and settings.
+    #[arg(long, value_name = "PATH")]
+    pub policy_settings: Option<PathBuf>,
+
     /// File holding the bearer tokens callers must present as
     /// `Authorization: Bearer <token>`: one token alone (principal
     /// "default"), or `NAME TOKEN` lines, each naming its principal. Only
@@ -110,8 +118,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = TransportLimits::default().drain.as_secs(), value_name = "SECONDS")]
     pub drain: u64,
 
-    /// Reload the policy file when it changes (it is also reloaded on SIGHUP).
-    #[arg(long, requires = "policy")]
+    /// Reload the policy file or its settings when either changes (both
+    /// are also reloaded on SIGHUP).
+    #[arg(long)]
     pub watch: bool,
 
     #[command(flatten)]

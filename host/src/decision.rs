@@ -23,6 +23,8 @@ pub struct Decision {
     pub took: Duration,
     /// The sha256 of the policy that decided (it may have been swapped out since).
     pub policy_sha256: Arc<str>,
+    /// The sha256 of the settings it was configured with, if any.
+    pub settings_sha256: Option<Arc<str>>,
 }
 
 /// A decider's future.
@@ -41,4 +43,6 @@ pub trait Decide: Send + Sync + 'static {
 pub struct Described {
     pub sha256: String,
     pub source: String,
+    /// The sha256 of the settings it runs with, if any.
+    pub settings_sha256: Option<String>,
 }

@@ -6,7 +6,10 @@
 //! - never pid 1, sigd itself or any of its ancestors, in any scope: a
 //!   group or tree that holds one of them is refused whole;
 //! - never sigd's own process group;
-//! - only signal numbers Linux delivers (see [`crate::signal`]).
+//! - only signal numbers Linux delivers (see [`crate::signal`]);
+//! - on behalf of a caller ([`Authority::OnBehalfOf`]), only processes
+//!   kill(2) would let that uid signal: checked for every process of the
+//!   scope in the same pass that delivers, all or nothing.
 //!
 //! It also carries out scopes (process, group, tree) and waiting, and hands
 //! escalations, checked, to the [`Escalations`] that own them.
@@ -28,6 +31,16 @@ pub enum Scope {
     Group,
     /// It and all its descendants.
     Tree,
+}
+
+/// Whose authority a signal is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// sigd's own: the kernel checks sigd's credentials.
+    Sigd,
+    /// A caller's: kill(2)'s rule for this uid, which the host applies to
+    /// every process of the scope before sending to any.
+    OnBehalfOf(u32),
 }
 
 /// The longest a policy may make a request wait for an exit, whatever it asks.
@@ -79,14 +92,16 @@ impl GuardedTable {
         self.0.table.open(pid)
     }
 
-    /// Send `signal` to `target`'s `scope`, all or nothing; the pids reached.
+    /// Send `signal` to `target`'s `scope` with `authority`, all or
+    /// nothing; the pids reached.
     pub fn signal(
         &self,
         target: &Arc<dyn Process>,
         signal: i32,
         scope: Scope,
+        authority: Authority,
     ) -> Result<Vec<i32>, KillError> {
-        let sent = self.deliver(target, signal, scope);
+        let sent = self.deliver(target, signal, scope, authority);
         if let Err(error) = &sent {
             info!(pid = target.pid(), signal, ?scope, %error, "signal not delivered");
         }
@@ -101,17 +116,20 @@ impl GuardedTable {
         after: Duration,
         signal: i32,
         scope: Scope,
+        authority: Authority,
     ) -> Result<(), KillError> {
         if !signal::is_deliverable(signal) {
             return Err(KillError::InvalidSignal);
         }
-        self.members(&target, scope)?;
+        let members = self.members(&target, scope)?;
+        self.check_authority(&target, members, authority)?;
         let guard = self.clone();
         self.0.escalations.schedule(async move {
             let pid = target.pid();
+            let fire = || guard.deliver(&target, signal, scope, authority);
             tokio::select! {
                 () = target.exited() => info!(pid, "exited in time; no escalation"),
-                () = tokio::time::sleep(after) => match guard.deliver(&target, signal, scope) {
+                () = tokio::time::sleep(after) => match fire() {
                     Ok(reached) => info!(pid, signal, ?scope, ?reached, "escalated"),
                     Err(KillError::NotFound) => info!(pid, "exited in time; no escalation"),
                     Err(error) => warn!(pid, signal, ?scope, %error, "escalation failed"),
@@ -144,32 +162,54 @@ impl GuardedTable {
         target: &Arc<dyn Process>,
         signal: i32,
         scope: Scope,
+        authority: Authority,
     ) -> Result<Vec<i32>, KillError> {
         if !signal::is_deliverable(signal) {
             return Err(KillError::InvalidSignal);
         }
-        match self.members(target, scope)? {
+        let members = self.members(target, scope)?;
+        match self.check_authority(target, members, authority)? {
             Members::Process => target.send(signal, false).map(|()| vec![target.pid()]),
             // One syscall reaches the whole group: through the leader's
             // pidfd, or by group id once the leader is gone.
             Members::Group(pids) => target.send(signal, true).map(|()| pids),
-            Members::Tree(tree) => {
-                let mut reached = Vec::new();
-                for (pid, member) in &tree {
-                    match member.send(signal, false) {
-                        Ok(()) => reached.push(*pid),
-                        Err(KillError::NotFound) => {} // exited meanwhile
-                        Err(error) if *pid == target.pid() => return Err(error),
-                        Err(error) => warn!(pid, signal, %error, "tree member not signalled"),
-                    }
-                }
-                if reached.is_empty() {
-                    return Err(KillError::NotFound);
-                }
-                reached.sort_unstable();
-                Ok(reached)
+            Members::Each(members) => send_each(target, &members, signal),
+        }
+    }
+
+    /// `members`, once every one of them may be signalled with `authority`.
+    /// On behalf of a caller, a group is opened member by member, so the
+    /// processes checked are exactly those signalled (each through its own
+    /// handle).
+    fn check_authority(
+        &self,
+        target: &Arc<dyn Process>,
+        members: Members,
+        authority: Authority,
+    ) -> Result<Members, KillError> {
+        let uid = match authority {
+            // Root may signal any process kill(2) would: nothing to check,
+            // and a group stays one syscall.
+            Authority::Sigd | Authority::OnBehalfOf(0) => return Ok(members),
+            Authority::OnBehalfOf(uid) => uid,
+        };
+        let members = match members {
+            Members::Process => vec![(target.pid(), target.clone())],
+            Members::Group(pids) => pids
+                .into_iter()
+                .filter_map(|pid| Some((pid, self.0.table.open(pid)?)))
+                .collect(),
+            Members::Each(members) => members,
+        };
+        for (_, member) in &members {
+            // One that has gone can be signalled by no one: it is skipped.
+            if let Some(info) = member.info()
+                && !info.uids.may_be_signalled_by(uid)
+            {
+                return Err(KillError::NotPermitted);
             }
         }
+        Ok(Members::Each(members))
     }
 
     /// Whom `scope` reaches from `target`, once none of them is protected.
@@ -206,7 +246,7 @@ impl GuardedTable {
             Scope::Tree => {
                 let tree = self.tree(target);
                 refuse_protected(&tree.keys().copied().collect::<Vec<_>>())?;
-                Ok(Members::Tree(tree))
+                Ok(Members::Each(tree.into_iter().collect()))
             }
         }
     }
@@ -266,8 +306,33 @@ impl GuardedTable {
 enum Members {
     /// The target alone.
     Process,
-    /// The pids of the target's process group.
+    /// The pids of the target's process group, signalled as one.
     Group(Vec<i32>),
-    /// The target and its descendants, each opened.
-    Tree(HashMap<i32, Arc<dyn Process>>),
+    /// Processes each opened, signalled one by one: a tree, or a scope sent
+    /// on behalf of a caller.
+    Each(Vec<(i32, Arc<dyn Process>)>),
+}
+
+/// Signal each of `members` through its own handle; the pids reached. A
+/// member that has exited meanwhile is skipped; a failure for the target
+/// itself is the call's.
+fn send_each(
+    target: &Arc<dyn Process>,
+    members: &[(i32, Arc<dyn Process>)],
+    signal: i32,
+) -> Result<Vec<i32>, KillError> {
+    let mut reached = Vec::new();
+    for (pid, member) in members {
+        match member.send(signal, false) {
+            Ok(()) => reached.push(*pid),
+            Err(KillError::NotFound) => {} // exited meanwhile
+            Err(error) if *pid == target.pid() => return Err(error),
+            Err(error) => warn!(pid, signal, %error, "scope member not signalled"),
+        }
+    }
+    if reached.is_empty() {
+        return Err(KillError::NotFound);
+    }
+    reached.sort_unstable();
+    Ok(reached)
 }

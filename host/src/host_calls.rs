@@ -8,7 +8,7 @@
 //! (`policy/imports.rs`) and any native caller (the benchmark's baseline)
 //! adapt to it in a few lines each.
 
-use crate::guard::{GuardedTable, Scope};
+use crate::guard::{Authority, GuardedTable, Scope};
 use crate::process::{ExitStatus, KillError, Process, ProcessInfo, RunState};
 use crate::signal;
 use std::ops::RangeInclusive;
@@ -26,19 +26,23 @@ pub enum Action {
     Opened { pid: i32, start_time: u64 },
     /// It asked what `pid` is doing: its state then, `None` once gone.
     Inspected { pid: i32, state: Option<RunState> },
-    /// It asked for `signal` to `pid`'s `scope`; the pids reached, or why not.
+    /// It asked for `signal` to `pid`'s `scope` with `authority`; the pids
+    /// reached, or why not.
     Signalled {
         pid: i32,
         signal: i32,
         scope: Scope,
+        authority: Authority,
         outcome: Result<Vec<i32>, KillError>,
     },
-    /// It asked for `signal` to `pid`'s `scope` after `after_ms` if still alive.
+    /// It asked for `signal` to `pid`'s `scope` after `after_ms` if still
+    /// alive, with `authority`.
     Escalated {
         pid: i32,
         after_ms: u32,
         signal: i32,
         scope: Scope,
+        authority: Authority,
         outcome: Result<(), KillError>,
     },
     /// It waited for `pid` to exit; how it ended, if it did in time.
@@ -114,42 +118,46 @@ impl HostCalls {
         self.info(process).map(|info| info.state)
     }
 
-    /// Send `signal` to `process`'s `scope`, all or nothing; the pids reached.
+    /// Send `signal` to `process`'s `scope` with `authority`, all or
+    /// nothing; the pids reached.
     pub fn signal(
         &mut self,
         process: &Arc<dyn Process>,
         signal: i32,
         scope: Scope,
+        authority: Authority,
     ) -> Result<Vec<i32>, KillError> {
-        let outcome = self.processes.signal(process, signal, scope);
+        let outcome = self.processes.signal(process, signal, scope, authority);
         log_failure(&outcome);
         self.actions.push(Action::Signalled {
             pid: process.pid(),
             signal,
             scope,
+            authority,
             outcome: outcome.clone(),
         });
         outcome
     }
 
-    /// After `after_ms`, if `process` still runs, send `signal` to its `scope`.
+    /// After `after_ms`, if `process` still runs, send `signal` to its
+    /// `scope` with `authority`.
     pub fn escalate(
         &mut self,
         process: &Arc<dyn Process>,
         after_ms: u32,
         signal: i32,
         scope: Scope,
+        authority: Authority,
     ) -> Result<(), KillError> {
         let after = Duration::from_millis(after_ms.into());
-        let outcome = self
-            .processes
-            .escalate(process.clone(), after, signal, scope);
+        let outcome = (self.processes).escalate(process.clone(), after, signal, scope, authority);
         log_failure(&outcome);
         self.actions.push(Action::Escalated {
             pid: process.pid(),
             after_ms,
             signal,
             scope,
+            authority,
             outcome,
         });
         outcome

@@ -190,7 +190,7 @@ pub async fn handle(
         .flatten();
     async move {
         let mut principal = None;
-        let reply = respond(app, request, &mut principal).await;
+        let reply = respond(app, peer, request, &mut principal).await;
         let reply = reply.unwrap_or_else(|error| {
             warn!(%error, "rejected");
             let (response, code) = error.response();
@@ -207,8 +207,15 @@ pub async fn handle(
         app.metrics.answered(status, &reply.code, took);
         if signal_route {
             let decided = reply.decided.as_ref().map(|(pid, d)| (pid.as_str(), d));
-            let caller = Caller { principal, peer };
-            audit::log(status, &reply.code, took, trace_id, caller, decided);
+            audit::log(
+                status,
+                &reply.code,
+                took,
+                trace_id,
+                principal,
+                peer,
+                decided,
+            );
         }
         Ok(reply.response)
     }
@@ -216,9 +223,10 @@ pub async fn handle(
     .await
 }
 
-/// Answer one request; `principal` is set once its token is known.
+/// Answer one request from `peer`; `principal` is set once its token is known.
 async fn respond<'a>(
     app: &'a App,
+    peer: &Peer,
     request: Request<Incoming>,
     principal: &mut Option<&'a str>,
 ) -> Result<Reply, HttpError> {
@@ -241,6 +249,10 @@ async fn respond<'a>(
         pid: pid.clone(),
         body: body.into(),
         headers,
+        caller: Caller {
+            principal: principal.map(str::to_string),
+            peer: peer.clone(),
+        },
     };
     let decision = app.decider.decide(&app.processes, request).await;
     app.metrics.policy_call(decision.took);
@@ -299,6 +311,7 @@ fn health(app: &App, method: &Method) -> Result<Reply, HttpError> {
         "policy": {
             "sha256": active.sha256,
             "source": active.source,
+            "settings_sha256": active.settings_sha256,
         },
     });
     Ok(Reply {

@@ -1,15 +1,18 @@
 //! The active policy, and replacing it while sigd serves (on SIGHUP, or when
 //! `--watch` sees the file change).
 //!
-//! A new policy is read, compiled, checked against the WIT world and given one
-//! smoke call (against an empty process table, so it can signal nothing)
-//! before it is swapped in. Requests hold the policy they started with, so
+//! A new policy (or new settings for it) is read, compiled, checked against
+//! the WIT world, configured with the settings and given one smoke call
+//! (against an empty process table, so it can signal nothing) before it is
+//! swapped in. Requests hold the policy they started with, so
 //! in-flight ones finish on the old policy while new ones get the new one. A
 //! policy that fails any step is logged and dropped; the old one keeps serving.
 
+use crate::caller::Caller;
 use crate::decision::{Decide, Deciding, Decision, Described};
 use crate::guard::GuardedTable;
 use crate::metrics::Metrics;
+use crate::policy::sha256_hex;
 use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
 use crate::process::NoProcesses;
 use std::borrow::Cow;
@@ -46,6 +49,10 @@ pub enum ReloadError {
     Load(Source, LoadError),
     #[error("{0} failed its smoke call: {1}")]
     Smoke(Source, CallError),
+    #[error("cannot read the policy settings {path}: {error}", path = .0.display(), error = .1)]
+    ReadSettings(PathBuf, std::io::Error),
+    #[error("{source} rejected the settings {path}: {why}", source = .0, path = .1.display(), why = .2)]
+    Settings(Source, PathBuf, String),
     #[error("loading {0} crashed: {1}")]
     Crashed(Source, String),
 }
@@ -63,21 +70,34 @@ pub enum Reloaded {
 pub struct ActivePolicy {
     runtime: Arc<Runtime>,
     source: Source,
+    /// The settings file (`--policy-settings`), read again with the policy.
+    settings: Option<PathBuf>,
     current: RwLock<Arc<Policy>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
 }
 
 impl ActivePolicy {
-    /// Load the first policy from `source`.
-    pub async fn load(runtime: Arc<Runtime>, source: Source) -> Result<ActivePolicy, ReloadError> {
-        let policy = prepare(&runtime, &source, None)
+    /// Load the first policy from `source`, configured with the settings
+    /// in the file `settings`, if given.
+    pub async fn load(
+        runtime: Arc<Runtime>,
+        source: Source,
+        settings: Option<PathBuf>,
+    ) -> Result<ActivePolicy, ReloadError> {
+        let policy = prepare(&runtime, &source, settings.as_deref(), None)
             .await?
             .ok_or_else(|| ReloadError::Crashed(source.clone(), "no policy was loaded".into()))?;
-        info!(sha256 = policy.sha256(), compiled = ?policy.compiled(), "loaded {source}");
+        info!(
+            sha256 = policy.sha256(),
+            settings_sha256 = policy.settings_sha256(),
+            compiled = ?policy.compiled(),
+            "loaded {source}"
+        );
         Ok(ActivePolicy {
             runtime,
             source,
+            settings,
             current: RwLock::new(Arc::new(policy)),
             reloading: tokio::sync::Mutex::new(()),
         })
@@ -96,11 +116,13 @@ impl ActivePolicy {
         &self.source
     }
 
-    /// Load the source again and swap it in if it is new and sound.
+    /// Load the source and the settings again and swap them in if either
+    /// is new and both are sound.
     pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let old = self.current();
-        let Some(new) = prepare(&self.runtime, &self.source, Some(old.sha256())).await? else {
+        let settings = self.settings.as_deref();
+        let Some(new) = prepare(&self.runtime, &self.source, settings, Some(&old)).await? else {
             return Ok(Reloaded::Unchanged);
         };
         let to = new.sha256().to_string();
@@ -141,9 +163,11 @@ impl Decide for ActivePolicy {
     }
 
     fn describe(&self) -> Described {
+        let current = self.current();
         Described {
-            sha256: self.current().sha256().to_string(),
+            sha256: current.sha256().to_string(),
             source: self.source.to_string(),
+            settings_sha256: current.settings_sha256().map(str::to_string),
         }
     }
 }
@@ -160,18 +184,23 @@ pub async fn on_sighup(
     }
 }
 
-/// Reload whenever the policy file's size, modification time or inode
-/// changes, checking every `every`.
+/// Reload whenever the policy file's or the settings file's size,
+/// modification time or inode changes, checking every `every`.
 pub async fn watch(active: Arc<ActivePolicy>, every: Duration, metrics: Arc<Metrics>) {
-    let Source::File(path) = active.source().clone() else {
+    let mut files: Vec<PathBuf> = active.settings.iter().cloned().collect();
+    if let Source::File(path) = active.source() {
+        files.push(path.clone());
+    }
+    if files.is_empty() {
         return;
-    };
-    let mut seen = stamp(&path);
+    }
+    let stamps = || files.iter().map(|file| stamp(file)).collect::<Vec<_>>();
+    let mut seen = stamps();
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        let now = stamp(&path);
-        if now != seen && now.is_some() {
+        let now = stamps();
+        if now != seen && now.iter().all(Option::is_some) {
             seen = now;
             active.reload_and_log("file changed", &metrics).await;
         }
@@ -194,24 +223,43 @@ fn read(source: &Source) -> Result<Cow<'static, [u8]>, ReloadError> {
     }
 }
 
-/// Read and load `source` (on a blocking thread: compiling takes a while),
-/// then prove the policy answers a request well-formed. `None` if its sha256
-/// is `unless_sha256`, the policy already active.
+/// Read and load `source` with the settings in `settings` (on a blocking
+/// thread: compiling takes a while), then prove the policy takes them and
+/// answers a request well-formed. `None` if both are what `unless` (the
+/// policy already active) has.
 async fn prepare(
     runtime: &Arc<Runtime>,
     source: &Source,
-    unless_sha256: Option<&str>,
+    settings: Option<&Path>,
+    unless: Option<&Policy>,
 ) -> Result<Option<Policy>, ReloadError> {
-    let unless = unless_sha256.map(str::to_string);
+    let unless = unless.map(|p| {
+        (
+            p.sha256().to_string(),
+            p.settings_sha256().map(str::to_string),
+        )
+    });
     let (runtime, from) = (runtime.clone(), source.clone());
+    let settings_file = settings.map(Path::to_path_buf);
     let loaded = tokio::task::spawn_blocking(move || {
         let bytes = read(&from)?;
-        if unless.is_some_and(|sha256| sha256 == crate::policy::sha256_hex(&bytes)) {
+        let settings = match &settings_file {
+            None => None,
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ReloadError::ReadSettings(path.clone(), e))?,
+            ),
+        };
+        let shas = (
+            sha256_hex(&bytes),
+            settings.as_deref().map(|text| sha256_hex(text.as_bytes())),
+        );
+        if unless.is_some_and(|active| active == shas) {
             return Ok(None);
         }
         runtime
             .load(&bytes)
-            .map(Some)
+            .map(|policy| Some(policy.with_settings(settings)))
             .map_err(|e| ReloadError::Load(from, e))
     })
     .await
@@ -219,11 +267,14 @@ async fn prepare(
     let Some(policy) = loaded else {
         return Ok(None);
     };
-    smoke(&policy)
-        .await
-        .answer
-        .map_err(|e| ReloadError::Smoke(source.clone(), e))?;
-    Ok(Some(policy))
+    match smoke(&policy).await.answer {
+        Ok(_) => Ok(Some(policy)),
+        Err(CallError::Settings(sentence)) => {
+            let path = settings.map(Path::to_path_buf).unwrap_or_default();
+            Err(ReloadError::Settings(source.clone(), path, sentence))
+        }
+        Err(error) => Err(ReloadError::Smoke(source.clone(), error)),
+    }
 }
 
 /// The request a policy must answer well-formed before sigd takes it on
@@ -235,6 +286,7 @@ pub async fn smoke(policy: &Policy) -> Decision {
         pid: "1".into(),
         body: br#"{"signal": 15}"#.to_vec(),
         headers: vec![("content-type".into(), "application/json".into())],
+        caller: Caller::local(Some(0), None),
     };
     policy.call(&nothing, request).await
 }

@@ -135,7 +135,7 @@ async fn first_policy(args: &ServeArgs) -> anyhow::Result<ActivePolicy> {
         None => Source::Builtin,
         Some(path) => Source::File(path.clone()),
     };
-    Ok(ActivePolicy::load(runtime, source).await?)
+    Ok(ActivePolicy::load(runtime, source, args.policy_settings.clone()).await?)
 }
 
 /// Let sigd hold as many connections as the hard limit on open files allows.

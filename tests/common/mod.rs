@@ -495,9 +495,12 @@ pub fn policy_for_version(version: &str) -> Vec<u8> {
 }
 
 fn policy_wat(when: &str, misbehave: &str, data_at_32: &str) -> Vec<u8> {
-    policy_wat_for(when, misbehave, data_at_32, "0.2.0")
+    policy_wat_for(when, misbehave, data_at_32, "0.3.0")
 }
 
+/// The component: a core module whose `handle` takes the flattened request
+/// (pid, body, then the caller: 16 values in all) and whose `configure`
+/// accepts any settings (its result, at address 512, is zeroes: `ok`).
 fn policy_wat_for(when: &str, misbehave: &str, data_at_32: &str, version: &str) -> Vec<u8> {
     let good = response_record(0, 418, "{}");
     let wat = format!(
@@ -516,19 +519,32 @@ fn policy_wat_for(when: &str, misbehave: &str, data_at_32: &str, version: &str) 
         (then (drop (memory.grow (i32.add (i32.shr_u (local.get 3) (i32.const 16)) (i32.const 1))))))
       (local.get $at))
     (func $recurse (result i32) (i32.add (call $recurse) (i32.const 1)))
-    (func (export "handle") (param i32 i32 i32 i32) (result i32)
+    (func (export "configure") (param i32 i32 i32) (result i32) (i32.const 512))
+    (func (export "handle")
+      (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
       (if (result i32) {when}
         (then {misbehave})
         (else (i32.const 0)))))
   (core instance $i (instantiate $m))
-  (type $request (record (field "pid" string) (field "body" (list u8))))
+  (type $credentials (record (field "pid" (option s32)) (field "uid" u32) (field "gid" (option u32))))
+  (type $transport (variant (case "tcp" string) (case "unix")))
+  (type $caller (record (field "principal" (option string)) (field "peer" (option $credentials))
+    (field "transport" $transport)))
+  (type $request (record (field "pid" string) (field "body" (list u8)) (field "caller" $caller)))
   (type $response (record (field "status" u16) (field "body" string)))
   (func $handle (param "request" $request) (result $response)
     (canon lift (core func $i "handle") (memory (core memory $i "memory"))
       (realloc (core func $i "realloc"))))
+  (func $configure (param "settings" (option string)) (result (result (error string)))
+    (canon lift (core func $i "configure") (memory (core memory $i "memory"))
+      (realloc (core func $i "realloc"))))
   (instance $handler
+    (export "credentials" (type $credentials))
+    (export "transport" (type $transport))
+    (export "caller" (type $caller))
     (export "request" (type $request))
     (export "response" (type $response))
+    (export "configure" (func $configure))
     (export "handle-signal" (func $handle)))
   (export "sigd:policy/handler@{version}" (instance $handler)))"#
     );

@@ -2,10 +2,13 @@
 //
 // sigd hands every `POST /api/v1/processes/{pid}/signal` to a policy, a
 // WebAssembly component built against wit/policy.wit (package
-// sigd:policy@0.2.0, world `policy`). This file is such a policy. It answers
+// sigd:policy@0.3.0, world `policy`). This file is such a policy. It answers
 // every request as the default policy built into sigd (guest/src/*.rs, in
-// Rust) does: the same checks in the same order, the same statuses, codes,
-// sentences and bodies.
+// Rust) does without settings: the same checks in the same order, the same
+// statuses, codes, sentences and bodies, and the same authority: a caller with
+// a token signals with sigd's, one without is held to kill(2) for its own uid
+// (the host applies the rule). It takes no settings (the Rust default policy
+// reads them; see docs/policy-authoring.md).
 //
 // Build it with ComponentizeJS 0.23 (it bundles StarlingMonkey, a SpiderMonkey
 // build; the result is about 12 MB). From the repository's root:
@@ -21,16 +24,17 @@
 //         -o javascript.wasm examples/policies/javascript/policy.js
 //     sigd serve --policy javascript.wasm
 //
-// How WIT looks from here: the import `sigd:policy/host@0.2.0` gives
+// How WIT looks from here: the import `sigd:policy/host@0.3.0` gives
 // functions and the `Process` class; option<T> is T or undefined; enums are
 // strings ('zombie', 'not-found'); a result's error is thrown (its `payload`
 // is the kill-error); list<s32> is an Int32Array; the export `handler` is an
-// object with `handleSignal`. To write your own policy, copy this file and
+// object with `configure` (throw to reject the settings) and `handleSignal`.
+// To write your own policy, copy this file and
 // change RULES, or decide() itself. The part at the end reads JSON exactly as
 // the Rust policy's serde_json does, so that even odd bodies get the same
 // answer; a policy of your own may just as well use JSON.parse.
 
-import { Process, realtimeSignals } from 'sigd:policy/host@0.2.0';
+import { Process, realtimeSignals } from 'sigd:policy/host@0.3.0';
 
 // --- The rules: what makes one policy differ from another ------------------
 
@@ -54,8 +58,12 @@ const SCOPES = ['process', 'group', 'tree'];
 // --- The export ---------------------------------------------------------------
 
 export const handler = {
+  configure(settings) {
+    if (settings !== undefined) throw 'this example takes no settings: change RULES in its code';
+  },
+
   handleSignal(request) {
-    const [status, body] = decide(RULES, request.pid, request.body);
+    const [status, body] = decide(RULES, request.pid, request.body, request.caller);
     // JSON.stringify writes what serde_json writes: compact, non-ASCII as is.
     return { status, body: JSON.stringify(body) };
   },
@@ -74,22 +82,29 @@ class Rejection extends Error {
 }
 
 /** The HTTP status and JSON body (as an object) for one request. */
-function decide(rules, pidText, body) {
+function decide(rules, pidText, body, caller) {
   try {
-    return [200, orderSignal(rules, pidText, body)];
+    return [200, orderSignal(rules, pidText, body, caller)];
   } catch (error) {
     if (!(error instanceof Rejection)) throw error; // a bug: sigd answers 500
     return [error.status, { error: error.error, code: error.code }];
   }
 }
 
-function orderSignal(rules, pidText, body) {
+function orderSignal(rules, pidText, body, caller) {
   // Checks run in the order a caller would fix them: the pid in the path,
-  // then the body, then the rules, then the target process, then the signal.
+  // then the body, then the rules, then whose authority, then the target
+  // process, then the signal.
   const pid = parsePid(pidText);
   const realtime = realtimeRange();
   const asked = parseBody(body, rules.defaultScope, realtime);
   check(asked, rules);
+  // A token gives sigd's authority; without one, the caller's own uid's.
+  let onBehalfOf;
+  if (caller.principal === undefined) {
+    if (caller.peer === undefined) throw notPermitted(pid, undefined);
+    onBehalfOf = caller.peer.uid;
+  }
 
   const process = Process.open(pid);
   if (process === undefined) throw processNotFound(pid);
@@ -99,10 +114,12 @@ function orderSignal(rules, pidText, body) {
     const state = process.state();
     if (state === undefined) throw processNotFound(pid);
     if (state === 'zombie' || state === 'dead') throw processNotRunning(pid);
-    delivered = orHostRefusal(pid, asked.signal, () => process.signal(asked.signal, asked.scope));
+    delivered = orHostRefusal(pid, asked.signal, onBehalfOf, () =>
+      process.signal(asked.signal, asked.scope, onBehalfOf));
     if (asked.escalate) {
       const { afterMs, signal } = asked.escalate;
-      orHostRefusal(pid, signal, () => process.escalate(afterMs, signal, asked.scope));
+      orHostRefusal(pid, signal, onBehalfOf, () =>
+        process.escalate(afterMs, signal, asked.scope, onBehalfOf));
     }
     if (asked.waitMs !== undefined) exit = exitBody(process.waitExit(asked.waitMs), asked.waitMs);
   } finally {
@@ -127,8 +144,9 @@ function exitBody(ended, waitMs) {
   return { exited: true }; // it ended, but the kernel no longer says how
 }
 
-/** call(), with the host's refusal to signal `pid` with `signal` turned into an answer. */
-function orHostRefusal(pid, signal, call) {
+/** call(), with the host's refusal to signal `pid` with `signal` (on behalf
+ * of `uid`, or with sigd's authority) turned into an answer. */
+function orHostRefusal(pid, signal, uid, call) {
   try {
     return call();
   } catch (error) {
@@ -137,6 +155,7 @@ function orHostRefusal(pid, signal, call) {
       case 'invalid-signal': throw invalidSignal(String(signal));
       case 'protected': throw protectedProcess(pid);
       case 'permission-denied': throw permissionDenied(pid);
+      case 'not-permitted': throw notPermitted(pid, uid);
       case 'failed': throw internal();
       default: throw error;
     }
@@ -196,6 +215,20 @@ const protectedProcess = (pid) =>
   );
 const permissionDenied = (pid) =>
   new Rejection(403, 'PERMISSION_DENIED', `sigd is not permitted to signal process ${pid}`);
+const notPermitted = (pid, uid) =>
+  uid === undefined
+    ? new Rejection(
+      403,
+      'NOT_PERMITTED',
+      `sigd cannot tell who is asking to signal process ${pid} (the connection is ` +
+        'not from this machine), and without a token such a caller may signal nothing',
+    )
+    : new Rejection(
+      403,
+      'NOT_PERMITTED',
+      `uid ${uid} may not signal process ${pid} (or a process of its group or tree): ` +
+        'kill(2) would refuse it, and a caller without a token has no more authority',
+    );
 const internal = () => new Rejection(500, 'INTERNAL', 'sigd failed to handle the request; see its log');
 
 // --- The request body -----------------------------------------------------------

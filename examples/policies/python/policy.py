@@ -2,10 +2,14 @@
 #
 # sigd hands every `POST /api/v1/processes/{pid}/signal` to a policy, a
 # WebAssembly component built against wit/policy.wit (package
-# sigd:policy@0.2.0, world `policy`). This file, with serde_json_reader.py
+# sigd:policy@0.3.0, world `policy`). This file, with serde_json_reader.py
 # beside it, is such a policy. It answers every request as the default policy
-# built into sigd (guest/src/*.rs, in Rust) does: the same checks in the same
-# order, the same statuses, codes, sentences and bodies.
+# built into sigd (guest/src/*.rs, in Rust) does without settings: the same
+# checks in the same order, the same statuses, codes, sentences and bodies,
+# and the same authority: a caller with a token signals with sigd's, one
+# without is held to kill(2) for its own uid (the host applies the rule). It
+# takes no settings (the Rust default policy reads them; see
+# docs/policy-authoring.md).
 #
 # Build it with componentize-py 0.25 (it bundles CPython; the result is
 # about 18 MB). From the repository's root:
@@ -76,8 +80,12 @@ SCOPE_NAMES = {scope: name for name, scope in SCOPES.items()}
 
 
 class Handler(wit_world.exports.Handler):
+    def configure(self, settings: Optional[str]) -> None:
+        if settings is not None:
+            raise Err("this example takes no settings: change RULES in its code")
+
     def handle_signal(self, request: Request) -> Response:
-        status, body = decide(RULES, request.pid, request.body)
+        status, body = decide(RULES, request.pid, request.body, request.caller)
         # Compact JSON, non-ASCII as is: the bytes serde_json writes.
         return Response(status=status, body=json.dumps(body, ensure_ascii=False, separators=(",", ":")))
 
@@ -93,21 +101,28 @@ class Rejection(Exception):
         self.status, self.code, self.error = status, code, error
 
 
-def decide(rules: Rules, pid_text: str, body: bytes) -> tuple:
+def decide(rules: Rules, pid_text: str, body: bytes, caller) -> tuple:
     """The HTTP status and JSON body (as a dict) for one request."""
     try:
-        return 200, order_signal(rules, pid_text, body)
+        return 200, order_signal(rules, pid_text, body, caller)
     except Rejection as rejection:
         return rejection.status, {"error": rejection.error, "code": rejection.code}
 
 
-def order_signal(rules: Rules, pid_text: str, body: bytes) -> dict:
+def order_signal(rules: Rules, pid_text: str, body: bytes, caller) -> dict:
     # Checks run in the order a caller would fix them: the pid in the path,
-    # then the body, then the rules, then the target process, then the signal.
+    # then the body, then the rules, then whose authority, then the target
+    # process, then the signal.
     pid = parse_pid(pid_text)
     realtime = realtime_signals()
     asked = parse_body(body, rules.default_scope, realtime)
     check(asked, rules)
+    # A token gives sigd's authority; without one, the caller's own uid's.
+    on_behalf_of = None
+    if caller.principal is None:
+        if caller.peer is None:
+            raise not_permitted(pid, None)
+        on_behalf_of = caller.peer.uid
 
     process = host.Process.open(pid)
     if process is None:
@@ -119,14 +134,16 @@ def order_signal(rules: Rules, pid_text: str, body: bytes) -> dict:
         if state in (RunState.ZOMBIE, RunState.DEAD):
             raise process_not_running(pid)
         try:
-            delivered = process.signal(asked.signal, asked.scope)
+            delivered = process.signal(asked.signal, asked.scope, on_behalf_of)
         except Err as refused:
-            raise refusal(refused.value, pid, asked.signal)
+            raise refusal(refused.value, pid, asked.signal, on_behalf_of)
         if asked.escalate is not None:
             try:
-                process.escalate(asked.escalate.after_ms, asked.escalate.signal, asked.scope)
+                process.escalate(
+                    asked.escalate.after_ms, asked.escalate.signal, asked.scope, on_behalf_of
+                )
             except Err as refused:
-                raise refusal(refused.value, pid, asked.escalate.signal)
+                raise refusal(refused.value, pid, asked.escalate.signal, on_behalf_of)
         exit = None
         if asked.wait_ms is not None:
             exit = exit_body(process.wait_exit(asked.wait_ms), asked.wait_ms)
@@ -155,8 +172,9 @@ def exit_body(ended, wait_ms: int) -> dict:
     return {"exited": True}  # it ended, but the kernel no longer says how
 
 
-def refusal(error: KillError, pid: int, signal: int) -> Rejection:
-    """The answer to the host's refusal to signal `pid` with `signal`."""
+def refusal(error: KillError, pid: int, signal: int, uid: Optional[int]) -> Rejection:
+    """The answer to the host's refusal to signal `pid` with `signal` (on
+    behalf of `uid`, or with sigd's authority)."""
     if error == KillError.NOT_FOUND:
         return process_not_found(pid)
     if error == KillError.INVALID_SIGNAL:
@@ -165,6 +183,8 @@ def refusal(error: KillError, pid: int, signal: int) -> Rejection:
         return protected_process(pid)
     if error == KillError.PERMISSION_DENIED:
         return permission_denied(pid)
+    if error == KillError.NOT_PERMITTED:
+        return not_permitted(pid, uid)
     return internal()
 
 
@@ -238,6 +258,22 @@ def protected_process(pid: int) -> Rejection:
 
 def permission_denied(pid: int) -> Rejection:
     return Rejection(403, "PERMISSION_DENIED", f"sigd is not permitted to signal process {pid}")
+
+
+def not_permitted(pid: int, uid: Optional[int]) -> Rejection:
+    if uid is None:
+        return Rejection(
+            403,
+            "NOT_PERMITTED",
+            f"sigd cannot tell who is asking to signal process {pid} (the connection is "
+            "not from this machine), and without a token such a caller may signal nothing",
+        )
+    return Rejection(
+        403,
+        "NOT_PERMITTED",
+        f"uid {uid} may not signal process {pid} (or a process of its group or tree): "
+        "kill(2) would refuse it, and a caller without a token has no more authority",
+    )
 
 
 def internal() -> Rejection:

@@ -5,7 +5,7 @@
 
 use super::{describe_compiled, load_bytes, millis};
 use crate::options::RuntimeOptions;
-use crate::policy::{WIT_PACKAGE, WIT_VERSION};
+use crate::policy::{CallError, WIT_PACKAGE, WIT_VERSION};
 use crate::reload;
 use std::path::Path;
 use std::time::Instant;
@@ -16,11 +16,16 @@ const MODULE_PREAMBLE: [u8; 8] = *b"\0asm\x01\0\0\0";
 
 /// Check the component at `path` and print the report; `Ok(false)` if sigd
 /// cannot run it.
-pub async fn run(path: &Path, options: &RuntimeOptions) -> anyhow::Result<bool> {
+pub async fn run(
+    path: &Path,
+    settings: Option<&Path>,
+    options: &RuntimeOptions,
+) -> anyhow::Result<bool> {
     let bytes = load_bytes(path)?;
+    let settings = settings.map(super::read_settings).transpose()?;
     println!("policy    {}", path.display());
     println!("size      {}", size(bytes.len()));
-    let verdict = check(&bytes, options).await;
+    let verdict = check(&bytes, settings, options).await;
     match &verdict {
         Ok(()) => println!(
             "verdict   OK: sigd {} can run this policy",
@@ -33,7 +38,11 @@ pub async fn run(path: &Path, options: &RuntimeOptions) -> anyhow::Result<bool> 
 
 /// Print what the component is, then `Err` with the one sentence that says
 /// why sigd cannot run it.
-async fn check(bytes: &[u8], options: &RuntimeOptions) -> Result<(), String> {
+async fn check(
+    bytes: &[u8],
+    settings: Option<String>,
+    options: &RuntimeOptions,
+) -> Result<(), String> {
     match bytes.get(..8) {
         Some(preamble) if preamble == COMPONENT_PREAMBLE => {}
         Some(preamble) if preamble == MODULE_PREAMBLE => {
@@ -126,6 +135,7 @@ async fn check(bytes: &[u8], options: &RuntimeOptions) -> Result<(), String> {
     let policy = runtime.link(unlinked).map_err(|e| {
         format!("it does not link against this sigd ({e}); expected the export `{wanted}`")
     })?;
+    let policy = policy.with_settings(settings);
     let decision = reload::smoke(&policy).await;
     match decision.answer {
         Ok(answer) => {
@@ -137,6 +147,7 @@ async fn check(bytes: &[u8], options: &RuntimeOptions) -> Result<(), String> {
             );
             Ok(())
         }
+        Err(CallError::Settings(sentence)) => Err(format!("it rejects these settings: {sentence}")),
         Err(error) => Err(format!(
             "its first call failed ({error}): sigd would refuse to load it"
         )),
@@ -171,9 +182,9 @@ mod tests {
     #[test]
     fn versions_compatible_within_a_0_x_minor() {
         assert!(compatible(WIT_VERSION));
-        assert!(compatible("0.2.7"));
-        assert!(!compatible("0.1.0"));
-        assert!(!compatible("0.3.0"));
-        assert!(!compatible("1.2.0"));
+        assert!(compatible("0.3.7"));
+        assert!(!compatible("0.2.0"));
+        assert!(!compatible("0.4.0"));
+        assert!(!compatible("1.3.0"));
     }
 }

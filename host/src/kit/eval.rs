@@ -4,7 +4,7 @@
 //! is ever sent.
 
 use super::simulated::Simulated;
-use super::{describe_action, describe_compiled, millis, suite};
+use super::{describe_action, describe_caller, describe_compiled, millis, suite};
 use crate::http::{HttpError, policy_headers};
 use crate::options::RuntimeOptions;
 use crate::policy::{Policy, Request};
@@ -42,6 +42,14 @@ pub struct Eval {
     #[arg(long, value_name = "FILE")]
     processes: Option<PathBuf>,
 
+    /// Settings (a JSON file) to configure the policy with, as `sigd serve
+    /// --policy-settings` would.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+
+    #[command(flatten)]
+    caller: super::CallerArgs,
+
     /// Run the request this many times (each on a fresh copy of the table)
     /// and report the policy call's latency: the first call (a fresh
     /// instance) and the median and p99 of the rest (reused instances, or
@@ -71,7 +79,7 @@ impl Eval {
         let table = Simulated::from_json(&table_text)
             .with_context(|| format!("{from} is not a process table"))?;
         let headers = self.headers()?;
-        let loaded = super::load(&self.path, &self.runtime)?;
+        let loaded = super::load(&self.path, self.settings.as_deref(), &self.runtime)?;
         println!(
             "policy    {} (sha256 {}, {})",
             self.path.display(),
@@ -86,6 +94,7 @@ impl Eval {
             "request   POST /api/v1/processes/{}/signal {}",
             self.pid, self.body
         );
+        println!("caller    {}", describe_caller(&self.caller.caller()));
         let decision = loaded
             .policy
             .call(&super::guarded(&table), self.request(&headers))
@@ -162,6 +171,7 @@ impl Eval {
             pid: self.pid.clone(),
             body: self.body.clone().into_bytes(),
             headers: policy_headers(headers),
+            caller: self.caller.caller(),
         }
     }
 

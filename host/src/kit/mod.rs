@@ -13,7 +13,8 @@ pub mod eval;
 pub mod simulated;
 pub mod suite;
 
-use crate::guard::GuardedTable;
+use crate::caller::Caller;
+use crate::guard::{Authority, GuardedTable};
 use crate::host_calls::Action;
 use crate::options::RuntimeOptions;
 use crate::policy::{Compiled, Policy};
@@ -34,6 +35,10 @@ pub enum PolicyCommand {
     Check {
         /// The policy component (.wasm).
         path: PathBuf,
+        /// Settings (a JSON file) to configure it with, as `sigd serve
+        /// --policy-settings` would: the verdict is NO if it rejects them.
+        #[arg(long, value_name = "FILE")]
+        settings: Option<PathBuf>,
         #[command(flatten)]
         runtime: RuntimeOptions,
     },
@@ -52,7 +57,11 @@ impl PolicyCommand {
     /// Run the command; `Ok(false)` when the policy failed it (exit 1).
     pub async fn run(self) -> anyhow::Result<bool> {
         match self {
-            PolicyCommand::Check { path, runtime } => check::run(&path, &runtime).await,
+            PolicyCommand::Check {
+                path,
+                settings,
+                runtime,
+            } => check::run(&path, settings.as_deref(), &runtime).await,
             PolicyCommand::Eval(eval) => eval.run().await,
             PolicyCommand::Test(test) => test.run().await,
             PolicyCommand::Wit => {
@@ -69,9 +78,15 @@ pub struct Loaded {
     pub took: Duration,
 }
 
-/// Compile (or find compiled) and link the policy at `path` under `options`.
-pub fn load(path: &Path, options: &RuntimeOptions) -> anyhow::Result<Loaded> {
+/// Compile (or find compiled) and link the policy at `path` under
+/// `options`, configured with the settings file `settings`, if given.
+pub fn load(
+    path: &Path,
+    settings: Option<&Path>,
+    options: &RuntimeOptions,
+) -> anyhow::Result<Loaded> {
     let bytes = load_bytes(path)?;
+    let settings = settings.map(read_settings).transpose()?;
     let runtime = options.runtime()?;
     let started = Instant::now();
     let policy = runtime.load(&bytes).with_context(|| {
@@ -81,9 +96,38 @@ pub fn load(path: &Path, options: &RuntimeOptions) -> anyhow::Result<Loaded> {
         )
     })?;
     Ok(Loaded {
-        policy,
+        policy: policy.with_settings(settings),
         took: started.elapsed(),
     })
+}
+
+/// The text of a settings file.
+pub fn read_settings(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the settings {}", path.display()))
+}
+
+/// Who a simulated request comes from (`sigd policy eval`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallerArgs {
+    /// The caller's uid, as the kernel would tell it (0: root).
+    #[arg(long, value_name = "UID", default_value_t = 0)]
+    as_uid: u32,
+    /// The caller presented this principal's token (without: no token).
+    #[arg(long, value_name = "NAME")]
+    principal: Option<String>,
+    /// The caller is one the kernel cannot tell (a TCP peer on another
+    /// machine); `--as-uid` is then ignored.
+    #[arg(long)]
+    unknown_peer: bool,
+}
+
+impl CallerArgs {
+    /// The caller, as sigd would hand it to the policy.
+    pub fn caller(&self) -> Caller {
+        let uid = (!self.unknown_peer).then_some(self.as_uid);
+        Caller::local(uid, self.principal.clone())
+    }
 }
 
 /// The bytes of the file at `path`.
@@ -137,9 +181,11 @@ pub fn describe_action(action: &Action) -> String {
             pid,
             signal,
             scope,
+            authority,
             outcome: result,
         } => format!(
-            "process {pid}: signal({signal}, {scope:?}) -> {}",
+            "process {pid}: signal({signal}, {scope:?}{}) -> {}",
+            on_behalf(authority),
             outcome(
                 result
                     .as_ref()
@@ -152,9 +198,11 @@ pub fn describe_action(action: &Action) -> String {
             after_ms,
             signal,
             scope,
+            authority,
             outcome: result,
         } => format!(
-            "process {pid}: escalate({after_ms} ms, {signal}, {scope:?}) -> {}",
+            "process {pid}: escalate({after_ms} ms, {signal}, {scope:?}{}) -> {}",
+            on_behalf(authority),
             outcome(
                 result
                     .map(|()| "scheduled".to_string())
@@ -165,5 +213,25 @@ pub fn describe_action(action: &Action) -> String {
             Some(exit) => format!("process {pid}: wait-exit -> ended: {exit:?}"),
             None => format!("process {pid}: wait-exit -> still running"),
         },
+    }
+}
+
+/// A caller, for people: "uid 1000, no token" or "principal ci (uid 0)".
+pub fn describe_caller(caller: &Caller) -> String {
+    let uid = match caller.peer.credentials {
+        Some(credentials) => format!("uid {}", credentials.uid),
+        None => "a peer the kernel cannot tell".into(),
+    };
+    match &caller.principal {
+        Some(name) => format!("principal {name} ({uid})"),
+        None => format!("{uid}, no token"),
+    }
+}
+
+/// How a host call names whose authority a signal used ("" for sigd's).
+fn on_behalf(authority: &Authority) -> String {
+    match authority {
+        Authority::Sigd => String::new(),
+        Authority::OnBehalfOf(uid) => format!(", on behalf of uid {uid}"),
     }
 }

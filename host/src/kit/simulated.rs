@@ -5,11 +5,14 @@
 //!
 //! ```json
 //! [{"pid": 42, "ppid": 1, "pgid": 42, "uid": 1000, "command": "server"},
+//!  {"pid": 45, "uid": 0, "suid": 1000},
 //!  {"pid": 43, "state": "zombie"},
 //!  {"pid": 44, "ignores": [15], "permission_denied": false}]
 //! ```
 
-use crate::process::{ExitStatus, Exited, KillError, Process, ProcessInfo, ProcessTable, RunState};
+use crate::process::{
+    ExitStatus, Exited, Ids, KillError, Process, ProcessInfo, ProcessTable, RunState,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,8 +30,13 @@ pub struct SimulatedProcess {
     pub pgid: Option<i32>,
     /// Its session; its process group if not given.
     pub sid: Option<i32>,
+    /// Its real uid (and its effective and saved ones unless given).
     #[serde(default)]
     pub uid: u32,
+    /// Its effective uid, if not `uid`.
+    pub euid: Option<u32>,
+    /// Its saved set-user-id, if not `uid`.
+    pub suid: Option<u32>,
     /// "running" (default), "sleeping", "stopped", "zombie" or "dead".
     #[serde(default = "running")]
     pub state: String,
@@ -108,7 +116,12 @@ impl Simulated {
                 ppid: p.ppid,
                 pgid,
                 sid: p.sid.unwrap_or(pgid),
-                uid: p.uid,
+                uids: Ids {
+                    real: p.uid,
+                    effective: p.euid.unwrap_or(p.uid),
+                    saved: p.suid.unwrap_or(p.uid),
+                },
+                gids: Ids::all(0),
                 state,
                 start_time: 1000 + p.pid as u64,
                 command: p.command,

@@ -18,6 +18,7 @@
 
 use super::millis;
 use super::simulated::{Sent, Simulated};
+use crate::caller::Caller;
 use crate::options::RuntimeOptions;
 use crate::policy::{Policy, Request};
 use crate::signal;
@@ -30,8 +31,11 @@ use std::time::Duration;
 
 /// The process table each case starts from, afresh: init; sigd (4242) under
 /// a supervisor 70, in group 60 with 61; 42 asleep; a zombie 43; 44, which
-/// survives SIGTERM; 77, which sigd may not signal (EPERM); and a tree
-/// 50 -> 51 -> 52 where 50 and 51 are group 50 and 52 called setsid.
+/// survives SIGTERM; 77, which sigd may not signal (EPERM); a tree
+/// 50 -> 51 -> 52 where 50 and 51 are group 50 and 52 called setsid; and,
+/// for the callers' cases, 45 of uid 1000, 46 of uid 0 whose saved uid is
+/// 1000, 47 of uid 0 whose effective uid is 1000, and group 90 of uid 1000
+/// holding 91 of uid 0. Every other process is root's.
 pub const TABLE: &str = r#"[
     {"pid": 1, "ppid": 0, "command": "init"},
     {"pid": 70, "command": "supervisor"},
@@ -43,7 +47,12 @@ pub const TABLE: &str = r#"[
     {"pid": 77, "uid": 0, "permission_denied": true, "command": "foreign"},
     {"pid": 50, "command": "shell"},
     {"pid": 51, "ppid": 50, "pgid": 50, "command": "worker"},
-    {"pid": 52, "ppid": 51, "pgid": 52, "command": "daemon"}
+    {"pid": 52, "ppid": 51, "pgid": 52, "command": "daemon"},
+    {"pid": 45, "uid": 1000, "command": "user-job"},
+    {"pid": 46, "uid": 0, "suid": 1000, "command": "setuid-job"},
+    {"pid": 47, "uid": 0, "euid": 1000, "command": "seteuid-job"},
+    {"pid": 90, "uid": 1000, "command": "user-shell"},
+    {"pid": 91, "ppid": 90, "pgid": 90, "uid": 0, "command": "root-child"}
 ]"#;
 
 /// One behaviour of the endpoint, as a request and the answer it must get.
@@ -65,6 +74,9 @@ pub struct Case {
     pub fields: Value,
     /// How long to wait before counting signals (for escalations).
     pub settle: Duration,
+    /// Who asks: root on this machine, without a token, unless the case
+    /// is about callers.
+    pub caller: Caller,
 }
 
 /// A case's request and its expected answer.
@@ -86,6 +98,7 @@ fn case(
         sent: Vec::new(),
         fields: json!({}),
         settle: Duration::ZERO,
+        caller: Caller::local(Some(0), None),
     }
 }
 
@@ -99,6 +112,13 @@ impl Case {
     /// Fields its success body must hold.
     fn with(mut self, fields: Value) -> Case {
         self.fields = fields;
+        self
+    }
+
+    /// Asked by a caller with `uid` (`None`: the kernel cannot tell who)
+    /// and `principal`'s token.
+    fn by(mut self, uid: Option<u32>, principal: Option<&str>) -> Case {
+        self.caller = Caller::local(uid, principal.map(str::to_string));
         self
     }
 }
@@ -176,6 +196,16 @@ pub fn cases() -> Vec<Case> {
         escalation(case("escalate-not-needed", "no escalation once the process has ended", 42, r#"{"signal": 15, "escalate": {"after_ms": 30}}"#, 200, "").sends(&[(42, 15, false)])),
         bad_body("escalate-without-delay", "escalate without after_ms", r#"{"signal": 15, "escalate": {"signal": 9}}"#),
         bad_signal("escalate-bad-signal", "escalate with a signal Linux does not deliver", r#"{"signal": 15, "escalate": {"after_ms": 10, "signal": 0}}"#),
+        // Who asks: without a token, a caller is held to kill(2) for its uid.
+        case("caller-own-process", "uid 1000, no token, signals its own process", 45, signal(15), 200, "").by(Some(1000), None).sends(&[(45, 15, false)]),
+        case("caller-foreign-process", "uid 1000, no token, may not signal root's", 42, signal(9), 403, "NOT_PERMITTED").by(Some(1000), None),
+        case("caller-saved-uid", "kill(2) also lets it signal a process whose saved uid is its own", 46, signal(15), 200, "").by(Some(1000), None).sends(&[(46, 15, false)]),
+        case("caller-effective-uid", "but not one that only acts with its uid (effective)", 47, signal(15), 403, "NOT_PERMITTED").by(Some(1000), None),
+        case("caller-group-foreign-member", "a group holding a process it may not signal is refused whole", 90, r#"{"signal": 15, "scope": "group"}"#, 403, "NOT_PERMITTED").by(Some(1000), None),
+        case("caller-escalation", "its escalation is held to kill(2) too", 42, r#"{"signal": 15, "escalate": {"after_ms": 30}}"#, 403, "NOT_PERMITTED").by(Some(1000), None),
+        case("caller-unknown", "a caller the kernel cannot tell may signal nothing without a token", 45, signal(15), 403, "NOT_PERMITTED").by(None, None),
+        case("caller-root", "root, without a token, may signal what root may", 45, signal(15), 200, "").by(Some(0), None).sends(&[(45, 15, false)]),
+        case("principal-has-sigd-authority", "a token gives sigd's authority, whatever the uid", 42, signal(15), 200, "").by(Some(1000), Some("platform")).sends(&[(42, 15, false)]),
     ]
 }
 
@@ -193,6 +223,12 @@ pub struct Test {
     /// Run only the cases whose names contain this; repeat for more.
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
+
+    /// Settings (a JSON file) to configure the policy with; the cases
+    /// expect the default policy's answers, so settings that change an
+    /// answer need a deviation.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
 
     #[command(flatten)]
     runtime: RuntimeOptions,
@@ -225,7 +261,7 @@ impl Test {
             None => BTreeMap::new(),
             Some(path) => read_deviations(path)?,
         };
-        let loaded = super::load(&self.path, &self.runtime)?;
+        let loaded = super::load(&self.path, self.settings.as_deref(), &self.runtime)?;
         let cases: Vec<Case> = cases()
             .into_iter()
             .filter(|c| {
@@ -266,8 +302,10 @@ impl Test {
                     failed += 1;
                     println!("  FAIL     {:<24} {}", case.name, case.about);
                     println!(
-                        "             request  pid {:?}, body {}",
-                        case.pid, case.body
+                        "             request  pid {:?}, body {}, from {}",
+                        case.pid,
+                        case.body,
+                        super::describe_caller(&case.caller)
                     );
                     println!("             expected {expected}");
                     println!("             {what}");
@@ -312,6 +350,7 @@ pub async fn run_case(
         pid: case.pid.clone(),
         body: case.body.clone().into_bytes(),
         headers: vec![("content-type".into(), "application/json".into())],
+        caller: case.caller.clone(),
     };
     let decision = policy.call(&super::guarded(&table), request).await;
     tokio::time::sleep(case.settle).await;

@@ -2,8 +2,9 @@
 //! module, and the one place their types and the host's own are converted.
 //! Nothing outside `policy` sees a generated type.
 
-use crate::guard::Scope;
-use crate::process::{ExitStatus, KillError, ProcessInfo, RunState};
+use crate::caller::{Caller, Transport};
+use crate::guard::{Authority, Scope};
+use crate::process::{ExitStatus, Ids, KillError, ProcessInfo, RunState};
 use std::ops::RangeInclusive;
 
 mod generated {
@@ -19,6 +20,7 @@ mod generated {
     });
 }
 
+use generated::exports::sigd::policy::handler as wit_handler;
 pub(super) use generated::exports::sigd::policy::handler::{
     Request as WitRequest, Response as WitResponse,
 };
@@ -35,6 +37,28 @@ impl From<wit::Scope> for Scope {
     }
 }
 
+/// A policy's `on-behalf-of`: whose authority a signal is sent with.
+pub(super) fn authority(on_behalf_of: Option<u32>) -> Authority {
+    on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf)
+}
+
+impl From<&Caller> for wit_handler::Caller {
+    fn from(caller: &Caller) -> wit_handler::Caller {
+        wit_handler::Caller {
+            principal: caller.principal.clone(),
+            peer: caller.peer.credentials.map(|c| wit_handler::Credentials {
+                pid: c.pid,
+                uid: c.uid,
+                gid: c.gid,
+            }),
+            transport: match &caller.peer.transport {
+                Transport::Tcp(remote) => wit_handler::Transport::Tcp(remote.to_string()),
+                Transport::Unix => wit_handler::Transport::Unix,
+            },
+        }
+    }
+}
+
 impl From<KillError> for wit::KillError {
     fn from(error: KillError) -> wit::KillError {
         match error {
@@ -42,6 +66,7 @@ impl From<KillError> for wit::KillError {
             KillError::InvalidSignal => wit::KillError::InvalidSignal,
             KillError::Protected => wit::KillError::Protected,
             KillError::PermissionDenied => wit::KillError::PermissionDenied,
+            KillError::NotPermitted => wit::KillError::NotPermitted,
             KillError::Failed(_) => wit::KillError::Failed,
         }
     }
@@ -73,10 +98,21 @@ impl From<ProcessInfo> for wit::ProcessInfo {
             ppid: info.ppid,
             pgid: info.pgid,
             sid: info.sid,
-            uid: info.uid,
+            uids: info.uids.into(),
+            gids: info.gids.into(),
             state: info.state.into(),
             start_time: info.start_time,
             command: info.command,
+        }
+    }
+}
+
+impl From<Ids> for wit::Ids {
+    fn from(ids: Ids) -> wit::Ids {
+        wit::Ids {
+            real: ids.real,
+            effective: ids.effective,
+            saved: ids.saved,
         }
     }
 }

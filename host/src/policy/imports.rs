@@ -3,7 +3,7 @@
 //! empty WASI for guests built by toolchains that import it. [`State`] is
 //! what each store holds.
 
-use super::bindings::{Bindings, wit};
+use super::bindings::{self, Bindings, wit};
 use super::limiter::MemoryLimiter;
 use super::ticker::GuestClock;
 use crate::host_calls::HostCalls;
@@ -86,9 +86,13 @@ impl wit::HostProcess for State {
         this: Resource<OpenProcess>,
         signal: i32,
         scope: wit::Scope,
+        on_behalf_of: Option<u32>,
     ) -> Result<Vec<i32>, wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
-        Ok(self.calls.signal(&process, signal, scope.into())?)
+        let authority = bindings::authority(on_behalf_of);
+        Ok(self
+            .calls
+            .signal(&process, signal, scope.into(), authority)?)
     }
 
     fn escalate(
@@ -97,11 +101,12 @@ impl wit::HostProcess for State {
         after_ms: u32,
         signal: i32,
         scope: wit::Scope,
+        on_behalf_of: Option<u32>,
     ) -> Result<(), wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
-        Ok(self
-            .calls
-            .escalate(&process, after_ms, signal, scope.into())?)
+        let authority = bindings::authority(on_behalf_of);
+        let outcome = (self.calls).escalate(&process, after_ms, signal, scope.into(), authority);
+        Ok(outcome?)
     }
 
     async fn wait_exit(

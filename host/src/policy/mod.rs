@@ -29,12 +29,13 @@ pub use answer::Answer;
 pub use cache::{Cache, CacheError};
 pub use runtime::{Policy, Runtime, Unlinked};
 
+use crate::caller::Caller;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// The WIT package policies are written against, and its version.
 pub const WIT_PACKAGE: &str = "sigd:policy";
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 /// The WIT text itself (`wit/policy.wit`), for `sigd policy wit`.
 pub const WIT: &str = include_str!("../../../wit/policy.wit");
 
@@ -88,7 +89,7 @@ pub enum Limit {
 }
 
 /// One request as a policy receives it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Request {
     /// The `{pid}` path segment, as it arrived.
     pub pid: String,
@@ -97,6 +98,8 @@ pub struct Request {
     /// Lower-case header names and UTF-8 values, without `authorization`
     /// (the policy asks for those it needs).
     pub headers: Vec<(String, String)>,
+    /// Who is asking.
+    pub caller: Caller,
 }
 
 /// Why a policy could not be loaded.
@@ -123,6 +126,9 @@ pub enum CallError {
     TooLarge(usize),
     #[error("policy answered a body that is not JSON: {0}")]
     BadBody(serde_json::Error),
+    /// The policy's `configure` rejected its settings, with this sentence.
+    #[error("policy rejected its settings: {0}")]
+    Settings(String),
 }
 
 /// Where a loaded policy's machine code came from.

@@ -140,16 +140,27 @@ impl Instance {
         self.store.data().clock.clone()
     }
 
-    /// Call the guest's `handle-signal`, instantiating it first if this is
-    /// the instance's first call.
+    /// Call the guest's `handle-signal`, instantiating it first (and
+    /// giving it `settings` through `configure`) if this is the instance's
+    /// first call.
     pub(super) async fn handle_signal(
         &mut self,
         pre: &BindingsPre<State>,
+        settings: Option<&str>,
         request: &WitRequest,
     ) -> wasmtime::Result<WitResponse> {
         let handler = match self.handler.take() {
             Some(handler) => handler,
-            None => pre.instantiate_async(&mut self.store).await?,
+            None => {
+                let handler = pre.instantiate_async(&mut self.store).await?;
+                let configure = handler
+                    .sigd_policy_handler()
+                    .call_configure(&mut self.store, settings);
+                if let Err(sentence) = configure.await? {
+                    return Err(wasmtime::Error::new(SettingsRejected(sentence)));
+                }
+                handler
+            }
         };
         let answer = handler
             .sigd_policy_handler()
@@ -174,3 +185,8 @@ impl Instance {
         guest_output::log(policy_sha256, &self.stdout, &self.stderr);
     }
 }
+
+/// A policy's `configure` refused its settings, saying why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct SettingsRejected(pub(super) String);

@@ -7,7 +7,7 @@
 
 use super::bindings::{BindingsPre, WitRequest};
 use super::imports::{self, State};
-use super::pool::{Instance, Pool};
+use super::pool::{Instance, Pool, SettingsRejected};
 use super::ticker::{self, Ticker};
 use super::{Answer, Cache, CallError, CallLimits, Compiled, DEFAULT_POLICY, Isolation, Limit};
 use super::{LoadError, Request, config, sha256_hex};
@@ -87,6 +87,7 @@ impl Runtime {
             pre,
             sha256: unlinked.sha256.into(),
             compiled: unlinked.compiled,
+            settings: None,
             pool: Pool::new(self.isolation),
         })
     }
@@ -155,6 +156,9 @@ pub struct Policy {
     /// decision it makes.
     sha256: Arc<str>,
     compiled: Compiled,
+    /// The operator's settings (JSON) every instance is configured with,
+    /// and their sha256.
+    settings: Option<(Arc<str>, Arc<str>)>,
     pool: Pool,
 }
 
@@ -169,6 +173,18 @@ impl Policy {
         self.compiled
     }
 
+    /// This policy, each of its instances configured with `settings` (a
+    /// JSON document) before its first request.
+    pub fn with_settings(mut self, settings: Option<String>) -> Policy {
+        self.settings = settings.map(|text| (Arc::from(sha256_hex(text.as_bytes())), text.into()));
+        self
+    }
+
+    /// The sha256 of its settings, if it has any.
+    pub fn settings_sha256(&self) -> Option<&str> {
+        self.settings.as_ref().map(|(sha256, _)| &**sha256)
+    }
+
     /// Decide one request on an instance (see [`Isolation`]) whose imports
     /// reach `processes`. A call that has run a whole epoch tick yields to
     /// the async runtime, so it holds up no other request; past its
@@ -176,7 +192,13 @@ impl Policy {
     pub async fn call(&self, processes: &GuardedTable, request: Request) -> Decision {
         let started = Instant::now();
         let limits = &self.runtime.limits;
-        let calls = HostCalls::new(processes.clone(), request.headers);
+        let Request {
+            pid,
+            body,
+            headers,
+            caller,
+        } = request;
+        let calls = HostCalls::new(processes.clone(), headers);
         let running = self.runtime.ticker.enter();
         let mut instance = match self.pool.take() {
             Some(mut instance) => {
@@ -186,11 +208,13 @@ impl Policy {
             None => Instance::new(&self.pre, limits, calls),
         };
         let request = WitRequest {
-            pid: request.pid,
-            body: request.body,
+            pid,
+            body,
+            caller: (&caller).into(),
         };
         let clock = instance.clock();
-        let call = instance.handle_signal(&self.pre, &request);
+        let settings = self.settings.as_ref().map(|(_, text)| &**text);
+        let call = instance.handle_signal(&self.pre, settings, &request);
         let answer = ticker::clocked(&clock, limits.wall_clock, call).await;
         drop(running);
         instance.log_output(&self.sha256);
@@ -212,12 +236,16 @@ impl Policy {
             actions,
             took: started.elapsed(),
             policy_sha256: self.sha256.clone(),
+            settings_sha256: self.settings.as_ref().map(|(sha256, _)| sha256.clone()),
         }
     }
 }
 
 /// Which limit, if any, made a call fail.
 fn classify(error: wasmtime::Error, memory_hit: bool) -> CallError {
+    if let Some(SettingsRejected(sentence)) = error.downcast_ref::<SettingsRejected>() {
+        return CallError::Settings(sentence.clone());
+    }
     let limit = match error.downcast_ref::<Trap>() {
         _ if memory_hit => Limit::Memory,
         Some(Trap::Interrupt) => Limit::Deadline,

@@ -4,7 +4,7 @@
 
 use super::pidfd::{self, Pidfd};
 use super::stat::{Stat, Status};
-use super::{ExitStatus, Exited, KillError, Process, ProcessInfo, ProcessTable, RunState};
+use super::{ExitStatus, Exited, Ids, KillError, Process, ProcessInfo, ProcessTable, RunState};
 use nix::errno::Errno;
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -173,12 +173,22 @@ fn read_process(pid: i32) -> Option<ProcessInfo> {
         ppid: stat.ppid,
         pgid: stat.pgid,
         sid: stat.sid,
-        uid: status.uid,
+        uids: ids(status.uids),
+        gids: ids(status.gids),
         state: RunState::from_letter(stat.state)?,
         start_time: stat.start_time,
         command: stat.command,
         exit_code: stat.exit_code,
     })
+}
+
+/// Real, effective and saved ids, as `/proc/<pid>/status` lists them.
+fn ids([real, effective, saved]: [u32; 3]) -> Ids {
+    Ids {
+        real,
+        effective,
+        saved,
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +202,9 @@ mod tests {
         let me = std::process::id() as i32;
         let info = System.open(me).unwrap().info().unwrap();
         assert_eq!(info.pid, me);
-        assert_eq!(info.uid, nix::unistd::getuid().as_raw());
+        assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
+        assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
+        assert_eq!(info.gids.real, nix::unistd::getgid().as_raw());
         assert_eq!(info.pgid, nix::unistd::getpgrp().as_raw());
     }
 

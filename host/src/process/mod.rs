@@ -58,6 +58,32 @@ impl RunState {
     }
 }
 
+/// The user (or group) ids of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ids {
+    pub real: u32,
+    pub effective: u32,
+    pub saved: u32,
+}
+
+impl Ids {
+    /// All three the same.
+    pub fn all(id: u32) -> Ids {
+        Ids {
+            real: id,
+            effective: id,
+            saved: id,
+        }
+    }
+
+    /// Whether kill(2) lets a sender whose real and effective uid is `uid`
+    /// signal a process with these uids: root may, and so may its real or
+    /// saved uid. The one place this rule is written on the host's side.
+    pub fn may_be_signalled_by(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.real || uid == self.saved
+    }
+}
+
 /// What sigd knows of one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -65,8 +91,10 @@ pub struct ProcessInfo {
     pub ppid: i32,
     pub pgid: i32,
     pub sid: i32,
-    /// Real user id.
-    pub uid: u32,
+    /// User ids: real, effective, saved.
+    pub uids: Ids,
+    /// Group ids: real, effective, saved.
+    pub gids: Ids,
     pub state: RunState,
     /// Start time in clock ticks after boot.
     pub start_time: u64,
@@ -91,6 +119,10 @@ pub enum KillError {
     /// The kernel refused (EPERM).
     #[error("permission denied")]
     PermissionDenied,
+    /// Sent on behalf of a uid that kill(2) would not let signal a process
+    /// of the scope; nothing was signalled.
+    #[error("not permitted for the caller")]
+    NotPermitted,
     /// Any other failure of the kill syscall.
     #[error("kill failed: {0}")]
     Failed(Errno),

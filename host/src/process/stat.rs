@@ -57,22 +57,29 @@ impl Stat {
 pub struct Status {
     /// The thread-group id: equal to the pid only for a process.
     pub tgid: i32,
-    /// The real user id.
-    pub uid: u32,
+    /// The real, effective and saved user ids (`Uid:`, the first three).
+    pub uids: [u32; 3],
+    /// The real, effective and saved group ids (`Gid:`).
+    pub gids: [u32; 3],
 }
 
 impl Status {
-    /// Parse a status file; `None` without `Tgid:` and `Uid:`.
+    /// Parse a status file; `None` without `Tgid:`, `Uid:` and `Gid:`.
     pub fn parse(status: &str) -> Option<Status> {
-        let value = |key: &str| {
+        let values = |key: &str| {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix(key))
-                .and_then(|v| v.split_ascii_whitespace().next())
+                .map(str::split_ascii_whitespace)
+        };
+        let ids = |key: &str| -> Option<[u32; 3]> {
+            let mut ids = values(key)?.map(|id| id.parse().ok());
+            Some([ids.next()??, ids.next()??, ids.next()??])
         };
         Some(Status {
-            tgid: value("Tgid:")?.parse().ok()?,
-            uid: value("Uid:")?.parse().ok()?,
+            tgid: values("Tgid:")?.next()?.parse().ok()?,
+            uids: ids("Uid:")?,
+            gids: ids("Gid:")?,
         })
     }
 }
@@ -128,14 +135,20 @@ mod tests {
     /// The status fields, and nothing without them.
     #[test]
     fn status() {
-        let status = "Name:\tsleep\nTgid:\t42\nPid:\t43\nUid:\t1000\t1000\t1000\t1000\n";
+        let status = "Name:\tsleep\nTgid:\t42\nPid:\t43\nUid:\t1000\t0\t1001\t0\n\
+                      Gid:\t100\t100\t101\t100\n";
         assert_eq!(
             Status::parse(status),
             Some(Status {
                 tgid: 42,
-                uid: 1000
+                uids: [1000, 0, 1001],
+                gids: [100, 100, 101],
             })
         );
         assert_eq!(Status::parse("Tgid:\t42\n"), None);
+        assert_eq!(
+            Status::parse("Tgid:\t42\nUid:\t1\t2\nGid:\t1\t2\t3\n"),
+            None
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! A stricter sigd policy, and a template for writing your own in Rust.
 //!
-//! It keeps every check of the default policy (`sigd-policy`) and changes its
-//! rules: only SIGINT, SIGKILL and SIGTERM may be sent (any other deliverable
+//! It keeps every check of the default policy (`sigd-policy`), callers
+//! without a token held to kill(2) included, and changes its rules in code:
+//! only SIGINT, SIGKILL and SIGTERM may be sent (any other deliverable
 //! signal is answered 403 `SIGNAL_NOT_ALLOWED`), only to the process itself
 //! (403 `SCOPE_NOT_ALLOWED` for a group or tree), and a request may wait at
-//! most 5 s. To write your own, copy this crate, change [`RULES`] (or call
-//! your own logic from `handle_signal`), and build it as the README shows.
+//! most 5 s. It takes no settings: everything it allows is written here. To
+//! write your own, copy this crate, change [`RULES`] (or call your own logic
+//! from `handle_signal`), and build it as the README shows.
 
 use sigd_policy::component::{Guest, WitRequest, WitResponse, handle};
 use sigd_policy::{Rules, Scope};
@@ -22,6 +24,15 @@ pub const RULES: Rules = Rules {
 pub struct Strict;
 
 impl Guest for Strict {
+    fn configure(settings: Option<String>) -> Result<(), String> {
+        match settings {
+            None => Ok(()),
+            Some(_) => {
+                Err("the strict example takes no settings: its rules are in its code".into())
+            }
+        }
+    }
+
     fn handle_signal(request: WitRequest) -> WitResponse {
         handle(&RULES, request)
     }

@@ -4,7 +4,9 @@
 //! ["protected", "ok", "cannot-open", ...], "headers": {...}}`. The tests
 //! use it to prove the host refuses pid -1, 0, 1, sigd itself and its groups
 //! and trees, no matter what a policy orders, and never hands a policy the
-//! `authorization` header.
+//! `authorization` header. A fourth element, a uid, sends the signal on
+//! behalf of that uid, whatever the caller: the host must still apply
+//! kill(2)'s rule for it.
 
 use serde_json::{Value, json};
 use sigd_policy::component::bindings::sigd::policy::host::{
@@ -16,6 +18,10 @@ use sigd_policy::component::{Guest, WitRequest, WitResponse};
 pub struct Hostile;
 
 impl Guest for Hostile {
+    fn configure(_settings: Option<String>) -> Result<(), String> {
+        Ok(())
+    }
+
     fn handle_signal(request: WitRequest) -> WitResponse {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let results: Vec<&str> = body["kill"]
@@ -30,15 +36,17 @@ impl Guest for Hostile {
                     Some("tree") => Scope::Tree,
                     _ => Scope::Process,
                 };
+                let on_behalf_of = target[3].as_u64().map(|uid| uid as u32);
                 let Some(process) = Process::open(pid) else {
                     return "cannot-open";
                 };
-                match process.signal(signal, scope) {
+                match process.signal(signal, scope, on_behalf_of) {
                     Ok(_) => "ok",
                     Err(KillError::NotFound) => "not-found",
                     Err(KillError::InvalidSignal) => "invalid-signal",
                     Err(KillError::Protected) => "protected",
                     Err(KillError::PermissionDenied) => "permission-denied",
+                    Err(KillError::NotPermitted) => "not-permitted",
                     Err(KillError::Failed) => "failed",
                 }
             })

@@ -23,6 +23,10 @@ use wasi::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 struct Probe;
 
 impl Guest for Probe {
+    fn configure(_settings: Option<String>) -> Result<(), String> {
+        Ok(())
+    }
+
     fn handle_signal(request: Request) -> Response {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
         if let Some(bytes) = body["flood"].as_u64() {
