@@ -371,6 +371,7 @@ fn order_signal(
     asked.check(rules)?;
     let grant = settings.grant(request.caller);
     grant.check(&asked)?;
+    settings.check_scope(&grant, asked.scope)?;
     let on_behalf_of = match grant.authority {
         Authority::Sigd => None,
         Authority::Caller => Some(

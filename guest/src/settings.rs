@@ -169,6 +169,19 @@ impl Settings {
         protects || limits
     }
 
+    /// Refuse a group or tree scope where the settings judge targets: they
+    /// can judge only the process the request names, not the others a
+    /// group or tree reaches.
+    pub fn check_scope(&self, grant: &Grant, scope: Scope) -> Result<(), Rejection> {
+        match scope != Scope::Process && self.asks_about_targets(grant) {
+            true => Err(Rejection::ScopeNotAllowed {
+                scope,
+                by: "sigd's settings, which judge the process a request names and no other,".into(),
+            }),
+            false => Ok(()),
+        }
+    }
+
     /// Refuse `target` (the process `pid`) if the settings protect it or
     /// `grant`'s rule does not allow it.
     pub fn check_target(&self, grant: &Grant, pid: i32, target: Target) -> Result<(), Rejection> {

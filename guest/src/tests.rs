@@ -512,6 +512,16 @@ fn settings_grant_limit_and_protect() {
         ask(&local(Some(1001)), "45", r#"{"signal": 15}"#).1,
         "SIGNAL_NOT_ALLOWED"
     );
+    // Target rules judge the named process only: no group or tree under them.
+    assert_eq!(
+        ask(
+            &local(Some(1000)),
+            "45",
+            r#"{"signal": 15, "scope": "tree"}"#
+        )
+        .1,
+        "SCOPE_NOT_ALLOWED"
+    );
     // Any other token is held to kill(2) by the last rule.
     let other = Caller {
         principal: Some("other".into()),

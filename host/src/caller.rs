@@ -116,8 +116,11 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 1;
 /// The size of `struct nlmsghdr`.
 const NLMSG_HEADER: usize = 16;
-/// Where `idiag_uid` sits in `struct inet_diag_msg`.
+/// Where `idiag_uid` and `idiag_inode` sit in `struct inet_diag_msg`.
 const IDIAG_UID_AT: usize = 64;
+const IDIAG_INODE_AT: usize = 68;
+/// `TCP_ESTABLISHED`, as `idiag_state` gives it.
+const TCP_ESTABLISHED: u8 = 1;
 
 /// The uid owning the TCP socket at `remote` that is connected to `local`:
 /// one exact `sock_diag` lookup (`inet_diag_req_v2` for that 4-tuple), as
@@ -168,8 +171,25 @@ fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     if kind != SOCK_DIAG_BY_FAMILY {
         return None;
     }
-    let uid = reply.get(NLMSG_HEADER + IDIAG_UID_AT..NLMSG_HEADER + IDIAG_UID_AT + 4)?;
-    Some(u32::from_ne_bytes(uid.try_into().ok()?))
+    let message = reply.get(NLMSG_HEADER..)?;
+    let word = |at: usize| {
+        Some(u32::from_ne_bytes(
+            message.get(at..at + 4)?.try_into().ok()?,
+        ))
+    };
+    // Only a connected socket that a process still holds says who owns it:
+    // the kernel reports uid 0 for a TIME_WAIT entry and for a socket whose
+    // owner has closed it (inode 0), and a closed client's lookup can land
+    // on another socket. So the state, the inode and the very 4-tuple asked
+    // for must match; anything else is a peer sigd cannot tell.
+    let established = message.first() == Some(&family) && message.get(1) == Some(&TCP_ESTABLISHED);
+    let same_sockid =
+        message.get(4..4 + 36) == request.get(NLMSG_HEADER + 8..NLMSG_HEADER + 8 + 36);
+    let owned = word(IDIAG_INODE_AT).is_some_and(|inode| inode != 0);
+    if !(established && same_sockid && owned) {
+        return None;
+    }
+    word(IDIAG_UID_AT)
 }
 
 /// An address as the 16 bytes of `idiag_src`/`idiag_dst` (IPv4 in the first 4).
@@ -209,5 +229,10 @@ mod tests {
         // A 4-tuple with no socket behind it is not guessed at.
         let nobody = SocketAddr::from(([127, 0, 0, 1], 1));
         assert_eq!(tcp_socket_owner(local, nobody), None);
+        // Nor is a client that has closed its socket (it lingers in the
+        // kernel, TIME_WAIT or orphaned, reported as root's).
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(tcp_socket_owner(local, remote), None);
     }
 }

@@ -15,7 +15,7 @@
 //! escalations, checked, to the [`Escalations`] that own them.
 
 use crate::escalations::Escalations;
-use crate::process::{ExitStatus, KillError, Process, ProcessTable};
+use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessTable};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -84,10 +84,11 @@ impl GuardedTable {
         &self.0.escalations
     }
 
-    /// A handle on the process `pid`, if there is one.
-    pub fn open(&self, pid: i32) -> Option<Arc<dyn Process>> {
+    /// A handle on the process `pid`, if there is one (`Err`: no room to
+    /// open it, which says nothing about the process).
+    pub fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
         if pid <= 0 {
-            return None;
+            return Ok(None);
         }
         self.0.table.open(pid)
     }
@@ -195,18 +196,27 @@ impl GuardedTable {
         };
         let members = match members {
             Members::Process => vec![(target.pid(), target.clone())],
-            Members::Group(pids) => pids
-                .into_iter()
-                .filter_map(|pid| Some((pid, self.0.table.open(pid)?)))
-                .collect(),
+            Members::Group(pids) => {
+                let mut members = Vec::new();
+                for pid in pids {
+                    if let Some(member) = self.0.table.open(pid)? {
+                        members.push((pid, member));
+                    }
+                }
+                members
+            }
             Members::Each(members) => members,
         };
         for (_, member) in &members {
-            // One that has gone can be signalled by no one: it is skipped.
-            if let Some(info) = member.info()
-                && !info.uids.may_be_signalled_by(uid)
-            {
-                return Err(KillError::NotPermitted);
+            match member.info() {
+                Some(info) if info.uids.may_be_signalled_by(uid) => {}
+                Some(_) => return Err(KillError::NotPermitted),
+                // One that has gone can be signalled by no one, and is
+                // skipped; one whose facts cannot be read is not permitted.
+                None => match member.send(0, false) {
+                    Err(KillError::NotFound) => {}
+                    _ => return Err(KillError::NotPermitted),
+                },
             }
         }
         Ok(Members::Each(members))
@@ -244,7 +254,7 @@ impl GuardedTable {
                 Ok(Members::Group(group))
             }
             Scope::Tree => {
-                let tree = self.tree(target);
+                let tree = self.tree(target)?;
                 refuse_protected(&tree.keys().copied().collect::<Vec<_>>())?;
                 Ok(Members::Each(tree.into_iter().collect()))
             }
@@ -252,8 +262,9 @@ impl GuardedTable {
     }
 
     /// `target` and its descendants, opened, walked again until no new one
-    /// appears (at most [`TREE_ROUNDS`] times).
-    fn tree(&self, target: &Arc<dyn Process>) -> HashMap<i32, Arc<dyn Process>> {
+    /// appears (at most [`TREE_ROUNDS`] times). `Err` if there was no room
+    /// to open one: the tree would not be whole.
+    fn tree(&self, target: &Arc<dyn Process>) -> Result<HashMap<i32, Arc<dyn Process>>, NoRoom> {
         let table = &self.0.table;
         let mut tree = HashMap::from([(target.pid(), target.clone())]);
         for _ in 0..TREE_ROUNDS {
@@ -270,7 +281,7 @@ impl GuardedTable {
                     }
                     // Open, then make sure it is still the parent's child:
                     // the handle then names a real descendant.
-                    let Some(handle) = table.open(child) else {
+                    let Some(handle) = table.open(child)? else {
                         continue;
                     };
                     if handle.info().is_some_and(|info| info.ppid == parent) {
@@ -284,7 +295,7 @@ impl GuardedTable {
                 break;
             }
         }
-        tree
+        Ok(tree)
     }
 
     /// pid 1, sigd and sigd's ancestors, now.

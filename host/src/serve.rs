@@ -17,9 +17,24 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
+/// Ignore SIGHUP until sigd takes it over: until then its default action
+/// would end sigd, and a reload asked for that early has nothing to reload.
+/// `main` calls it first thing, before any other thread starts.
+pub fn ignore_early_hangups() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installs SIG_IGN, no handler code, before other threads exist.
+    // (Nothing to report to if it fails: logging is not set up yet, and a
+    // SIGHUP then ends sigd as before.)
+    let _ = unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) };
+}
+
 /// Run the daemon until SIGTERM or SIGINT. `env_token` is what SIGD_TOKEN
 /// held (see [`take_env_token`](crate::auth::take_env_token)).
 pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<()> {
+    // SIGHUP, SIGTERM and SIGINT are ours from here on: a SIGTERM while the
+    // policy loads ends sigd once it is loaded, gracefully; a SIGHUP reloads.
+    let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let shutdown = shutdown_signal()?;
     let tokens = tokens(&args, env_token)?;
     if tokens.is_none() {
         if let Some(open) = args.listen.iter().find(|endpoint| !endpoint.is_local()) {
@@ -31,6 +46,8 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         warn!("no token: every local client may send signals");
     }
     raise_file_limit();
+    // Decided once, from the kernel: never from an errno under load.
+    crate::process::linux::pidfds();
     let metrics = Arc::new(Metrics::default());
     let policy = Arc::new(first_policy(&args).await?);
     let socket_file = SocketFile {
@@ -44,10 +61,6 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
             .with_context(|| format!("cannot listen on {endpoint}"))?;
         listeners.push(listener);
     }
-    // Take over SIGHUP, SIGTERM and SIGINT before announcing readiness:
-    // until then they would kill sigd.
-    let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let shutdown = shutdown_signal()?;
     for listener in &listeners {
         info!("listening on {}", listener.endpoint()?);
     }
@@ -61,6 +74,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         tokens,
         allowed_origins: args.allowed_origins.clone(),
         max_body_bytes: args.max_body_bytes,
+        body_timeout: Duration::from_secs(args.body_timeout),
         metrics,
     });
     let limits = TransportLimits {
@@ -91,11 +105,19 @@ fn tokens(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<T
 /// read or changed it, as ssh treats private keys.
 fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let shown = path.display();
     let cannot_read = || format!("cannot read token file {shown}");
-    let mut file = std::fs::File::open(path).with_context(cannot_read)?;
+    // Non-blocking, so a FIFO put in its place cannot hold start-up.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .with_context(cannot_read)?;
     let meta = file.metadata().with_context(cannot_read)?;
+    if !meta.is_file() {
+        bail!("token file {shown} is not a regular file");
+    }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
         bail!(

@@ -161,6 +161,21 @@ impl Listener {
 /// finished socket).
 fn bind_unix(path: &Path, file: SocketFile) -> io::Result<UnixListener> {
     let parent = path.parent().unwrap_or(Path::new("/"));
+    // In a directory others may write to (and rename or replace entries
+    // in), nothing sigd names by path there stays sigd's: refuse it unless
+    // it is sticky, as /tmp is.
+    let shared = std::fs::metadata(parent)?.permissions().mode();
+    if shared & 0o022 != 0 && shared & 0o1000 == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} may be written by other users (mode {:o}): they could replace the socket; \
+                 put it in a directory only sigd's user may write to, such as /run/sigd",
+                parent.display(),
+                shared & 0o7777
+            ),
+        ));
+    }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.subsec_nanos());
