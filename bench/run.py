@@ -184,6 +184,7 @@ def startup_and_memory(pids):
         idle = server.rss_kib()
         sockets = []
         request = (f"POST /api/v1/processes/{pids[0]}/signal HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/json\r\n"
                    'Content-Length: 14\r\n\r\n{"signal": 10}').encode()
         for _ in range(1000):
             s = socket.create_connection(("127.0.0.1", server.port))

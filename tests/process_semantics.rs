@@ -69,7 +69,10 @@ fn pid_reuse_signals_nothing() {
     let processes = GuardedTable::new(System);
     let mut first = target();
     let pid = first.id() as i32;
-    let handle = processes.open(pid).expect("open the first process");
+    let handle = processes
+        .open(pid)
+        .expect("room to open it")
+        .expect("open the first process");
     first.kill().unwrap();
     first.wait().unwrap();
     let mut second = recycle(pid);

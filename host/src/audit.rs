@@ -119,6 +119,7 @@ fn errno(error: &KillError) -> String {
         KillError::InvalidSignal => "EINVAL".into(),
         KillError::Protected => "protected".into(),
         KillError::NotPermitted => "not-permitted".into(),
+        KillError::NoRoom(error) => format!("{:?}", error.0),
         KillError::Failed(errno) => format!("{errno:?}"),
     }
 }

@@ -106,6 +106,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = TransportLimits::default().header_timeout.as_secs(), value_name = "SECONDS")]
     pub header_timeout: u64,
 
+    /// Seconds a client may take to send a request's body once its headers
+    /// are in; a slower or unfinished body is answered 408 and the
+    /// connection closed.
+    #[arg(long, default_value_t = crate::http::BODY_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub body_timeout: u64,
+
     /// Most headers in a request; more get 431.
     #[arg(long, default_value_t = TransportLimits::default().max_headers, value_name = "N")]
     pub max_headers: usize,

@@ -6,6 +6,7 @@
 use crate::guard::GuardedTable;
 use crate::host_calls::Action;
 use crate::policy::{Answer, CallError, Request};
+use crate::process::KillError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +26,25 @@ pub struct Decision {
     pub policy_sha256: Arc<str>,
     /// The sha256 of the settings it was configured with, if any.
     pub settings_sha256: Option<Arc<str>>,
+}
+
+impl Decision {
+    /// Whether any signal was delivered.
+    pub fn delivered(&self) -> bool {
+        (self.actions.iter()).any(|a| matches!(a, Action::Signalled { outcome: Ok(_), .. }))
+    }
+
+    /// Whether the host ran out of room (descriptors, memory) for a host
+    /// call: then what the policy answered (as "no such process", say) is
+    /// about sigd, not about the process.
+    pub fn ran_out_of_room(&self) -> bool {
+        self.actions.iter().any(|action| match action {
+            Action::NoRoom { .. } => true,
+            Action::Signalled { outcome, .. } => matches!(outcome, Err(KillError::NoRoom(_))),
+            Action::Escalated { outcome, .. } => matches!(outcome, Err(KillError::NoRoom(_))),
+            _ => false,
+        })
+    }
 }
 
 /// A decider's future.

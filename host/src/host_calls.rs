@@ -9,7 +9,7 @@
 //! adapt to it in a few lines each.
 
 use crate::guard::{Authority, GuardedTable, Scope};
-use crate::process::{ExitStatus, KillError, Process, ProcessInfo, RunState};
+use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessInfo, RunState};
 use crate::signal;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -22,6 +22,9 @@ pub enum Action {
     ReadHeader { name: String, found: bool },
     /// It asked to open `pid`, which does not exist.
     NoProcess { pid: i32 },
+    /// It asked to open `pid`, and the host had no room to (it was told
+    /// there is none; the answer is the host's, see [`Decision::ran_out_of_room`](crate::decision::Decision::ran_out_of_room)).
+    NoRoom { pid: i32, error: NoRoom },
     /// It opened the process `pid`, which started at `start_time`.
     Opened { pid: i32, start_time: u64 },
     /// It asked what `pid` is doing: its state then, `None` once gone.
@@ -94,9 +97,17 @@ impl HostCalls {
 
     /// A handle on the process `pid`, if there is one.
     pub fn open(&mut self, pid: i32) -> Option<Arc<dyn Process>> {
-        let Some(process) = self.processes.open(pid) else {
-            self.actions.push(Action::NoProcess { pid });
-            return None;
+        let process = match self.processes.open(pid) {
+            Ok(Some(process)) => process,
+            Ok(None) => {
+                self.actions.push(Action::NoProcess { pid });
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(pid, %error, "cannot open a process");
+                self.actions.push(Action::NoRoom { pid, error });
+                return None;
+            }
         };
         let start_time = process.start_time();
         self.actions.push(Action::Opened { pid, start_time });

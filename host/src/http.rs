@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{Instrument, field, info, info_span, warn};
 
 /// The signal route: `/api/v1/processes/{pid}/signal`.
@@ -37,6 +37,11 @@ const METRICS_PATH: &str = "/metrics";
 
 /// The default largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The `Retry-After` of a 503, in seconds.
+const RETRY_AFTER: &str = "1";
+
+/// The default time a body may take to arrive after its headers.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every request needs; shared by all connections.
 pub struct App {
@@ -51,6 +56,9 @@ pub struct App {
     pub allowed_origins: Vec<String>,
     /// Largest body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a client may take to send a body once its headers are in;
+    /// a slower or unfinished one is answered 408 and its connection closed.
+    pub body_timeout: Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -84,9 +92,16 @@ pub enum HttpError {
     PayloadTooLarge(usize),
     #[error("could not read the body: {0}")]
     BadBody(String),
+    /// The body did not arrive in time (the value is the limit).
+    #[error("the body took longer than {0:?}")]
+    BodyTimeout(Duration),
     /// The policy gave no usable answer (the details are logged where it failed).
     #[error("the policy failed")]
     PolicyFailed,
+    /// The host had no room (descriptors, memory) to do what was asked;
+    /// nothing was signalled.
+    #[error("no room to serve the request now")]
+    NoRoom,
 }
 
 impl HttpError {
@@ -106,6 +121,13 @@ impl HttpError {
             }
             HttpError::MethodNotAllowed(allowed) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+            }
+            HttpError::NoRoom => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+            }
+            // What is left of the body is never read: the connection ends.
+            HttpError::BodyTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }
@@ -152,10 +174,24 @@ impl HttpError {
                 "PAYLOAD_TOO_LARGE",
                 format!("the body must be at most {max} bytes"),
             ),
+            HttpError::BodyTimeout(limit) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!(
+                    "the body must arrive within {} s of the headers",
+                    limit.as_secs_f64()
+                ),
+            ),
             HttpError::BadBody(_) => (
                 StatusCode::BAD_REQUEST,
                 "INVALID_REQUEST",
                 "the body could not be read".to_string(),
+            ),
+            HttpError::NoRoom => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BUSY",
+                "sigd has no room to serve this request now and signalled nothing; try again"
+                    .to_string(),
             ),
             // The details go to the log, never to the caller.
             HttpError::PolicyFailed => (
@@ -244,7 +280,12 @@ async fn respond<'a>(
         return Err(HttpError::NotJson);
     }
     let headers = policy_headers(request.headers());
-    let body = read_body(request.into_body(), app.max_body_bytes).await?;
+    let body = tokio::time::timeout(
+        app.body_timeout,
+        read_body(request.into_body(), app.max_body_bytes),
+    )
+    .await
+    .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
     let request = policy::Request {
         pid: pid.clone(),
         body: body.into(),
@@ -257,6 +298,14 @@ async fn respond<'a>(
     let decision = app.decider.decide(&app.processes, request).await;
     app.metrics.policy_call(decision.took);
     let (response, code) = match &decision.answer {
+        // Nothing was sent, and the host could not do what was asked for
+        // lack of room: that is sigd's to say (503), whatever the policy
+        // made of it ("no such process", say). A delivered signal's answer
+        // stands.
+        _ if decision.ran_out_of_room() && !decision.delivered() => {
+            let (response, code) = HttpError::NoRoom.response();
+            (response, code.to_string())
+        }
         Ok(answer) => (
             json_response(answer.status, answer.body.clone()),
             answer.code.clone(),

@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // The daemon's first act: a SIGHUP from here on never ends it.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|command| command == "serve")
+    {
+        sigd::serve::ignore_early_hangups();
+    }
     // SAFETY: no other thread has started yet.
     let env_token = unsafe { sigd::auth::take_env_token() };
     let cli = Cli::parse();

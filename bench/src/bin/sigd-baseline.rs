@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             tokens: None,
             allowed_origins: Vec::new(),
             max_body_bytes: sigd::http::MAX_BODY_BYTES,
+            body_timeout: sigd::http::BODY_TIMEOUT,
             metrics: Arc::new(Metrics::default()),
         });
         let shutdown = match shutdown_signal() {

@@ -170,6 +170,7 @@ pub fn describe_action(action: &Action) -> String {
             format!("request-header({name:?}) -> {found}")
         }
         Action::NoProcess { pid } => format!("process.open({pid}) -> none"),
+        Action::NoRoom { pid, error } => format!("process.open({pid}) -> none ({error})"),
         Action::Opened { pid, start_time } => {
             format!("process.open({pid}) -> process {pid} (started at tick {start_time})")
         }

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::process::{
-    ExitStatus, Exited, Ids, KillError, Process, ProcessInfo, ProcessTable, RunState,
+    ExitStatus, Exited, Ids, KillError, NoRoom, Process, ProcessInfo, ProcessTable, RunState,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -170,13 +170,13 @@ impl ProcessTable for Simulated {
             .collect()
     }
 
-    fn open(&self, pid: i32) -> Option<Arc<dyn Process>> {
-        self.lock().processes.contains_key(&pid).then(|| {
+    fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+        Ok(self.lock().processes.contains_key(&pid).then(|| {
             Arc::new(SimulatedHandle {
                 table: self.clone(),
                 pid,
             }) as Arc<dyn Process>
-        })
+        }))
     }
 }
 

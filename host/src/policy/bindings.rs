@@ -67,7 +67,8 @@ impl From<KillError> for wit::KillError {
             KillError::Protected => wit::KillError::Protected,
             KillError::PermissionDenied => wit::KillError::PermissionDenied,
             KillError::NotPermitted => wit::KillError::NotPermitted,
-            KillError::Failed(_) => wit::KillError::Failed,
+            // The host answers these itself (503), whatever the policy says.
+            KillError::NoRoom(_) | KillError::Failed(_) => wit::KillError::Failed,
         }
     }
 }

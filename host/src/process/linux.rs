@@ -4,9 +4,11 @@
 
 use super::pidfd::{self, Pidfd};
 use super::stat::{Stat, Status};
-use super::{ExitStatus, Exited, Ids, KillError, Process, ProcessInfo, ProcessTable, RunState};
+use super::{
+    ExitStatus, Exited, Ids, KillError, NoRoom, Process, ProcessInfo, ProcessTable, RunState,
+};
 use nix::errno::Errno;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The real process table of this machine (or of sigd's PID namespace).
@@ -28,32 +30,51 @@ impl ProcessTable for System {
             .collect()
     }
 
-    fn open(&self, pid: i32) -> Option<Arc<dyn Process>> {
-        let pidfd = match Pidfd::open(pid) {
-            Ok(pidfd) => Some(pidfd),
-            // No such process, or a thread id that is not a process.
-            Err(Errno::ESRCH | Errno::EINVAL) => return None,
-            Err(errno) => {
-                static ONCE: Once = Once::new();
-                ONCE.call_once(|| {
-                    tracing::warn!(%errno, "no pidfds on this kernel: signals go by pid, \
-                                   which a reused pid could misdirect")
-                });
-                None
-            }
+    fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+        let pidfd = match pidfds() {
+            false => None,
+            true => match Pidfd::open(pid) {
+                Ok(pidfd) => Some(pidfd),
+                // Out of descriptors (or memory): pidfds stay on.
+                Err(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => {
+                    return Err(NoRoom(errno));
+                }
+                // No such process (ESRCH), or a thread id that is not a
+                // process (EINVAL; ENOENT on kernels with thread pidfds).
+                Err(_) => return Ok(None),
+            },
         };
         // Read the facts after opening, and keep them only if the pidfd's
         // process was still there afterwards: then they are its own.
-        let info = read_process(pid)?;
+        let Some(info) = read_process_or_no_room(pid)? else {
+            return Ok(None);
+        };
         if pidfd.as_ref().is_some_and(|pidfd| !pidfd.is_alive()) {
-            return None;
+            return Ok(None);
         }
-        Some(Arc::new(SystemProcess {
+        Ok(Some(Arc::new(SystemProcess {
             pid,
             start_time: info.start_time,
             pidfd: pidfd.map(Arc::new),
-        }))
+        })))
     }
+}
+
+/// Whether this kernel has pidfds, decided once, from the kernel (an
+/// ENOSYS for sigd's own pid), never from an errno under load. Without
+/// them signals go by pid and start time, which a reused pid could
+/// misdirect; that is said once, in the log.
+pub fn pidfds() -> bool {
+    static PIDFDS: OnceLock<bool> = OnceLock::new();
+    *PIDFDS.get_or_init(|| match Pidfd::open(std::process::id() as i32) {
+        Err(Errno::ENOSYS) => {
+            tracing::warn!(
+                "no pidfds on this kernel: signals go by pid, which a reused pid could misdirect"
+            );
+            false
+        }
+        _ => true,
+    })
 }
 
 /// A process of this machine, held by a pidfd (or, on kernels without
@@ -163,23 +184,58 @@ impl Process for SystemProcess {
 /// A process's facts from `/proc/<pid>/stat` and `/proc/<pid>/status`, if it
 /// is a process (a thread-group leader).
 fn read_process(pid: i32) -> Option<ProcessInfo> {
-    let stat = Stat::parse(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)?;
-    let status = Status::parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)?;
+    read_process_or_no_room(pid).ok().flatten()
+}
+
+/// [`read_process`], telling running out of room (descriptors, memory)
+/// apart from there being no such process.
+fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
+    let read = |file: &str| match std::fs::read(format!("/proc/{pid}/{file}")) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) => match error.raw_os_error().map(Errno::from_raw) {
+            Some(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
+            _ => Ok(None),
+        },
+    };
+    let Some(stat) = read("stat")? else {
+        return Ok(None);
+    };
+    let Some(status) = read("status")? else {
+        return Ok(None);
+    };
+    let (Some(stat), Some(status)) = (
+        Stat::parse(&stat),
+        Status::parse(&String::from_utf8_lossy(&status)),
+    ) else {
+        return Ok(None);
+    };
     if status.tgid != pid || stat.pid != pid {
-        return None; // a thread, not a process
+        return Ok(None); // a thread, not a process
     }
-    Some(ProcessInfo {
-        pid,
-        ppid: stat.ppid,
-        pgid: stat.pgid,
-        sid: stat.sid,
-        uids: ids(status.uids),
-        gids: ids(status.gids),
-        state: RunState::from_letter(stat.state)?,
-        start_time: stat.start_time,
-        command: stat.command,
-        exit_code: stat.exit_code,
-    })
+    Ok(
+        state_of(stat.state, status.threads).map(|state| ProcessInfo {
+            pid,
+            ppid: stat.ppid,
+            pgid: stat.pgid,
+            sid: stat.sid,
+            uids: ids(status.uids),
+            gids: ids(status.gids),
+            state,
+            start_time: stat.start_time,
+            command: stat.command,
+            exit_code: stat.exit_code,
+        }),
+    )
+}
+
+/// The state of a process whose leader thread's state letter is `letter`:
+/// a zombie leader whose other threads still run (it called `pthread_exit`)
+/// leads a running process, which a signal still reaches.
+fn state_of(letter: char, threads: u32) -> Option<RunState> {
+    match RunState::from_letter(letter)? {
+        RunState::Zombie if threads > 1 => Some(RunState::Running),
+        state => Some(state),
+    }
 }
 
 /// Real, effective and saved ids, as `/proc/<pid>/status` lists them.
@@ -200,7 +256,7 @@ mod tests {
     #[test]
     fn lookup_self() {
         let me = std::process::id() as i32;
-        let info = System.open(me).unwrap().info().unwrap();
+        let info = System.open(me).unwrap().unwrap().info().unwrap();
         assert_eq!(info.pid, me);
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
         assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
@@ -218,7 +274,7 @@ mod tests {
         });
         let tid = rx.recv().unwrap();
         assert!(std::path::Path::new(&format!("/proc/{tid}/stat")).exists());
-        assert!(System.open(tid).is_none());
+        assert!(System.open(tid).unwrap().is_none());
         assert_eq!(System.lookup(tid), None);
         thread.thread().unpark();
         thread.join().unwrap();

@@ -123,10 +123,20 @@ pub enum KillError {
     /// of the scope; nothing was signalled.
     #[error("not permitted for the caller")]
     NotPermitted,
+    /// The host had no room (file descriptors, memory) to reach every
+    /// process of the scope; nothing was signalled.
+    #[error(transparent)]
+    NoRoom(#[from] NoRoom),
     /// Any other failure of the kill syscall.
     #[error("kill failed: {0}")]
     Failed(Errno),
 }
+
+/// The host ran out of room (EMFILE, ENFILE, ENOMEM) opening a process or
+/// reading its facts: an answer about sigd, never about the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no room to open a process ({0})")]
+pub struct NoRoom(pub Errno);
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,8 +171,10 @@ pub trait ProcessTable: Send + Sync + 'static {
     fn lookup(&self, pid: i32) -> Option<ProcessInfo>;
     /// Every process now, for group and tree scopes.
     fn snapshot(&self) -> Vec<ProcessInfo>;
-    /// A handle that names the process `pid` and no other from now on.
-    fn open(&self, pid: i32) -> Option<Arc<dyn Process>>;
+    /// A handle that names the process `pid` and no other from now on;
+    /// `Ok(None)` if there is no such process, `Err` if the host had no room
+    /// to open one (which says nothing about the process).
+    fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom>;
 }
 
 /// One process, held so that nothing done through it reaches another
@@ -202,7 +214,7 @@ impl ProcessTable for NoProcesses {
         Vec::new()
     }
 
-    fn open(&self, _pid: i32) -> Option<Arc<dyn Process>> {
-        None
+    fn open(&self, _pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+        Ok(None)
     }
 }

@@ -61,6 +61,8 @@ pub struct Status {
     pub uids: [u32; 3],
     /// The real, effective and saved group ids (`Gid:`).
     pub gids: [u32; 3],
+    /// How many threads the thread group has (`Threads:`; 1 if absent).
+    pub threads: u32,
 }
 
 impl Status {
@@ -80,6 +82,9 @@ impl Status {
             tgid: values("Tgid:")?.next()?.parse().ok()?,
             uids: ids("Uid:")?,
             gids: ids("Gid:")?,
+            threads: values("Threads:")
+                .and_then(|mut v| v.next()?.parse().ok())
+                .unwrap_or(1),
         })
     }
 }
@@ -136,13 +141,14 @@ mod tests {
     #[test]
     fn status() {
         let status = "Name:\tsleep\nTgid:\t42\nPid:\t43\nUid:\t1000\t0\t1001\t0\n\
-                      Gid:\t100\t100\t101\t100\n";
+                      Gid:\t100\t100\t101\t100\nThreads:\t3\n";
         assert_eq!(
             Status::parse(status),
             Some(Status {
                 tgid: 42,
                 uids: [1000, 0, 1001],
                 gids: [100, 100, 101],
+                threads: 3,
             })
         );
         assert_eq!(Status::parse("Tgid:\t42\n"), None);

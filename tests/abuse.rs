@@ -1,0 +1,204 @@
+//! Bounded under abuse, honest to the end, through the real binary: a slow
+//! body is cut off, a process whose main thread has exited is still a
+//! process, and a SIGHUP right after exec never ends sigd.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Connections that send their headers (`Content-Length: 100`) and then 5
+/// bytes of body, and wait, each get 408 `REQUEST_TIMEOUT` with the JSON
+/// body once `--body-timeout` has passed, and their connection is closed:
+/// they hold no slot for longer. With every slot of `--max-connections`
+/// taken by such clients, `/healthz` is answered as soon as they are cut off.
+#[test]
+fn slow_bodies_are_cut_off_with_408() {
+    let slots = 50;
+    let sigd = Sigd::start(&[
+        "--no-cache",
+        "--body-timeout",
+        "1",
+        "--max-connections",
+        &slots.to_string(),
+    ]);
+    let started = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..slots)
+        .map(|_| {
+            let mut stream = TcpStream::connect(sigd.addr).unwrap();
+            stream
+                .write_all(
+                    b"POST /api/v1/processes/42/signal HTTP/1.1\r\nHost: x\r\n\
+                      Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sig",
+                )
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+        })
+        .collect();
+    for stream in &mut slow {
+        let mut reply = Vec::new();
+        // read_to_end returns once sigd closes the connection.
+        stream.read_to_end(&mut reply).unwrap();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+        assert!(reply.contains(r#""code":"REQUEST_TIMEOUT""#), "{reply}");
+    }
+    let cut_off = started.elapsed();
+    let health = Instant::now();
+    assert_eq!(sigd.get("/healthz").status, 200);
+    let answered = health.elapsed();
+    println!("{slots} slow bodies cut off after {cut_off:?}; /healthz then in {answered:?}");
+    assert!(cut_off < Duration::from_secs(4), "{cut_off:?}");
+    assert!(answered < Duration::from_secs(1), "{answered:?}");
+}
+
+/// A process whose main thread has called `pthread_exit` while another
+/// thread runs shows a zombie leader in `/proc`, yet it runs and `kill`
+/// reaches it: sigd signals it (200) instead of answering 400
+/// `PROCESS_NOT_RUNNING`.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_process_whose_main_thread_exited_is_signalled() {
+    require_private_pid_namespace();
+    let dir = scratch("main_thread_exited");
+    let source = dir.join("leaderless.c");
+    std::fs::write(
+        &source,
+        "#include <pthread.h>\n#include <unistd.h>\n\
+         static void *sleeper(void *arg) { (void)arg; sleep(600); return 0; }\n\
+         int main(void) { pthread_t t; pthread_create(&t, 0, sleeper, 0); pthread_exit(0); }\n",
+    )
+    .unwrap();
+    let binary = dir.join("leaderless");
+    let built = Command::new("cc")
+        .args(["-pthread", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let mut child = spawn_with_default_signals(Command::new(&binary));
+    let status = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&status)
+        .is_ok_and(|s| s.contains("State:\tZ") && s.contains("Threads:\t2"))
+    {
+        assert!(Instant::now() < deadline, "the main thread did not exit");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let sigd = Sigd::start(&["--no-cache"]);
+    sigd.signal(child.id(), r#"{"signal": 15}"#).assert(200, "");
+    assert_killed_by(&mut child, 15);
+}
+
+/// A SIGHUP sent at any moment of sigd's start, from the moment its async
+/// runtime's threads exist to 20 ms later (while it loads the policy and
+/// binds), never ends it (its default action would): sigd comes up and
+/// serves. (Before its `main` runs nothing of sigd's can catch a signal.)
+#[test]
+fn sighup_right_after_exec_does_not_end_sigd() {
+    for delay_ms in 0..=20 {
+        let mut child = sigd_command(&["--no-cache"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its main has run once it has more than one thread.
+        let status = format!("/proc/{}/status", child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&status).is_ok_and(|s| !s.contains("Threads:\t1\n")) {
+            assert!(Instant::now() < deadline, "sigd never started its runtime");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let listening = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on"));
+        let alive = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            listening && alive,
+            "SIGHUP {delay_ms} ms into start-up ended sigd"
+        );
+    }
+}
+
+/// Out of file descriptors is never "no such process" and never turns
+/// pidfds off: with `nofile` at 64, escalations (each holds its target's
+/// pidfd) are scheduled on one keep-alive connection until sigd has no
+/// descriptor left for the next target. That request, for a live process,
+/// is answered 503 `BUSY` with `Retry-After` (it was 404 `PROCESS_NOT_FOUND`,
+/// and sigd logged that it had no pidfds), nothing is signalled, and the
+/// 503 is counted.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn out_of_descriptors_is_busy_not_missing() {
+    use std::os::unix::process::CommandExt;
+    require_private_pid_namespace();
+    let mut command = sigd_command(&["--no-cache"]);
+    // SAFETY: setrlimit(2) is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = nix::libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let sigd = Sigd::start_command(command);
+    let mut stubborn = stubborn();
+    let mut stream = TcpStream::connect(sigd.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = r#"{"signal": 15, "escalate": {"after_ms": 600000, "signal": 15}}"#;
+    let request = format!(
+        "POST /api/v1/processes/{}/signal HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        stubborn.id(),
+        body.len()
+    );
+    let mut scheduled = 0;
+    let refusal = loop {
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = vec![0; 4096];
+        let n = stream.read(&mut reply).unwrap();
+        let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
+        if !reply.starts_with("HTTP/1.1 200") {
+            break reply;
+        }
+        scheduled += 1;
+        assert!(scheduled < 64, "64 escalations held in 64 descriptors?");
+    };
+    let first = refusal.lines().next().unwrap_or("");
+    println!("{scheduled} escalations scheduled before: {first}");
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(
+        refusal.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refusal}"
+    );
+    assert!(refusal.contains(r#""code":"BUSY""#), "{refusal}");
+    assert!(!sigd.log().contains("no pidfds"), "{}", sigd.log());
+    assert_alive_then_kill(&mut stubborn);
+    drop(stream);
+    // Counted, once the keep-alive connection has given its descriptor back.
+    let metrics = sigd.get("/metrics").body;
+    assert!(
+        metrics.contains(r#"sigd_requests_total{status="503",code="BUSY"} 1"#),
+        "{metrics}"
+    );
+}
