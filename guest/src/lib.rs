@@ -323,11 +323,29 @@ struct SuccessBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     signal_name: Option<String>,
     scope: &'static str,
+    /// The pids reached, the first [`MAX_LISTED`] of them.
     delivered_to: Vec<i32>,
+    /// How many were reached, when that is more than are listed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    escalation: Option<request::Escalation>,
+    delivered_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalation: Option<EscalationBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit: Option<ExitBody>,
+}
+
+/// The most pids an answer lists: a tree of thousands is answered with a
+/// count, and its answer stays well within what the host passes on.
+pub const MAX_LISTED: usize = 1000;
+
+/// The escalation asked for; `"scheduled": false` when it had nothing to
+/// do (the target was gone, reaped, right after the signal).
+#[derive(Serialize)]
+struct EscalationBody {
+    #[serde(flatten)]
+    asked: request::Escalation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduled: Option<bool>,
 }
 
 /// How a waited-for process ended: `{"exited": true, "signal": 15}`, ...
@@ -404,16 +422,29 @@ fn order_signal(
         .signal(asked.signal, asked.scope, on_behalf_of)
         .map_err(refused(asked.signal))?;
 
-    if let Some(escalation) = asked.escalate {
-        process
-            .escalate(
+    // The signal is delivered: from here on nothing turns the answer into
+    // a failure but a refusal of the escalation itself. A target gone by
+    // now (its parent reaped it at once) needs no escalation.
+    let escalation = match asked.escalate {
+        None => None,
+        Some(escalation) => {
+            let scheduled = process.escalate(
                 escalation.after_ms,
                 escalation.signal,
                 asked.scope,
                 on_behalf_of,
-            )
-            .map_err(refused(escalation.signal))?;
-    }
+            );
+            let scheduled = match scheduled {
+                Ok(()) => None,
+                Err(KillError::NotFound) => Some(false),
+                Err(error) => return Err(rejection(error, pid, escalation.signal, on_behalf_of)),
+            };
+            Some(EscalationBody {
+                asked: escalation,
+                scheduled,
+            })
+        }
+    };
     let exit = asked.wait_ms.map(|wait_ms| {
         let ended = |code, signal| ExitBody {
             exited: true,
@@ -439,8 +470,9 @@ fn order_signal(
         signal: asked.signal,
         signal_name: signals::name(asked.signal, &realtime),
         scope: asked.scope.as_str(),
-        delivered_to: delivered,
-        escalation: asked.escalate,
+        delivered_count: (delivered.len() > MAX_LISTED).then_some(delivered.len()),
+        delivered_to: delivered.into_iter().take(MAX_LISTED).collect(),
+        escalation,
         exit,
     })
 }

@@ -16,6 +16,10 @@ struct FakeHost {
     owners: HashMap<i32, (u32, &'static str)>,
     /// What `signal` answers for a pid, when not `Ok`.
     refusals: HashMap<i32, KillError>,
+    /// What `escalate` answers for a pid, when not `Ok`.
+    escalate_refusals: HashMap<i32, KillError>,
+    /// The pids a signal to a pid reaches, when not just its own.
+    reach: HashMap<i32, Vec<i32>>,
     /// How processes end when waited for.
     exits: HashMap<i32, Exit>,
     log: Rc<RefCell<Vec<String>>>,
@@ -25,6 +29,8 @@ struct FakeProcess {
     pid: i32,
     running: bool,
     owner: (u32, &'static str),
+    escalate_refusal: Option<KillError>,
+    reach: Option<Vec<i32>>,
     refusal: Option<KillError>,
     exit: Option<Exit>,
     log: Rc<RefCell<Vec<String>>>,
@@ -40,6 +46,8 @@ impl Host for FakeHost {
             pid,
             running: *self.processes.get(&pid)?,
             owner: self.owners.get(&pid).copied().unwrap_or((0, "fake")),
+            escalate_refusal: self.escalate_refusals.get(&pid).copied(),
+            reach: self.reach.get(&pid).cloned(),
             refusal: self.refusals.get(&pid).copied(),
             exit: self.exits.get(&pid).copied(),
             log: self.log.clone(),
@@ -76,7 +84,7 @@ impl Process for FakeProcess {
             log.push_str(&format!(" as uid {uid}"));
         }
         self.log.borrow_mut().push(log);
-        Ok(vec![self.pid])
+        Ok(self.reach.clone().unwrap_or_else(|| vec![self.pid]))
     }
     fn escalate(
         &self,
@@ -94,7 +102,7 @@ impl Process for FakeProcess {
             log.push_str(&format!(" as uid {uid}"));
         }
         self.log.borrow_mut().push(log);
-        Ok(())
+        self.escalate_refusal.map_or(Ok(()), Err)
     }
     fn wait_exit(&self, timeout_ms: u32) -> Option<Exit> {
         self.log
@@ -420,6 +428,42 @@ fn rules_restrict_signals_and_scopes() {
         run(&group_by_default, "42", r#"{"signal": 15}"#).2,
         vec!["signal 42 15 group"]
     );
+}
+
+/// A delivered signal is never answered as a failure: an escalation the
+/// host finds nothing to do for (the target was reaped at once) is answered
+/// 200 with `"scheduled": false`, and a scope of thousands is listed up to
+/// MAX_LISTED pids with their count.
+#[test]
+fn delivered_signals_are_answered_as_delivered() {
+    let mut host = host();
+    host.processes.insert(49, true);
+    host.reach.insert(49, (1000..2500).collect());
+    let ask = |host: &FakeHost, pid: &str, body: &str| {
+        let response = decide(
+            &Rules::DEFAULT,
+            &Settings::default(),
+            host,
+            &Request {
+                pid,
+                body: body.as_bytes(),
+                caller: &platform(),
+            },
+        );
+        (response.status, serde_json::from_str::<Value>(&response.body).unwrap())
+    };
+    let (status, answer) = ask(&host, "44", r#"{"signal": 15, "escalate": {"after_ms": 5}}"#);
+    assert_eq!(status, 200);
+    assert_eq!(answer["escalation"], json!({"after_ms": 5, "signal": 9}));
+    host.escalate_refusals.insert(44, KillError::NotFound);
+    let (status, answer) = ask(&host, "44", r#"{"signal": 15, "escalate": {"after_ms": 5}}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["escalation"], json!({"after_ms": 5, "signal": 9, "scheduled": false}));
+    let (status, answer) = ask(&host, "49", r#"{"signal": 9, "scope": "tree"}"#);
+    assert_eq!(status, 200);
+    assert_eq!(answer["delivered_count"], 1500);
+    assert_eq!(answer["delivered_to"].as_array().unwrap().len(), MAX_LISTED);
+    assert!(ask(&host, "42", r#"{"signal": 9}"#).1.get("delivered_count").is_none());
 }
 
 /// A caller without a token is held to kill(2): its signals go on behalf of

@@ -55,6 +55,9 @@ const RULES = {
 
 const SCOPES = ['process', 'group', 'tree'];
 
+// The most pids an answer lists (a scope of thousands gets a count too).
+const MAX_LISTED = 1000;
+
 // --- The export ---------------------------------------------------------------
 
 export const handler = {
@@ -110,16 +113,23 @@ function orderSignal(rules, pidText, body, caller) {
   if (process === undefined) throw processNotFound(pid);
   let delivered;
   let exit;
+  let scheduled = true;
   try {
     const state = process.state();
     if (state === undefined) throw processNotFound(pid);
     if (state === 'zombie' || state === 'dead') throw processNotRunning(pid);
     delivered = orHostRefusal(pid, asked.signal, onBehalfOf, () =>
       process.signal(asked.signal, asked.scope, onBehalfOf));
+    // Delivered: only a refusal of the escalation itself fails the answer.
+    // A target gone by now (reaped at once) needs no escalation.
     if (asked.escalate) {
       const { afterMs, signal } = asked.escalate;
-      orHostRefusal(pid, signal, onBehalfOf, () =>
-        process.escalate(afterMs, signal, asked.scope, onBehalfOf));
+      try {
+        process.escalate(afterMs, signal, asked.scope, onBehalfOf);
+      } catch (error) {
+        if (error?.payload !== 'not-found') orHostRefusal(pid, signal, onBehalfOf, () => { throw error; });
+        scheduled = false;
+      }
     }
     if (asked.waitMs !== undefined) exit = exitBody(process.waitExit(asked.waitMs), asked.waitMs);
   } finally {
@@ -130,8 +140,13 @@ function orderSignal(rules, pidText, body, caller) {
   const name = signalName(asked.signal, realtime);
   if (name !== undefined) answer.signal_name = name;
   answer.scope = asked.scope;
-  answer.delivered_to = Array.from(delivered);
-  if (asked.escalate) answer.escalation = { after_ms: asked.escalate.afterMs, signal: asked.escalate.signal };
+  // At most MAX_LISTED pids, and how many when there are more.
+  answer.delivered_to = Array.from(delivered).slice(0, MAX_LISTED);
+  if (delivered.length > MAX_LISTED) answer.delivered_count = delivered.length;
+  if (asked.escalate) {
+    answer.escalation = { after_ms: asked.escalate.afterMs, signal: asked.escalate.signal };
+    if (!scheduled) answer.escalation.scheduled = false;
+  }
   if (exit !== undefined) answer.exit = exit;
   return answer;
 }

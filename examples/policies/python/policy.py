@@ -73,6 +73,9 @@ RULES = Rules(
 )
 
 SCOPES = {"process": Scope.PROCESS, "group": Scope.GROUP, "tree": Scope.TREE}
+
+# The most pids an answer lists (a scope of thousands gets a count too).
+MAX_LISTED = 1000
 SCOPE_NAMES = {scope: name for name, scope in SCOPES.items()}
 
 
@@ -137,13 +140,18 @@ def order_signal(rules: Rules, pid_text: str, body: bytes, caller) -> dict:
             delivered = process.signal(asked.signal, asked.scope, on_behalf_of)
         except Err as refused:
             raise refusal(refused.value, pid, asked.signal, on_behalf_of)
+        # Delivered: only a refusal of the escalation itself fails the answer.
+        # A target gone by now (reaped at once) needs no escalation.
+        scheduled = True
         if asked.escalate is not None:
             try:
                 process.escalate(
                     asked.escalate.after_ms, asked.escalate.signal, asked.scope, on_behalf_of
                 )
             except Err as refused:
-                raise refusal(refused.value, pid, asked.escalate.signal, on_behalf_of)
+                if refused.value != KillError.NOT_FOUND:
+                    raise refusal(refused.value, pid, asked.escalate.signal, on_behalf_of)
+                scheduled = False
         exit = None
         if asked.wait_ms is not None:
             exit = exit_body(process.wait_exit(asked.wait_ms), asked.wait_ms)
@@ -153,9 +161,14 @@ def order_signal(rules: Rules, pid_text: str, body: bytes, caller) -> dict:
     if name is not None:
         answer["signal_name"] = name
     answer["scope"] = SCOPE_NAMES[asked.scope]
-    answer["delivered_to"] = list(delivered)
+    # At most MAX_LISTED pids, and how many when there are more.
+    answer["delivered_to"] = list(delivered)[:MAX_LISTED]
+    if len(delivered) > MAX_LISTED:
+        answer["delivered_count"] = len(delivered)
     if asked.escalate is not None:
         answer["escalation"] = {"after_ms": asked.escalate.after_ms, "signal": asked.escalate.signal}
+        if not scheduled:
+            answer["escalation"]["scheduled"] = False
     if exit is not None:
         answer["exit"] = exit
     return answer

@@ -7,7 +7,8 @@
 //! [{"pid": 42, "ppid": 1, "pgid": 42, "uid": 1000, "command": "server"},
 //!  {"pid": 45, "uid": 0, "suid": 1000},
 //!  {"pid": 43, "state": "zombie"},
-//!  {"pid": 44, "ignores": [15], "permission_denied": false}]
+//!  {"pid": 44, "ignores": [15], "permission_denied": false},
+//!  {"pid": 53, "reaped": true}]
 //! ```
 
 use crate::process::{
@@ -48,6 +49,10 @@ pub struct SimulatedProcess {
     /// Whether the kernel would refuse sigd permission to signal it.
     #[serde(default)]
     pub permission_denied: bool,
+    /// Whether its parent reaps it the moment a signal ends it: it is then
+    /// gone from the table at once.
+    #[serde(default)]
+    pub reaped: bool,
 }
 
 fn one() -> i32 {
@@ -84,6 +89,7 @@ struct Entry {
     info: ProcessInfo,
     ignores: Vec<i32>,
     permission_denied: bool,
+    reaped: bool,
     exit: Option<ExitStatus>,
 }
 
@@ -131,6 +137,7 @@ impl Simulated {
                 info,
                 ignores: p.ignores,
                 permission_denied: p.permission_denied,
+                reaped: p.reaped,
                 exit: state.has_exited().then_some(ExitStatus::Code(0)),
             };
             if table.processes.insert(p.pid, entry).is_some() {
@@ -233,6 +240,9 @@ impl Process for SimulatedHandle {
             if !entry.info.state.has_exited() && ends(signal) && !entry.ignores.contains(&signal) {
                 entry.info.state = RunState::Zombie;
                 entry.exit = Some(ExitStatus::Signal(signal));
+                if entry.reaped {
+                    table.processes.remove(&pid);
+                }
             }
         }
         Ok(())

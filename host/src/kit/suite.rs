@@ -35,7 +35,8 @@ use std::time::Duration;
 /// 50 -> 51 -> 52 where 50 and 51 are group 50 and 52 called setsid; and,
 /// for the callers' cases, 45 of uid 1000, 46 of uid 0 whose saved uid is
 /// 1000, 47 of uid 0 whose effective uid is 1000, and group 90 of uid 1000
-/// holding 91 of uid 0. Every other process is root's.
+/// holding 91 of uid 0; 53, which its parent reaps the moment a signal
+/// ends it. Every other process is root's.
 pub const TABLE: &str = r#"[
     {"pid": 1, "ppid": 0, "command": "init"},
     {"pid": 70, "command": "supervisor"},
@@ -52,7 +53,8 @@ pub const TABLE: &str = r#"[
     {"pid": 46, "uid": 0, "suid": 1000, "command": "setuid-job"},
     {"pid": 47, "uid": 0, "euid": 1000, "command": "seteuid-job"},
     {"pid": 90, "uid": 1000, "command": "user-shell"},
-    {"pid": 91, "ppid": 90, "pgid": 90, "uid": 0, "command": "root-child"}
+    {"pid": 91, "ppid": 90, "pgid": 90, "uid": 0, "command": "root-child"},
+    {"pid": 53, "reaped": true, "command": "reaped-at-once"}
 ]"#;
 
 /// One behaviour of the endpoint, as a request and the answer it must get.
@@ -194,6 +196,7 @@ pub fn cases() -> Vec<Case> {
         bad_body("wait-negative", "wait_ms below zero", r#"{"signal": 15, "wait_ms": -1}"#),
         escalation(case("escalate", "SIGKILL 30 ms later to a process that survived SIGTERM", 44, r#"{"signal": 15, "escalate": {"after_ms": 30, "signal": 9}}"#, 200, "").sends(&[(44, 15, false), (44, 9, false)]).with(json!({"escalation": {"after_ms": 30, "signal": 9}}))),
         escalation(case("escalate-not-needed", "no escalation once the process has ended", 42, r#"{"signal": 15, "escalate": {"after_ms": 30}}"#, 200, "").sends(&[(42, 15, false)])),
+        case("escalate-after-reaped", "an escalation with nothing to do (the target was reaped at once) is no failure", 53, r#"{"signal": 15, "scope": "group", "escalate": {"after_ms": 30}}"#, 200, "").sends(&[(53, 15, true)]).with(json!({"escalation": {"after_ms": 30, "signal": 9, "scheduled": false}})),
         bad_body("escalate-without-delay", "escalate without after_ms", r#"{"signal": 15, "escalate": {"signal": 9}}"#),
         bad_signal("escalate-bad-signal", "escalate with a signal Linux does not deliver", r#"{"signal": 15, "escalate": {"after_ms": 10, "signal": 0}}"#),
         // Who asks: without a token, a caller is held to kill(2) for its uid.
