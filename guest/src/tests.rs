@@ -450,20 +450,39 @@ fn delivered_signals_are_answered_as_delivered() {
                 caller: &platform(),
             },
         );
-        (response.status, serde_json::from_str::<Value>(&response.body).unwrap())
+        (
+            response.status,
+            serde_json::from_str::<Value>(&response.body).unwrap(),
+        )
     };
-    let (status, answer) = ask(&host, "44", r#"{"signal": 15, "escalate": {"after_ms": 5}}"#);
+    let (status, answer) = ask(
+        &host,
+        "44",
+        r#"{"signal": 15, "escalate": {"after_ms": 5}}"#,
+    );
     assert_eq!(status, 200);
     assert_eq!(answer["escalation"], json!({"after_ms": 5, "signal": 9}));
     host.escalate_refusals.insert(44, KillError::NotFound);
-    let (status, answer) = ask(&host, "44", r#"{"signal": 15, "escalate": {"after_ms": 5}}"#);
+    let (status, answer) = ask(
+        &host,
+        "44",
+        r#"{"signal": 15, "escalate": {"after_ms": 5}}"#,
+    );
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["escalation"], json!({"after_ms": 5, "signal": 9, "scheduled": false}));
+    assert_eq!(
+        answer["escalation"],
+        json!({"after_ms": 5, "signal": 9, "scheduled": false})
+    );
     let (status, answer) = ask(&host, "49", r#"{"signal": 9, "scope": "tree"}"#);
     assert_eq!(status, 200);
     assert_eq!(answer["delivered_count"], 1500);
     assert_eq!(answer["delivered_to"].as_array().unwrap().len(), MAX_LISTED);
-    assert!(ask(&host, "42", r#"{"signal": 9}"#).1.get("delivered_count").is_none());
+    assert!(
+        ask(&host, "42", r#"{"signal": 9}"#)
+            .1
+            .get("delivered_count")
+            .is_none()
+    );
 }
 
 /// A caller without a token is held to kill(2): its signals go on behalf of
