@@ -202,3 +202,36 @@ fn out_of_descriptors_is_busy_not_missing() {
         "{metrics}"
     );
 }
+
+/// At shutdown, escalations still pending are cancelled, each logged and
+/// audited with its pid, signal and due time (they were dropped without a
+/// word), and the target is not signalled.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn pending_escalations_are_cancelled_each_audited() {
+    require_private_pid_namespace();
+    let mut sigd = Sigd::start(&["--no-cache", "--log-format", "json", "--drain", "1"]);
+    let mut stubborn = stubborn();
+    let body = r#"{"signal": 15, "escalate": {"after_ms": 600000}}"#;
+    sigd.signal(stubborn.id(), body).assert(200, "");
+    sigd.send(Signal::SIGTERM);
+    assert!(sigd.wait().success());
+    let cancelled: Vec<serde_json::Value> = sigd
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["decision"] == "escalation-cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 1, "{}", sigd.log());
+    let event = &cancelled[0];
+    assert_eq!(event["target"], "sigd::audit");
+    assert_eq!(event["pid"], stubborn.id());
+    assert_eq!(event["signal"], 9);
+    let due = event["due_unix_ms"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(due > now + 590_000, "due {due}, now {now}");
+    assert_alive_then_kill(&mut stubborn);
+}

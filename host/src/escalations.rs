@@ -1,69 +1,142 @@
 //! The escalations still pending: "if it still runs after a delay, signal
-//! it again". Each is a task owned here, never a detached one, so the server
-//! can count them and, at shutdown, end the ones still waiting with a word
-//! in the log instead of losing them silently.
+//! it again". Each is a task owned here, never a detached one, with what it
+//! will do (pid, signal, scope, when), so the server can count them and, at
+//! shutdown, cancel the ones still waiting, each logged and audited, instead
+//! of losing them silently.
 
+use crate::guard::Scope;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
-use tokio::task::JoinSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::{Id, JoinSet};
 use tracing::warn;
+
+/// What one pending escalation will do.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    pub pid: i32,
+    pub signal: i32,
+    pub scope: Scope,
+    /// When it is due.
+    pub due: SystemTime,
+}
 
 /// The tasks keeping watch for escalations; one per [`GuardedTable`](crate::guard::GuardedTable).
 #[derive(Default)]
 pub struct Escalations {
-    tasks: Mutex<JoinSet<()>>,
+    tasks: Mutex<Tasks>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<()>,
+    pending: HashMap<Id, Pending>,
 }
 
 impl Escalations {
-    /// Run `watch` (it waits, then signals or not) as an owned task.
-    pub fn schedule(&self, watch: impl Future<Output = ()> + Send + 'static) {
+    /// Run `watch` (it waits `after`, then signals `pending.pid` or not) as
+    /// an owned task.
+    pub fn schedule(
+        &self,
+        pid: i32,
+        signal: i32,
+        scope: Scope,
+        after: Duration,
+        watch: impl Future<Output = ()> + Send + 'static,
+    ) {
         let mut tasks = self.lock();
-        // Forget the tasks that have ended, so the set holds only pending ones.
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(watch);
+        tasks.forget_ended();
+        let id = tasks.set.spawn(watch).id();
+        let due = SystemTime::now() + after;
+        tasks.pending.insert(
+            id,
+            Pending {
+                pid,
+                signal,
+                scope,
+                due,
+            },
+        );
     }
 
     /// How many escalations are still pending.
     pub fn pending(&self) -> usize {
         let mut tasks = self.lock();
-        while tasks.try_join_next().is_some() {}
-        tasks.len()
+        tasks.forget_ended();
+        tasks.set.len()
     }
 
-    /// End every pending escalation (none of them will signal), saying how
-    /// many there were; at shutdown.
-    pub fn cancel_all(&self) -> usize {
+    /// Cancel every pending escalation (none of them will signal), each
+    /// logged and audited with its pid, signal and due time; at shutdown.
+    /// What was cancelled.
+    pub fn cancel_all(&self) -> Vec<Pending> {
         let mut tasks = self.lock();
-        while tasks.try_join_next().is_some() {}
-        let pending = tasks.len();
-        tasks.abort_all();
-        if pending > 0 {
-            warn!(pending, "shutting down: pending escalations cancelled");
+        tasks.forget_ended();
+        tasks.set.abort_all();
+        let cancelled: Vec<Pending> = tasks.pending.drain().map(|(_, pending)| pending).collect();
+        for escalation in &cancelled {
+            let due_unix_ms = escalation
+                .due
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64);
+            warn!(
+                target: "sigd::audit",
+                pid = escalation.pid,
+                signal = escalation.signal,
+                scope = ?escalation.scope,
+                due_unix_ms,
+                decision = "escalation-cancelled",
+                "escalation cancelled at shutdown"
+            );
         }
-        pending
+        if !cancelled.is_empty() {
+            warn!(
+                pending = cancelled.len(),
+                "shutting down: pending escalations cancelled"
+            );
+        }
+        cancelled
     }
 
-    fn lock(&self) -> MutexGuard<'_, JoinSet<()>> {
+    fn lock(&self) -> MutexGuard<'_, Tasks> {
         self.tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
+impl Tasks {
+    /// Forget the tasks that have ended, so only pending ones are held.
+    fn forget_ended(&mut self) {
+        while let Some(ended) = self.set.try_join_next_with_id() {
+            let id = match ended {
+                Ok((id, ())) => id,
+                Err(error) => error.id(),
+            };
+            self.pending.remove(&id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    /// Ended tasks are not counted; pending ones are, until cancelled.
+    /// Ended tasks are not counted; pending ones are, until cancelled, and
+    /// cancelling says what each would have done.
     #[tokio::test]
     async fn counts_and_cancels_pending_tasks() {
         let escalations = Escalations::default();
-        escalations.schedule(async {});
-        escalations.schedule(tokio::time::sleep(Duration::from_secs(600)));
+        let after = Duration::from_secs(600);
+        escalations.schedule(7, 9, Scope::Process, after, async {});
+        escalations.schedule(8, 15, Scope::Tree, after, tokio::time::sleep(after));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(escalations.pending(), 1);
-        assert_eq!(escalations.cancel_all(), 1);
+        let cancelled = escalations.cancel_all();
+        assert_eq!(cancelled.len(), 1);
+        assert_eq!((cancelled[0].pid, cancelled[0].signal), (8, 15));
+        assert!(cancelled[0].due > SystemTime::now() + Duration::from_secs(590));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(escalations.pending(), 0);
     }

@@ -125,18 +125,20 @@ impl GuardedTable {
         let members = self.members(&target, scope)?;
         self.check_authority(&target, members, authority)?;
         let guard = self.clone();
-        self.0.escalations.schedule(async move {
-            let pid = target.pid();
-            let fire = || guard.deliver(&target, signal, scope, authority);
-            tokio::select! {
-                () = target.exited() => info!(pid, "exited in time; no escalation"),
-                () = tokio::time::sleep(after) => match fire() {
-                    Ok(reached) => info!(pid, signal, ?scope, ?reached, "escalated"),
-                    Err(KillError::NotFound) => info!(pid, "exited in time; no escalation"),
-                    Err(error) => warn!(pid, signal, ?scope, %error, "escalation failed"),
-                },
-            }
-        });
+        let pid = target.pid();
+        self.0
+            .escalations
+            .schedule(pid, signal, scope, after, async move {
+                let fire = || guard.deliver(&target, signal, scope, authority);
+                tokio::select! {
+                    () = target.exited() => info!(pid, "exited in time; no escalation"),
+                    () = tokio::time::sleep(after) => match fire() {
+                        Ok(reached) => info!(pid, signal, ?scope, ?reached, "escalated"),
+                        Err(KillError::NotFound) => info!(pid, "exited in time; no escalation"),
+                        Err(error) => warn!(pid, signal, ?scope, %error, "escalation failed"),
+                    },
+                }
+            });
         Ok(())
     }
 
