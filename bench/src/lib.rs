@@ -123,7 +123,7 @@ impl sigd_policy::Process for Opened<'_> {
         scope: sigd_policy::Scope,
         on_behalf_of: Option<u32>,
     ) -> Result<Vec<i32>, sigd_policy::KillError> {
-        let authority = on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf);
+        let authority = Authority::from(on_behalf_of);
         let mut calls = self.host.0.borrow_mut();
         calls
             .signal(&self.process, signal, scope_of(scope), authority)
@@ -137,7 +137,7 @@ impl sigd_policy::Process for Opened<'_> {
         scope: sigd_policy::Scope,
         on_behalf_of: Option<u32>,
     ) -> Result<(), sigd_policy::KillError> {
-        let authority = on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf);
+        let authority = Authority::from(on_behalf_of);
         let mut calls = self.host.0.borrow_mut();
         calls
             .escalate(&self.process, after_ms, signal, scope_of(scope), authority)

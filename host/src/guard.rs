@@ -43,6 +43,13 @@ pub enum Authority {
     OnBehalfOf(u32),
 }
 
+impl From<Option<u32>> for Authority {
+    /// A policy's `on-behalf-of`: a uid, or `None` for sigd's own authority.
+    fn from(on_behalf_of: Option<u32>) -> Authority {
+        on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf)
+    }
+}
+
 /// The longest a policy may make a request wait for an exit, whatever it asks.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 

@@ -3,7 +3,7 @@
 //! Nothing outside `policy` sees a generated type.
 
 use crate::caller::{Caller, Transport};
-use crate::guard::{Authority, Scope};
+use crate::guard::Scope;
 use crate::process::{ExitStatus, Ids, KillError, ProcessInfo, RunState};
 use std::ops::RangeInclusive;
 
@@ -35,11 +35,6 @@ impl From<wit::Scope> for Scope {
             wit::Scope::Tree => Scope::Tree,
         }
     }
-}
-
-/// A policy's `on-behalf-of`: whose authority a signal is sent with.
-pub(super) fn authority(on_behalf_of: Option<u32>) -> Authority {
-    on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf)
 }
 
 impl From<&Caller> for wit_handler::Caller {

@@ -3,7 +3,7 @@
 //! empty WASI for guests built by toolchains that import it. [`State`] is
 //! what each store holds.
 
-use super::bindings::{self, Bindings, wit};
+use super::bindings::{Bindings, wit};
 use super::limiter::MemoryLimiter;
 use super::ticker::GuestClock;
 use crate::host_calls::HostCalls;
@@ -89,7 +89,7 @@ impl wit::HostProcess for State {
         on_behalf_of: Option<u32>,
     ) -> Result<Vec<i32>, wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
-        let authority = bindings::authority(on_behalf_of);
+        let authority = on_behalf_of.into();
         Ok(self
             .calls
             .signal(&process, signal, scope.into(), authority)?)
@@ -104,7 +104,7 @@ impl wit::HostProcess for State {
         on_behalf_of: Option<u32>,
     ) -> Result<(), wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
-        let authority = bindings::authority(on_behalf_of);
+        let authority = on_behalf_of.into();
         let outcome = (self.calls).escalate(&process, after_ms, signal, scope.into(), authority);
         Ok(outcome?)
     }
