@@ -82,7 +82,7 @@ pub fn log(
     };
     let credentials = peer.credentials;
     let (transport, remote) = match &peer.transport {
-        Transport::Tcp(remote) => ("tcp", Some(remote.to_string())),
+        Transport::Tcp(remote) => ("tcp", Some(remote)),
         Transport::Unix => ("unix", None),
     };
     tracing::info!(
@@ -91,7 +91,8 @@ pub fn log(
         peer_pid = credentials.and_then(|c| c.pid),
         peer_uid = credentials.map(|c| c.uid),
         transport,
-        remote,
+        // Formatted only when the event is written.
+        remote = remote.map(tracing::field::display),
         pid,
         start_time = opened.map(|(_, start)| start),
         signal = signalled.map(|(signal, ..)| signal),
