@@ -85,14 +85,9 @@ fn a_process_whose_main_thread_exited_is_signalled() {
         .unwrap();
     assert!(built.success());
     let mut child = spawn_with_default_signals(Command::new(&binary));
-    let status = format!("/proc/{}/status", child.id());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&status)
-        .is_ok_and(|s| s.contains("State:\tZ") && s.contains("Threads:\t2"))
-    {
-        assert!(Instant::now() < deadline, "the main thread did not exit");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_status(child.id(), "the main thread to exit", |s| {
+        s.contains("State:\tZ") && s.contains("Threads:\t2")
+    });
     let sigd = Sigd::start(&["--no-cache"]);
     sigd.signal(child.id(), r#"{"signal": 15}"#).assert(200, "");
     assert_killed_by(&mut child, 15);
@@ -111,12 +106,9 @@ fn sighup_right_after_exec_does_not_end_sigd() {
             .spawn()
             .unwrap();
         // Its main has run once it has more than one thread.
-        let status = format!("/proc/{}/status", child.id());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&status).is_ok_and(|s| !s.contains("Threads:\t1\n")) {
-            assert!(Instant::now() < deadline, "sigd never started its runtime");
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        wait_for_status(child.id(), "sigd's runtime threads", |s| {
+            s.contains("Threads:") && !s.contains("Threads:\t1\n")
+        });
         std::thread::sleep(Duration::from_millis(delay_ms));
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();

@@ -216,13 +216,11 @@ fn named_tokens_name_the_principal() {
     let dir = scratch("named_tokens_name_the_principal");
     let named = dir.join("named");
     write_private(&named, "# who may ask\nplatform p-token\nci c-token\n");
-    let sigd = Sigd::start(&[
-        "--no-cache",
-        "--log-format",
-        "json",
-        "--token-file",
-        named.to_str().unwrap(),
-    ]);
+    let serve = |tokens: &Path| {
+        let tokens = tokens.to_str().unwrap();
+        Sigd::start(&["--no-cache", "--log-format", "json", "--token-file", tokens])
+    };
+    let sigd = serve(&named);
     for token in ["p-token", "c-token", "nope"] {
         let auth = format!("Authorization: Bearer {token}");
         sigd.post("/api/v1/processes/abc/signal", "{}", &[&auth]);
@@ -238,13 +236,7 @@ fn named_tokens_name_the_principal() {
 
     let single = dir.join("single");
     write_private(&single, "only-token\n");
-    let sigd = Sigd::start(&[
-        "--no-cache",
-        "--log-format",
-        "json",
-        "--token-file",
-        single.to_str().unwrap(),
-    ]);
+    let sigd = serve(&single);
     sigd.post(
         "/api/v1/processes/abc/signal",
         "{}",
@@ -393,14 +385,9 @@ fn nobodys_target() -> std::process::Child {
         .args(["sleep", "600"]);
     let child = spawn_with_default_signals(command);
     // setpriv execs sleep: wait until the process is sleep, as nobody.
-    let status = format!("/proc/{}/status", child.id());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&status)
-        .is_ok_and(|s| s.starts_with("Name:\tsleep") && s.contains("Uid:\t65534\t"))
-    {
-        assert!(Instant::now() < deadline, "no sleep as nobody");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_status(child.id(), "a sleep as nobody", |s| {
+        s.starts_with("Name:\tsleep") && s.contains("Uid:\t65534\t")
+    });
     child
 }
 

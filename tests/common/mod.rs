@@ -319,26 +319,38 @@ pub fn shell(script: &str) -> Child {
     spawn_with_default_signals(command)
 }
 
+/// Wait (at most 10 s, looking every 0.1 ms) until `/proc/<pid>/status`
+/// satisfies `ready`; panics saying it was waiting for `what`.
+#[track_caller]
+pub fn wait_for_status(pid: u32, what: &str, ready: impl Fn(&str) -> bool) {
+    let status = format!("/proc/{pid}/status");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        if ready(&text) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited in vain for {what}: {text}"
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
 /// A `sleep` that ignores SIGTERM, once it does (a signal sent earlier would
 /// reach the shell before its `trap`).
 pub fn stubborn() -> Child {
     let child = shell("trap '' TERM; exec sleep 600");
-    let status = format!("/proc/{}/status", child.id());
     let ignores_term = |text: &str| {
         text.lines()
             .find_map(|line| line.strip_prefix("SigIgn:"))
             .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
             .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        if ignores_term(&text) && text.starts_with("Name:\tsleep") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no stubborn sleep: {text}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_status(child.id(), "a stubborn sleep", |text| {
+        ignores_term(text) && text.starts_with("Name:\tsleep")
+    });
     child
 }
 
