@@ -35,8 +35,8 @@ struct Tasks {
 }
 
 impl Escalations {
-    /// Run `watch` (it waits `after`, then signals `pending.pid` or not) as
-    /// an owned task.
+    /// Run `watch` as an owned task: it waits `after`, then sends `signal`
+    /// to `pid`'s `scope` if it still runs.
     pub fn schedule(
         &self,
         pid: i32,
@@ -69,7 +69,7 @@ impl Escalations {
 
     /// Cancel every pending escalation (none of them will signal), each
     /// logged and audited with its pid, signal and due time; at shutdown.
-    /// What was cancelled.
+    /// Returns the ones cancelled.
     pub fn cancel_all(&self) -> Vec<Pending> {
         let mut tasks = self.lock();
         tasks.forget_ended();
