@@ -12,29 +12,6 @@ use std::collections::BTreeSet;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// Children of `pid` now, from /proc.
-fn children_of(pid: u32) -> BTreeSet<i32> {
-    System
-        .snapshot()
-        .into_iter()
-        .filter(|p| p.ppid == pid as i32)
-        .map(|p| p.pid)
-        .collect()
-}
-
-/// Wait (at most 10 s) until `pid` has `count` children; returns them.
-fn wait_for_children(pid: u32, count: usize) -> BTreeSet<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let children = children_of(pid);
-        if children.len() >= count {
-            return children;
-        }
-        assert!(Instant::now() < deadline, "{pid} has children {children:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Whether `pid` is alive (not gone, not a zombie).
 fn alive(pid: i32) -> bool {
     System

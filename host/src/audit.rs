@@ -76,10 +76,12 @@ pub fn log(
         None if code.is_empty() => ("answered".to_string(), None),
         None => (code.to_ascii_lowercase(), None),
     };
-    let delivered_to = match signalled {
-        Some((_, _, Ok(pids))) => format!("{pids:?}"),
-        _ => "[]".into(),
+    // Bounded like the answer's list: the first LISTED pids, and a count.
+    let delivered: &[i32] = match signalled {
+        Some((_, _, Ok(pids))) => pids,
+        _ => &[],
     };
+    let delivered_to = format!("{:?}", &delivered[..delivered.len().min(LISTED)]);
     let credentials = peer.credentials;
     let (transport, remote) = match &peer.transport {
         Transport::Tcp(remote) => ("tcp", Some(remote)),
@@ -100,6 +102,7 @@ pub fn log(
         decision,
         errno,
         delivered_to,
+        delivered_count = delivered.len(),
         status,
         code,
         latency_us = took.as_micros() as u64,
@@ -111,6 +114,9 @@ pub fn log(
         "signal request"
     );
 }
+
+/// How many of the pids a signal reached an audit event lists, at most.
+const LISTED: usize = 1000;
 
 /// The errno behind a refusal (`protected`: refused before any syscall).
 fn errno(error: &KillError) -> String {

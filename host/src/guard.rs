@@ -11,11 +11,12 @@
 //!   kill(2) would let that uid signal: checked for every process of the
 //!   scope in the same pass that delivers, all or nothing.
 //!
-//! It also carries out scopes (process, group, tree) and waiting, and hands
+//! It also carries out scopes (process, group, tree: stopped as it is
+//! walked, so that no process forked meanwhile escapes) and waiting, and hands
 //! escalations, checked, to the [`Escalations`] that own them.
 
 use crate::escalations::Escalations;
-use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessTable};
+use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessTable, RunState};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -56,6 +57,24 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// How many times a tree is walked again looking for descendants that
 /// appeared meanwhile.
 const TREE_ROUNDS: usize = 10;
+
+/// How many walks a tree signal makes at most while stopping the tree:
+/// each finds only children forked before their parent was stopped, so a
+/// few suffice even for a tree forking as fast as it can.
+const FREEZE_ROUNDS: usize = 64;
+
+/// SIGSTOP and SIGCONT, by number (the kernel's, on every architecture
+/// sigd runs on).
+const STOP: i32 = nix::libc::SIGSTOP;
+const CONT: i32 = nix::libc::SIGCONT;
+
+/// Whether a tree signal stops the tree first: every signal but SIGCONT
+/// (a stopped tree forks nothing) and the terminal stop signals (the
+/// SIGCONT that ends the freeze would discard them).
+fn freezes(signal: i32) -> bool {
+    use nix::libc::{SIGTSTP, SIGTTIN, SIGTTOU};
+    ![CONT, SIGTSTP, SIGTTIN, SIGTTOU].contains(&signal)
+}
 
 /// A process table held to sigd's invariants: the only kind a policy can
 /// reach. Cheap to clone; clones share the table and its escalations.
@@ -177,6 +196,9 @@ impl GuardedTable {
         if !signal::is_deliverable(signal) {
             return Err(KillError::InvalidSignal);
         }
+        if scope == Scope::Tree && freezes(signal) {
+            return self.signal_tree(target, signal, authority);
+        }
         let members = self.members(target, scope)?;
         match self.check_authority(target, members, authority)? {
             Members::Process => target.send(signal, false).map(|()| vec![target.pid()]),
@@ -217,18 +239,54 @@ impl GuardedTable {
             Members::Each(members) => members,
         };
         for (_, member) in &members {
-            match member.info() {
-                Some(info) if info.uids.may_be_signalled_by(uid) => {}
-                Some(_) => return Err(KillError::NotPermitted),
-                // One that has gone can be signalled by no one, and is
-                // skipped; one whose facts cannot be read is not permitted.
-                None => match member.send(0, false) {
-                    Err(KillError::NotFound) => {}
-                    _ => return Err(KillError::NotPermitted),
-                },
-            }
+            may_signal(member, uid)?;
         }
         Ok(Members::Each(members))
+    }
+
+    /// Send `signal` to `target` and all its descendants, none escaping:
+    /// each process of the tree is stopped (SIGSTOP, which also cancels a
+    /// fork it is making) before its children are looked for, and the tree
+    /// is walked until a walk finds no process it has not stopped. Only
+    /// then is `signal` sent to each; afterwards those the freeze stopped
+    /// are continued (SIGCONT), unless `signal` was SIGSTOP. A process is
+    /// checked (protected, `authority`) before it is stopped; a refusal
+    /// continues the processes already stopped and signals none.
+    fn signal_tree(
+        &self,
+        target: &Arc<dyn Process>,
+        signal: i32,
+        authority: Authority,
+    ) -> Result<Vec<i32>, KillError> {
+        let protected = self.protected();
+        let mut frozen = Frozen::default();
+        let mut tree = HashMap::new();
+        let mut found = vec![(target.pid(), target.clone())];
+        for _ in 0..FREEZE_ROUNDS {
+            for (pid, member) in &found {
+                if *pid <= 1 || protected.contains(pid) {
+                    return Err(KillError::Protected);
+                }
+                if let Authority::OnBehalfOf(uid) = authority {
+                    may_signal(member, uid)?;
+                }
+                match frozen.stop(member) {
+                    Err(error) if *pid == target.pid() => return Err(error),
+                    _ => {} // gone meanwhile, or not ours to stop: send_each says
+                }
+            }
+            tree.extend(found);
+            found = self.grow(&tree)?;
+            if found.is_empty() {
+                break;
+            }
+        }
+        let members: Vec<_> = tree.into_iter().collect();
+        let reached = send_each(target, &members, signal);
+        if signal == STOP {
+            frozen.keep_stopped();
+        }
+        reached
     }
 
     /// Whom `scope` reaches from `target`, once none of them is protected.
@@ -274,37 +332,47 @@ impl GuardedTable {
     /// appears (at most [`TREE_ROUNDS`] times). `Err` if there was no room
     /// to open one: the tree would not be whole.
     fn tree(&self, target: &Arc<dyn Process>) -> Result<HashMap<i32, Arc<dyn Process>>, NoRoom> {
-        let table = &self.0.table;
         let mut tree = HashMap::from([(target.pid(), target.clone())]);
         for _ in 0..TREE_ROUNDS {
-            let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-            for process in table.snapshot() {
-                children.entry(process.ppid).or_default().push(process.pid);
-            }
-            let mut found = false;
-            let mut frontier: Vec<i32> = tree.keys().copied().collect();
-            while let Some(parent) = frontier.pop() {
-                for &child in children.get(&parent).into_iter().flatten() {
-                    if tree.contains_key(&child) {
-                        continue;
-                    }
-                    // Open, then make sure it is still the parent's child:
-                    // the handle then names a real descendant.
-                    let Some(handle) = table.open(child)? else {
-                        continue;
-                    };
-                    if handle.info().is_some_and(|info| info.ppid == parent) {
-                        tree.insert(child, handle);
-                        frontier.push(child);
-                        found = true;
-                    }
-                }
-            }
-            if !found {
+            let found = self.grow(&tree)?;
+            if found.is_empty() {
                 break;
             }
+            tree.extend(found);
         }
         Ok(tree)
+    }
+
+    /// One walk of the process table: the descendants of `tree`'s processes
+    /// that are not in it yet, each opened and, once opened, still the
+    /// child of its parent (so the handle names a real descendant).
+    fn grow(
+        &self,
+        tree: &HashMap<i32, Arc<dyn Process>>,
+    ) -> Result<Vec<(i32, Arc<dyn Process>)>, NoRoom> {
+        let table = &self.0.table;
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        for process in table.snapshot() {
+            children.entry(process.ppid).or_default().push(process.pid);
+        }
+        let mut found = Vec::new();
+        let mut seen: BTreeSet<i32> = tree.keys().copied().collect();
+        let mut frontier: Vec<i32> = tree.keys().copied().collect();
+        while let Some(parent) = frontier.pop() {
+            for &child in children.get(&parent).into_iter().flatten() {
+                if !seen.insert(child) {
+                    continue;
+                }
+                let Some(handle) = table.open(child)? else {
+                    continue;
+                };
+                if handle.info().is_some_and(|info| info.ppid == parent) {
+                    found.push((child, handle));
+                    frontier.push(child);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// pid 1, sigd and sigd's ancestors, now.
@@ -331,6 +399,58 @@ enum Members {
     /// Processes each opened, signalled one by one: a tree, or a scope sent
     /// on behalf of a caller.
     Each(Vec<(i32, Arc<dyn Process>)>),
+}
+
+/// Whether kill(2) lets `uid` signal `member`. One that has gone can be
+/// signalled by no one, and passes (it is skipped); one whose facts cannot
+/// be read is not permitted.
+fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
+    match member.info() {
+        Some(info) if info.uids.may_be_signalled_by(uid) => Ok(()),
+        Some(_) => Err(KillError::NotPermitted),
+        None => match member.send(0, false) {
+            Err(KillError::NotFound) => Ok(()),
+            _ => Err(KillError::NotPermitted),
+        },
+    }
+}
+
+/// The processes a tree signal has stopped, continued when it is dropped
+/// (whatever way the signal ends) unless told to keep them stopped. One
+/// that was stopped already is left as it was.
+#[derive(Default)]
+struct Frozen(Vec<Arc<dyn Process>>);
+
+impl Frozen {
+    /// Stop `process` (SIGSTOP through its handle).
+    fn stop(&mut self, process: &Arc<dyn Process>) -> Result<(), KillError> {
+        let was_stopped = process
+            .info()
+            .is_some_and(|info| info.state == RunState::Stopped);
+        process.send(STOP, false)?;
+        if !was_stopped {
+            self.0.push(process.clone());
+        }
+        Ok(())
+    }
+
+    /// Leave every process stopped: the signal was SIGSTOP.
+    fn keep_stopped(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for process in &self.0 {
+            match process.send(CONT, false) {
+                Ok(()) | Err(KillError::NotFound) => {}
+                Err(error) => {
+                    warn!(pid = process.pid(), %error, "not continued after a tree signal")
+                }
+            }
+        }
+    }
 }
 
 /// Signal each of `members` through its own handle; the pids reached. A

@@ -285,6 +285,26 @@ impl Reply {
     }
 }
 
+/// Wait (at most 10 s) until `pid` has at least `count` children (as
+/// `/proc/<pid>/task/<pid>/children` lists them); their pids.
+#[track_caller]
+pub fn wait_for_children(pid: u32, count: usize) -> std::collections::BTreeSet<i32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children: std::collections::BTreeSet<i32> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect();
+        if children.len() >= count {
+            return children;
+        }
+        assert!(Instant::now() < deadline, "{pid} has children {children:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A process for sigd to signal: `sleep 600`, in this test's namespace.
 pub fn target() -> Child {
     let mut command = Command::new("sleep");
