@@ -127,19 +127,51 @@ fn sighup_right_after_exec_does_not_end_sigd() {
     }
 }
 
-/// Out of file descriptors is never "no such process" and never turns
-/// pidfds off: with `nofile` at 64, escalations (each holds its target's
-/// pidfd) are scheduled on one keep-alive connection until sigd has no
-/// descriptor left for the next target. That request, for a live process,
-/// is answered 503 `BUSY` with `Retry-After` (it was 404 `PROCESS_NOT_FOUND`,
-/// and sigd logged that it had no pidfds), nothing is signalled, and the
-/// 503 is counted.
+/// Escalations are capped: with `--max-escalations 5`, five requests with
+/// an escalation are scheduled; the sixth still has its signal delivered
+/// (200) and answers `"scheduled": false` for the escalation, which is
+/// logged and counted. Before there was no cap: each escalation held two
+/// descriptors until sigd had none left.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn escalations_past_the_cap_are_refused_not_failed() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache", "--max-escalations", "5"]);
+    let mut stubborn = stubborn();
+    let body = r#"{"signal": 15, "escalate": {"after_ms": 600000, "signal": 15}}"#;
+    for _ in 0..5 {
+        let reply = sigd.signal(stubborn.id(), body);
+        reply.assert(200, "");
+        assert_eq!(reply.json()["escalation"].get("scheduled"), None);
+    }
+    let refused = sigd.signal(stubborn.id(), body);
+    refused.assert(200, "");
+    assert_eq!(refused.json()["escalation"]["scheduled"], false);
+    assert_eq!(refused.json()["delivered_to"][0], stubborn.id());
+    sigd.expect_log("escalation refused");
+    let metrics = sigd.get("/metrics").body;
+    assert!(
+        metrics.contains("sigd_escalations_refused_total 1"),
+        "{metrics}"
+    );
+    assert_alive_then_kill(&mut stubborn);
+}
+
+/// Out of file descriptors is never "no such process", never a signal
+/// half sent, and never turns pidfds off. With `nofile` at 64 and 8
+/// connections, sigd lowers `--max-escalations` to what fits (and says so):
+/// escalations fill their share and are then refused (200, not scheduled;
+/// before, they took every descriptor and the next request for a live
+/// process was answered 404 `PROCESS_NOT_FOUND`, and sigd logged it had no
+/// pidfds). A tree of 60 processes then needs more descriptors than are
+/// left: it is answered 503 `BUSY` with `Retry-After`, counted, and not one
+/// of the tree is signalled or left stopped.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn out_of_descriptors_is_busy_not_missing() {
     use std::os::unix::process::CommandExt;
     require_private_pid_namespace();
-    let mut command = sigd_command(&["--no-cache"]);
+    let mut command = sigd_command(&["--no-cache", "--max-connections", "8"]);
     // SAFETY: setrlimit(2) is async-signal-safe and allocates nothing.
     unsafe {
         command.pre_exec(|| {
@@ -152,42 +184,37 @@ fn out_of_descriptors_is_busy_not_missing() {
         });
     }
     let sigd = Sigd::start_command(command);
+    sigd.expect_log("--max-escalations lowered");
     let mut stubborn = stubborn();
-    let mut stream = TcpStream::connect(sigd.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     let body = r#"{"signal": 15, "escalate": {"after_ms": 600000, "signal": 15}}"#;
-    let request = format!(
-        "POST /api/v1/processes/{}/signal HTTP/1.1\r\nHost: x\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        stubborn.id(),
-        body.len()
-    );
     let mut scheduled = 0;
-    let refusal = loop {
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut reply = vec![0; 4096];
-        let n = stream.read(&mut reply).unwrap();
-        let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
-        if !reply.starts_with("HTTP/1.1 200") {
-            break reply;
+    loop {
+        let reply = sigd.signal(stubborn.id(), body);
+        reply.assert(200, "");
+        if reply.json()["escalation"].get("scheduled").is_some() {
+            break;
         }
         scheduled += 1;
-        assert!(scheduled < 64, "64 escalations held in 64 descriptors?");
-    };
-    let first = refusal.lines().next().unwrap_or("");
-    println!("{scheduled} escalations scheduled before: {first}");
-    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
-    assert!(
-        refusal.to_ascii_lowercase().contains("retry-after: 1"),
-        "{refusal}"
+        assert!(scheduled < 32, "32 escalations held in 64 descriptors?");
+    }
+
+    let mut tree = shell("for i in $(seq 60); do sleep 600 & done; wait");
+    let children = wait_for_children(tree.id(), 60);
+    let refusal = sigd.signal(tree.id(), r#"{"signal": 15, "scope": "tree"}"#);
+    println!(
+        "{scheduled} escalations scheduled, then refused; a tree of 61: {} {}",
+        refusal.status,
+        refusal.code()
     );
-    assert!(refusal.contains(r#""code":"BUSY""#), "{refusal}");
+    refusal.assert(503, "BUSY");
+    assert_eq!(refusal.header("retry-after"), Some("1"));
     assert!(!sigd.log().contains("no pidfds"), "{}", sigd.log());
+    for pid in children.iter().copied().chain([tree.id() as i32]) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(status.contains("State:\tS"), "{pid} not asleep: {status}");
+    }
     assert_alive_then_kill(&mut stubborn);
-    drop(stream);
-    // Counted, once the keep-alive connection has given its descriptor back.
+    tree.kill().unwrap();
     let metrics = sigd.get("/metrics").body;
     assert!(
         metrics.contains(r#"sigd_requests_total{status="503",code="BUSY"} 1"#),

@@ -423,8 +423,9 @@ fn order_signal(
         .map_err(refused(asked.signal))?;
 
     // The signal is delivered: from here on nothing turns the answer into
-    // a failure but a refusal of the escalation itself. A target gone by
-    // now (its parent reaped it at once) needs no escalation.
+    // a failure. An escalation the host would not schedule (the target is
+    // gone by now, its parent reaped it at once; or the host keeps as many
+    // escalations as it may) is answered as not scheduled.
     let escalation = match asked.escalate {
         None => None,
         Some(escalation) => {
@@ -434,11 +435,7 @@ fn order_signal(
                 asked.scope,
                 on_behalf_of,
             );
-            let scheduled = match scheduled {
-                Ok(()) => None,
-                Err(KillError::NotFound) => Some(false),
-                Err(error) => return Err(rejection(error, pid, escalation.signal, on_behalf_of)),
-            };
+            let scheduled = scheduled.is_err().then_some(false);
             Some(EscalationBody {
                 asked: escalation,
                 scheduled,

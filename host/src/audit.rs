@@ -127,6 +127,7 @@ fn errno(error: &KillError) -> String {
         KillError::Protected => "protected".into(),
         KillError::NotPermitted => "not-permitted".into(),
         KillError::NoRoom(error) => format!("{:?}", error.0),
+        KillError::EscalationsFull(_) => "escalations-full".into(),
         KillError::Failed(errno) => format!("{errno:?}"),
     }
 }

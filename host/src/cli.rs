@@ -101,6 +101,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = TransportLimits::default().max_connections, value_name = "N")]
     pub max_connections: usize,
 
+    /// Most escalations pending at once; past it, an escalation is refused
+    /// (the signal asked for first is still sent). Each holds two file
+    /// descriptors: sigd lowers this, saying so, if the open-file limit
+    /// leaves no room for them.
+    #[arg(long, default_value_t = crate::escalations::DEFAULT_MAX_PENDING, value_name = "N")]
+    pub max_escalations: usize,
+
     /// Seconds a client may take to send a request's headers; also how long
     /// a keep-alive connection may stay idle.
     #[arg(long, default_value_t = TransportLimits::default().header_timeout.as_secs(), value_name = "SECONDS")]

@@ -34,6 +34,20 @@ impl Decision {
         (self.actions.iter()).any(|a| matches!(a, Action::Signalled { outcome: Ok(_), .. }))
     }
 
+    /// Whether an escalation was refused because as many were pending as
+    /// sigd keeps.
+    pub fn refused_an_escalation(&self) -> bool {
+        self.actions.iter().any(|action| {
+            matches!(
+                action,
+                Action::Escalated {
+                    outcome: Err(KillError::EscalationsFull(_)),
+                    ..
+                }
+            )
+        })
+    }
+
     /// Whether the host ran out of room (descriptors, memory) for a host
     /// call: then what the policy answered (as "no such process", say) is
     /// about sigd, not about the process.

@@ -2,7 +2,8 @@
 //! it again". Each is a task owned here, never a detached one, with what it
 //! will do (pid, signal, scope, when), so the server can count them and, at
 //! shutdown, cancel the ones still waiting, each logged and audited, instead
-//! of losing them silently.
+//! of losing them silently. At most a set number are pending at once
+//! (`--max-escalations`): each holds two file descriptors.
 
 use crate::guard::Scope;
 use std::collections::HashMap;
@@ -22,10 +23,26 @@ pub struct Pending {
     pub due: SystemTime,
 }
 
+/// How many escalations may be pending at once unless told otherwise.
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+
 /// The tasks keeping watch for escalations; one per [`GuardedTable`](crate::guard::GuardedTable).
-#[derive(Default)]
 pub struct Escalations {
     tasks: Mutex<Tasks>,
+    max_pending: usize,
+}
+
+impl Default for Escalations {
+    fn default() -> Escalations {
+        Escalations::new(DEFAULT_MAX_PENDING)
+    }
+}
+
+/// An escalation refused: `max` are pending already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{max} escalations are pending already, the most sigd keeps")]
+pub struct Full {
+    pub max: usize,
 }
 
 #[derive(Default)]
@@ -35,8 +52,17 @@ struct Tasks {
 }
 
 impl Escalations {
+    /// Escalations of which at most `max_pending` are pending at once.
+    pub fn new(max_pending: usize) -> Escalations {
+        Escalations {
+            tasks: Mutex::default(),
+            max_pending,
+        }
+    }
+
     /// Run `watch` as an owned task: it waits `after`, then sends `signal`
-    /// to `pid`'s `scope` if it still runs.
+    /// to `pid`'s `scope` if it still runs. Refused if the most that may be
+    /// pending are.
     pub fn schedule(
         &self,
         pid: i32,
@@ -44,9 +70,14 @@ impl Escalations {
         scope: Scope,
         after: Duration,
         watch: impl Future<Output = ()> + Send + 'static,
-    ) {
+    ) -> Result<(), Full> {
         let mut tasks = self.lock();
         tasks.forget_ended();
+        if tasks.set.len() >= self.max_pending {
+            return Err(Full {
+                max: self.max_pending,
+            });
+        }
         let id = tasks.set.spawn(watch).id();
         let due = SystemTime::now() + after;
         tasks.pending.insert(
@@ -58,6 +89,7 @@ impl Escalations {
                 due,
             },
         );
+        Ok(())
     }
 
     /// How many escalations are still pending.
@@ -129,8 +161,12 @@ mod tests {
     async fn counts_and_cancels_pending_tasks() {
         let escalations = Escalations::default();
         let after = Duration::from_secs(600);
-        escalations.schedule(7, 9, Scope::Process, after, async {});
-        escalations.schedule(8, 15, Scope::Tree, after, tokio::time::sleep(after));
+        escalations
+            .schedule(7, 9, Scope::Process, after, async {})
+            .unwrap();
+        escalations
+            .schedule(8, 15, Scope::Tree, after, tokio::time::sleep(after))
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(escalations.pending(), 1);
         let cancelled = escalations.cancel_all();
@@ -139,5 +175,23 @@ mod tests {
         assert!(cancelled[0].due > SystemTime::now() + Duration::from_secs(590));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(escalations.pending(), 0);
+    }
+
+    /// Past the cap an escalation is refused, and scheduled again once one
+    /// has ended.
+    #[tokio::test]
+    async fn refuses_past_the_cap() {
+        let escalations = Escalations::new(2);
+        let after = Duration::from_secs(600);
+        let schedule = |watch| escalations.schedule(7, 9, Scope::Process, after, watch);
+        schedule(Box::pin(tokio::time::sleep(after))).unwrap();
+        schedule(Box::pin(tokio::time::sleep(Duration::from_millis(10)))).unwrap();
+        assert_eq!(
+            schedule(Box::pin(tokio::time::sleep(after))),
+            Err(Full { max: 2 })
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        schedule(Box::pin(tokio::time::sleep(after))).unwrap();
+        assert_eq!(escalations.pending(), 2);
     }
 }

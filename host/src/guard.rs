@@ -98,10 +98,20 @@ impl GuardedTable {
     /// Guard `table` on behalf of the process `own_pid` (simulated tables
     /// give a pid of their own).
     pub fn for_pid(table: impl ProcessTable, own_pid: i32) -> GuardedTable {
+        GuardedTable::with_escalations(table, own_pid, Escalations::default())
+    }
+
+    /// Guard `table` on behalf of the process `own_pid`, keeping its
+    /// escalations in `escalations` (which says how many may be pending).
+    pub fn with_escalations(
+        table: impl ProcessTable,
+        own_pid: i32,
+        escalations: Escalations,
+    ) -> GuardedTable {
         GuardedTable(Arc::new(Inner {
             own_pid,
             table: Box::new(table),
-            escalations: Escalations::default(),
+            escalations,
         }))
     }
 
@@ -136,7 +146,8 @@ impl GuardedTable {
     }
 
     /// After `after`, if `target` still runs, send `signal` to its `scope`.
-    /// Checks what it can now and returns; [`Escalations`] keeps watch.
+    /// Checks what it can now and returns; [`Escalations`] keeps watch
+    /// (refused if as many are pending as it keeps).
     pub fn escalate(
         &self,
         target: Arc<dyn Process>,
@@ -152,7 +163,8 @@ impl GuardedTable {
         self.check_authority(&target, members, authority)?;
         let guard = self.clone();
         let pid = target.pid();
-        self.0
+        let scheduled = self
+            .0
             .escalations
             .schedule(pid, signal, scope, after, async move {
                 let fire = || guard.deliver(&target, signal, scope, authority);
@@ -165,7 +177,10 @@ impl GuardedTable {
                     },
                 }
             });
-        Ok(())
+        if let Err(full) = scheduled {
+            warn!(pid, signal, %full, "escalation refused");
+        }
+        Ok(scheduled?)
     }
 
     /// Wait at most `timeout` (and never more than [`MAX_WAIT`]) for
@@ -349,7 +364,7 @@ impl GuardedTable {
     fn grow(
         &self,
         tree: &HashMap<i32, Arc<dyn Process>>,
-    ) -> Result<Vec<(i32, Arc<dyn Process>)>, NoRoom> {
+    ) -> Result<Vec<Member>, NoRoom> {
         let table = &self.0.table;
         let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
         for process in table.snapshot() {
@@ -390,6 +405,9 @@ impl GuardedTable {
     }
 }
 
+/// A process a scope reaches: its pid and its handle.
+type Member = (i32, Arc<dyn Process>);
+
 /// Whom a scope reaches, checked.
 enum Members {
     /// The target alone.
@@ -398,7 +416,7 @@ enum Members {
     Group(Vec<i32>),
     /// Processes each opened, signalled one by one: a tree, or a scope sent
     /// on behalf of a caller.
-    Each(Vec<(i32, Arc<dyn Process>)>),
+    Each(Vec<Member>),
 }
 
 /// Whether kill(2) lets `uid` signal `member`. One that has gone can be
@@ -458,7 +476,7 @@ impl Drop for Frozen {
 /// itself is the call's.
 fn send_each(
     target: &Arc<dyn Process>,
-    members: &[(i32, Arc<dyn Process>)],
+    members: &[Member],
     signal: i32,
 ) -> Result<Vec<i32>, KillError> {
     let mut reached = Vec::new();

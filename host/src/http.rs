@@ -297,6 +297,9 @@ async fn respond<'a>(
     };
     let decision = app.decider.decide(&app.processes, request).await;
     app.metrics.policy_call(decision.took);
+    if decision.refused_an_escalation() {
+        app.metrics.escalation_refused();
+    }
     let (response, code) = match &decision.answer {
         // Nothing was sent, and the host could not do what was asked for
         // lack of room: that is sigd's to say (503), whatever the policy

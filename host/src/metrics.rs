@@ -38,6 +38,7 @@ pub struct Metrics {
     limits: Family<Named, Counter>,
     misbehaved: Counter,
     reloads: Family<Named, Counter>,
+    escalations_refused: Counter,
     connections: Gauge,
     in_flight: Gauge,
 }
@@ -55,6 +56,7 @@ impl Default for Metrics {
             limits: Family::default(),
             misbehaved: Counter::default(),
             reloads: Family::default(),
+            escalations_refused: Counter::default(),
             connections: Gauge::default(),
             in_flight: Gauge::default(),
         };
@@ -95,6 +97,11 @@ impl Default for Metrics {
             metrics.reloads.clone(),
         );
         r.register(
+            "escalations_refused",
+            "Escalations refused: as many were pending as --max-escalations allows",
+            metrics.escalations_refused.clone(),
+        );
+        r.register(
             "connections_open",
             "Connections open now",
             metrics.connections.clone(),
@@ -109,6 +116,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// An escalation was refused: the cap on pending ones was reached.
+    pub fn escalation_refused(&self) {
+        self.escalations_refused.inc();
+    }
+
     /// A request was answered with `status` (and error `code`) after `took`.
     pub fn answered(&self, status: u16, code: &str, took: Duration) {
         let labels = Answered {

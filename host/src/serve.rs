@@ -5,6 +5,7 @@
 
 use crate::auth::{TOKEN_ENV, Tokens};
 use crate::cli::ServeArgs;
+use crate::escalations::Escalations;
 use crate::guard::GuardedTable;
 use crate::http::App;
 use crate::metrics::Metrics;
@@ -45,7 +46,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         }
         warn!("no token: every local client may send signals");
     }
-    raise_file_limit();
+    let max_escalations = escalations_that_fit(args.max_escalations, raise_file_limit());
     // Decided once, from the kernel: never from an errno under load.
     crate::process::linux::pidfds();
     let metrics = Arc::new(Metrics::default());
@@ -70,7 +71,11 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     }
     let app = Arc::new(App {
         decider: policy,
-        processes: GuardedTable::new(System),
+        processes: GuardedTable::with_escalations(
+            System,
+            std::process::id() as i32,
+            Escalations::new(max_escalations),
+        ),
         tokens,
         allowed_origins: args.allowed_origins.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -160,15 +165,45 @@ async fn first_policy(args: &ServeArgs) -> anyhow::Result<ActivePolicy> {
     Ok(ActivePolicy::load(runtime, source, args.policy_settings.clone()).await?)
 }
 
-/// Let sigd hold as many connections as the hard limit on open files allows.
-fn raise_file_limit() {
+/// Let sigd hold as many descriptors as the hard limit on open files
+/// allows; the soft limit then in force.
+fn raise_file_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-    {
-        warn!(%error, soft, "cannot raise the open-file limit");
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return u64::MAX;
+    };
+    if soft >= hard {
+        return soft;
     }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(error) => {
+            warn!(%error, soft, "cannot raise the open-file limit");
+            soft
+        }
+    }
+}
+
+/// Descriptors kept for everything but escalations: listeners, the event
+/// loop, policy files, logs.
+const RESERVED_FDS: u64 = 32;
+
+/// The most escalations that may be pending under an open-file limit of
+/// `limit`: `wanted`, unless their two descriptors each would take more
+/// than half of what is not reserved; the rest stays for accepting
+/// connections and opening targets.
+fn escalations_that_fit(wanted: usize, limit: u64) -> usize {
+    let fit = limit.saturating_sub(RESERVED_FDS) / 4;
+    if (wanted as u64) <= fit {
+        return wanted;
+    }
+    warn!(
+        wanted,
+        kept = fit,
+        open_file_limit = limit,
+        "the open-file limit leaves room for fewer escalations: --max-escalations lowered"
+    );
+    fit as usize
 }
 
 /// How often `--watch` looks at the policy file.

@@ -120,14 +120,15 @@ function orderSignal(rules, pidText, body, caller) {
     if (state === 'zombie' || state === 'dead') throw processNotRunning(pid);
     delivered = orHostRefusal(pid, asked.signal, onBehalfOf, () =>
       process.signal(asked.signal, asked.scope, onBehalfOf));
-    // Delivered: only a refusal of the escalation itself fails the answer.
-    // A target gone by now (reaped at once) needs no escalation.
+    // Delivered: nothing fails the answer now. An escalation the host
+    // would not schedule (the target is gone by now, reaped at once; or the
+    // host keeps as many as it may) is answered as not scheduled.
     if (asked.escalate) {
       const { afterMs, signal } = asked.escalate;
       try {
         process.escalate(afterMs, signal, asked.scope, onBehalfOf);
       } catch (error) {
-        if (error?.payload !== 'not-found') orHostRefusal(pid, signal, onBehalfOf, () => { throw error; });
+        if (error?.payload === undefined) throw error; // not the host's refusal: a bug
         scheduled = false;
       }
     }

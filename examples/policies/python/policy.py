@@ -140,17 +140,16 @@ def order_signal(rules: Rules, pid_text: str, body: bytes, caller) -> dict:
             delivered = process.signal(asked.signal, asked.scope, on_behalf_of)
         except Err as refused:
             raise refusal(refused.value, pid, asked.signal, on_behalf_of)
-        # Delivered: only a refusal of the escalation itself fails the answer.
-        # A target gone by now (reaped at once) needs no escalation.
+        # Delivered: nothing fails the answer now. An escalation the host
+        # would not schedule (the target is gone by now, reaped at once; or
+        # the host keeps as many as it may) is answered as not scheduled.
         scheduled = True
         if asked.escalate is not None:
             try:
                 process.escalate(
                     asked.escalate.after_ms, asked.escalate.signal, asked.scope, on_behalf_of
                 )
-            except Err as refused:
-                if refused.value != KillError.NOT_FOUND:
-                    raise refusal(refused.value, pid, asked.escalate.signal, on_behalf_of)
+            except Err:
                 scheduled = False
         exit = None
         if asked.wait_ms is not None:

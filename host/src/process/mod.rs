@@ -127,6 +127,9 @@ pub enum KillError {
     /// process of the scope; nothing was signalled.
     #[error(transparent)]
     NoRoom(#[from] NoRoom),
+    /// An escalation refused: as many are pending as sigd keeps.
+    #[error(transparent)]
+    EscalationsFull(#[from] crate::escalations::Full),
     /// Any other failure of the kill syscall.
     #[error("kill failed: {0}")]
     Failed(Errno),
