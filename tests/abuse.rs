@@ -314,3 +314,81 @@ fn sleeping(marker: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// Requests still waiting for an exit when the drain ends are answered
+/// before their connections close: 100 requests with `wait_ms: 30000` are
+/// in flight at SIGTERM (`--drain 2`); each gets 200, its signal delivered,
+/// with `"exit": {"exited": false, "cut_short": true, "waited_ms": N}`, N
+/// how long it really waited. Before, all 100 connections were closed with
+/// no answer at all.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn waits_at_the_end_of_the_drain_are_answered_cut_short() {
+    require_private_pid_namespace();
+    let mut sigd = Sigd::start(&["--no-cache", "--drain", "2"]);
+    let mut stubborn = stubborn();
+    let waiting = 100;
+    let body = r#"{"signal": 15, "wait_ms": 30000}"#;
+    let replies: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..waiting)
+            .map(|_| scope.spawn(|| sigd.signal(stubborn.id(), body)))
+            .collect();
+        // Counting the request that asks.
+        wait_for_metric(&sigd, "sigd_requests_in_flight", waiting as f64 + 1.0);
+        let stopping = Instant::now();
+        sigd.send(Signal::SIGTERM);
+        let replies: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        println!(
+            "{waiting} waits answered {:?} after SIGTERM",
+            stopping.elapsed()
+        );
+        replies
+    });
+    for reply in &replies {
+        reply.assert(200, "");
+        let exit = &reply.json()["exit"];
+        assert_eq!(exit["exited"], false, "{}", reply.body);
+        assert_eq!(exit["cut_short"], true, "{}", reply.body);
+        let waited = exit["waited_ms"].as_u64().unwrap();
+        assert!((1000..2500).contains(&waited), "{}", reply.body);
+    }
+    assert!(sigd.wait().success());
+    assert_alive_then_kill(&mut stubborn);
+}
+
+/// Waits are bounded in number: with `--max-waits 2`, two requests wait
+/// for an exit while a third, its signal delivered, is answered at once
+/// with its wait cut short; the two then see the exit when it comes.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn waits_past_their_budget_end_at_once() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache", "--max-waits", "2"]);
+    let mut stubborn = stubborn();
+    let body = r#"{"signal": 15, "wait_ms": 30000}"#;
+    let pid = stubborn.id();
+    std::thread::scope(|scope| {
+        let waiters: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| sigd.signal(pid, body)))
+            .collect();
+        wait_for_metric(&sigd, "sigd_requests_in_flight", 3.0);
+        std::thread::sleep(Duration::from_millis(100)); // both in their waits
+        let asked = Instant::now();
+        let third = sigd.signal(pid, body);
+        let took = asked.elapsed();
+        println!(
+            "the third wait, past the budget, answered in {took:?}: {}",
+            third.body
+        );
+        third.assert(200, "");
+        assert_eq!(third.json()["exit"]["cut_short"], true, "{}", third.body);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        stubborn.kill().unwrap();
+        for waiter in waiters {
+            let reply = waiter.join().unwrap();
+            reply.assert(200, "");
+            assert_eq!(reply.json()["exit"]["signal"], 9, "{}", reply.body);
+        }
+    });
+    let _ = stubborn.wait();
+}

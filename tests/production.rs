@@ -180,11 +180,7 @@ fn sigterm_drains_in_flight_requests() {
             })
             .collect();
         // Wait until all 100 are in flight (the /metrics request is the 101st).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while metric(&sigd, "sigd_requests_in_flight") < 101.0 {
-            assert!(Instant::now() < deadline, "requests did not arrive");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_metric(&sigd, "sigd_requests_in_flight", 101.0);
         let terminated = Instant::now();
         sigd.send(Signal::SIGTERM);
         let replies = requests.into_iter().map(|r| r.join().unwrap());
@@ -202,16 +198,6 @@ fn sigterm_drains_in_flight_requests() {
     assert!(drained < Duration::from_secs(10), "{drained:?}");
     sigd.expect_log("all connections closed");
     assert_alive_then_kill(&mut stubborn);
-}
-
-/// One number from `/metrics` (the first line starting with `series`).
-fn metric(sigd: &Sigd, series: &str) -> f64 {
-    let text = sigd.get("/metrics").body;
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// A Unix socket answers `curl --unix-socket`, with the file mode asked for;

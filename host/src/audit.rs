@@ -111,6 +111,10 @@ pub fn log(
         settings_sha256,
         trace_id,
         escalation = actions.iter().any(|a| matches!(a, Action::Escalated { .. })),
+        wait_cut_short = actions
+            .iter()
+            .any(|a| matches!(a, Action::Waited { waited, .. } if waited.cut_short))
+            .then_some(true),
         "signal request"
     );
 }

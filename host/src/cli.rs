@@ -108,6 +108,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::escalations::DEFAULT_MAX_PENDING, value_name = "N")]
     pub max_escalations: usize,
 
+    /// Most requests waiting for an exit (`wait_ms`) at once; past it a
+    /// wait ends at once and the answer says it was cut short.
+    #[arg(long, default_value_t = crate::guard::DEFAULT_MAX_WAITS, value_name = "N")]
+    pub max_waits: usize,
+
     /// Seconds a client may take to send a request's headers; also how long
     /// a keep-alive connection may stay idle.
     #[arg(long, default_value_t = TransportLimits::default().header_timeout.as_secs(), value_name = "SECONDS")]

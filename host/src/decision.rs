@@ -3,7 +3,7 @@
 //! the benchmarks plug in a native baseline) and the [`Decision`] it hands
 //! back: the checked answer for HTTP, the host calls for the audit log.
 
-use crate::guard::GuardedTable;
+use crate::guard::{GuardedTable, Waited};
 use crate::host_calls::Action;
 use crate::policy::{Answer, CallError, Request};
 use crate::process::KillError;
@@ -32,6 +32,14 @@ impl Decision {
     /// Whether any signal was delivered.
     pub fn delivered(&self) -> bool {
         (self.actions.iter()).any(|a| matches!(a, Action::Signalled { outcome: Ok(_), .. }))
+    }
+
+    /// The wait for an exit that was cut short, if one was.
+    pub fn cut_short_wait(&self) -> Option<Waited> {
+        self.actions.iter().find_map(|action| match action {
+            Action::Waited { waited, .. } if waited.cut_short => Some(*waited),
+            _ => None,
+        })
     }
 
     /// Whether an escalation was refused because as many were pending as

@@ -21,6 +21,7 @@ use crate::signal;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
 
 /// Which processes a signal reaches.
@@ -87,6 +88,25 @@ struct Inner {
     table: Box<dyn ProcessTable>,
     /// The escalations scheduled through this table, still pending.
     escalations: Escalations,
+    /// One permit per request that may wait for an exit at once.
+    waits: Arc<Semaphore>,
+    /// True once waits are to end now (the drain is ending).
+    cut_waits: watch::Sender<bool>,
+}
+
+/// How many requests may wait for an exit at once unless told otherwise.
+pub const DEFAULT_MAX_WAITS: usize = 256;
+
+/// How a wait for an exit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waited {
+    /// How the process ended, if it did in time.
+    pub exit: Option<ExitStatus>,
+    /// How long the wait took.
+    pub took: Duration,
+    /// Whether it ended before its time without an exit: sigd was
+    /// shutting down, or as many requests were waiting as it lets.
+    pub cut_short: bool,
 }
 
 impl GuardedTable {
@@ -98,21 +118,31 @@ impl GuardedTable {
     /// Guard `table` on behalf of the process `own_pid` (simulated tables
     /// give a pid of their own).
     pub fn for_pid(table: impl ProcessTable, own_pid: i32) -> GuardedTable {
-        GuardedTable::with_escalations(table, own_pid, Escalations::default())
+        GuardedTable::with_limits(table, own_pid, Escalations::default(), DEFAULT_MAX_WAITS)
     }
 
     /// Guard `table` on behalf of the process `own_pid`, keeping its
-    /// escalations in `escalations` (which says how many may be pending).
-    pub fn with_escalations(
+    /// escalations in `escalations` (which says how many may be pending),
+    /// and letting at most `max_waits` requests wait for an exit at once.
+    pub fn with_limits(
         table: impl ProcessTable,
         own_pid: i32,
         escalations: Escalations,
+        max_waits: usize,
     ) -> GuardedTable {
         GuardedTable(Arc::new(Inner {
             own_pid,
             table: Box::new(table),
             escalations,
+            waits: Arc::new(Semaphore::new(max_waits)),
+            cut_waits: watch::Sender::new(false),
         }))
+    }
+
+    /// End every wait for an exit now, and any begun from now on at once:
+    /// the drain is ending, and their answers must get out before it does.
+    pub fn cut_waits_short(&self) {
+        self.0.cut_waits.send_replace(true);
     }
 
     /// The escalations still pending, to count and to end at shutdown.
@@ -184,21 +214,37 @@ impl GuardedTable {
     }
 
     /// Wait at most `timeout` (and never more than [`MAX_WAIT`]) for
-    /// `target` to exit; how it ended, if it did.
-    pub async fn wait_exit(target: &Arc<dyn Process>, timeout: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(timeout.min(MAX_WAIT), target.exited())
-            .await
-            .ok()?;
+    /// `target` to exit. The wait is cut short, at once, if as many
+    /// requests wait already as may, and when [`cut_waits_short`] is called.
+    ///
+    /// [`cut_waits_short`]: GuardedTable::cut_waits_short
+    pub async fn wait_exit(&self, target: &Arc<dyn Process>, timeout: Duration) -> Waited {
+        let started = tokio::time::Instant::now();
+        let ended = |exit, cut_short| Waited {
+            exit,
+            took: started.elapsed(),
+            cut_short,
+        };
+        let mut cut = self.0.cut_waits.subscribe();
+        let Ok(_permit) = self.0.waits.clone().try_acquire_owned() else {
+            return ended(None, true);
+        };
+        tokio::select! {
+            () = target.exited() => {}
+            () = tokio::time::sleep(timeout.min(MAX_WAIT)) => return ended(None, false),
+            _ = cut.wait_for(|cut| *cut) => return ended(None, true),
+        }
         // Just after the exit, a zombie may not say how yet: ask a few times.
         for _ in 0..20 {
             match target.exit_status() {
                 Some(ExitStatus::Unknown) | None => {
                     tokio::time::sleep(Duration::from_millis(1)).await
                 }
-                Some(status) => return Some(status),
+                Some(status) => return ended(Some(status), false),
             }
         }
-        Some(target.exit_status().unwrap_or(ExitStatus::Unknown))
+        let status = target.exit_status().unwrap_or(ExitStatus::Unknown);
+        ended(Some(status), false)
     }
 
     fn deliver(
@@ -361,10 +407,7 @@ impl GuardedTable {
     /// One walk of the process table: the descendants of `tree`'s processes
     /// that are not in it yet, each opened and, once opened, still the
     /// child of its parent (so the handle names a real descendant).
-    fn grow(
-        &self,
-        tree: &HashMap<i32, Arc<dyn Process>>,
-    ) -> Result<Vec<Member>, NoRoom> {
+    fn grow(&self, tree: &HashMap<i32, Arc<dyn Process>>) -> Result<Vec<Member>, NoRoom> {
         let table = &self.0.table;
         let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
         for process in table.snapshot() {

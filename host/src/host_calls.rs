@@ -8,7 +8,7 @@
 //! (`policy/imports.rs`) and any native caller (the benchmark's baseline)
 //! adapt to it in a few lines each.
 
-use crate::guard::{Authority, GuardedTable, Scope};
+use crate::guard::{Authority, GuardedTable, Scope, Waited};
 use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessInfo, RunState};
 use crate::signal;
 use std::ops::RangeInclusive;
@@ -48,8 +48,9 @@ pub enum Action {
         authority: Authority,
         outcome: Result<(), KillError>,
     },
-    /// It waited for `pid` to exit; how it ended, if it did in time.
-    Waited { pid: i32, exit: Option<ExitStatus> },
+    /// It waited for `pid` to exit: how it ended, if it did in time, and
+    /// whether the wait was cut short (see [`Waited`]).
+    Waited { pid: i32, waited: Waited },
 }
 
 /// The host's side of one policy call: the processes it may reach, the
@@ -181,12 +182,12 @@ impl HostCalls {
         timeout_ms: u32,
     ) -> Option<ExitStatus> {
         let timeout = Duration::from_millis(timeout_ms.into());
-        let exit = GuardedTable::wait_exit(process, timeout).await;
+        let waited = self.processes.wait_exit(process, timeout).await;
         self.actions.push(Action::Waited {
             pid: process.pid(),
-            exit,
+            waited,
         });
-        exit
+        waited.exit
     }
 }
 

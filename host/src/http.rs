@@ -15,7 +15,7 @@ use crate::audit;
 use crate::auth::Tokens;
 use crate::caller::{Caller, Peer};
 use crate::decision::{Decide, Decision};
-use crate::guard::GuardedTable;
+use crate::guard::{GuardedTable, Waited};
 use crate::metrics::{self, Metrics};
 use crate::policy;
 use bytes::Bytes;
@@ -309,10 +309,15 @@ async fn respond<'a>(
             let (response, code) = HttpError::NoRoom.response();
             (response, code.to_string())
         }
-        Ok(answer) => (
-            json_response(answer.status, answer.body.clone()),
-            answer.code.clone(),
-        ),
+        Ok(answer) => {
+            let body = decision
+                .cut_short_wait()
+                .and_then(|waited| note_cut_short_wait(&answer.body, &waited));
+            (
+                json_response(answer.status, body.unwrap_or_else(|| answer.body.clone())),
+                answer.code.clone(),
+            )
+        }
         Err(error) => {
             app.metrics.policy_failed(error);
             tracing::error!(details = %error, "policy failed");
@@ -451,6 +456,22 @@ async fn read_body(body: Incoming, max: usize) -> Result<Bytes, HttpError> {
         }
         Err(error) => Err(HttpError::BadBody(error.to_string())),
     }
+}
+
+/// `body` with its `exit` saying the wait was cut short (`"cut_short":
+/// true`, and in `waited_ms` how long it lasted): the one thing the host
+/// adds to a policy's answer, for only the host knows it (sigd was shutting
+/// down, or as many requests were waiting as it lets). `None` for a body
+/// without the `exit` of an unfinished wait: it stands as it is.
+fn note_cut_short_wait(body: &str, waited: &Waited) -> Option<String> {
+    let mut answer: serde_json::Value = serde_json::from_str(body).ok()?;
+    let exit = answer.get_mut("exit")?.as_object_mut()?;
+    if exit.get("exited") != Some(&serde_json::Value::Bool(false)) {
+        return None;
+    }
+    exit.insert("cut_short".into(), true.into());
+    exit.insert("waited_ms".into(), (waited.took.as_millis() as u64).into());
+    serde_json::to_string(&answer).ok()
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {

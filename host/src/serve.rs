@@ -71,10 +71,11 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     }
     let app = Arc::new(App {
         decider: policy,
-        processes: GuardedTable::with_escalations(
+        processes: GuardedTable::with_limits(
             System,
             std::process::id() as i32,
             Escalations::new(max_escalations),
+            args.max_waits,
         ),
         tokens,
         allowed_origins: args.allowed_origins.clone(),

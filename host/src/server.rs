@@ -225,6 +225,10 @@ async fn remove_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
+/// What the end of a drain leaves requests whose waits it cut short to
+/// answer in.
+const ANSWER_TIME: Duration = Duration::from_millis(500);
+
 /// Serve `app` on `listeners` until `shutdown` completes, then drain.
 pub async fn run(
     listeners: Vec<Listener>,
@@ -247,10 +251,21 @@ pub async fn run(
     let Some(graceful) = Arc::into_inner(graceful) else {
         return; // unreachable: the accept loops held the only other shares
     };
+    // Requests still waiting for an exit near the drain's end are answered
+    // (their waits cut short) in time for the answer to get out.
+    let deadline = tokio::time::Instant::now() + limits.drain;
+    let closed = graceful.shutdown();
+    tokio::pin!(closed);
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections closed"),
-        () = tokio::time::sleep(limits.drain) => {
-            warn!(drain = ?limits.drain, "drain limit reached; closing remaining connections");
+        () = &mut closed => info!("all connections closed"),
+        () = tokio::time::sleep_until(deadline - ANSWER_TIME.min(limits.drain / 2)) => {
+            app.processes.cut_waits_short();
+            tokio::select! {
+                () = &mut closed => info!("all connections closed"),
+                () = tokio::time::sleep_until(deadline) => {
+                    warn!(drain = ?limits.drain, "drain limit reached; closing remaining connections");
+                }
+            }
         }
     }
     app.processes.escalations().cancel_all();

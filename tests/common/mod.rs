@@ -305,6 +305,27 @@ pub fn wait_for_children(pid: u32, count: usize) -> std::collections::BTreeSet<i
     }
 }
 
+/// One number from `/metrics` (the first line starting with `series`).
+pub fn metric(sigd: &Sigd, series: &str) -> f64 {
+    let text = sigd.get("/metrics").body;
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Wait (at most 10 s) until the number `series` in `/metrics` is at
+/// least `at_least`.
+#[track_caller]
+pub fn wait_for_metric(sigd: &Sigd, series: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(sigd, series) < at_least {
+        assert!(Instant::now() < deadline, "{series} stays below {at_least}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A process for sigd to signal: `sleep 600`, in this test's namespace.
 pub fn target() -> Child {
     let mut command = Command::new("sleep");

@@ -210,8 +210,9 @@ pub fn describe_action(action: &Action) -> String {
                     .map_err(|e| e.to_string())
             )
         ),
-        Action::Waited { pid, exit } => match exit {
+        Action::Waited { pid, waited } => match waited.exit {
             Some(exit) => format!("process {pid}: wait-exit -> ended: {exit:?}"),
+            None if waited.cut_short => format!("process {pid}: wait-exit -> cut short"),
             None => format!("process {pid}: wait-exit -> still running"),
         },
     }
