@@ -214,7 +214,12 @@ fn out_of_descriptors_is_busy_not_missing() {
         assert!(status.contains("State:\tS"), "{pid} not asleep: {status}");
     }
     assert_alive_then_kill(&mut stubborn);
-    tree.kill().unwrap();
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(tree.id() as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    tree.wait().unwrap();
     let metrics = sigd.get("/metrics").body;
     assert!(
         metrics.contains(r#"sigd_requests_total{status="503",code="BUSY"} 1"#),

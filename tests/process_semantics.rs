@@ -8,7 +8,6 @@ use common::*;
 use serde_json::json;
 use sigd::guard::{Authority, GuardedTable, Scope};
 use sigd::process::{KillError, ProcessTable, System};
-use std::collections::BTreeSet;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
