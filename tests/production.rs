@@ -452,30 +452,44 @@ fn help_and_version() {
     }
 }
 
-/// With `--max-connections 100` and 150 idle connections open, a new request
-/// waits for a slot: it is answered only once the first idle ones have hit
-/// their header timeout (2 s after they were opened), never before.
+/// With `--max-connections 100` and 150 idle connections opened one after
+/// another, no more than 100 are ever served at once: each newcomer past
+/// the cap takes the slot of the connection idle longest, which is closed.
+/// A new request is then answered at once (before, it waited in the
+/// backlog until the idle ones timed out), and exactly the oldest 51 idle
+/// connections have been closed.
 #[test]
-fn connection_cap_makes_others_wait() {
-    let timeout = Duration::from_secs(2);
+fn connection_cap_closes_the_idle_longest() {
     let sigd = Sigd::start(&[
         "--no-cache",
         "--max-connections",
         "100",
         "--header-timeout",
-        "2",
+        "60",
     ]);
-    let opened = Instant::now();
-    let held: Vec<TcpStream> = (0..150)
-        .map(|_| TcpStream::connect(sigd.addr).expect("connect"))
+    let mut held: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let stream = TcpStream::connect(sigd.addr).expect("connect");
+            std::thread::sleep(Duration::from_millis(1)); // admitted in this order
+            stream
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
     sigd.signal("abc", "{}").assert(400, "INVALID_PID");
-    let answered = opened.elapsed();
-    println!("a request beyond the cap answered {answered:?} after the idle ones opened");
-    assert!(
-        answered >= timeout,
-        "{answered:?}: served before any slot was free"
-    );
-    drop(held);
+    let answered = asked.elapsed();
+    println!("a request beyond the cap answered in {answered:?}");
+    assert!(answered < Duration::from_secs(1), "{answered:?}");
+    for (i, stream) in held.iter_mut().enumerate() {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let closed = match stream.read(&mut [0; 1]) {
+            Ok(0) => true,
+            Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => panic!("connection {i} was sent something"),
+        };
+        assert_eq!(closed, i <= 50, "connection {i}");
+    }
+    assert_eq!(metric(&sigd, "sigd_connections_open"), 100.0);
 }

@@ -14,6 +14,7 @@
 use crate::audit;
 use crate::auth::Tokens;
 use crate::caller::{Caller, Peer};
+use crate::connections::{self, Activity};
 use crate::decision::{Decide, Decision};
 use crate::guard::{GuardedTable, Waited};
 use crate::metrics::{self, Metrics};
@@ -280,12 +281,18 @@ async fn respond<'a>(
         return Err(HttpError::NotJson);
     }
     let headers = policy_headers(request.headers());
+    let connection = request.extensions().get::<Arc<Activity>>().cloned();
     let body = tokio::time::timeout(
         app.body_timeout,
         read_body(request.into_body(), app.max_body_bytes),
     )
     .await
     .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
+    // From here on the request is being answered: its connection keeps
+    // its slot (see crate::connections).
+    if let Some(connection) = connection {
+        connection.set(connections::State::Answering);
+    }
     let request = policy::Request {
         pid: pid.clone(),
         body: body.into(),

@@ -7,7 +7,8 @@
 //!
 //! - [`server`]: the [`Listener`](server::Listener)s, the accept loop, the
 //!   connection cap and graceful shutdown; one hyper connection per socket.
-//!   [`caller`] finds who is at the other end of each connection.
+//!   [`connections`] keeps the cap, making room by ending the connection
+//!   idle longest. [`caller`] finds who is at the other end of each one.
 //! - [`http`]: one request: authenticate ([`auth`]), route, cap the body,
 //!   hand it to the [`Decide`](decision::Decide)r, answer; the one place host
 //!   failures become HTTP responses. Then [`metrics`] and [`audit`].
@@ -33,6 +34,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod cli;
+pub mod connections;
 pub mod decision;
 pub mod escalations;
 pub mod guard;

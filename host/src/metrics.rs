@@ -39,6 +39,7 @@ pub struct Metrics {
     misbehaved: Counter,
     reloads: Family<Named, Counter>,
     escalations_refused: Counter,
+    evicted: Family<Named, Counter>,
     connections: Gauge,
     in_flight: Gauge,
 }
@@ -57,6 +58,7 @@ impl Default for Metrics {
             misbehaved: Counter::default(),
             reloads: Family::default(),
             escalations_refused: Counter::default(),
+            evicted: Family::default(),
             connections: Gauge::default(),
             in_flight: Gauge::default(),
         };
@@ -102,6 +104,11 @@ impl Default for Metrics {
             metrics.escalations_refused.clone(),
         );
         r.register(
+            "connections_evicted",
+            "Connections ended to make room for a new one, by what they were doing",
+            metrics.evicted.clone(),
+        );
+        r.register(
             "connections_open",
             "Connections open now",
             metrics.connections.clone(),
@@ -116,6 +123,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A connection was ended to make room; it was doing `state`.
+    pub fn connection_evicted(&self, state: crate::connections::State) {
+        let name = match state {
+            crate::connections::State::Awaiting => "awaiting-request",
+            crate::connections::State::ReadingBody => "reading-body",
+            crate::connections::State::Answering => "answering",
+        };
+        self.evicted
+            .get_or_create(&Named { name: name.into() })
+            .inc();
+    }
+
     /// An escalation was refused: the cap on pending ones was reached.
     pub fn escalation_refused(&self) {
         self.escalations_refused.inc();

@@ -47,6 +47,14 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         warn!("no token: every local client may send signals");
     }
     let max_escalations = escalations_that_fit(args.max_escalations, raise_file_limit());
+    if args.max_waits >= args.max_connections {
+        warn!(
+            max_waits = args.max_waits,
+            max_connections = args.max_connections,
+            "--max-waits is not below --max-connections: waits may take every connection slot, \
+             and new clients then queue until one ends"
+        );
+    }
     // Decided once, from the kernel: never from an errno under load.
     crate::process::linux::pidfds();
     let metrics = Arc::new(Metrics::default());

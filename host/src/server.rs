@@ -1,9 +1,11 @@
 //! The transport: [`run`] takes bound listeners (TCP or Unix socket),
-//! accepts connections up to a cap, serves each with hyper (HTTP/1.1 only,
+//! accepts connections up to a cap (see [`crate::connections`] for who
+//! makes room when it is reached), serves each with hyper (HTTP/1.1 only,
 //! with header timeout and limits), and on shutdown stops accepting, lets
 //! in-flight requests finish within a drain limit, and closes the rest.
 
 use crate::caller::Peer;
+use crate::connections::{Connections, State};
 use crate::http::{self, App};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,14 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 /// Limits of the transport.
 #[derive(Debug, Clone, Copy)]
 pub struct TransportLimits {
-    /// Connections served at once; further ones wait in the kernel's backlog.
+    /// Connections served at once; past it, a newcomer takes the slot of
+    /// the one idle longest (never one whose request is being answered).
     pub max_connections: usize,
     /// How long a client may take to send a request's headers; hyper starts
     /// the clock when it waits for a request, so this also closes keep-alive
@@ -237,7 +239,7 @@ pub async fn run(
     shutdown: impl Future,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Connections::new(limits.max_connections);
     let mut accepting = JoinSet::new();
     for listener in listeners {
         let (app, connections, graceful) = (app.clone(), connections.clone(), graceful.clone());
@@ -271,18 +273,16 @@ pub async fn run(
     app.processes.escalations().cancel_all();
 }
 
-/// Accept connections on `listener` forever, each under a connection permit.
+/// Accept connections on `listener` forever, each in a slot of
+/// `connections` (which may end an idle one to make room).
 async fn accept_loop(
     listener: Listener,
     app: Arc<App>,
-    connections: Arc<Semaphore>,
+    connections: Arc<Connections>,
     limits: TransportLimits,
     graceful: Arc<GracefulShutdown>,
 ) {
     loop {
-        let Ok(permit) = connections.clone().acquire_owned().await else {
-            return; // the semaphore is never closed
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -292,13 +292,28 @@ async fn accept_loop(
                 continue;
             }
         };
+        let (slot, evicted) = connections.admit().await;
+        if let Some(state) = evicted {
+            debug!(
+                ?state,
+                "every connection slot taken: the longest idle one ended"
+            );
+            app.metrics.connection_evicted(state);
+        }
         let open = app.metrics.connection();
         let served = app.clone();
         let peer = Arc::new(peer);
         let of = peer.clone();
-        let service = service_fn(move |request| {
-            let (app, peer) = (served.clone(), of.clone());
-            async move { http::handle(&app, &peer, request).await }
+        let activity = slot.activity.clone();
+        let service = service_fn(move |mut request: hyper::Request<_>| {
+            let (app, peer, activity) = (served.clone(), of.clone(), activity.clone());
+            activity.set(State::ReadingBody);
+            request.extensions_mut().insert(activity.clone());
+            async move {
+                let response = http::handle(&app, &peer, request).await;
+                activity.set(State::Awaiting);
+                response
+            }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -307,11 +322,13 @@ async fn accept_loop(
             .max_buf_size(limits.max_header_bytes.max(8192))
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        let id = slot.id();
+        let task = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 debug!(peer = %peer.transport, %error, "connection ended with an error");
             }
-            drop((permit, open));
+            drop((slot, open));
         });
+        connections.served_by(id, task.abort_handle());
     }
 }

@@ -1,0 +1,234 @@
+//! The connections being served: at most `--max-connections` at once, what
+//! each is doing, and which one makes room when a new one arrives and every
+//! slot is taken. A client that holds a slot without a request being worked
+//! on (an idle keep-alive, headers or a body trickling in) gives it up to a
+//! newcomer, oldest first; a request being decided or waiting for an exit
+//! is never cut off. So `/healthz` and a well-behaved request get in even
+//! when slow or idle clients fill every slot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+/// What a connection is doing, as far as making room goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum State {
+    /// Between requests: its headers not in yet (slow, or an idle
+    /// keep-alive). Evicted first.
+    Awaiting = 0,
+    /// Its request's body not in yet. Evicted next.
+    ReadingBody = 1,
+    /// Its request is being answered: never evicted.
+    Answering = 2,
+}
+
+/// One connection's activity, shared by its task and the table; the
+/// request carries it (as an extension) so the handler can say when the
+/// body is in.
+#[derive(Debug)]
+pub struct Activity {
+    state: AtomicU8,
+    /// When the state began, in µs after the table was made.
+    since_us: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    /// Now doing `state`.
+    pub fn set(&self, state: State) {
+        let now = self.epoch.elapsed().as_micros() as u64;
+        self.since_us.store(now, Ordering::Relaxed);
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (State, u64) {
+        let state = match self.state.load(Ordering::Relaxed) {
+            0 => State::Awaiting,
+            1 => State::ReadingBody,
+            _ => State::Answering,
+        };
+        (state, self.since_us.load(Ordering::Relaxed))
+    }
+}
+
+/// The connections being served, at most `max` of them.
+pub struct Connections {
+    max: usize,
+    epoch: Instant,
+    table: Mutex<Table>,
+    freed: Notify,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    open: HashMap<u64, Entry>,
+}
+
+struct Entry {
+    activity: Arc<Activity>,
+    /// Ends the connection's task; set once it is spawned.
+    abort: Option<AbortHandle>,
+}
+
+/// A connection's place in the table, given up when dropped.
+pub struct Slot {
+    id: u64,
+    connections: Arc<Connections>,
+    pub activity: Arc<Activity>,
+}
+
+impl Slot {
+    /// The task serving this connection, to end if it must make room.
+    pub fn served_by(&self, task: AbortHandle) {
+        self.connections.served_by(self.id, task);
+    }
+
+    /// Its number in the table.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connections.lock().open.remove(&self.id);
+        self.connections.freed.notify_one();
+    }
+}
+
+/// A connection ended to make room, and what it was doing.
+pub type Evicted = State;
+
+impl Connections {
+    /// A table of at most `max` connections.
+    pub fn new(max: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            max,
+            epoch: Instant::now(),
+            table: Mutex::default(),
+            freed: Notify::new(),
+        })
+    }
+
+    /// A slot for a connection just accepted: a free one, or one made by
+    /// ending the connection that has waited longest without a request
+    /// being answered (`Some` says what it was doing). If every slot is
+    /// answering a request, waits for one to be given up.
+    pub async fn admit(self: &Arc<Self>) -> (Slot, Option<Evicted>) {
+        loop {
+            let freed = self.freed.notified();
+            if let Some(admitted) = self.try_admit() {
+                return admitted;
+            }
+            freed.await;
+        }
+    }
+
+    /// The task serving the connection in slot `id`, to end if it must
+    /// make room (nothing if it has ended already).
+    pub fn served_by(&self, id: u64, task: AbortHandle) {
+        if let Some(entry) = self.lock().open.get_mut(&id) {
+            entry.abort = Some(task);
+        }
+    }
+
+    fn try_admit(self: &Arc<Self>) -> Option<(Slot, Option<Evicted>)> {
+        let mut table = self.lock();
+        let mut evicted = None;
+        if table.open.len() >= self.max {
+            let (id, state) = table
+                .open
+                .iter()
+                .filter(|(_, entry)| entry.abort.is_some())
+                .map(|(id, entry)| (*id, entry.activity.get()))
+                .filter(|(_, (state, _))| *state != State::Answering)
+                // The earliest state first; then the longest in it; then
+                // the one admitted first.
+                .min_by_key(|(id, (state, since))| (*state, *since, *id))
+                .map(|(id, (state, _))| (id, state))?;
+            if let Some(Entry {
+                abort: Some(abort), ..
+            }) = table.open.remove(&id)
+            {
+                abort.abort();
+            }
+            evicted = Some(state);
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        let activity = Arc::new(Activity {
+            state: AtomicU8::new(State::Awaiting as u8),
+            since_us: AtomicU64::new(self.epoch.elapsed().as_micros() as u64),
+            epoch: self.epoch,
+        });
+        table.open.insert(
+            id,
+            Entry {
+                activity: activity.clone(),
+                abort: None,
+            },
+        );
+        Some((
+            Slot {
+                id,
+                connections: self.clone(),
+                activity,
+            },
+            evicted,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// With every slot taken, a newcomer ends the connection awaiting a
+    /// request longest, then one reading a body; one answering a request
+    /// is never ended, and with only those left the newcomer waits for a
+    /// slot to be given up.
+    #[tokio::test]
+    async fn makes_room_idle_first_and_never_ends_an_answer() {
+        let connections = Connections::new(3);
+        let task = || tokio::spawn(std::future::pending::<()>());
+        let mut slots = Vec::new();
+        let mut tasks = Vec::new();
+        for state in [State::Awaiting, State::ReadingBody, State::Answering] {
+            let (slot, evicted) = connections.admit().await;
+            assert_eq!(evicted, None);
+            let running = task();
+            slot.served_by(running.abort_handle());
+            slot.activity.set(state);
+            slots.push(slot);
+            tasks.push(running);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (newcomer, evicted) = connections.admit().await;
+        assert_eq!(evicted, Some(State::Awaiting));
+        newcomer.activity.set(State::Answering);
+        newcomer.served_by(task().abort_handle());
+        let (_second, evicted) = connections.admit().await;
+        assert_eq!(evicted, Some(State::ReadingBody));
+        tokio::task::yield_now().await;
+        assert!(tasks[0].is_finished() && tasks[1].is_finished());
+        assert!(!tasks[2].is_finished());
+        // Only answering connections (and one not yet served) are left.
+        let third = tokio::time::timeout(Duration::from_millis(50), connections.admit()).await;
+        assert!(third.is_err(), "admitted with every slot answering");
+        drop(slots.pop()); // the answering one gives its slot up
+        let (_third, evicted) = connections.admit().await;
+        assert_eq!(evicted, None);
+    }
+}
