@@ -1,5 +1,6 @@
 //! The request body: `{"signal": 15}` as the spec has it, plus sigd's
-//! optional fields `scope`, `escalate` and `wait_ms`.
+//! optional fields `scope`, `escalate` and `wait_ms`. A body gives each key
+//! once, in every object, however deep.
 
 use crate::{Rejection, Rules, signals};
 use serde_json::error::Category;
@@ -33,6 +34,65 @@ impl<'de> serde::Deserialize<'de> for Object {
             }
         }
         deserializer.deserialize_map(Visit)
+    }
+}
+
+/// Any JSON value, walked only to refuse an object that gives a key twice,
+/// at any depth: a body means one thing to sigd and to whatever else reads
+/// it (a proxy, an audit tool), whichever of two keys each would keep.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<UniqueKeys, D::Error> {
+        deserializer.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON whose objects give each key once")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !keys.insert(key) {
+                return Err(serde::de::Error::custom("a key given twice"));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
     }
 }
 
@@ -97,12 +157,14 @@ impl SignalRequest {
         realtime: &RangeInclusive<i32>,
     ) -> Result<SignalRequest, Rejection> {
         let invalid = |why: &str| Rejection::InvalidRequest(why.to_string());
-        let Object(fields) =
-            serde_json::from_slice(body).map_err(|error| match error.classify() {
-                // A JSON value of another type, or a field given twice.
-                Category::Data => invalid("the body is not a JSON object with each field once"),
-                _ => invalid("the body is not valid JSON"),
-            })?;
+        let refusal = |error: serde_json::Error| match error.classify() {
+            // A JSON value of another type, or a key given twice.
+            Category::Data => invalid("the body is not a JSON object with each field once"),
+            _ => invalid("the body is not valid JSON"),
+        };
+        let Object(fields) = serde_json::from_slice(body).map_err(refusal)?;
+        // Then the whole body, unknown fields too: no key twice anywhere.
+        serde_json::from_slice::<UniqueKeys>(body).map_err(refusal)?;
         let signal = signal(
             fields
                 .signal

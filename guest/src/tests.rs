@@ -315,6 +315,32 @@ fn rejects_bad_bodies() {
     );
 }
 
+/// A key given twice is refused in every object of the body, however deep
+/// and whether sigd reads it or not (before, only the top level was
+/// checked: inside `escalate` the last one won): "each field once".
+#[test]
+fn refuses_a_key_given_twice_at_every_depth() {
+    for body in [
+        r#"{"signal": 15, "signal": 9}"#,
+        r#"{"signal": 15, "escalate": {"after_ms": 5, "after_ms": 600000}}"#,
+        r#"{"signal": 15, "escalate": {"after_ms": 5, "signal": 9, "signal": 15}}"#,
+        r#"{"signal": 15, "why": {"a": 1, "a": 1}}"#,
+        r#"{"signal": 15, "why": [{"a": 1}, {"b": [{"c": 1, "c": 2}]}]}"#,
+        r#"{"signal": 15, "why": {"a": 1, "a": 2}}"#,
+    ] {
+        let answer = self::body("42", body);
+        assert_eq!(answer["code"], "INVALID_REQUEST", "{body}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.ends_with("the body is not a JSON object with each field once"),
+            "{body}: {error}"
+        );
+    }
+    // The same key in different objects is no repetition.
+    let body = r#"{"signal": 15, "why": [{"a": 1}, {"a": 2}], "a": {"a": 3}}"#;
+    assert_eq!(run(&Rules::DEFAULT, "42", body).0, 200);
+}
+
 /// Numbers and names Linux does not deliver are INVALID_SIGNAL, checked
 /// before the process.
 #[test]

@@ -375,21 +375,22 @@ function signalName(signal, realtime) {
 // --- Reading JSON as serde_json does ------------------------------------------------
 // The Rust policy reads the body into a struct of its four fields with
 // serde_json. So that odd bodies get the same answer too, this reads it the
-// same way: only those fields are decoded (each at most once), others are only
-// checked to be JSON; numbers keep whether they were integers within 64 bits
-// (JsonNumber); decoded strings must be UTF-8 without lone surrogates; decoded
-// values nest at most 127 deep (skipped ones as deep as they like). A body
-// that is not an object, or gives a field twice, is NOT_AN_OBJECT; anything
-// else amiss is NOT_JSON. Of a body that is not an object, serde_json reads
+// same way: only those fields are decoded, and every value (unknown fields'
+// too: sigd walks the whole body) is checked as serde_json checks one: numbers
+// keep whether they were integers within 64 bits (JsonNumber); strings must be
+// UTF-8 without lone surrogates; values nest at most 127 deep; each object, at
+// any depth, gives each key once. A body that is not an object, or gives a key
+// twice, is NOT_AN_OBJECT; anything else amiss is NOT_JSON. Of a body that is not an object, serde_json reads
 // only as much as names its type: "[" for an array (so "[15" is NOT_AN_OBJECT
 // too), the whole token for a string, number, true, false or null (so "15 x"
 // is NOT_AN_OBJECT, "1e999" and "nul" are NOT_JSON). Values are read by
 // JSON.parse, which is fast: the part here only walks the body's top level.
 
 const FIELDS = ['signal', 'scope', 'escalate', 'wait_ms'];
-const [SKIPPED, CHECKED, DECODED] = ['skipped', 'checked', 'decoded'];
-// Only the inside of "escalate" is read; any other field is used only if it is a string or number.
-const readAs = (field) => (field === 'escalate' ? DECODED : FIELDS.includes(field) ? CHECKED : SKIPPED);
+const [CHECKED, DECODED] = ['checked', 'decoded'];
+// Only the inside of "escalate" is read; any other field, known or not, is
+// only checked as serde_json checks a value (sigd walks the whole body).
+const readAs = (field) => (field === 'escalate' ? DECODED : CHECKED);
 const NOT_JSON = 'the body is not valid JSON';
 const NOT_AN_OBJECT = 'the body is not a JSON object with each field once';
 const MAX_DEPTH = 128; // serde_json's recursion limit: at most 127 nested arrays and objects
@@ -475,7 +476,7 @@ function readFields(body) {
 }
 
 /** The body as text. What is not UTF-8 becomes lone surrogates (U+DCxx),
- * which only a skipped string may hold. */
+ * which no string may hold: reading one is NOT_JSON. */
 function decodeBody(bytes) {
   try {
     return UTF8.decode(bytes);
@@ -585,12 +586,13 @@ class JsonReader {
     const [punct, string, number] = this.next();
     if (punct === '{') {
       const fields = {};
+      const seen = new Set();
       for (const key of this.keys()) {
-        const known = FIELDS.includes(key);
-        if (known && Object.hasOwn(fields, key)) throw new WrongShape(); // a field given twice (serde sees it before the colon)
+        if (seen.has(key)) throw new WrongShape(); // a key given twice (serde sees it before the colon)
+        seen.add(key);
         this.expect(':');
         const value = this.value(1, readAs(key));
-        if (known) fields[key] = value;
+        if (FIELDS.includes(key)) fields[key] = value;
       }
       return fields;
     }
@@ -603,28 +605,28 @@ class JsonReader {
     throw new WrongShape(); // a string, number or word: well-formed, but no object
   }
 
-  /** A value inside `depth` arrays and objects, read `how`: SKIPPED (only
-   * checked to be JSON), CHECKED (checked as serde_json checks a value it
-   * keeps; arrays and objects come back as JSON.parse gives them) or DECODED
-   * (numbers inside arrays and objects too as JsonNumber). */
+  /** A value inside `depth` arrays and objects, read `how`: CHECKED
+   * (checked as serde_json checks a value; arrays and objects come back as
+   * JSON.parse gives them) or DECODED (numbers inside arrays and objects too
+   * as JsonNumber). An object in it that gives a key twice is WrongShape. */
   value(depth, how) {
     const start = this.at;
     const [punct, string, number, word] = this.next();
     if (punct === '[' || punct === '{') {
       const deepest = this.skipContainer();
       const source = this.text.slice(start, this.at);
-      if (how === SKIPPED) return void JSON.parse(source); // throws SyntaxError if it is not JSON
       if (depth + deepest + 3 >= MAX_DEPTH && depth + nesting(source, MAX_DEPTH) >= MAX_DEPTH) {
         throw new BadJson(); // serde_json: recursion limit exceeded
       }
       // The reviver checks each string and number: only where it must (it takes time).
-      if (how === DECODED || MAY_BREAK_A_LIMIT.test(source) || !source.isWellFormed()) {
-        return JSON.parse(source, keep);
-      }
-      return JSON.parse(source);
+      const value =
+        how === DECODED || MAY_BREAK_A_LIMIT.test(source) || !source.isWellFormed()
+          ? JSON.parse(source, keep)
+          : JSON.parse(source);
+      if (source.includes('{')) checkUniqueKeys(source);
+      return value;
     }
     if (punct !== undefined) throw new BadJson();
-    if (how === SKIPPED) return undefined;
     if (string !== undefined) return decodeString(string);
     if (number !== undefined) return new JsonNumber(number);
     return JSON.parse(word);
@@ -661,6 +663,25 @@ class JsonReader {
       if (open === '') return deepest;
     }
   }
+}
+
+/** Throws WrongShape if an object in `source` (JSON already checked) gives
+ * a key twice: JSON.parse keeps the last, so the keys are read here. */
+function checkUniqueKeys(source) {
+  const reader = new JsonReader(source);
+  const open = []; // the keys of each object we are in (null for an array), innermost last
+  let keyNext = false; // just after "{", or after "," in an object
+  do {
+    const [punct, string] = reader.next();
+    if (string !== undefined && keyNext) {
+      const key = JSON.parse(string);
+      if (open.at(-1).has(key)) throw new WrongShape();
+      open.at(-1).add(key);
+    } else if (punct === '{') open.push(new Set());
+    else if (punct === '[') open.push(null);
+    else if (punct === '}' || punct === ']') open.pop();
+    keyNext = punct === '{' || (punct === ',' && open.at(-1) instanceof Set);
+  } while (open.length > 0);
 }
 
 /** How deep the arrays and objects in `source` nest (it is JSON), counting to `limit` at most. */

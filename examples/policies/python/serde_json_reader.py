@@ -1,16 +1,17 @@
 # Reading a request body exactly as sigd's Rust policy does, for policy.py.
 #
 # The Rust policy reads the body with serde_json into a struct of its four
-# fields. This module reads it the same way, so that odd bodies (a field
+# fields. This module reads it the same way, so that odd bodies (a key
 # given twice, a number too big for 64 bits, a string that is not UTF-8, a
 # value nested 128 deep) get exactly the Rust policy's answers. That is all it
 # is for: a policy of your own may just as well use json.loads.
 #
-# What serde_json does, and so this: only the fields asked for are decoded
-# (each at most once), others are only checked to be JSON; numbers too big for
-# 64 bits become floats; decoded strings must be UTF-8 without lone
-# surrogates; decoded values nest at most 127 deep (skipped ones as deep as
-# they like). A body that is not an object, or gives a field twice, raises
+# What serde_json does, and so this: the fields asked for are decoded, and
+# every value (unknown fields' too) is read as serde_json reads one: numbers
+# too big for 64 bits become floats, and out of range for a float are no JSON;
+# strings must be UTF-8 without lone surrogates; values nest at most 127 deep;
+# and each object, at any depth, gives each key once (sigd walks the whole
+# body for that). A body that is not an object, or gives a key twice, raises
 # WrongShape; anything else amiss raises BadJson. Of a body that is not an
 # object, serde_json reads only as much as names its type: "[" for an array
 # (so "[15" is WrongShape too), the whole token for a string, number, true,
@@ -33,7 +34,7 @@ class BadJson(Exception):
 
 
 class WrongShape(Exception):
-    """The body is JSON, but not an object, or it gives a field twice."""
+    """The body is JSON, but not an object, or it gives a key twice."""
 
 
 def reject(_constant):
@@ -53,8 +54,17 @@ def decode_number(text: str):
     return value
 
 
-KEPT = json.JSONDecoder(parse_int=decode_number, parse_float=decode_number, parse_constant=reject)
-SKIPPED = json.JSONDecoder(parse_int=len, parse_float=len, parse_constant=reject, object_pairs_hook=len)
+def unique_keys(pairs: list) -> dict:
+    """An object's pairs as a dict, if it gives each key once."""
+    decoded = dict(pairs)
+    if len(decoded) != len(pairs):
+        raise WrongShape  # a key given twice
+    return decoded
+
+
+KEPT = json.JSONDecoder(
+    parse_int=decode_number, parse_float=decode_number, parse_constant=reject, object_pairs_hook=unique_keys
+)
 
 # One token after optional whitespace ('"' starts a string). A number may not
 # run on into what would make it malformed: serde_json reads "01", "1." and
@@ -77,7 +87,7 @@ ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 def read_fields(body: bytes, names: tuple) -> dict:
     """The fields of the object `body` that are named in `names`, decoded
-    (None for JSON null); the others are skipped. Raises BadJson or WrongShape."""
+    (None for JSON null); the others are read and dropped. Raises BadJson or WrongShape."""
     reader = JsonReader(body, names)
     fields = reader.fields()
     reader.end()
@@ -110,7 +120,7 @@ def check_kept(value, depth: int) -> None:
 
 class JsonReader:
     def __init__(self, body: bytes, names: tuple):
-        # Bytes that are not UTF-8 become lone surrogates: only skipped strings may hold them.
+        # Bytes that are not UTF-8 become lone surrogates, which no string may hold.
         self.text = body.decode("utf-8", "surrogateescape")
         self.names = names
         self.at = 0
@@ -168,15 +178,15 @@ class JsonReader:
         token = self.next()
         punct = token.group("punct")
         if punct == "{":
-            fields = {}
+            fields, seen = {}, set()
             for key in self.keys():
-                if key in self.names and key in fields:
-                    raise WrongShape  # a field given twice (serde sees it before the colon)
+                if key in seen:
+                    raise WrongShape  # a key given twice (serde sees it before the colon)
+                seen.add(key)
                 self.expect(":")
+                value = self.value(1)  # unknown fields' values are read all the same
                 if key in self.names:
-                    fields[key] = self.value(1)
-                else:
-                    self.skip()
+                    fields[key] = value
             return fields
         # Another value: serde_json reads only as much of it as names its
         # type, and then no more of the body. An array is named by its "[".
@@ -208,20 +218,10 @@ class JsonReader:
             check_kept(value, depth)
         return value
 
-    def skip(self) -> None:
-        """Read past a value that is not kept: it must be JSON, but is not decoded."""
-        if not self.shallow:
-            self.skip_tokens()
-            return
-        self.at = WHITESPACE.match(self.text, self.at).end()
-        try:
-            _, self.at = SKIPPED.raw_decode(self.text, self.at)
-        except ValueError:
-            raise BadJson
-
     def skip_tokens(self) -> int:
-        """skip(), token by token without recursion (as serde_json skips, at
-        any depth); returns how many arrays and objects deep it went."""
+        """Read past a value token by token, without recursion (for bodies
+        nesting deeper than json's C code may recurse); returns how many
+        arrays and objects deep it went."""
         closers = []  # what closes each array or object we are in, innermost last
         deepest = 0
         while True:
