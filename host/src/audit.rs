@@ -9,7 +9,7 @@
 //! `--log-format json` makes each event one JSON object per line.
 
 use crate::caller::{Peer, Transport};
-use crate::decision::Decision;
+use crate::decision::{Decision, MAX_LISTED};
 use crate::guard::Authority;
 use crate::host_calls::Action;
 use crate::process::KillError;
@@ -76,12 +76,12 @@ pub fn log(
         None if code.is_empty() => ("answered".to_string(), None),
         None => (code.to_ascii_lowercase(), None),
     };
-    // Bounded like the answer's list: the first LISTED pids, and a count.
+    // Bounded like the answer's list: the first MAX_LISTED pids, and a count.
     let delivered: &[i32] = match signalled {
         Some((_, _, Ok(pids))) => pids,
         _ => &[],
     };
-    let delivered_to = format!("{:?}", &delivered[..delivered.len().min(LISTED)]);
+    let delivered_to = format!("{:?}", &delivered[..delivered.len().min(MAX_LISTED)]);
     let credentials = peer.credentials;
     let (transport, remote) = match &peer.transport {
         Transport::Tcp(remote) => ("tcp", Some(remote)),
@@ -98,7 +98,7 @@ pub fn log(
         pid,
         start_time = opened.map(|(_, start)| start),
         signal = signalled.map(|(signal, ..)| signal),
-        scope = signalled.map(|(_, scope, _)| format!("{scope:?}").to_ascii_lowercase()),
+        scope = signalled.map(|(_, scope, _)| scope.name()),
         decision,
         errno,
         delivered_to,
@@ -118,9 +118,6 @@ pub fn log(
         "signal request"
     );
 }
-
-/// How many of the pids a signal reached an audit event lists, at most.
-const LISTED: usize = 1000;
 
 /// The errno behind a refusal (`protected`: refused before any syscall).
 fn errno(error: &KillError) -> String {

@@ -69,6 +69,11 @@ impl Decision {
     }
 }
 
+/// The most pids the host lists of those a signal reached, in an answer it
+/// makes or an audit event (the default policy's bound too); a count goes
+/// with them.
+pub const MAX_LISTED: usize = 1000;
+
 /// A decider's future.
 pub type Deciding<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
 

@@ -35,6 +35,17 @@ pub enum Scope {
     Tree,
 }
 
+impl Scope {
+    /// The name callers use in the body: "process", "group", "tree".
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Process => "process",
+            Scope::Group => "group",
+            Scope::Tree => "tree",
+        }
+    }
+}
+
 /// Whose authority a signal is sent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Authority {

@@ -15,8 +15,9 @@ use crate::audit;
 use crate::auth::Tokens;
 use crate::caller::{Caller, Peer};
 use crate::connections::{self, Activity};
-use crate::decision::{Decide, Decision};
+use crate::decision::{Decide, Decision, MAX_LISTED};
 use crate::guard::{GuardedTable, Waited};
+use crate::host_calls::Action;
 use crate::metrics::{self, Metrics};
 use crate::policy;
 use bytes::Bytes;
@@ -327,9 +328,16 @@ async fn respond<'a>(
         }
         Err(error) => {
             app.metrics.policy_failed(error);
-            tracing::error!(details = %error, "policy failed");
-            let (response, code) = HttpError::PolicyFailed.response();
-            (response, code.to_string())
+            tracing::error!(details = %error, delivered = decision.delivered(), "policy failed");
+            match delivered_anyway(&decision) {
+                // The signal went out before the policy failed: that is
+                // the answer, never a failure.
+                Some(body) => (json_response(StatusCode::OK, body), String::new()),
+                None => {
+                    let (response, code) = HttpError::PolicyFailed.response();
+                    (response, code.to_string())
+                }
+            }
         }
     };
     Ok(Reply {
@@ -463,6 +471,38 @@ async fn read_body(body: Incoming, max: usize) -> Result<Bytes, HttpError> {
         }
         Err(error) => Err(HttpError::BadBody(error.to_string())),
     }
+}
+
+/// The host's own answer for a signal a policy delivered before it failed
+/// (trapped, ran out of time, answered garbage): 200 with what was
+/// delivered, as the default policy would list it, and `incomplete`
+/// saying that whatever else the request asked for was not done. `None` if
+/// nothing was delivered.
+fn delivered_anyway(decision: &Decision) -> Option<String> {
+    let (pid, signal, scope, pids) = decision.actions.iter().find_map(|action| match action {
+        Action::Signalled {
+            pid,
+            signal,
+            scope,
+            outcome: Ok(pids),
+            ..
+        } => Some((*pid, *signal, *scope, pids)),
+        _ => None,
+    })?;
+    let mut answer = serde_json::json!({
+        "success": true,
+        "pid": pid,
+        "signal": signal,
+        "scope": scope.name(),
+        "delivered_to": &pids[..pids.len().min(MAX_LISTED)],
+    });
+    if pids.len() > MAX_LISTED {
+        answer["delivered_count"] = pids.len().into();
+    }
+    answer["incomplete"] = "the policy failed after the signal was delivered: anything else \
+                            the request asked for (an escalation, a wait) was not done"
+        .into();
+    Some(answer.to_string())
 }
 
 /// `body` with its `exit` saying the wait was cut short (`"cut_short":

@@ -47,6 +47,16 @@ pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
 }
 
 impl State {
+    /// Make a host call with the guest's clock stopped: the host's work on
+    /// a scope (a tree of thousands, stopped and walked) is not the guest's
+    /// to pay for out of its deadline.
+    fn off_the_clock<T>(&mut self, call: impl FnOnce(&mut HostCalls) -> T) -> T {
+        self.clock.suspend();
+        let out = call(&mut self.calls);
+        self.clock.resume();
+        out
+    }
+
     /// The process behind a guest's handle (a handle the guest dropped is none).
     fn process(&self, this: &Resource<OpenProcess>) -> Option<Arc<dyn Process>> {
         self.table.get(this).ok().map(|open| open.0.clone())
@@ -90,9 +100,9 @@ impl wit::HostProcess for State {
     ) -> Result<Vec<i32>, wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
         let authority = on_behalf_of.into();
-        Ok(self
-            .calls
-            .signal(&process, signal, scope.into(), authority)?)
+        let sent =
+            self.off_the_clock(|calls| calls.signal(&process, signal, scope.into(), authority));
+        Ok(sent?)
     }
 
     fn escalate(
@@ -105,7 +115,9 @@ impl wit::HostProcess for State {
     ) -> Result<(), wit::KillError> {
         let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
         let authority = on_behalf_of.into();
-        let outcome = (self.calls).escalate(&process, after_ms, signal, scope.into(), authority);
+        let outcome = self.off_the_clock(|calls| {
+            calls.escalate(&process, after_ms, signal, scope.into(), authority)
+        });
         Ok(outcome?)
     }
 

@@ -128,8 +128,9 @@ impl GuestClock {
         counted.ran
     }
 
-    /// The call is suspended: count its time so far, then stop the clock.
-    fn suspend(&self) {
+    /// The call is suspended (or in a host call whose work is the host's):
+    /// count its time so far, then stop the clock.
+    pub(super) fn suspend(&self) {
         self.ran();
         let mut counted = self.lock();
         counted.mark = None;
@@ -137,7 +138,7 @@ impl GuestClock {
     }
 
     /// The call is resumed on this thread (a no-op on its first poll).
-    fn resume(&self) {
+    pub(super) fn resume(&self) {
         let mut counted = self.lock();
         if counted.suspended {
             counted.suspended = false;
@@ -179,4 +180,32 @@ fn thread_cpu_time() -> Duration {
     use nix::time::{ClockId, clock_gettime};
     // This clock always exists on Linux; zero would only pause the deadline.
     clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Time spent with the clock stopped (in a host call, say) is not the
+    /// guest's: only the work before and after it is counted.
+    #[test]
+    fn a_stopped_clock_counts_nothing() {
+        let burn = |time: Duration| {
+            let started = thread_cpu_time();
+            while thread_cpu_time() - started < time {}
+        };
+        let clock = GuestClock::default();
+        clock.start();
+        clock.ran(); // past the first tick: CPU time from here on
+        burn(Duration::from_millis(5));
+        clock.suspend();
+        burn(Duration::from_millis(50));
+        clock.resume();
+        burn(Duration::from_millis(5));
+        let ran = clock.ran();
+        assert!(
+            ran >= Duration::from_millis(10) && ran < Duration::from_millis(30),
+            "{ran:?}"
+        );
+    }
 }

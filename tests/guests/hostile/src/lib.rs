@@ -6,7 +6,8 @@
 //! and trees, no matter what a policy orders, and never hands a policy the
 //! `authorization` header. A fourth element, a uid, sends the signal on
 //! behalf of that uid, whatever the caller: the host must still apply
-//! kill(2)'s rule for it.
+//! kill(2)'s rule for it. With `"then": "trap"` it traps once it has
+//! signalled, instead of answering.
 
 use serde_json::{Value, json};
 use sigd_policy::component::bindings::sigd::policy::host::{
@@ -51,6 +52,9 @@ impl Guest for Hostile {
                 }
             })
             .collect();
+        if body["then"] == "trap" {
+            panic!("trapping after the signals, as asked");
+        }
         // It also asks for headers, the token's among them.
         let headers = json!({
             "x-probe": request_header("X-Probe"),
