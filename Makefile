@@ -10,6 +10,9 @@
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 #   make bench  sigd against its native baseline (bench/, built here); writes
 #               bench/latest.md and bench/latency.png (see BENCHMARKS.md)
+#   make soak   the hostile mix against one sigd for SOAK_SECONDS (120), in a
+#               private PID namespace: well-behaved latency, descriptors and
+#               RSS before, during and after (tests/soak/run.py)
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -47,7 +50,9 @@ FUZZ_TARGETS := proc_stat signal_request
 # The benchmarks' tools: wrk from Debian, matplotlib for the plot.
 BENCH_VENV := target/bench-venv
 
-.PHONY: build baseline run test lint fuzz bench toolchain clean
+SOAK_SECONDS ?= 120
+
+.PHONY: build baseline run test lint fuzz bench soak toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
@@ -76,6 +81,9 @@ lint: toolchain
 bench: build baseline $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/run.py
+
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PID_NAMESPACE) $(PYTHON) tests/soak/run.py target/release/sigd
 
 $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -173,6 +173,23 @@ impl Decide for ActivePolicy {
 }
 
 /// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
+/// Every `every`, let the active policy's long-idle instances go, so that
+/// after a burst of requests sigd's memory comes back to its idle level.
+/// When the last went (no call for that long: the burst is over, and no
+/// request waits on the allocator), it is asked to give back what it holds
+/// free.
+pub async fn trim_idle_instances(active: Arc<ActivePolicy>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if active.current().trim_idle() {
+            // SAFETY: malloc_trim(3) only returns free heap memory to the
+            // kernel; it takes the allocator's own locks, and any thread
+            // may call it at any time.
+            unsafe { nix::libc::malloc_trim(0) };
+        }
+    }
+}
+
 /// announces it is ready, so no early SIGHUP kills it) delivers.
 pub async fn on_sighup(
     active: Arc<ActivePolicy>,

@@ -77,6 +77,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     if args.watch {
         tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY, metrics.clone()));
     }
+    tokio::spawn(reload::trim_idle_instances(policy.clone(), TRIM_EVERY));
     let app = Arc::new(App {
         decider: policy,
         processes: GuardedTable::with_limits(
@@ -214,6 +215,9 @@ fn escalations_that_fit(wanted: usize, limit: u64) -> usize {
     );
     fit as usize
 }
+
+/// How often idle policy instances are looked at, to let the long-idle go.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// How often `--watch` looks at the policy file.
 const WATCH_EVERY: Duration = Duration::from_millis(250);

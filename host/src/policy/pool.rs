@@ -10,20 +10,25 @@ use super::ticker::{self, GuestClock};
 use super::{CallLimits, Isolation};
 use crate::host_calls::{Action, HostCalls};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 /// Instances kept idle per policy, at most.
 const MAX_IDLE: usize = 64;
+/// How long an instance may stay idle before [`Pool::trim`] lets it go:
+/// after a burst, sigd's memory comes back to its idle level.
+pub const IDLE_FOR: Duration = Duration::from_secs(10);
 /// Calls one instance serves before it is replaced, bounding whatever a
 /// guest may accumulate (memory it never frees, WASI resources it keeps).
 const MAX_CALLS: u64 = 10_000;
 
-/// Instances that answered well, for the next calls.
+/// Instances that answered well, for the next calls: the one kept last is
+/// taken first, so the oldest idle ones are at the bottom.
 pub(super) struct Pool {
     isolation: Isolation,
-    idle: Mutex<Vec<Instance>>,
+    idle: Mutex<Vec<(Instant, Instance)>>,
 }
 
 impl Pool {
@@ -36,7 +41,18 @@ impl Pool {
 
     /// An instance that answered well before, if one is idle.
     pub(super) fn take(&self) -> Option<Instance> {
-        self.lock().pop()
+        self.lock().pop().map(|(_, instance)| instance)
+    }
+
+    /// Let go of the instances idle for `idle_for` or longer. True if
+    /// that let the last ones go: the policy has been idle that long.
+    pub(super) fn trim(&self, idle_for: Duration) -> bool {
+        let (gone, left): (Vec<_>, usize) = {
+            let mut idle = self.lock();
+            let keep_from = idle.partition_point(|(since, _)| since.elapsed() >= idle_for);
+            (idle.drain(..keep_from).collect(), idle.len())
+        };
+        !gone.is_empty() && left == 0 // `gone` is dropped here, outside the lock
     }
 
     /// Put an instance that answered well back for the next call, unless
@@ -52,11 +68,11 @@ impl Pool {
         }
         let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
-            idle.push(instance);
+            idle.push((Instant::now(), instance));
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Instance>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(Instant, Instance)>> {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -163,6 +163,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Let go of the instances idle for [`IDLE_FOR`](super::pool::IDLE_FOR).
+    /// True if that let the last ones go: the policy has been idle that long.
+    pub fn trim_idle(&self) -> bool {
+        self.pool.trim(super::pool::IDLE_FOR)
+    }
+
     /// The sha256 of the component's bytes, in hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
