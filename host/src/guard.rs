@@ -75,6 +75,10 @@ const TREE_ROUNDS: usize = 10;
 /// few suffice even for a tree forking as fast as it can.
 const FREEZE_ROUNDS: usize = 64;
 
+/// How long a tree signal waits, per walk, for the processes it stopped to
+/// be stopped (one in uninterruptible sleep stops only when it wakes).
+const STOP_WAIT: Duration = Duration::from_millis(100);
+
 /// SIGSTOP and SIGCONT, by number (the kernel's, on every architecture
 /// sigd runs on).
 const STOP: i32 = nix::libc::SIGSTOP;
@@ -347,6 +351,10 @@ impl GuardedTable {
                     _ => {} // gone meanwhile, or not ours to stop: send_each says
                 }
             }
+            // A process stops on its way back to user space, so a fork it
+            // was making when the SIGSTOP came has ended by then: once it
+            // is stopped, every child it will have is in the table.
+            wait_until_stopped(&found, STOP_WAIT);
             tree.extend(found);
             found = self.grow(&tree)?;
             if found.is_empty() {
@@ -484,6 +492,27 @@ fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
             Err(KillError::NotFound) => Ok(()),
             _ => Err(KillError::NotPermitted),
         },
+    }
+}
+
+/// Wait, at most `limit`, until each of `members` is stopped or gone:
+/// first yielding the CPU (they stop within microseconds), then napping.
+fn wait_until_stopped(members: &[Member], limit: Duration) {
+    let started = std::time::Instant::now();
+    let mut waiting: Vec<&Member> = members.iter().collect();
+    for round in 0.. {
+        waiting.retain(|(_, member)| {
+            member
+                .info()
+                .is_some_and(|info| info.state != RunState::Stopped && !info.state.has_exited())
+        });
+        if waiting.is_empty() || started.elapsed() >= limit {
+            return;
+        }
+        match round {
+            0..100 => std::thread::yield_now(),
+            _ => std::thread::sleep(Duration::from_micros(100)),
+        }
     }
 }
 
