@@ -39,6 +39,10 @@ pub fn log(
     peer: &Peer,
     decided: Option<(&str, &Decision)>,
 ) {
+    // Nothing is gathered or formatted when audit events are off.
+    if !tracing::enabled!(target: "sigd::audit", tracing::Level::INFO) {
+        return;
+    }
     let actions = decided
         .map(|(_, d)| d.actions.as_slice())
         .unwrap_or_default();

@@ -27,7 +27,7 @@ use hyper::body::{Body, Incoming};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{Instrument, field, info, info_span, warn};
+use tracing::{Instrument, debug, field, info_span};
 
 /// The signal route: `/api/v1/processes/{pid}/signal`.
 const SIGNAL_PREFIX: &str = "/api/v1/processes/";
@@ -230,7 +230,7 @@ pub async fn handle(
         let mut principal = None;
         let reply = respond(app, peer, request, &mut principal).await;
         let reply = reply.unwrap_or_else(|error| {
-            warn!(%error, "rejected");
+            debug!(%error, "rejected");
             let (response, code) = error.response();
             Reply {
                 response,
@@ -241,7 +241,9 @@ pub async fn handle(
         let status = reply.response.status().as_u16();
         let took = started.elapsed();
         tracing::Span::current().record("status", status);
-        info!(micros = took.as_micros() as u64, "answered");
+        // The one event per request at `info` is the audit event (signal
+        // requests only): this access line is for `debug`.
+        debug!(micros = took.as_micros() as u64, "answered");
         app.metrics.answered(status, &reply.code, took);
         if signal_route {
             let decided = reply.decided.as_ref().map(|(pid, d)| (pid.as_str(), d));
