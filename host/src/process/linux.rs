@@ -223,9 +223,30 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
             state,
             start_time: stat.start_time,
             command: stat.command,
-            exit_code: stat.exit_code,
+            exit_code: stat
+                .exit_code
+                .filter(|_| exit_code_shown(&status.uids, &status.gids)),
         }),
     )
+}
+
+/// Whether `/proc/<pid>/stat` shows sigd the real exit code of a process
+/// with these (real, effective, saved) uids and gids. The kernel shows it
+/// only to who may ptrace-read the process: the same user and group in all
+/// three, or CAP_SYS_PTRACE; to anyone else the field reads 0 whatever
+/// became of the process, so it must not be taken for "exited 0".
+fn exit_code_shown(uids: &[u32; 3], gids: &[u32; 3]) -> bool {
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    (uids.iter().all(|id| *id == uid) && gids.iter().all(|id| *id == gid))
+        || caps::has_cap(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_PTRACE,
+        )
+        .unwrap_or(false)
 }
 
 /// The state of a process whose leader thread's state letter is `letter`:
