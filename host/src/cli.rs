@@ -129,6 +129,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub watch: bool,
 
+    /// Keep every capability sigd was started with. By default it keeps
+    /// only what it needs: CAP_KILL (to signal other users' processes),
+    /// CAP_NET_BIND_SERVICE to bind a port below 1024 and CAP_CHOWN for
+    /// --socket-group; it drops the rest and sets no_new_privs either way.
+    #[arg(long)]
+    pub keep_capabilities: bool,
+
     #[command(flatten)]
     pub runtime: RuntimeOptions,
 }

@@ -25,6 +25,8 @@
 //!
 //! Around that path: [`cli`] (the flags), [`options`] (the flags `serve` and
 //! `policy` share), [`serve`] (the composition root of `sigd serve`),
+//! [`privileges`] (the capabilities sigd keeps, settled before any thread
+//! starts), [`systemd`] (readiness, and sockets a service manager hands in),
 //! [`decision`] (what a decider hands back), [`signal`] (which signals Linux
 //! delivers here) and [`kit`] (`sigd policy check|eval|test|wit`, with its
 //! simulated process table).
@@ -42,8 +44,10 @@ pub mod kit;
 pub mod metrics;
 pub mod options;
 pub mod policy;
+pub mod privileges;
 pub mod process;
 pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod signal;
+pub mod systemd;

@@ -31,6 +31,13 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
     }
+    // Before the async runtime starts any thread: every thread inherits it.
+    if let Command::Serve(args) = &cli.command
+        && let Err(error) = sigd::privileges::settle_for(args)
+    {
+        eprintln!("sigd: {error}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
