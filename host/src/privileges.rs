@@ -65,9 +65,12 @@ impl From<CapsHashSet> for Names {
 /// below 1024 itself; `CAP_CHOWN` if `--socket-group` names a group for its
 /// Unix sockets (which sigd's user need not be a member of). The two last
 /// are kept for as long as sigd runs: a socket unit (`sigd.socket`) binds
-/// for sigd instead and needs neither.
+/// for sigd instead and needs neither (sockets handed in replace `--listen`).
 pub fn needed(args: &ServeArgs) -> CapsHashSet {
     let mut needed = CapsHashSet::from([Capability::CAP_KILL]);
+    if crate::systemd::activated() {
+        return needed;
+    }
     let low_port = |endpoint: &Endpoint| matches!(endpoint, Endpoint::Tcp(addr) if (1..1024).contains(&addr.port()));
     if args.listen.iter().any(low_port) {
         needed.insert(Capability::CAP_NET_BIND_SERVICE);
