@@ -3,7 +3,8 @@
 //! tells a service manager when it is ready, reloading and stopping
 //! (sd_notify, against a socket the test binds), and serves on sockets a
 //! service manager hands in (socket activation, with systemd's own
-//! `systemd-socket-activate`).
+//! `systemd-socket-activate`); its units pass `systemd-analyze`; and its
+//! settings come from a config file and `SIGD_*` too, flags winning.
 
 mod common;
 
@@ -385,4 +386,140 @@ fn systemd_tool(name: &str) -> String {
     }
     let path = find().unwrap_or_else(|| panic!("no {name}, even with systemd installed"));
     path.display().to_string()
+}
+
+/// The unit files as shipped (packaging/), with `ExecStart=` pointing at the
+/// binary under test (verify wants it to exist).
+fn units(dir: &Path) -> [std::path::PathBuf; 2] {
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
+    ["sigd.service", "sigd.socket"].map(|name| {
+        let text = std::fs::read_to_string(packaging.join(name)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text.replace("/usr/bin/sigd", SIGD)).unwrap();
+        path
+    })
+}
+
+/// `systemd-analyze verify` finds nothing to say about sigd.service and
+/// sigd.socket, sigd takes the config file they start it with, and `systemd-analyze security --offline=true` rates the
+/// service's exposure "OK" at 2.0 or less (the README records the score).
+#[test]
+fn the_units_verify_and_score_ok() {
+    let dir = scratch("daemon-units");
+    let [service, socket] = units(&dir);
+    let verify = Command::new(systemd_tool("systemd-analyze"))
+        .arg("verify")
+        .args([&service, &socket])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr).to_string()
+        + &String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && said.is_empty(), "{said}");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/sigd.toml");
+    let (status, out, err) = serve_once(
+        &["--config", shipped.to_str().unwrap(), "--print-config"],
+        &[],
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.contains("cache-dir = \"/var/cache/sigd\" # config file"),
+        "{out}"
+    );
+
+    let security = Command::new(systemd_tool("systemd-analyze"))
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&service)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    let overall = report
+        .lines()
+        .find_map(|line| {
+            line.split("Overall exposure level for sigd.service: ")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("no overall score in {report}"));
+    println!("systemd-analyze security: {overall}");
+    let score: f64 = overall.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(score <= 2.0, "{report}");
+}
+
+/// `sigd serve` with `args` and `env`, for commands that exit at once
+/// (`--print-config`, a refused config): its status, stdout and stderr.
+fn serve_once(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(SIGD)
+        .arg("serve")
+        .args(args)
+        .env_remove("SIGD_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--print-config` shows every setting with where it came from: a flag
+/// wins over `SIGD_*`, which wins over the `--config` file, which wins over
+/// the default; the token in `SIGD_TOKEN` is said to be set, never shown.
+#[test]
+fn print_config_layers_flags_env_and_file() {
+    let dir = scratch("daemon-config");
+    let file = dir.join("sigd.toml");
+    std::fs::write(
+        &file,
+        "max-connections = 7\nheader-timeout = 3\ndrain = 4\nwatch = true\n\
+         listen = [\"127.0.0.1:0\", \"[::1]:0\"]\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let env = [
+        ("SIGD_HEADER_TIMEOUT", "5"),
+        ("SIGD_DRAIN", "6"),
+        ("SIGD_TOKEN", "s3cr3t-token-value"),
+    ];
+    let (status, out, err) = serve_once(
+        &["--config", config, "--drain", "8", "--print-config"],
+        &env,
+    );
+    assert_eq!(status, 0, "{err}");
+    println!("{out}");
+    for line in [
+        "max-connections = \"7\" # config file",
+        "header-timeout = \"5\" # SIGD_HEADER_TIMEOUT",
+        "drain = \"8\" # flag",
+        "watch = true # config file",
+        "listen = [\"127.0.0.1:0\", \"[::1]:0\"] # config file",
+        "max-headers = \"64\" # default",
+        "# token: given in SIGD_TOKEN (redacted)",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+    }
+    assert!(!out.contains("s3cr3t"), "the token leaked:\n{out}");
+}
+
+/// A config file key that is no flag of `sigd serve` stops start-up, and
+/// the message names it.
+#[test]
+fn an_unknown_config_key_is_refused_by_name() {
+    let dir = scratch("daemon-config-unknown");
+    let file = dir.join("sigd.toml");
+    std::fs::write(&file, "max-connection = 7\n").unwrap();
+    let (status, _, err) = serve_once(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("unknown key \"max-connection\""), "{err}");
+}
+
+/// What the config file sets is what sigd serves with: a body cap of 10
+/// bytes from the file answers a longer body 413.
+#[test]
+fn sigd_serves_with_its_config_file() {
+    let dir = scratch("daemon-config-serve");
+    let file = dir.join("sigd.toml");
+    std::fs::write(&file, "max-body-bytes = 10\nno-cache = true\n").unwrap();
+    let sigd = Sigd::start(&["--config", file.to_str().unwrap()]);
+    sigd.signal("abc", r#"{"signal": 15}"#)
+        .assert(413, "PAYLOAD_TOO_LARGE");
 }

@@ -44,9 +44,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// How `sigd serve` runs.
+/// How `sigd serve` runs. Every flag may also be set in the `--config`
+/// file (its name without the dashes is the key) or as `SIGD_<FLAG>`
+/// (`SIGD_MAX_CONNECTIONS`); a flag wins, then the environment, then the
+/// file (see `config.rs`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings, one key per flag (`max-connections = 2048`,
+    /// `listen = ["127.0.0.1:9000"]`); an unknown key stops start-up.
+    /// Flags and SIGD_* variables win over it.
+    #[arg(long, value_name = "FILE", env = "SIGD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration (from flags, SIGD_* variables,
+    /// the --config file and defaults, each saying which), then exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Where to listen: HOST:PORT (127.0.0.1:9000, [::1]:9000) or
     /// unix:/PATH. Repeat to listen on several. Without a token only
     /// loopback addresses and Unix sockets are allowed.

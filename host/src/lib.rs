@@ -23,7 +23,8 @@
 //! - [`process`]: process facts, the Linux process table (`/proc`, pidfds)
 //!   and the pidfd syscalls; `SystemProcess::send` is where a signal is sent.
 //!
-//! Around that path: [`cli`] (the flags), [`options`] (the flags `serve` and
+//! Around that path: [`cli`] (the flags), [`config`] (the same settings
+//! from a `--config` file and `SIGD_*` variables), [`options`] (the flags `serve` and
 //! `policy` share), [`serve`] (the composition root of `sigd serve`),
 //! [`privileges`] (the capabilities sigd keeps, settled before any thread
 //! starts), [`systemd`] (readiness, and sockets a service manager hands in),
@@ -35,6 +36,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod cli;
+pub mod config;
 pub mod decision;
 pub mod escalations;
 pub mod guard;

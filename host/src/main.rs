@@ -1,7 +1,6 @@
 //! The `sigd` binary: parse the command line, set up logging, run.
 
-use clap::Parser;
-use sigd::cli::{Cli, Command, LogFormat};
+use sigd::cli::{Command, LogFormat};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -16,7 +15,20 @@ fn main() -> ExitCode {
     }
     // SAFETY: no other thread has started yet.
     let env_token = unsafe { sigd::auth::take_env_token() };
-    let cli = Cli::parse();
+    let cli = match sigd::config::parse(env_token.is_some()) {
+        Ok(sigd::config::Parsed {
+            print: Some(config),
+            ..
+        }) => {
+            print!("{config}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(parsed) => parsed.cli,
+        Err(error) => {
+            eprintln!("sigd: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The daemon logs what it does; the policy commands print a report and
     // log only what went wrong.
     let (format, default_filter) = match &cli.command {
