@@ -144,7 +144,8 @@ pub struct ServeArgs {
     pub watch: bool,
 
     /// Keep every capability sigd was started with. By default it keeps
-    /// only what it needs: CAP_KILL (to signal other users' processes),
+    /// only what it needs, of what it was given: CAP_KILL (to signal other
+    /// users' processes), CAP_SYS_PTRACE (to see how they ended),
     /// CAP_NET_BIND_SERVICE to bind a port below 1024 and CAP_CHOWN for
     /// --socket-group; it drops the rest and sets no_new_privs either way.
     #[arg(long)]

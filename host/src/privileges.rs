@@ -1,6 +1,7 @@
 //! Least privilege: before `sigd serve` starts any thread it keeps only
 //! the capabilities its configuration needs ([`needed`]: `CAP_KILL`, to
-//! signal other users' processes, and what binding its listeners takes),
+//! signal other users' processes, `CAP_SYS_PTRACE` if given, to see how
+//! they ended, and what binding its listeners takes),
 //! drops every other one from every set it can (effective, permitted,
 //! inheritable, ambient, and the bounding set when it holds
 //! `CAP_SETPCAP`), and sets `no_new_privs`. Capabilities belong to a
@@ -61,13 +62,17 @@ impl From<CapsHashSet> for Names {
 }
 
 /// The capabilities `sigd serve` needs with `args`: `CAP_KILL` to signal
-/// processes of other users; `CAP_NET_BIND_SERVICE` if it binds a TCP port
+/// processes of other users; `CAP_SYS_PTRACE`, to read how such a process
+/// ended while it is a zombie (the kernel shows its exit code only to who
+/// may ptrace it: without, sigd answers that it ended, not how), if sigd
+/// was given it (root is; sigd.service gives CAP_KILL alone);
+/// `CAP_NET_BIND_SERVICE` if it binds a TCP port
 /// below 1024 itself; `CAP_CHOWN` if `--socket-group` names a group for its
 /// Unix sockets (which sigd's user need not be a member of). The two last
 /// are kept for as long as sigd runs: a socket unit (`sigd.socket`) binds
 /// for sigd instead and needs neither (sockets handed in replace `--listen`).
 pub fn needed(args: &ServeArgs) -> CapsHashSet {
-    let mut needed = CapsHashSet::from([Capability::CAP_KILL]);
+    let mut needed = CapsHashSet::from([Capability::CAP_KILL, Capability::CAP_SYS_PTRACE]);
     if crate::systemd::activated() {
         return needed;
     }

@@ -152,6 +152,31 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let shown = path.display();
     let cannot_read = || format!("cannot read token file {shown}");
+    let private = |meta: &std::fs::Metadata| {
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            bail!(
+                "token file {shown} belongs to uid {}, not to sigd's user ({me}) or root: \
+                 whoever owns it can change who may signal; fix: chown {me} {shown}",
+                meta.uid()
+            );
+        }
+        if meta.mode() & 0o077 != 0 {
+            bail!(
+                "token file {shown} is open to other users (mode {:03o}): they could read the \
+                 tokens or change them; fix: chmod 600 {shown}",
+                meta.mode() & 0o777
+            );
+        }
+        Ok(())
+    };
+    // Looked at before it is opened too: sigd keeps no capability to open
+    // other users' files, and the fix for one is the same sentence.
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+    {
+        private(&meta)?;
+    }
     // Non-blocking, so a FIFO put in its place cannot hold start-up.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -162,21 +187,7 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
     if !meta.is_file() {
         bail!("token file {shown} is not a regular file");
     }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        bail!(
-            "token file {shown} belongs to uid {}, not to sigd's user ({me}) or root: whoever \
-             owns it can change who may signal; fix: chown {me} {shown}",
-            meta.uid()
-        );
-    }
-    if meta.mode() & 0o077 != 0 {
-        bail!(
-            "token file {shown} is open to other users (mode {:03o}): they could read the \
-             tokens or change them; fix: chmod 600 {shown}",
-            meta.mode() & 0o777
-        );
-    }
+    private(&meta)?;
     let mut text = String::new();
     file.read_to_string(&mut text).with_context(cannot_read)?;
     Ok(text)
