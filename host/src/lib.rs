@@ -26,6 +26,7 @@
 //! Around that path: [`cli`] (the flags), [`config`] (the same settings
 //! from a `--config` file and `SIGD_*` variables), [`options`] (the flags `serve` and
 //! `policy` share), [`serve`] (the composition root of `sigd serve`),
+//! [`logs`] (stderr, with syslog priorities for the journal),
 //! [`privileges`] (the capabilities sigd keeps, settled before any thread
 //! starts), [`systemd`] (readiness, and sockets a service manager hands in),
 //! [`decision`] (what a decider hands back), [`signal`] (which signals Linux
@@ -43,6 +44,7 @@ pub mod guard;
 pub mod host_calls;
 pub mod http;
 pub mod kit;
+pub mod logs;
 pub mod metrics;
 pub mod options;
 pub mod policy;

@@ -1,9 +1,8 @@
-//! The `sigd` binary: parse the command line, set up logging, run.
+//! The `sigd` binary: parse the command line, set up logging, settle the
+//! capabilities, run.
 
 use sigd::cli::{Command, LogFormat};
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // The daemon's first act: a SIGHUP from here on never ends it.
@@ -35,14 +34,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => (args.log_format, "info"),
         Command::Policy(_) => (LogFormat::Text, "warn"),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
-    }
+    sigd::logs::init(format, default_filter);
     // Before the async runtime starts any thread: every thread inherits it.
     if let Command::Serve(args) = &cli.command
         && let Err(error) = sigd::privileges::settle_for(args)
