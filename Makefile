@@ -10,6 +10,9 @@
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 #   make bench  sigd against its native baseline (bench/, built here); writes
 #               bench/latest.md and bench/latency.png (see BENCHMARKS.md)
+#   make deb    the Debian package, target/debian/sigd_<version>_<arch>.deb:
+#               the binary, the systemd units, the default config, the user
+#               sigd made at install, the docs (packaging/deb.sh, dpkg-deb)
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -47,12 +50,16 @@ FUZZ_TARGETS := proc_stat signal_request
 # The benchmarks' tools: wrk from Debian, matplotlib for the plot.
 BENCH_VENV := target/bench-venv
 
-.PHONY: build baseline run test lint fuzz bench toolchain clean
+.PHONY: build baseline run test lint fuzz bench deb toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
+
+deb: build
+	@command -v dpkg-deb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg >/dev/null; }
+	packaging/deb.sh target/release/sigd target/debian
 
 # The benchmarks' yardstick: the default policy linked natively (bench/).
 baseline: toolchain

@@ -18,8 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// CAP_KILL, as a bit of the `Cap*` masks in `/proc/<pid>/status`.
+/// CAP_KILL and CAP_SYS_PTRACE, as bits of the `Cap*` masks in
+/// `/proc/<pid>/status`.
 const CAP_KILL: u64 = 1 << 5;
+const CAP_SYS_PTRACE: u64 = 1 << 19;
 
 /// The capability mask `/proc/<pid>/status` (or a thread's) shows on `line`
 /// (`CapEff`, `CapBnd`, ...).
@@ -84,17 +86,21 @@ fn as_nobody_with_only_cap_kill_it_signals_roots_processes() {
     assert_killed_by(&mut roots, 15);
 }
 
-/// Run as root, sigd gives up every capability but CAP_KILL, the bounding
-/// set included, in every thread; with `--keep-capabilities` it keeps what
-/// it was given (and sets no_new_privs still).
+/// Run as root, sigd gives up every capability but CAP_KILL and
+/// CAP_SYS_PTRACE, the bounding set included, in every thread; with
+/// `--keep-capabilities` it keeps what it was given (and sets no_new_privs
+/// still).
 #[test]
-fn as_root_it_keeps_cap_kill_alone_unless_told() {
+fn as_root_it_keeps_cap_kill_and_sys_ptrace_alone_unless_told() {
     let sigd = Sigd::start(&["--no-cache"]);
-    sigd.expect_log("capabilities: kept CAP_KILL (the bounding set is down to them)");
+    sigd.expect_log(
+        "capabilities: kept CAP_KILL, CAP_SYS_PTRACE (the bounding set is down to them)",
+    );
+    let kept = CAP_KILL | CAP_SYS_PTRACE;
     for status in thread_statuses(sigd.pid()) {
-        assert_eq!(capabilities(&status, "CapEff"), CAP_KILL, "{status}");
-        assert_eq!(capabilities(&status, "CapPrm"), CAP_KILL, "{status}");
-        assert_eq!(capabilities(&status, "CapBnd"), CAP_KILL, "{status}");
+        assert_eq!(capabilities(&status, "CapEff"), kept, "{status}");
+        assert_eq!(capabilities(&status, "CapPrm"), kept, "{status}");
+        assert_eq!(capabilities(&status, "CapBnd"), kept, "{status}");
         assert!(status.contains("\nNoNewPrivs:\t1\n"), "{status}");
     }
     drop(sigd);
@@ -522,4 +528,122 @@ fn sigd_serves_with_its_config_file() {
     let sigd = Sigd::start(&["--config", file.to_str().unwrap()]);
     sigd.signal("abc", r#"{"signal": 15}"#)
         .assert(413, "PAYLOAD_TOO_LARGE");
+}
+
+/// What `dpkg-deb` says of the package: `--contents` or a control file.
+fn dpkg_deb(args: &[&str]) -> String {
+    let out = Command::new("dpkg-deb").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The package `make deb` builds (its script, on the binary under test)
+/// holds the binary, the units, the default config as a conffile and the
+/// docs, all root's; its postinst makes the system user sigd and enables
+/// the socket, and every maintainer script is valid sh. Unpacked into a
+/// throwaway root, its sigd runs.
+#[test]
+fn the_debian_package_holds_sigd_its_units_and_its_user() {
+    let dir = scratch("daemon-deb");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/deb.sh");
+    let built = Command::new(script).arg(SIGD).arg(&dir).output().unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = String::from_utf8(built.stdout).unwrap().trim().to_string();
+
+    let contents = dpkg_deb(&["--contents", &deb]);
+    for (mode, path) in [
+        ("-rwxr-xr-x", "./usr/bin/sigd"),
+        ("-rw-r--r--", "./usr/lib/systemd/system/sigd.service"),
+        ("-rw-r--r--", "./usr/lib/systemd/system/sigd.socket"),
+        ("-rw-r--r--", "./etc/sigd/sigd.toml"),
+        ("-rw-r--r--", "./usr/share/doc/sigd/README.md"),
+        ("-rw-r--r--", "./usr/share/doc/sigd/copyright"),
+    ] {
+        assert!(
+            contents.lines().any(|line| line.starts_with(mode)
+                && line.contains(" root/root ")
+                && line.ends_with(path)),
+            "no {mode} {path} of root's in\n{contents}"
+        );
+    }
+    let control = dpkg_deb(&["--field", &deb, "Package", "Depends"]);
+    assert_eq!(control, "Package: sigd\nDepends: adduser\n");
+    let controls = dir.join("control");
+    dpkg_deb(&["--control", &deb, controls.to_str().unwrap()]);
+    let read = |name: &str| std::fs::read_to_string(controls.join(name)).unwrap();
+    assert_eq!(read("conffiles"), "/etc/sigd/sigd.toml\n");
+    let postinst = read("postinst");
+    assert!(postinst.contains("adduser --system --group"), "{postinst}");
+    assert!(postinst.contains(" sigd\n"), "{postinst}");
+    assert!(
+        postinst.contains("systemctl enable sigd.socket"),
+        "{postinst}"
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        let checked = Command::new("sh")
+            .arg("-n")
+            .arg(controls.join(script))
+            .status();
+        assert!(checked.unwrap().success(), "{script} is not valid sh");
+    }
+
+    let root = dir.join("root");
+    dpkg_deb(&["--extract", &deb, root.to_str().unwrap()]);
+    let version = Command::new(root.join("usr/bin/sigd"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("sigd "));
+}
+
+/// With stderr the journal's stream (`JOURNAL_STREAM` names its device and
+/// inode, as systemd sets it), every log line starts with its syslog
+/// priority, `<6>` for info and `<4>` for a warning, which journald keeps as
+/// the entry's priority; with `JOURNAL_STREAM` naming another stream (it
+/// was inherited, stderr is elsewhere) no line does.
+#[test]
+fn log_lines_carry_syslog_priorities_for_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch("daemon-journal");
+    for journal in [true, false] {
+        let path = dir.join(format!("stderr-{journal}"));
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let inode = if journal { meta.ino() } else { meta.ino() + 1 };
+        let mut command = sigd_command(&["--no-cache"]);
+        command
+            .env("JOURNAL_STREAM", format!("{}:{inode}", meta.dev()))
+            .stderr(file);
+        let mut sigd = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let log = loop {
+            let log = std::fs::read_to_string(&path).unwrap();
+            if log.contains("listening on") {
+                break log;
+            }
+            assert!(Instant::now() < deadline, "sigd did not start:\n{log}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let _ = sigd.kill();
+        let _ = sigd.wait();
+        if journal {
+            assert!(log.lines().all(|line| line.starts_with('<')), "{log}");
+            let has = |prefix: &str, text: &str| {
+                log.lines()
+                    .any(|line| line.starts_with(prefix) && line.contains(text))
+            };
+            assert!(has("<6>", "listening on"), "{log}");
+            assert!(has("<4>", "no token"), "{log}");
+        } else {
+            assert!(!log.lines().any(|line| line.starts_with('<')), "{log}");
+        }
+    }
 }
