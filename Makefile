@@ -13,6 +13,9 @@
 #   make soak   the hostile mix against one sigd for SOAK_SECONDS (120), in a
 #               private PID namespace: well-behaved latency, descriptors and
 #               RSS before, during and after (tests/soak/run.py)
+#   make deb    the Debian package, target/debian/sigd_<version>_<arch>.deb:
+#               the binary, the systemd units, the default config, the user
+#               sigd made at install, the docs (packaging/deb.sh, dpkg-deb)
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -52,12 +55,16 @@ BENCH_VENV := target/bench-venv
 
 SOAK_SECONDS ?= 120
 
-.PHONY: build baseline run test lint fuzz bench soak toolchain clean
+.PHONY: build baseline run test lint fuzz bench soak deb toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
+
+deb: build
+	@command -v dpkg-deb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg >/dev/null; }
+	packaging/deb.sh target/release/sigd target/debian
 
 # The benchmarks' yardstick: the default policy linked natively (bench/).
 baseline: toolchain

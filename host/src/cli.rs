@@ -44,9 +44,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// How `sigd serve` runs.
+/// How `sigd serve` runs. Every flag may also be set in the `--config`
+/// file (its name without the dashes is the key) or as `SIGD_<FLAG>`
+/// (`SIGD_MAX_CONNECTIONS`); a flag wins, then the environment, then the
+/// file (see `config.rs`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings, one key per flag (`max-connections = 2048`,
+    /// `listen = ["127.0.0.1:9000"]`); an unknown key stops start-up.
+    /// Flags and SIGD_* variables win over it.
+    #[arg(long, value_name = "FILE", env = "SIGD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration (from flags, SIGD_* variables,
+    /// the --config file and defaults, each saying which), then exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Where to listen: HOST:PORT (127.0.0.1:9000, [::1]:9000) or
     /// unix:/PATH. Repeat to listen on several. Without a token only
     /// loopback addresses and Unix sockets are allowed.
@@ -140,6 +154,14 @@ pub struct ServeArgs {
     /// are also reloaded on SIGHUP).
     #[arg(long)]
     pub watch: bool,
+
+    /// Keep every capability sigd was started with. By default it keeps
+    /// only what it needs, of what it was given: CAP_KILL (to signal other
+    /// users' processes), CAP_SYS_PTRACE (to see how they ended),
+    /// CAP_NET_BIND_SERVICE to bind a port below 1024 and CAP_CHOWN for
+    /// --socket-group; it drops the rest and sets no_new_privs either way.
+    #[arg(long)]
+    pub keep_capabilities: bool,
 
     #[command(flatten)]
     pub runtime: RuntimeOptions,

@@ -24,8 +24,12 @@
 //! - [`process`]: process facts, the Linux process table (`/proc`, pidfds)
 //!   and the pidfd syscalls; `SystemProcess::send` is where a signal is sent.
 //!
-//! Around that path: [`cli`] (the flags), [`options`] (the flags `serve` and
+//! Around that path: [`cli`] (the flags), [`config`] (the same settings
+//! from a `--config` file and `SIGD_*` variables), [`options`] (the flags `serve` and
 //! `policy` share), [`serve`] (the composition root of `sigd serve`),
+//! [`logs`] (stderr, with syslog priorities for the journal),
+//! [`privileges`] (the capabilities sigd keeps, settled before any thread
+//! starts), [`systemd`] (readiness, and sockets a service manager hands in),
 //! [`decision`] (what a decider hands back), [`signal`] (which signals Linux
 //! delivers here) and [`kit`] (`sigd policy check|eval|test|wit`, with its
 //! simulated process table).
@@ -34,6 +38,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod cli;
+pub mod config;
 pub mod connections;
 pub mod decision;
 pub mod escalations;
@@ -41,11 +46,14 @@ pub mod guard;
 pub mod host_calls;
 pub mod http;
 pub mod kit;
+pub mod logs;
 pub mod metrics;
 pub mod options;
 pub mod policy;
+pub mod privileges;
 pub mod process;
 pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod signal;
+pub mod systemd;

@@ -1,10 +1,8 @@
-//! The `sigd` binary: parse the command line, set up logging, run.
+//! The `sigd` binary: parse the command line, set up logging, settle the
+//! capabilities, run.
 
-use clap::Parser;
-use sigd::cli::{Cli, Command, LogFormat};
-use std::io::IsTerminal;
+use sigd::cli::{Command, LogFormat};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // The daemon's first act: a SIGHUP from here on never ends it.
@@ -16,20 +14,33 @@ fn main() -> ExitCode {
     }
     // SAFETY: no other thread has started yet.
     let env_token = unsafe { sigd::auth::take_env_token() };
-    let cli = Cli::parse();
+    let cli = match sigd::config::parse(env_token.is_some()) {
+        Ok(sigd::config::Parsed {
+            print: Some(config),
+            ..
+        }) => {
+            print!("{config}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(parsed) => parsed.cli,
+        Err(error) => {
+            eprintln!("sigd: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The daemon logs what it does; the policy commands print a report and
     // log only what went wrong.
     let (format, default_filter) = match &cli.command {
         Command::Serve(args) => (args.log_format, "info"),
         Command::Policy(_) => (LogFormat::Text, "warn"),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
+    sigd::logs::init(format, default_filter);
+    // Before the async runtime starts any thread: every thread inherits it.
+    if let Command::Serve(args) = &cli.command
+        && let Err(error) = sigd::privileges::settle_for(args)
+    {
+        eprintln!("sigd: {error}");
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::policy::sha256_hex;
 use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
 use crate::process::NoProcesses;
+use crate::systemd::Notifier;
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -172,7 +173,6 @@ impl Decide for ActivePolicy {
     }
 }
 
-/// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
 /// Every `every`, let the active policy's long-idle instances go, so that
 /// after a burst of requests sigd's memory comes back to its idle level.
 /// When the last went (no call for that long: the burst is over, and no
@@ -190,14 +190,19 @@ pub async fn trim_idle_instances(active: Arc<ActivePolicy>, every: Duration) {
     }
 }
 
-/// announces it is ready, so no early SIGHUP kills it) delivers.
+/// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
+/// announces it is ready, so no early SIGHUP kills it) delivers, telling
+/// the service manager it reloads and, swapped or not, is ready again.
 pub async fn on_sighup(
     active: Arc<ActivePolicy>,
     mut hangups: tokio::signal::unix::Signal,
     metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
 ) {
     while hangups.recv().await.is_some() {
+        notifier.reloading();
         active.reload_and_log("SIGHUP", &metrics).await;
+        notifier.ready(&active.describe());
     }
 }
 

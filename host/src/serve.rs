@@ -1,10 +1,12 @@
 //! `sigd serve` put together: settle authentication, load the policy, bind
 //! every listener, take over the signals, then serve until SIGTERM or
 //! SIGINT, reloading the policy on SIGHUP (and on file changes with
-//! `--watch`). The composition root: every other module does one part.
+//! `--watch`), telling a service manager each step (`systemd`). The
+//! composition root: every other module does one part.
 
 use crate::auth::{TOKEN_ENV, Tokens};
 use crate::cli::ServeArgs;
+use crate::decision::Decide;
 use crate::escalations::Escalations;
 use crate::guard::GuardedTable;
 use crate::http::App;
@@ -12,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::process::System;
 use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Listener, SocketFile, TransportLimits};
+use crate::systemd::Notifier;
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +40,17 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let shutdown = shutdown_signal()?;
     let tokens = tokens(&args, env_token)?;
+    let notifier = Arc::new(Notifier::from_env());
+    let handed_in = handed_in_listeners()?;
+    let endpoints = match handed_in.is_empty() {
+        true => args.listen.clone(),
+        false => handed_in
+            .iter()
+            .map(Listener::endpoint)
+            .collect::<Result<_, _>>()?,
+    };
     if tokens.is_none() {
-        if let Some(open) = args.listen.iter().find(|endpoint| !endpoint.is_local()) {
+        if let Some(open) = endpoints.iter().find(|endpoint| !endpoint.is_local()) {
             bail!(
                 "refusing to listen on {open} without a token: anyone who can reach it could \
                  signal processes; give --token-file (or SIGD_TOKEN), or listen on loopback"
@@ -64,16 +76,25 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         group: args.socket_group.as_deref().map(group).transpose()?,
     };
     let mut listeners = Vec::new();
-    for endpoint in &args.listen {
+    for endpoint in args.listen.iter().filter(|_| handed_in.is_empty()) {
         let listener = Listener::bind(endpoint, socket_file)
             .await
             .with_context(|| format!("cannot listen on {endpoint}"))?;
         listeners.push(listener);
     }
+    listeners.extend(handed_in);
     for listener in &listeners {
         info!("listening on {}", listener.endpoint()?);
     }
-    tokio::spawn(reload::on_sighup(policy.clone(), hangups, metrics.clone()));
+    notifier.ready(&policy.describe());
+    tokio::spawn(reload::on_sighup(
+        policy.clone(),
+        hangups,
+        metrics.clone(),
+        notifier.clone(),
+    ));
+    let pinging = notifier.clone();
+    tokio::spawn(async move { pinging.watchdog().await });
     if args.watch {
         tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY, metrics.clone()));
     }
@@ -99,8 +120,31 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         max_header_bytes: args.max_header_bytes,
         drain: Duration::from_secs(args.drain),
     };
+    let shutdown = async move {
+        shutdown.await;
+        notifier.stopping();
+    };
     server::run(listeners, app, limits, shutdown).await;
     Ok(())
+}
+
+/// The listeners a service manager handed in (socket activation), if it
+/// did: sigd then binds none of `--listen`.
+fn handed_in_listeners() -> anyhow::Result<Vec<Listener>> {
+    let handed_in = crate::systemd::listen_fds();
+    let mut listeners = Vec::new();
+    for (socket, name) in handed_in {
+        let listener = Listener::from_fd(socket)
+            .with_context(|| format!("cannot serve on the socket handed in as {name:?}"))?;
+        listeners.push(listener);
+    }
+    if !listeners.is_empty() {
+        info!(
+            "{} sockets handed in: --listen is not used",
+            listeners.len()
+        );
+    }
+    Ok(listeners)
 }
 
 /// The tokens from --token-file or SIGD_TOKEN (not both), if any.
@@ -123,6 +167,31 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let shown = path.display();
     let cannot_read = || format!("cannot read token file {shown}");
+    let private = |meta: &std::fs::Metadata| {
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            bail!(
+                "token file {shown} belongs to uid {}, not to sigd's user ({me}) or root: \
+                 whoever owns it can change who may signal; fix: chown {me} {shown}",
+                meta.uid()
+            );
+        }
+        if meta.mode() & 0o077 != 0 {
+            bail!(
+                "token file {shown} is open to other users (mode {:03o}): they could read the \
+                 tokens or change them; fix: chmod 600 {shown}",
+                meta.mode() & 0o777
+            );
+        }
+        Ok(())
+    };
+    // Looked at before it is opened too: sigd keeps no capability to open
+    // other users' files, and the fix for one is the same sentence.
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+    {
+        private(&meta)?;
+    }
     // Non-blocking, so a FIFO put in its place cannot hold start-up.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -133,21 +202,7 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
     if !meta.is_file() {
         bail!("token file {shown} is not a regular file");
     }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        bail!(
-            "token file {shown} belongs to uid {}, not to sigd's user ({me}) or root: whoever \
-             owns it can change who may signal; fix: chown {me} {shown}",
-            meta.uid()
-        );
-    }
-    if meta.mode() & 0o077 != 0 {
-        bail!(
-            "token file {shown} is open to other users (mode {:03o}): they could read the \
-             tokens or change them; fix: chmod 600 {shown}",
-            meta.mode() & 0o777
-        );
-    }
+    private(&meta)?;
     let mut text = String::new();
     file.read_to_string(&mut text).with_context(cannot_read)?;
     Ok(text)

@@ -1,6 +1,7 @@
-//! The transport: [`run`] takes bound listeners (TCP or Unix socket),
-//! accepts connections up to a cap (see [`crate::connections`] for who
-//! makes room when it is reached), serves each with hyper (HTTP/1.1 only,
+//! The transport: [`run`] takes bound listeners (TCP or Unix socket, bound
+//! here or handed in by a service manager), accepts connections up to a
+//! cap (see [`crate::connections`] for who makes room when it is reached),
+//! serves each with hyper (HTTP/1.1 only,
 //! with header timeout and limits), and on shutdown stops accepting, lets
 //! in-flight requests finish within a drain limit, and closes the rest.
 
@@ -14,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -98,8 +100,14 @@ impl Endpoint {
 /// A bound listening socket.
 pub enum Listener {
     Tcp(TcpListener),
-    /// The socket file is removed when the listener is dropped.
-    Unix(UnixListener, PathBuf),
+    /// A Unix socket at `path`; if sigd made it (`made`), the file is
+    /// removed when the listener is dropped, while one handed in is left
+    /// to whoever made it.
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+        made: bool,
+    },
 }
 
 /// A socket sigd answers on.
@@ -123,8 +131,50 @@ impl Listener {
             Endpoint::Unix(path) => {
                 remove_stale_socket(path).await?;
                 let listener = bind_unix(path, file)?;
-                Ok(Listener::Unix(listener, path.clone()))
+                Ok(Listener::Unix {
+                    listener,
+                    path: path.clone(),
+                    made: true,
+                })
             }
+        }
+    }
+
+    /// A listening socket handed in already bound (socket activation, see
+    /// [`systemd::listen_fds`](crate::systemd::listen_fds)): TCP or Unix,
+    /// by its address family. Anything else, or a socket that does not
+    /// listen, is refused.
+    pub fn from_fd(socket: OwnedFd) -> io::Result<Listener> {
+        use nix::sys::socket::{
+            AddressFamily, SockaddrLike, SockaddrStorage, getsockname, sockopt,
+        };
+        let refuse = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_string()));
+        if !nix::sys::socket::getsockopt(&socket, sockopt::AcceptConn)? {
+            return refuse("a socket handed in does not listen (a stream socket is needed)");
+        }
+        let address: SockaddrStorage = getsockname(socket.as_raw_fd())?;
+        match address.family() {
+            Some(AddressFamily::Inet | AddressFamily::Inet6) => {
+                let listener = std::net::TcpListener::from(socket);
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener).map(Listener::Tcp)
+            }
+            Some(AddressFamily::Unix) => {
+                let listener = std::os::unix::net::UnixListener::from(socket);
+                listener.set_nonblocking(true)?;
+                let address = listener.local_addr()?;
+                let path = match address.as_pathname() {
+                    Some(path) => path.to_path_buf(),
+                    None => PathBuf::from("(unnamed)"),
+                };
+                let listener = UnixListener::from_std(listener)?;
+                Ok(Listener::Unix {
+                    listener,
+                    path,
+                    made: false,
+                })
+            }
+            _ => refuse("a socket handed in is neither TCP nor a Unix socket"),
         }
     }
 
@@ -132,7 +182,7 @@ impl Listener {
     pub fn endpoint(&self) -> io::Result<Endpoint> {
         match self {
             Listener::Tcp(listener) => listener.local_addr().map(Endpoint::Tcp),
-            Listener::Unix(_, path) => Ok(Endpoint::Unix(path.clone())),
+            Listener::Unix { path, .. } => Ok(Endpoint::Unix(path.clone())),
         }
     }
 
@@ -146,7 +196,7 @@ impl Listener {
                 let peer = Peer::tcp(stream.local_addr()?, remote);
                 Ok((Box::new(stream), peer))
             }
-            Listener::Unix(listener, _) => {
+            Listener::Unix { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
                 let peer = Peer::unix(&stream);
                 Ok((Box::new(stream), peer))
@@ -200,7 +250,10 @@ fn bind_unix(path: &Path, file: SocketFile) -> io::Result<UnixListener> {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
+        if let Listener::Unix {
+            path, made: true, ..
+        } = self
+        {
             let _ = std::fs::remove_file(path);
         }
     }

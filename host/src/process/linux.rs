@@ -168,11 +168,14 @@ impl Process for SystemProcess {
     }
 
     fn exit_status(&self) -> Option<ExitStatus> {
-        // A zombie still says how it ended in /proc; a reaped process only
-        // through its pidfd (Linux 6.15 and later).
+        // A zombie still says how it ended in /proc, to who may ptrace it
+        // (asked first: a zombie's credentials no longer change); a reaped
+        // process only through its pidfd (Linux 6.15 and later), to anyone.
+        let shown = exit_code_shown(self.pid);
         if let Some(info) = read_process(self.pid).filter(|info| self.is_mine(info)) {
             return info.state.has_exited().then(|| {
                 info.exit_code
+                    .filter(|_| shown)
                     .map_or(ExitStatus::Unknown, ExitStatus::from_wait_status)
             });
         }
@@ -226,6 +229,18 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
             exit_code: stat.exit_code,
         }),
     )
+}
+
+/// Whether `/proc/<pid>/stat` shows sigd the real exit code of `pid`. The
+/// kernel shows it only to who may ptrace-read the process (same uids and
+/// gids and no capability it lacks, or CAP_SYS_PTRACE; LSMs have their
+/// say); to anyone else the field reads 0 whatever became of the process,
+/// which must not be taken for "exited 0". The kernel answers the same
+/// question for `/proc/<pid>/exe`: refused (EACCES) exactly when not.
+fn exit_code_shown(pid: i32) -> bool {
+    let refused = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_err_and(|error| error.raw_os_error() == Some(Errno::EACCES as i32));
+    !refused
 }
 
 /// The state of a process whose leader thread's state letter is `letter`:
