@@ -457,7 +457,7 @@ impl GuardedTable {
         let inner = &self.0;
         let mut protected = BTreeSet::from([1, inner.own_pid]);
         let mut pid = inner.own_pid;
-        while let Some(parent) = inner.table.lookup(pid).map(|p| p.ppid).filter(|p| *p > 1) {
+        while let Some(parent) = inner.table.parent(pid).filter(|p| *p > 1) {
             if !protected.insert(parent) {
                 break;
             }

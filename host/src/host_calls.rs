@@ -127,7 +127,12 @@ impl HostCalls {
 
     /// Its scheduler state now; `None` once it is gone.
     pub fn state(&mut self, process: &Arc<dyn Process>) -> Option<RunState> {
-        self.info(process).map(|info| info.state)
+        let state = process.state();
+        self.actions.push(Action::Inspected {
+            pid: process.pid(),
+            state,
+        });
+        state
     }
 
     /// Send `signal` to `process`'s `scope` with `authority`, all or

@@ -20,6 +20,12 @@ impl ProcessTable for System {
         read_process(pid)
     }
 
+    fn parent(&self, pid: i32) -> Option<i32> {
+        // `stat` alone says it. (It asks only about processes: sigd and
+        // its ancestors.)
+        read_stat(pid).ok().flatten().map(|stat| stat.ppid)
+    }
+
     fn snapshot(&self) -> Vec<ProcessInfo> {
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -45,8 +51,15 @@ impl ProcessTable for System {
             },
         };
         // Read the facts after opening, and keep them only if the pidfd's
-        // process was still there afterwards: then they are its own.
-        let Some(info) = read_process_or_no_room(pid)? else {
+        // process was still there afterwards: then they are its own. A
+        // pidfd names a process (a thread-group leader) by itself, so its
+        // `stat` is all there is to read; without one, `status` tells a
+        // process from a thread.
+        let start_time = match &pidfd {
+            Some(_) => read_stat(pid)?.map(|stat| stat.start_time),
+            None => read_process_or_no_room(pid)?.map(|info| info.start_time),
+        };
+        let Some(start_time) = start_time else {
             return Ok(None);
         };
         if pidfd.as_ref().is_some_and(|pidfd| !pidfd.is_alive()) {
@@ -54,7 +67,7 @@ impl ProcessTable for System {
         }
         Ok(Some(Arc::new(SystemProcess {
             pid,
-            start_time: info.start_time,
+            start_time,
             pidfd: pidfd.map(Arc::new),
         })))
     }
@@ -134,6 +147,18 @@ impl Process for SystemProcess {
         }
     }
 
+    fn state(&self) -> Option<RunState> {
+        // `stat` alone says it (the uids in `status` are not needed).
+        let stat = read_stat(self.pid).ok().flatten()?;
+        if stat.start_time != self.start_time {
+            return None; // a successor with its pid
+        }
+        match &self.pidfd {
+            Some(pidfd) if !pidfd.is_alive() => None,
+            _ => state_of(stat.state, stat.threads),
+        }
+    }
+
     fn send(&self, signal: i32, group: bool) -> Result<(), KillError> {
         let sent = match (&self.pidfd, group) {
             (Some(pidfd), false) => pidfd.send(signal, false),
@@ -193,42 +218,73 @@ fn read_process(pid: i32) -> Option<ProcessInfo> {
 /// [`read_process`], telling running out of room (descriptors, memory)
 /// apart from there being no such process.
 fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
-    let read = |file: &str| match std::fs::read(format!("/proc/{pid}/{file}")) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) => match error.raw_os_error().map(Errno::from_raw) {
-            Some(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
-            _ => Ok(None),
-        },
-    };
-    let Some(stat) = read("stat")? else {
+    let Some(stat) = read_stat(pid)? else {
         return Ok(None);
     };
-    let Some(status) = read("status")? else {
+    let Some(status) = read_proc_file(pid, "status")? else {
         return Ok(None);
     };
-    let (Some(stat), Some(status)) = (
-        Stat::parse(&stat),
-        Status::parse(&String::from_utf8_lossy(&status)),
-    ) else {
+    let Some(status) = Status::parse(&String::from_utf8_lossy(&status)) else {
         return Ok(None);
     };
-    if status.tgid != pid || stat.pid != pid {
+    if status.tgid != pid {
         return Ok(None); // a thread, not a process
     }
-    Ok(
-        state_of(stat.state, status.threads).map(|state| ProcessInfo {
-            pid,
-            ppid: stat.ppid,
-            pgid: stat.pgid,
-            sid: stat.sid,
-            uids: ids(status.uids),
-            gids: ids(status.gids),
-            state,
-            start_time: stat.start_time,
-            command: stat.command,
-            exit_code: stat.exit_code,
-        }),
-    )
+    Ok(state_of(stat.state, stat.threads).map(|state| ProcessInfo {
+        pid,
+        ppid: stat.ppid,
+        pgid: stat.pgid,
+        sid: stat.sid,
+        uids: ids(status.uids),
+        gids: ids(status.gids),
+        state,
+        start_time: stat.start_time,
+        command: stat.command,
+        exit_code: stat.exit_code,
+    }))
+}
+
+/// `/proc/<pid>/stat`, parsed, if it reads as `pid`'s. It cannot tell a
+/// process from a thread (a thread's `stat` reads as the thread's id):
+/// only for a pid known to be a process's, one a pidfd was opened for, say.
+fn read_stat(pid: i32) -> Result<Option<Stat>, NoRoom> {
+    let stat = read_proc_file(pid, "stat")?;
+    Ok(stat
+        .as_deref()
+        .and_then(Stat::parse)
+        .filter(|stat| stat.pid == pid))
+}
+
+/// `/proc/<pid>/<file>` in one read (two if it is longer than 4 KiB; none
+/// of those sigd reads is): no `statx`, no second read to see the end.
+/// `Ok(None)` if it cannot be read; `Err` only for lack of room.
+fn read_proc_file(pid: i32, file: &str) -> Result<Option<Vec<u8>>, NoRoom> {
+    use std::io::Read;
+    let no_room = |error: std::io::Error| match error.raw_os_error().map(Errno::from_raw) {
+        Some(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
+        _ => Ok(None),
+    };
+    let mut opened = match std::fs::File::open(format!("/proc/{pid}/{file}")) {
+        Ok(opened) => opened,
+        Err(error) => return no_room(error),
+    };
+    let mut bytes = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        match opened.read(&mut bytes[len..]) {
+            // procfs hands a file over whole when the buffer holds it.
+            Ok(n) if len + n < bytes.len() => {
+                bytes.truncate(len + n);
+                return Ok(Some(bytes));
+            }
+            Ok(n) => {
+                len += n;
+                bytes.resize(bytes.len() * 2, 0);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return no_room(error),
+        }
+    }
 }
 
 /// Whether `/proc/<pid>/stat` shows sigd the real exit code of `pid`. The

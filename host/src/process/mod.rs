@@ -172,6 +172,13 @@ pub trait ProcessTable: Send + Sync + 'static {
     /// names a thread that is not its group's leader). No handle: use it for
     /// facts only, never to decide what to signal.
     fn lookup(&self, pid: i32) -> Option<ProcessInfo>;
+    /// The parent of the process `pid` now, if there is such a process:
+    /// [`lookup`]'s `ppid`, which a table may learn more cheaply.
+    ///
+    /// [`lookup`]: ProcessTable::lookup
+    fn parent(&self, pid: i32) -> Option<i32> {
+        self.lookup(pid).map(|info| info.ppid)
+    }
     /// Every process now, for group and tree scopes.
     fn snapshot(&self) -> Vec<ProcessInfo>;
     /// A handle that names the process `pid` and no other from now on;
@@ -189,6 +196,13 @@ pub trait Process: Send + Sync + 'static {
     fn start_time(&self) -> u64;
     /// Its facts now: `None` once it is gone entirely (exited and reaped).
     fn info(&self) -> Option<ProcessInfo>;
+    /// Its scheduler state now, `None` once it is gone entirely: [`info`]'s
+    /// state, which a table may learn more cheaply.
+    ///
+    /// [`info`]: Process::info
+    fn state(&self) -> Option<RunState> {
+        self.info().map(|info| info.state)
+    }
     /// Send `signal` to it, or with `group` to its whole process group.
     fn send(&self, signal: i32, group: bool) -> Result<(), KillError>;
     /// Completes once it has exited.

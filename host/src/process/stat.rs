@@ -12,6 +12,8 @@ pub struct Stat {
     pub ppid: i32,
     pub pgid: i32,
     pub sid: i32,
+    /// How many threads the thread group has (field 20).
+    pub threads: u32,
     /// Clock ticks after boot (field 22).
     pub start_time: u64,
     /// The wait status of an exited process (field 52, Linux 3.5+).
@@ -46,6 +48,7 @@ impl Stat {
             ppid: field(4)?.parse().ok()?,
             pgid: field(5)?.parse().ok()?,
             sid: field(6)?.parse().ok()?,
+            threads: field(20)?.parse().ok()?,
             start_time: field(22)?.parse().ok()?,
             exit_code: field(52).and_then(|code| code.parse().ok()),
         })
@@ -61,8 +64,6 @@ pub struct Status {
     pub uids: [u32; 3],
     /// The real, effective and saved group ids (`Gid:`).
     pub gids: [u32; 3],
-    /// How many threads the thread group has (`Threads:`; 1 if absent).
-    pub threads: u32,
 }
 
 impl Status {
@@ -82,9 +83,6 @@ impl Status {
             tgid: values("Tgid:")?.next()?.parse().ok()?,
             uids: ids("Uid:")?,
             gids: ids("Gid:")?,
-            threads: values("Threads:")
-                .and_then(|mut v| v.next()?.parse().ok())
-                .unwrap_or(1),
         })
     }
 }
@@ -103,6 +101,7 @@ mod tests {
         assert_eq!(stat.state, 'S');
         assert_eq!((stat.ppid, stat.pgid, stat.sid), (1, 4242, 4200));
         assert_eq!((stat.start_time, stat.exit_code), (987654, None));
+        assert_eq!(stat.threads, 1);
     }
 
     /// A real stat line of this process, and a zombie's exit code.
@@ -148,7 +147,6 @@ mod tests {
                 tgid: 42,
                 uids: [1000, 0, 1001],
                 gids: [100, 100, 101],
-                threads: 3,
             })
         );
         assert_eq!(Status::parse("Tgid:\t42\n"), None);
