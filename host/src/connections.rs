@@ -83,11 +83,6 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// The task serving this connection, to end if it must make room.
-    pub fn served_by(&self, task: AbortHandle) {
-        self.connections.served_by(self.id, task);
-    }
-
     /// Its number in the table.
     pub fn id(&self) -> u64 {
         self.id
@@ -100,9 +95,6 @@ impl Drop for Slot {
         self.connections.freed.notify_one();
     }
 }
-
-/// A connection ended to make room, and what it was doing.
-pub type Evicted = State;
 
 impl Connections {
     /// A table of at most `max` connections.
@@ -119,7 +111,7 @@ impl Connections {
     /// ending the connection that has waited longest without a request
     /// being answered (`Some` says what it was doing). If every slot is
     /// answering a request, waits for one to be given up.
-    pub async fn admit(self: &Arc<Self>) -> (Slot, Option<Evicted>) {
+    pub async fn admit(self: &Arc<Self>) -> (Slot, Option<State>) {
         loop {
             let freed = self.freed.notified();
             if let Some(admitted) = self.try_admit() {
@@ -137,7 +129,7 @@ impl Connections {
         }
     }
 
-    fn try_admit(self: &Arc<Self>) -> Option<(Slot, Option<Evicted>)> {
+    fn try_admit(self: &Arc<Self>) -> Option<(Slot, Option<State>)> {
         let mut table = self.lock();
         let mut evicted = None;
         if table.open.len() >= self.max {
@@ -209,7 +201,7 @@ mod tests {
             let (slot, evicted) = connections.admit().await;
             assert_eq!(evicted, None);
             let running = task();
-            slot.served_by(running.abort_handle());
+            connections.served_by(slot.id(), running.abort_handle());
             slot.activity.set(state);
             slots.push(slot);
             tasks.push(running);
@@ -218,7 +210,7 @@ mod tests {
         let (newcomer, evicted) = connections.admit().await;
         assert_eq!(evicted, Some(State::Awaiting));
         newcomer.activity.set(State::Answering);
-        newcomer.served_by(task().abort_handle());
+        connections.served_by(newcomer.id(), task().abort_handle());
         let (_second, evicted) = connections.admit().await;
         assert_eq!(evicted, Some(State::ReadingBody));
         tokio::task::yield_now().await;
