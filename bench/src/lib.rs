@@ -9,9 +9,9 @@
 
 use sigd::decision::{Decide, Deciding, Decision, Described};
 use sigd::guard::{Authority, GuardedTable, Scope};
-use sigd::host_calls::HostCalls;
+use sigd::host_calls::{HostCalls, Target};
 use sigd::policy::{Answer, CallLimits, Request};
-use sigd::process::{ExitStatus, KillError, Process};
+use sigd::process::{ExitStatus, KillError};
 use sigd_policy::{Rules, Settings};
 use std::cell::RefCell;
 use std::ops::RangeInclusive;
@@ -83,7 +83,7 @@ struct Host(RefCell<HostCalls>);
 /// An opened process, as the logic's [`sigd_policy::Process`].
 struct Opened<'a> {
     host: &'a Host,
-    process: Arc<dyn Process>,
+    process: Target,
 }
 
 impl<'a> sigd_policy::Host for &'a Host {

@@ -6,15 +6,29 @@
 //! policy that decided (and of its settings), the uid the signal went on
 //! behalf of (absent: sigd's own authority) and the caller's trace id.
 //!
-//! `--log-format json` makes each event one JSON object per line.
+//! Each event carries its decision id (the answer's `sigd-decision-id`
+//! header) and, for a request a policy decided, its decision `record`
+//! ([`Record`]): what `sigd policy replay` decides again.
+//!
+//! `--log-format json` makes each event one JSON object per line (the
+//! record an object inside it).
 
 use crate::caller::{Peer, Transport};
 use crate::decision::{Decision, MAX_LISTED};
 use crate::guard::Authority;
 use crate::host_calls::Action;
 use crate::process::KillError;
+use crate::record::Record;
 use http::HeaderMap;
 use std::time::Duration;
+
+/// The target of audit events.
+pub const TARGET: &str = "sigd::audit";
+
+/// Whether audit events are written at all.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
 
 /// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).
 pub fn trace_id(headers: &HeaderMap) -> Option<String> {
@@ -27,22 +41,29 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     valid.then(|| trace.to_ascii_lowercase())
 }
 
-/// Write the audit event of one signal request from `peer`, presenting
-/// `principal`'s token. `decided` is its `{pid}` segment and its decision,
-/// `None` when it was refused before any policy saw it.
+/// Write the audit event of one signal request `decision_id` from `peer`,
+/// presenting `principal`'s token. `decided` is its `{pid}` segment, its
+/// decision and its record, `None` when it was refused before any policy
+/// saw it.
+#[allow(clippy::too_many_arguments)]
 pub fn log(
+    decision_id: &str,
     status: u16,
     code: &str,
     took: Duration,
     trace_id: Option<String>,
     principal: Option<&str>,
     peer: &Peer,
-    decided: Option<(&str, &Decision)>,
+    decided: Option<(&str, &Decision, Option<&Record>)>,
 ) {
     // Nothing is gathered or formatted when audit events are off.
-    if !tracing::enabled!(target: "sigd::audit", tracing::Level::INFO) {
+    if !enabled() {
         return;
     }
+    let record = decided
+        .and_then(|(.., record)| record)
+        .and_then(|record| serde_json::to_string(record).ok());
+    let decided = decided.map(|(pid, decision, _)| (pid, decision));
     let actions = decided
         .map(|(_, d)| d.actions.as_slice())
         .unwrap_or_default();
@@ -92,7 +113,8 @@ pub fn log(
         Transport::Unix => ("unix", None),
     };
     tracing::info!(
-        target: "sigd::audit",
+        target: TARGET,
+        decision_id,
         principal,
         peer_pid = credentials.and_then(|c| c.pid),
         peer_uid = credentials.map(|c| c.uid),
@@ -119,6 +141,8 @@ pub fn log(
             .iter()
             .any(|a| matches!(a, Action::Waited { waited, .. } if waited.cut_short))
             .then_some(true),
+        // Written as a JSON object with --log-format json (see logs.rs).
+        record = record.as_deref().map(tracing::field::display),
         "signal request"
     );
 }

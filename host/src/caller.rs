@@ -13,8 +13,10 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 
-/// How a connection reached sigd.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a connection reached sigd (`{"tcp": "127.0.0.1:53211"}` or `"unix"`
+/// in a decision record).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// TCP, from this remote address.
     Tcp(SocketAddr),
@@ -23,7 +25,7 @@ pub enum Transport {
 }
 
 /// What the kernel says of the process (or socket owner) at the other end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     /// The peer's pid, as sigd's PID namespace numbers it (Unix sockets only).
     pub pid: Option<i32>,
@@ -34,7 +36,7 @@ pub struct Credentials {
 }
 
 /// The other end of one connection, as found when it was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Peer {
     pub transport: Transport,
     /// `None` where the kernel cannot tell (a TCP peer on another machine).
@@ -42,7 +44,7 @@ pub struct Peer {
 }
 
 /// Who asked for one request: the principal, and the connection's peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Caller {
     /// The name of the token the request presented; `None` without tokens.
     pub principal: Option<String>,

@@ -113,7 +113,7 @@ impl Escalations {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as u64);
             warn!(
-                target: "sigd::audit",
+                target: crate::audit::TARGET,
                 pid = escalation.pid,
                 signal = escalation.signal,
                 scope = ?escalation.scope,

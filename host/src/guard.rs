@@ -25,7 +25,8 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
 
 /// Which processes a signal reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The process alone.
     Process,
@@ -46,8 +47,10 @@ impl Scope {
     }
 }
 
-/// Whose authority a signal is sent with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whose authority a signal is sent with (in a decision record, the uid
+/// it went on behalf of, or `null` for sigd's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Option<u32>", into = "Option<u32>")]
 pub enum Authority {
     /// sigd's own: the kernel checks sigd's credentials.
     Sigd,
@@ -60,6 +63,15 @@ impl From<Option<u32>> for Authority {
     /// A policy's `on-behalf-of`: a uid, or `None` for sigd's own authority.
     fn from(on_behalf_of: Option<u32>) -> Authority {
         on_behalf_of.map_or(Authority::Sigd, Authority::OnBehalfOf)
+    }
+}
+
+impl From<Authority> for Option<u32> {
+    fn from(authority: Authority) -> Option<u32> {
+        match authority {
+            Authority::Sigd => None,
+            Authority::OnBehalfOf(uid) => Some(uid),
+        }
     }
 }
 
@@ -113,11 +125,12 @@ struct Inner {
 pub const DEFAULT_MAX_WAITS: usize = 256;
 
 /// How a wait for an exit ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Waited {
     /// How the process ended, if it did in time.
     pub exit: Option<ExitStatus>,
-    /// How long the wait took.
+    /// How long the wait took (in a decision record, `took_us`).
+    #[serde(rename = "took_us", with = "micros")]
     pub took: Duration,
     /// Whether it ended before its time without an exit: sigd was
     /// shutting down, or as many requests were waiting as it lets.
@@ -576,4 +589,18 @@ fn send_each(
     }
     reached.sort_unstable();
     Ok(reached)
+}
+
+/// A [`Duration`] as whole microseconds, for decision records.
+mod micros {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(took: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(took.as_micros() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_micros)
+    }
 }

@@ -1,8 +1,10 @@
 //! The host calls a policy makes, written once: open a process, read its
 //! facts or state, signal it, escalate, wait for its exit, read a request
 //! header. Each goes through the [`GuardedTable`] (so the rules no policy
-//! may break are checked) and is noted as an [`Action`] (for the audit log
-//! and `sigd policy eval`).
+//! may break are checked) and is noted as an [`Action`] with what the host
+//! answered (for the audit log's decision record and `sigd policy eval`).
+//! Replaying a record, the same calls are answered from it instead
+//! ([`Recorded`]), and nothing reaches a process.
 //!
 //! [`HostCalls`] speaks the host's own types. The wasm policy's imports
 //! (`policy/imports.rs`) and any native caller (the benchmark's baseline)
@@ -10,16 +12,21 @@
 
 use crate::guard::{Authority, GuardedTable, Scope, Waited};
 use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessInfo, RunState};
+use crate::replay::Recorded;
 use crate::signal;
+use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Something a policy made the host do, for the audit log.
-#[derive(Debug, Clone)]
+/// Something a policy made the host do, and what the host answered: one
+/// entry of a decision record's `calls` (`{"call": "opened", "pid": 42,
+/// "start_time": 123}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
 pub enum Action {
-    /// It read a request header; whether the request had it.
-    ReadHeader { name: String, found: bool },
+    /// It read the request header `name`: its value, if the request had it.
+    ReadHeader { name: String, value: Option<String> },
     /// It asked to open `pid`, which does not exist.
     NoProcess { pid: i32 },
     /// It asked to open `pid`, and the host had no room to (it was told
@@ -27,14 +34,17 @@ pub enum Action {
     NoRoom { pid: i32, error: NoRoom },
     /// It opened the process `pid`, which started at `start_time`.
     Opened { pid: i32, start_time: u64 },
-    /// It asked what `pid` is doing: its state then, `None` once gone.
+    /// It asked for `pid`'s state: the state then, `None` once gone.
     Inspected { pid: i32, state: Option<RunState> },
+    /// It asked for `pid`'s facts: those then, `None` once gone.
+    Described { pid: i32, info: Option<ProcessInfo> },
     /// It asked for `signal` to `pid`'s `scope` with `authority`; the pids
     /// reached, or why not.
     Signalled {
         pid: i32,
         signal: i32,
         scope: Scope,
+        #[serde(rename = "on_behalf_of")]
         authority: Authority,
         outcome: Result<Vec<i32>, KillError>,
     },
@@ -45,18 +55,50 @@ pub enum Action {
         after_ms: u32,
         signal: i32,
         scope: Scope,
+        #[serde(rename = "on_behalf_of")]
         authority: Authority,
         outcome: Result<(), KillError>,
     },
-    /// It waited for `pid` to exit: how it ended, if it did in time, and
-    /// whether the wait was cut short (see [`Waited`]).
-    Waited { pid: i32, waited: Waited },
+    /// It waited at most `timeout_ms` for `pid` to exit: how it ended, if it
+    /// did in time, and whether the wait was cut short (see [`Waited`]).
+    Waited {
+        pid: i32,
+        timeout_ms: u32,
+        #[serde(flatten)]
+        waited: Waited,
+    },
+    /// Replaying a record: it asked something the record cannot answer
+    /// (`asked` says what); it was answered "none" or "failed", and its
+    /// decision is not compared.
+    Unanswered { asked: String },
 }
 
-/// The host's side of one policy call: the processes it may reach, the
-/// request's headers, and what it has made the host do so far.
+/// A process a policy opened: the handle on it, or (replaying) its pid alone.
+#[derive(Clone)]
+pub struct Target {
+    pid: i32,
+    /// `None` when the process is one of a record's.
+    process: Option<Arc<dyn Process>>,
+}
+
+impl Target {
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// What the calls reach: the processes, or a record of a decision.
+enum Reach {
+    Live(GuardedTable),
+    Recorded(Recorded),
+}
+
+/// The host's side of one policy call: the processes it may reach (or the
+/// record it replays), the request's headers, and what it has made the
+/// host do so far.
 pub struct HostCalls {
-    processes: GuardedTable,
+    reach: Reach,
     /// Lower-case header names and UTF-8 values, without `authorization`.
     headers: Vec<(String, String)>,
     actions: Vec<Action>,
@@ -66,8 +108,17 @@ impl HostCalls {
     /// The calls of one request with these `headers`, reaching `processes`.
     pub fn new(processes: GuardedTable, headers: Vec<(String, String)>) -> HostCalls {
         HostCalls {
-            processes,
+            reach: Reach::Live(processes),
             headers,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The calls of a recorded request, answered from its record.
+    pub fn replaying(recorded: Recorded) -> HostCalls {
+        HostCalls {
+            reach: Reach::Recorded(recorded),
+            headers: Vec::new(),
             actions: Vec::new(),
         }
     }
@@ -77,77 +128,125 @@ impl HostCalls {
         std::mem::take(&mut self.actions)
     }
 
-    /// SIGRTMIN..=SIGRTMAX of this host's libc.
+    /// Note what the record could not answer; `None` to answer with.
+    fn unanswered<T>(&mut self, call: String) -> Option<T> {
+        self.actions.push(Action::Unanswered { asked: call });
+        None
+    }
+
+    /// SIGRTMIN..=SIGRTMAX of this host's libc (of the recording host's).
     pub fn realtime_signals(&self) -> RangeInclusive<i32> {
-        signal::realtime()
+        match &self.reach {
+            Reach::Live(_) => signal::realtime(),
+            Reach::Recorded(recorded) => recorded.realtime(),
+        }
     }
 
     /// The value of the request header `name` (in any case), if it has one.
     pub fn request_header(&mut self, name: String) -> Option<String> {
-        let value = self
-            .headers
-            .iter()
-            .find(|(header, _)| header.eq_ignore_ascii_case(&name))
-            .map(|(_, value)| value.clone());
+        let value = match &mut self.reach {
+            Reach::Live(_) => (self.headers.iter())
+                .find(|(header, _)| header.eq_ignore_ascii_case(&name))
+                .map(|(_, value)| value.clone()),
+            Reach::Recorded(recorded) => match recorded.header(&name) {
+                Some(value) => value,
+                None => return self.unanswered(format!("request-header({name:?})")),
+            },
+        };
         self.actions.push(Action::ReadHeader {
             name,
-            found: value.is_some(),
+            value: value.clone(),
         });
         value
     }
 
     /// A handle on the process `pid`, if there is one.
-    pub fn open(&mut self, pid: i32) -> Option<Arc<dyn Process>> {
-        let process = match self.processes.open(pid) {
-            Ok(Some(process)) => process,
-            Ok(None) => {
-                self.actions.push(Action::NoProcess { pid });
-                return None;
-            }
-            Err(error) => {
-                tracing::warn!(pid, %error, "cannot open a process");
-                self.actions.push(Action::NoRoom { pid, error });
-                return None;
-            }
+    pub fn open(&mut self, pid: i32) -> Option<Target> {
+        let (opened, process) = match &mut self.reach {
+            Reach::Live(processes) => match processes.open(pid) {
+                Ok(Some(process)) => (Ok(Some(process.start_time())), Some(process)),
+                Ok(None) => (Ok(None), None),
+                Err(error) => {
+                    tracing::warn!(pid, %error, "cannot open a process");
+                    (Err(error), None)
+                }
+            },
+            Reach::Recorded(recorded) => match recorded.open(pid) {
+                Some(opened) => (opened, None),
+                None => return self.unanswered(format!("process.open({pid})")),
+            },
         };
-        let start_time = process.start_time();
-        self.actions.push(Action::Opened { pid, start_time });
-        Some(process)
+        let action = match opened {
+            Ok(Some(start_time)) => Action::Opened { pid, start_time },
+            Ok(None) => Action::NoProcess { pid },
+            Err(error) => Action::NoRoom { pid, error },
+        };
+        self.actions.push(action);
+        opened.ok().flatten().map(|_| Target { pid, process })
     }
 
-    /// What the host knows of `process` now; `None` once it is gone.
-    pub fn info(&mut self, process: &Arc<dyn Process>) -> Option<ProcessInfo> {
-        let info = process.info();
-        self.actions.push(Action::Inspected {
-            pid: process.pid(),
-            state: info.as_ref().map(|info| info.state),
+    /// What the host knows of `target` now; `None` once it is gone.
+    pub fn info(&mut self, target: &Target) -> Option<ProcessInfo> {
+        let pid = target.pid;
+        let info = match (&mut self.reach, &target.process) {
+            (Reach::Live(_), Some(process)) => process.info(),
+            (Reach::Recorded(recorded), _) => match recorded.info(pid) {
+                Some(info) => info,
+                None => return self.unanswered(format!("process {pid}: info()")),
+            },
+            (Reach::Live(_), None) => None,
+        };
+        self.actions.push(Action::Described {
+            pid,
+            info: info.clone(),
         });
         info
     }
 
     /// Its scheduler state now; `None` once it is gone.
-    pub fn state(&mut self, process: &Arc<dyn Process>) -> Option<RunState> {
-        let state = process.state();
-        self.actions.push(Action::Inspected {
-            pid: process.pid(),
-            state,
-        });
+    pub fn state(&mut self, target: &Target) -> Option<RunState> {
+        let pid = target.pid;
+        let state = match (&mut self.reach, &target.process) {
+            (Reach::Live(_), Some(process)) => process.state(),
+            (Reach::Recorded(recorded), _) => match recorded.state(pid) {
+                Some(state) => state,
+                None => return self.unanswered(format!("process {pid}: state()")),
+            },
+            (Reach::Live(_), None) => None,
+        };
+        self.actions.push(Action::Inspected { pid, state });
         state
     }
 
-    /// Send `signal` to `process`'s `scope` with `authority`, all or
+    /// Send `signal` to `target`'s `scope` with `authority`, all or
     /// nothing; the pids reached.
     pub fn signal(
         &mut self,
-        process: &Arc<dyn Process>,
+        target: &Target,
         signal: i32,
         scope: Scope,
         authority: Authority,
     ) -> Result<Vec<i32>, KillError> {
-        let outcome = self.processes.signal(process, signal, scope, authority);
-        log_failure(&outcome);
+        let pid = target.pid;
+        let outcome = match (&mut self.reach, &target.process) {
+            (Reach::Live(processes), Some(process)) => {
+                let outcome = processes.signal(process, signal, scope, authority);
+                log_failure(&outcome);
+                outcome
+            }
+            (Reach::Recorded(recorded), _) => {
+                match recorded.signal(pid, signal, scope, authority) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let call = format!("process {pid}: signal({signal}, {})", scope.name());
+                        return self.unanswered(call).ok_or(KillError::NotFound);
+                    }
+                }
+            }
+            (Reach::Live(_), None) => Err(KillError::NotFound),
+        };
         self.actions.push(Action::Signalled {
-            pid: process.pid(),
+            pid,
             signal,
             scope,
             authority,
@@ -156,21 +255,37 @@ impl HostCalls {
         outcome
     }
 
-    /// After `after_ms`, if `process` still runs, send `signal` to its
+    /// After `after_ms`, if `target` still runs, send `signal` to its
     /// `scope` with `authority`.
     pub fn escalate(
         &mut self,
-        process: &Arc<dyn Process>,
+        target: &Target,
         after_ms: u32,
         signal: i32,
         scope: Scope,
         authority: Authority,
     ) -> Result<(), KillError> {
-        let after = Duration::from_millis(after_ms.into());
-        let outcome = (self.processes).escalate(process.clone(), after, signal, scope, authority);
-        log_failure(&outcome);
+        let pid = target.pid;
+        let outcome = match (&mut self.reach, &target.process) {
+            (Reach::Live(processes), Some(process)) => {
+                let after = Duration::from_millis(after_ms.into());
+                let outcome = processes.escalate(process.clone(), after, signal, scope, authority);
+                log_failure(&outcome);
+                outcome
+            }
+            (Reach::Recorded(recorded), _) => {
+                match recorded.escalate(pid, after_ms, signal, scope, authority) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let call = format!("process {pid}: escalate({after_ms} ms, {signal})");
+                        return self.unanswered(call).ok_or(KillError::NotFound);
+                    }
+                }
+            }
+            (Reach::Live(_), None) => Err(KillError::NotFound),
+        };
         self.actions.push(Action::Escalated {
-            pid: process.pid(),
+            pid,
             after_ms,
             signal,
             scope,
@@ -180,16 +295,23 @@ impl HostCalls {
         outcome
     }
 
-    /// Wait at most `timeout_ms` for `process` to exit: how it ended, if it did.
-    pub async fn wait_exit(
-        &mut self,
-        process: &Arc<dyn Process>,
-        timeout_ms: u32,
-    ) -> Option<ExitStatus> {
-        let timeout = Duration::from_millis(timeout_ms.into());
-        let waited = self.processes.wait_exit(process, timeout).await;
+    /// Wait at most `timeout_ms` for `target` to exit: how it ended, if it did.
+    pub async fn wait_exit(&mut self, target: &Target, timeout_ms: u32) -> Option<ExitStatus> {
+        let pid = target.pid;
+        let waited = match (&mut self.reach, &target.process) {
+            (Reach::Live(processes), Some(process)) => {
+                let timeout = Duration::from_millis(timeout_ms.into());
+                processes.wait_exit(process, timeout).await
+            }
+            (Reach::Recorded(recorded), _) => match recorded.wait_exit(pid, timeout_ms) {
+                Some(waited) => waited,
+                None => return self.unanswered(format!("process {pid}: wait-exit({timeout_ms})")),
+            },
+            (Reach::Live(_), None) => return None,
+        };
         self.actions.push(Action::Waited {
-            pid: process.pid(),
+            pid,
+            timeout_ms,
             waited,
         });
         waited.exit

@@ -20,6 +20,7 @@ use crate::guard::{GuardedTable, Waited};
 use crate::host_calls::Action;
 use crate::metrics::{self, Metrics};
 use crate::policy;
+use crate::record::{self, Record, RecordedAnswer};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -39,6 +40,9 @@ const METRICS_PATH: &str = "/metrics";
 
 /// The default largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The response header that names a signal request's decision (as its
+/// audit event and decision record do).
+pub const DECISION_ID_HEADER: &str = "sigd-decision-id";
 /// The `Retry-After` of a 503, in seconds.
 const RETRY_AFTER: &str = "1";
 
@@ -69,8 +73,17 @@ struct Reply {
     response: Response<Full<Bytes>>,
     /// The error code of the body ("" for a success).
     code: String,
-    /// The `{pid}` segment and the decision, for a signal request that reached the policy.
-    decided: Option<(String, Decision)>,
+    /// For a signal request that reached the policy: what was decided.
+    decided: Option<Decided>,
+}
+
+/// A signal request a policy decided.
+struct Decided {
+    /// The `{pid}` segment.
+    pid: String,
+    decision: Decision,
+    /// Its decision record, made when something reads it (the audit log).
+    record: Option<Record>,
 }
 
 /// Every way the host itself fails a request (the policy's refusals are not here).
@@ -110,9 +123,8 @@ impl HttpError {
     /// The one place a host failure becomes a status, a code and a sentence:
     /// the response, and the code it carries.
     pub fn response(&self) -> (Response<Full<Bytes>>, &'static str) {
-        let (status, code, message) = self.parts();
-        let body = serde_json::json!({ "error": message, "code": code }).to_string();
-        let mut response = json_response(status, body);
+        let (status, code, _) = self.parts();
+        let mut response = json_response(status, self.body());
         let headers = response.headers_mut();
         match self {
             HttpError::Unauthorized => {
@@ -134,6 +146,12 @@ impl HttpError {
             _ => {}
         }
         (response, code)
+    }
+
+    /// Its body: `{"error": "<sentence>", "code": "<CODE>"}`.
+    pub fn body(&self) -> String {
+        let (_, code, message) = self.parts();
+        serde_json::json!({ "error": message, "code": code }).to_string()
     }
 
     /// Its status, code and sentence.
@@ -226,9 +244,11 @@ pub async fn handle(
     let trace_id = signal_route
         .then(|| audit::trace_id(request.headers()))
         .flatten();
+    let decision_id = signal_route.then(record::next_decision_id);
     async move {
         let mut principal = None;
-        let reply = respond(app, peer, request, &mut principal).await;
+        let id = decision_id.as_deref().unwrap_or_default();
+        let reply = respond(app, peer, request, id, &mut principal).await;
         let reply = reply.unwrap_or_else(|error| {
             debug!(%error, "rejected");
             let (response, code) = error.response();
@@ -238,6 +258,10 @@ pub async fn handle(
                 decided: None,
             }
         });
+        let mut reply = reply;
+        if let Some(id) = decision_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+            reply.response.headers_mut().insert(DECISION_ID_HEADER, id);
+        }
         let status = reply.response.status().as_u16();
         let took = started.elapsed();
         tracing::Span::current().record("status", status);
@@ -246,8 +270,10 @@ pub async fn handle(
         debug!(micros = took.as_micros() as u64, "answered");
         app.metrics.answered(status, &reply.code, took);
         if signal_route {
-            let decided = reply.decided.as_ref().map(|(pid, d)| (pid.as_str(), d));
+            let decided = (reply.decided.as_ref())
+                .map(|d| (d.pid.as_str(), &d.decision, d.record.as_ref()));
             audit::log(
+                id,
                 status,
                 &reply.code,
                 took,
@@ -263,11 +289,13 @@ pub async fn handle(
     .await
 }
 
-/// Answer one request from `peer`; `principal` is set once its token is known.
+/// Answer one request from `peer`, a signal request under `decision_id`;
+/// `principal` is set once its token is known.
 async fn respond<'a>(
     app: &'a App,
     peer: &Peer,
     request: Request<Incoming>,
+    decision_id: &str,
     principal: &mut Option<&'a str>,
 ) -> Result<Reply, HttpError> {
     let path = request.uri().path();
@@ -296,57 +324,79 @@ async fn respond<'a>(
     if let Some(connection) = connection {
         connection.set(connections::State::Answering);
     }
+    let caller = Caller {
+        principal: principal.map(str::to_string),
+        peer: peer.clone(),
+    };
     let request = policy::Request {
         pid: pid.clone(),
-        body: body.into(),
+        body: body.to_vec(),
         headers,
-        caller: Caller {
-            principal: principal.map(str::to_string),
-            peer: peer.clone(),
-        },
+        caller: caller.clone(),
     };
     let decision = app.decider.decide(&app.processes, request).await;
     app.metrics.policy_call(decision.took);
     if decision.refused_an_escalation() {
         app.metrics.escalation_refused();
     }
-    let (response, code) = match &decision.answer {
+    if let Err(error) = &decision.answer {
+        app.metrics.policy_failed(error);
+        tracing::error!(details = %error, delivered = decision.delivered(), "policy failed");
+    }
+    let (response, code, sent) = match answer(&decision) {
+        Ok((status, body, code)) => (json_response(status, body.clone()), code, body),
+        Err(error) => {
+            let (response, code) = error.response();
+            (response, code.to_string(), error.body())
+        }
+    };
+    let record = audit::enabled().then(|| {
+        let answer = RecordedAnswer {
+            status: response.status().as_u16(),
+            code: code.clone(),
+            body: sent,
+            policy_failed: decision.answer.as_ref().err().map(ToString::to_string),
+        };
+        let request = (pid.as_str(), &body[..], &caller);
+        Record::new(decision_id, request, &decision, answer, crate::signal::realtime())
+    });
+    Ok(Reply {
+        response,
+        code,
+        decided: Some(Decided {
+            pid,
+            decision,
+            record,
+        }),
+    })
+}
+
+/// What `decision` answers the caller, as status, body and error code: the
+/// policy's answer (noting a wait cut short), the host's 200 for a signal
+/// delivered before the policy failed, or the host's own failure (a policy
+/// that failed; no room, when nothing was delivered). `sigd policy replay`
+/// asks this too, so a replayed decision is answered as a served one.
+pub fn answer(decision: &Decision) -> Result<(StatusCode, String, String), HttpError> {
+    match &decision.answer {
         // Nothing was sent, and the host could not do what was asked for
         // lack of room: that is sigd's to say (503), whatever the policy
         // made of it ("no such process", say). A delivered signal's answer
         // stands.
-        _ if decision.ran_out_of_room() && !decision.delivered() => {
-            let (response, code) = HttpError::NoRoom.response();
-            (response, code.to_string())
-        }
+        _ if decision.ran_out_of_room() && !decision.delivered() => Err(HttpError::NoRoom),
         Ok(answer) => {
             let body = decision
                 .cut_short_wait()
                 .and_then(|waited| note_cut_short_wait(&answer.body, &waited));
-            (
-                json_response(answer.status, body.unwrap_or_else(|| answer.body.clone())),
-                answer.code.clone(),
-            )
+            let body = body.unwrap_or_else(|| answer.body.clone());
+            Ok((answer.status, body, answer.code.clone()))
         }
-        Err(error) => {
-            app.metrics.policy_failed(error);
-            tracing::error!(details = %error, delivered = decision.delivered(), "policy failed");
-            match delivered_anyway(&decision) {
-                // The signal went out before the policy failed: that is
-                // the answer, never a failure.
-                Some(body) => (json_response(StatusCode::OK, body), String::new()),
-                None => {
-                    let (response, code) = HttpError::PolicyFailed.response();
-                    (response, code.to_string())
-                }
-            }
-        }
-    };
-    Ok(Reply {
-        response,
-        code,
-        decided: Some((pid, decision)),
-    })
+        // The signal went out before the policy failed: that is the
+        // answer, never a failure.
+        Err(_) => match delivered_anyway(decision) {
+            Some(body) => Ok((StatusCode::OK, body, String::new())),
+            None => Err(HttpError::PolicyFailed),
+        },
+    }
 }
 
 /// `GET /metrics`: the counters, in the OpenMetrics text format.

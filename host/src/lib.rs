@@ -30,7 +30,9 @@
 //! [`logs`] (stderr, with syslog priorities for the journal),
 //! [`privileges`] (the capabilities sigd keeps, settled before any thread
 //! starts), [`systemd`] (readiness, and sockets a service manager hands in),
-//! [`decision`] (what a decider hands back), [`signal`] (which signals Linux
+//! [`decision`] (what a decider hands back), [`record`] (decision
+//! records, in the audit log) and [`replay`] (deciding one again, from its
+//! record), [`signal`] (which signals Linux
 //! delivers here) and [`kit`] (`sigd policy check|eval|test|wit`, with its
 //! simulated process table).
 
@@ -52,7 +54,9 @@ pub mod options;
 pub mod policy;
 pub mod privileges;
 pub mod process;
+pub mod record;
 pub mod reload;
+pub mod replay;
 pub mod serve;
 pub mod server;
 pub mod signal;

@@ -6,10 +6,12 @@
 //! - [`check`]: can sigd run this component, and what does it import?
 //! - [`eval`]: one request, with every host call the policy made.
 //! - [`suite`]: the conformance suite, `sigd policy test`.
+//! - [`replay`]: recorded decisions decided again, `sigd policy replay`.
 //! - [`simulated`]: the simulated process table they run against.
 
 pub mod check;
 pub mod eval;
+pub mod replay;
 pub mod simulated;
 pub mod suite;
 
@@ -49,6 +51,11 @@ pub enum PolicyCommand {
     /// Run the conformance suite: every behaviour of the endpoint, as cases
     /// against a simulated process table. Exit 1 if any case fails.
     Test(suite::Test),
+    /// Decide recorded requests again with a candidate policy, answered
+    /// from their decision records (never the live system), and report how
+    /// many decisions agree and what changed in each that does not. Exit 1
+    /// if any differs or cannot be answered from its record.
+    Replay(replay::Replay),
     /// Print the WIT package policies are built against (`wit/policy.wit`).
     Wit,
 }
@@ -64,6 +71,7 @@ impl PolicyCommand {
             } => check::run(&path, settings.as_deref(), &runtime).await,
             PolicyCommand::Eval(eval) => eval.run().await,
             PolicyCommand::Test(test) => test.run().await,
+            PolicyCommand::Replay(replay) => replay.run().await,
             PolicyCommand::Wit => {
                 print!("{}", crate::policy::WIT);
                 Ok(true)
@@ -165,18 +173,22 @@ pub fn describe_action(action: &Action) -> String {
         Err(error) => format!("refused: {error}"),
     };
     match action {
-        Action::ReadHeader { name, found } => {
-            let found = if *found { "present" } else { "absent" };
-            format!("request-header({name:?}) -> {found}")
-        }
+        Action::ReadHeader { name, value } => match value {
+            Some(value) => format!("request-header({name:?}) -> {value:?}"),
+            None => format!("request-header({name:?}) -> absent"),
+        },
         Action::NoProcess { pid } => format!("process.open({pid}) -> none"),
         Action::NoRoom { pid, error } => format!("process.open({pid}) -> none ({error})"),
         Action::Opened { pid, start_time } => {
             format!("process.open({pid}) -> process {pid} (started at tick {start_time})")
         }
         Action::Inspected { pid, state } => match state {
-            Some(state) => format!("process {pid}: info/state -> {state:?}"),
-            None => format!("process {pid}: info/state -> gone"),
+            Some(state) => format!("process {pid}: state -> {state:?}"),
+            None => format!("process {pid}: state -> gone"),
+        },
+        Action::Described { pid, info } => match info {
+            Some(info) => format!("process {pid}: info -> {info}, uid {}", info.uids.real),
+            None => format!("process {pid}: info -> gone"),
         },
         Action::Signalled {
             pid,
@@ -210,7 +222,8 @@ pub fn describe_action(action: &Action) -> String {
                     .map_err(|e| e.to_string())
             )
         ),
-        Action::Waited { pid, waited } => match waited.exit {
+        Action::Unanswered { asked } => format!("{asked} -> the record cannot answer this"),
+        Action::Waited { pid, waited, .. } => match waited.exit {
             Some(exit) => format!("process {pid}: wait-exit -> ended: {exit:?}"),
             None if waited.cut_short => format!("process {pid}: wait-exit -> cut short"),
             None => format!("process {pid}: wait-exit -> still running"),

@@ -6,14 +6,12 @@
 use super::bindings::{Bindings, wit};
 use super::limiter::MemoryLimiter;
 use super::ticker::GuestClock;
-use crate::host_calls::HostCalls;
-use crate::process::Process;
-use std::sync::Arc;
+use crate::host_calls::{HostCalls, Target};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// What a guest's `process` resource holds: our handle on the process.
-pub struct OpenProcess(Arc<dyn Process>);
+pub struct OpenProcess(Target);
 
 /// What each store holds: the current call's [`HostCalls`], an empty WASI
 /// context (no files, no environment, no network; stdout and stderr
@@ -58,7 +56,7 @@ impl State {
     }
 
     /// The process behind a guest's handle (a handle the guest dropped is none).
-    fn process(&self, this: &Resource<OpenProcess>) -> Option<Arc<dyn Process>> {
+    fn process(&self, this: &Resource<OpenProcess>) -> Option<Target> {
         self.table.get(this).ok().map(|open| open.0.clone())
     }
 }

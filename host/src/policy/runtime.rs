@@ -11,9 +11,11 @@ use super::pool::{Instance, Pool, SettingsRejected};
 use super::ticker::{self, Ticker};
 use super::{Answer, Cache, CallError, CallLimits, Compiled, DEFAULT_POLICY, Isolation, Limit};
 use super::{LoadError, Request, config, sha256_hex};
+use crate::caller::Caller;
 use crate::decision::Decision;
 use crate::guard::GuardedTable;
 use crate::host_calls::HostCalls;
+use crate::replay::Recorded;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker};
@@ -196,8 +198,6 @@ impl Policy {
     /// the async runtime, so it holds up no other request; past its
     /// deadline it traps.
     pub async fn call(&self, processes: &GuardedTable, request: Request) -> Decision {
-        let started = Instant::now();
-        let limits = &self.runtime.limits;
         let Request {
             pid,
             body,
@@ -205,6 +205,20 @@ impl Policy {
             caller,
         } = request;
         let calls = HostCalls::new(processes.clone(), headers);
+        self.decide(calls, pid, body, &caller).await
+    }
+
+    /// Decide a recorded request again, its host calls answered from its
+    /// record (see [`crate::replay`]): nothing reaches a process.
+    pub async fn replay(&self, recorded: Recorded, request: Request) -> Decision {
+        let calls = HostCalls::replaying(recorded);
+        self.decide(calls, request.pid, request.body, &request.caller)
+            .await
+    }
+
+    async fn decide(&self, calls: HostCalls, pid: String, body: Vec<u8>, caller: &Caller) -> Decision {
+        let started = Instant::now();
+        let limits = &self.runtime.limits;
         let running = self.runtime.ticker.enter();
         let mut instance = match self.pool.take() {
             Some(mut instance) => {
@@ -216,7 +230,7 @@ impl Policy {
         let request = WitRequest {
             pid,
             body,
-            caller: (&caller).into(),
+            caller: caller.into(),
         };
         let clock = instance.clock();
         let settings = self.settings.as_ref().map(|(_, text)| &**text);

@@ -17,13 +17,15 @@ mod stat;
 pub use linux::System;
 
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 /// The scheduler state of a process (`/proc/<pid>/stat`, field 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunState {
     Running,
     Sleeping,
@@ -59,7 +61,7 @@ impl RunState {
 }
 
 /// The user (or group) ids of a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Ids {
     pub real: u32,
     pub effective: u32,
@@ -85,7 +87,7 @@ impl Ids {
 }
 
 /// What sigd knows of one process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: i32,
     pub ppid: i32,
@@ -104,8 +106,10 @@ pub struct ProcessInfo {
     pub exit_code: Option<i32>,
 }
 
-/// Why a signal was not delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a signal was not delivered. In a decision record it is written as
+/// its [`name`](KillError::name) (`not-found`, `no-room:24`: the errno's number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum KillError {
     /// No process has this pid.
     #[error("no such process")]
@@ -136,13 +140,80 @@ pub enum KillError {
 }
 
 /// The host ran out of room (EMFILE, ENFILE, ENOMEM) opening a process or
-/// reading its facts: an answer about sigd, never about the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// reading its facts: an answer about sigd, never about the process. In a
+/// decision record, the errno's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(into = "i32", from = "i32")]
 #[error("no room to open a process ({0})")]
 pub struct NoRoom(pub Errno);
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl From<NoRoom> for i32 {
+    fn from(NoRoom(errno): NoRoom) -> i32 {
+        errno as i32
+    }
+}
+
+impl From<i32> for NoRoom {
+    fn from(errno: i32) -> NoRoom {
+        NoRoom(Errno::from_raw(errno))
+    }
+}
+
+impl KillError {
+    /// How a decision record names it: `not-found`, `invalid-signal`,
+    /// `protected`, `permission-denied`, `not-permitted`, `no-room:ERRNO`,
+    /// `escalations-full:MAX`, `failed:ERRNO` (errnos by number).
+    pub fn name(&self) -> String {
+        match self {
+            KillError::NotFound => "not-found".into(),
+            KillError::InvalidSignal => "invalid-signal".into(),
+            KillError::Protected => "protected".into(),
+            KillError::PermissionDenied => "permission-denied".into(),
+            KillError::NotPermitted => "not-permitted".into(),
+            KillError::NoRoom(NoRoom(errno)) => format!("no-room:{}", *errno as i32),
+            KillError::EscalationsFull(full) => format!("escalations-full:{}", full.max),
+            KillError::Failed(errno) => format!("failed:{}", *errno as i32),
+        }
+    }
+}
+
+impl From<KillError> for String {
+    fn from(error: KillError) -> String {
+        error.name()
+    }
+}
+
+impl TryFrom<String> for KillError {
+    type Error = String;
+
+    /// The error a [`KillError::name`] names.
+    fn try_from(name: String) -> Result<KillError, String> {
+        let (kind, number) = match name.split_once(':') {
+            Some((kind, number)) => (kind, number.parse::<i64>().ok()),
+            None => (name.as_str(), None),
+        };
+        let errno = || number.and_then(|n| i32::try_from(n).ok()).map(Errno::from_raw);
+        let error = match (kind, number) {
+            ("not-found", None) => KillError::NotFound,
+            ("invalid-signal", None) => KillError::InvalidSignal,
+            ("protected", None) => KillError::Protected,
+            ("permission-denied", None) => KillError::PermissionDenied,
+            ("not-permitted", None) => KillError::NotPermitted,
+            ("no-room", Some(_)) => KillError::NoRoom(NoRoom(errno().ok_or("bad errno")?)),
+            ("failed", Some(_)) => KillError::Failed(errno().ok_or("bad errno")?),
+            ("escalations-full", Some(max)) => {
+                let max = usize::try_from(max).map_err(|_| "bad count")?;
+                KillError::EscalationsFull(crate::escalations::Full { max })
+            }
+            _ => return Err(format!("{name:?} is not a kill error")),
+        };
+        Ok(error)
+    }
+}
+
+/// How a process ended (`{"code": 0}`, `{"signal": 9}`, `"unknown"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExitStatus {
     /// It exited with this code.
     Code(i32),

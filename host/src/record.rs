@@ -1,0 +1,239 @@
+//! Decision records: what a replay needs of one decided signal request,
+//! written in its audit event (`record`, one JSON object; see the README's
+//! "Decision records" for every field) and read back by `sigd policy
+//! replay`. A record holds the request as the policy saw it (the `{pid}`
+//! segment, the body, the caller; the headers it read are among its calls),
+//! every host call with what the host answered, the answer sent, and the
+//! sha256 of the policy and settings that decided.
+//!
+//! Bounded: the body is at most `--max-body-bytes` and the answer at most
+//! the policy's response limit (64 KiB each by default); at most
+//! [`MAX_CALLS`] calls are kept (`calls_left_out` counts the rest), and a
+//! signal's pids at most [`MAX_LISTED`] (as in the answer).
+
+use crate::caller::Caller;
+use crate::decision::{Decision, MAX_LISTED};
+use crate::host_calls::Action;
+use crate::policy::hex;
+use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
+
+/// The most host calls a record keeps.
+pub const MAX_CALLS: usize = 64;
+
+/// A new decision id: 16 hex digits drawn once per sigd process, then a
+/// counter (`3f9c0e5a1b2d4c6e-1a`). Unique per process and, but for a
+/// 1-in-2^64 chance, across restarts and machines.
+pub fn next_decision_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // RandomState's keys are random per process (std draws them from the
+    // kernel): hashing anything with them gives a random number.
+    let prefix = PREFIX.get_or_init(|| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    });
+    format!("{prefix:016x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One decided request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The decision id (also the answer's `sigd-decision-id` header).
+    pub decision_id: String,
+    pub policy_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_sha256: Option<String>,
+    pub request: RecordedRequest,
+    /// SIGRTMIN and SIGRTMAX of the host that decided.
+    pub realtime: [i32; 2],
+    /// The host calls, in order, with the host's answers.
+    pub calls: Vec<Action>,
+    /// Host calls made past [`MAX_CALLS`], not kept: a replay cannot
+    /// answer them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub calls_left_out: usize,
+    pub answer: RecordedAnswer,
+}
+
+/// The request as the policy saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// The `{pid}` path segment, as it arrived.
+    pub pid: String,
+    pub body: Body,
+    pub caller: Caller,
+}
+
+/// A request body: `{"text": "..."}` when it is UTF-8, else `{"hex": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    Text(String),
+    Hex(String),
+}
+
+impl Body {
+    /// `bytes`, as a record holds them.
+    pub fn of(bytes: &[u8]) -> Body {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Body::Text(text.to_string()),
+            Err(_) => Body::Hex(hex(bytes)),
+        }
+    }
+
+    /// The bytes again (a malformed hex string gives what could be read).
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Body::Text(text) => text.as_bytes().to_vec(),
+            Body::Hex(hex) => (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect(),
+        }
+    }
+}
+
+/// What the caller was answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedAnswer {
+    pub status: u16,
+    /// The body's error code, `""` for a success.
+    pub code: String,
+    /// The body sent.
+    pub body: String,
+    /// Why the policy gave no usable answer, if it did not (the answer is
+    /// then the host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_failed: Option<String>,
+}
+
+impl Record {
+    /// The record of `decision` of the request `pid`, `body`, `caller`,
+    /// answered `answer`, under the id `decision_id`.
+    pub fn new(
+        decision_id: &str,
+        (pid, body, caller): (&str, &[u8], &Caller),
+        decision: &Decision,
+        answer: RecordedAnswer,
+        realtime: RangeInclusive<i32>,
+    ) -> Record {
+        let calls = (decision.actions.iter().take(MAX_CALLS))
+            .map(bounded)
+            .collect();
+        Record {
+            decision_id: decision_id.to_string(),
+            policy_sha256: decision.policy_sha256.to_string(),
+            settings_sha256: decision.settings_sha256.as_deref().map(str::to_string),
+            request: RecordedRequest {
+                pid: pid.to_string(),
+                body: Body::of(body),
+                caller: caller.clone(),
+            },
+            realtime: [*realtime.start(), *realtime.end()],
+            calls,
+            calls_left_out: decision.actions.len().saturating_sub(MAX_CALLS),
+            answer,
+        }
+    }
+}
+
+/// `call`, its list of pids at most [`MAX_LISTED`] long.
+fn bounded(call: &Action) -> Action {
+    let mut call = call.clone();
+    if let Action::Signalled {
+        outcome: Ok(pids), ..
+    } = &mut call
+    {
+        pids.truncate(MAX_LISTED);
+    }
+    call
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::{Authority, Scope, Waited};
+    use crate::process::{ExitStatus, KillError};
+    use std::time::Duration;
+
+    /// Every kind of call, and a body that is not UTF-8, reads back as written.
+    #[test]
+    fn reads_back_as_written() {
+        let record = Record {
+            decision_id: "d-1".into(),
+            policy_sha256: "ab".into(),
+            settings_sha256: None,
+            request: RecordedRequest {
+                pid: "42".into(),
+                body: Body::of(&[0xff, 0x00, b'{']),
+                caller: Caller::local(Some(1000), Some("ci".into())),
+            },
+            realtime: [34, 64],
+            calls: vec![
+                Action::ReadHeader {
+                    name: "x-why".into(),
+                    value: Some("deploy".into()),
+                },
+                Action::Opened {
+                    pid: 42,
+                    start_time: 7,
+                },
+                Action::Inspected {
+                    pid: 42,
+                    state: Some(crate::process::RunState::Sleeping),
+                },
+                Action::Signalled {
+                    pid: 42,
+                    signal: 15,
+                    scope: Scope::Tree,
+                    authority: Authority::OnBehalfOf(1000),
+                    outcome: Ok(vec![42, 43]),
+                },
+                Action::Escalated {
+                    pid: 42,
+                    after_ms: 100,
+                    signal: 9,
+                    scope: Scope::Tree,
+                    authority: Authority::Sigd,
+                    outcome: Err(KillError::EscalationsFull(crate::escalations::Full {
+                        max: 4,
+                    })),
+                },
+                Action::Waited {
+                    pid: 42,
+                    timeout_ms: 50,
+                    waited: Waited {
+                        exit: Some(ExitStatus::Signal(15)),
+                        took: Duration::from_micros(1234),
+                        cut_short: false,
+                    },
+                },
+            ],
+            calls_left_out: 0,
+            answer: RecordedAnswer {
+                status: 200,
+                code: String::new(),
+                body: "{}".into(),
+                policy_failed: None,
+            },
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), record);
+        assert_eq!(record.request.body.bytes(), [0xff, 0x00, b'{']);
+        for error in [
+            KillError::NotFound,
+            KillError::NoRoom(crate::process::NoRoom(nix::errno::Errno::EMFILE)),
+            KillError::Failed(nix::errno::Errno::EIO),
+        ] {
+            assert_eq!(KillError::try_from(error.name()), Ok(error));
+        }
+    }
+}

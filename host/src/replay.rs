@@ -1,0 +1,213 @@
+//! Deciding a recorded request again: [`Recorded`], the host that answers
+//! a policy's calls from a [`Record`] (never from the live system), and
+//! [`Verdict`], what two decisions of one request are compared on. `sigd
+//! policy replay` (`kit/replay.rs`) and the shadow policy (`shadow.rs`)
+//! both decide this way.
+//!
+//! A call is answered only by a recorded call with the same arguments:
+//! `open` and `request-header` as often as asked (they name facts fixed for
+//! the request), the others each once, in order (a state read twice may
+//! have changed between the reads). Anything else is not guessed: the host
+//! notes it as [`Action::Unanswered`] and the decision is not compared.
+
+use crate::guard::{Authority, Scope, Waited};
+use crate::host_calls::Action;
+use crate::policy::Request;
+use crate::process::{KillError, NoRoom, ProcessInfo, RunState};
+use crate::record::Record;
+use serde::Serialize;
+use std::ops::RangeInclusive;
+
+/// The host of a replay: a record's calls, each marked once used.
+pub struct Recorded {
+    calls: Vec<(Action, bool)>,
+    realtime: RangeInclusive<i32>,
+}
+
+impl Recorded {
+    /// The host that answers from `record`.
+    pub fn new(record: &Record) -> Recorded {
+        Recorded {
+            calls: record.calls.iter().cloned().map(|call| (call, false)).collect(),
+            realtime: record.realtime[0]..=record.realtime[1],
+        }
+    }
+
+    /// The answer of the first recorded call `answer` makes one of (and is
+    /// not used yet, unless `reusable`), marking it used.
+    fn take<T>(&mut self, reusable: bool, answer: impl Fn(&Action) -> Option<T>) -> Option<T> {
+        self.calls.iter_mut().find_map(|(call, used)| {
+            if *used && !reusable {
+                return None;
+            }
+            let found = answer(call)?;
+            *used = true;
+            Some(found)
+        })
+    }
+
+    pub fn realtime(&self) -> RangeInclusive<i32> {
+        self.realtime.clone()
+    }
+
+    /// The header `name` as the policy read it; `None`: never read.
+    pub fn header(&mut self, name: &str) -> Option<Option<String>> {
+        self.take(true, |call| match call {
+            Action::ReadHeader { name: read, value } if read.eq_ignore_ascii_case(name) => {
+                Some(value.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// How opening `pid` went: its start time, no such process, no room.
+    pub fn open(&mut self, pid: i32) -> Option<Result<Option<u64>, NoRoom>> {
+        self.take(true, |call| match *call {
+            Action::Opened { pid: p, start_time } if p == pid => Some(Ok(Some(start_time))),
+            Action::NoProcess { pid: p } if p == pid => Some(Ok(None)),
+            Action::NoRoom { pid: p, error } if p == pid => Some(Err(error)),
+            _ => None,
+        })
+    }
+
+    pub fn info(&mut self, pid: i32) -> Option<Option<ProcessInfo>> {
+        self.take(false, |call| match call {
+            Action::Described { pid: p, info } if *p == pid => Some(info.clone()),
+            _ => None,
+        })
+    }
+
+    /// A state read, or the state of facts read (they hold it).
+    pub fn state(&mut self, pid: i32) -> Option<Option<RunState>> {
+        self.take(false, |call| match call {
+            Action::Inspected { pid: p, state } if *p == pid => Some(*state),
+            Action::Described { pid: p, info } if *p == pid => {
+                Some(info.as_ref().map(|info| info.state))
+            }
+            _ => None,
+        })
+    }
+
+    pub fn signal(
+        &mut self,
+        pid: i32,
+        signal: i32,
+        scope: Scope,
+        authority: Authority,
+    ) -> Option<Result<Vec<i32>, KillError>> {
+        self.take(false, |call| match call {
+            Action::Signalled {
+                pid: p,
+                signal: s,
+                scope: sc,
+                authority: a,
+                outcome,
+            } if (*p, *s, *sc, *a) == (pid, signal, scope, authority) => Some(outcome.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn escalate(
+        &mut self,
+        pid: i32,
+        after_ms: u32,
+        signal: i32,
+        scope: Scope,
+        authority: Authority,
+    ) -> Option<Result<(), KillError>> {
+        self.take(false, |call| match *call {
+            Action::Escalated {
+                pid: p,
+                after_ms: ms,
+                signal: s,
+                scope: sc,
+                authority: a,
+                outcome,
+            } if (p, ms, s, sc, a) == (pid, after_ms, signal, scope, authority) => Some(outcome),
+            _ => None,
+        })
+    }
+
+    pub fn wait_exit(&mut self, pid: i32, timeout_ms: u32) -> Option<Waited> {
+        self.take(false, |call| match *call {
+            Action::Waited {
+                pid: p,
+                timeout_ms: t,
+                waited,
+            } if (p, t) == (pid, timeout_ms) => Some(waited),
+            _ => None,
+        })
+    }
+}
+
+/// The request of `record`, as the policy first saw it (its headers are
+/// answered from the record's calls).
+pub fn request(record: &Record) -> Request {
+    Request {
+        pid: record.request.pid.clone(),
+        body: record.request.body.bytes(),
+        headers: Vec::new(),
+        caller: record.request.caller.clone(),
+    }
+}
+
+/// What two decisions of one request are compared on: what the caller was
+/// answered, and what was signalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub status: u16,
+    /// The answer's error code, `""` for a success.
+    pub code: String,
+    /// The signal sent, or refused by the host; `None`: none asked for.
+    pub signal: Option<i32>,
+    pub scope: Option<Scope>,
+    /// The pids reached (`None`: nothing delivered).
+    pub targets: Option<Vec<i32>>,
+}
+
+impl Verdict {
+    /// The verdict of an answer `status` and `code` after `calls`.
+    pub fn of(status: u16, code: &str, calls: &[Action]) -> Verdict {
+        let signalled = calls.iter().find_map(|call| match call {
+            Action::Signalled {
+                signal,
+                scope,
+                outcome,
+                ..
+            } => Some((*signal, *scope, outcome.as_ref().ok().cloned())),
+            _ => None,
+        });
+        Verdict {
+            status,
+            code: code.to_string(),
+            signal: signalled.as_ref().map(|(signal, ..)| *signal),
+            scope: signalled.as_ref().map(|(_, scope, _)| *scope),
+            targets: signalled.and_then(|(.., targets)| targets),
+        }
+    }
+
+    /// The names of the fields that differ from `other`'s.
+    pub fn differences(&self, other: &Verdict) -> Vec<&'static str> {
+        [
+            ("status", self.status != other.status),
+            ("code", self.code != other.code),
+            ("signal", self.signal != other.signal),
+            ("scope", self.scope != other.scope),
+            ("targets", self.targets != other.targets),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect()
+    }
+}
+
+/// What the record could not answer of a replayed decision's calls.
+pub fn unanswered(calls: &[Action]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter_map(|call| match call {
+            Action::Unanswered { asked } => Some(asked.as_str()),
+            _ => None,
+        })
+        .collect()
+}
