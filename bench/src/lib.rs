@@ -12,22 +12,25 @@ use sigd::guard::{Authority, GuardedTable, Scope};
 use sigd::host_calls::{HostCalls, Target};
 use sigd::policy::{Answer, CallLimits, Request};
 use sigd::process::{ExitStatus, KillError};
+use sigd::reload::FailMode;
 use sigd_policy::{Rules, Settings};
 use std::cell::RefCell;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The default policy, native.
 pub struct Native {
     /// What the audit log names as the deciding policy.
     name: Arc<str>,
+    loaded_at: SystemTime,
 }
 
 impl Default for Native {
     fn default() -> Native {
         Native {
             name: "native".into(),
+            loaded_at: SystemTime::now(),
         }
     }
 }
@@ -59,6 +62,7 @@ impl Native {
             took: started.elapsed(),
             policy_sha256: self.name.clone(),
             settings_sha256: None,
+            fell_back: None,
         }
     }
 }
@@ -73,6 +77,9 @@ impl Decide for Native {
             sha256: self.name.to_string(),
             source: "the default policy linked natively (baseline)".into(),
             settings_sha256: None,
+            loaded_at: self.loaded_at,
+            last_reload: None,
+            fail_mode: FailMode::Closed,
         }
     }
 }

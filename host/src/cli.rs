@@ -4,6 +4,7 @@
 
 use crate::kit::PolicyCommand;
 use crate::options::RuntimeOptions;
+use crate::reload::FailMode;
 use crate::server::{Endpoint, TransportLimits};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -98,6 +99,28 @@ pub struct ServeArgs {
     /// start-up, or on a reload keep the last good policy and settings.
     #[arg(long, value_name = "PATH")]
     pub policy_settings: Option<PathBuf>,
+
+    /// What a policy's fault (a trap, a limit it hit, an answer sigd may not
+    /// pass on) answers: `closed` refuses (500 INTERNAL); `fallback` lets
+    /// the built-in default policy (without settings) decide the request
+    /// instead, if the faulty policy had signalled and scheduled nothing.
+    /// Either way the fault is logged and counted.
+    #[arg(long, value_enum, default_value_t = FailMode::Closed, value_name = "MODE")]
+    pub policy_fail_mode: FailMode,
+
+    /// A candidate policy component (.wasm) to run in the shadow of the
+    /// active one: it decides every decided request too, after the answer
+    /// is sent, from the request's decision record (it can look at what the
+    /// active policy saw, and signal, escalate or wait for nothing), at the
+    /// lowest CPU priority. Disagreements are logged (target sigd::shadow)
+    /// and counted (/metrics, /healthz). Reloaded with the active policy;
+    /// never promoted by sigd.
+    #[arg(long, value_name = "PATH")]
+    pub shadow_policy: Option<PathBuf>,
+
+    /// The shadow policy's settings, a JSON file (as --policy-settings).
+    #[arg(long, value_name = "PATH", requires = "shadow_policy")]
+    pub shadow_settings: Option<PathBuf>,
 
     /// File holding the bearer tokens callers must present as
     /// `Authorization: Bearer <token>`: one token alone (principal

@@ -7,10 +7,11 @@ use crate::guard::{GuardedTable, Waited};
 use crate::host_calls::Action;
 use crate::policy::{Answer, CallError, Request};
 use crate::process::KillError;
+use crate::reload::{FailMode, ReloadAttempt};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// One decided request.
 #[derive(Debug)]
@@ -26,9 +27,34 @@ pub struct Decision {
     pub policy_sha256: Arc<str>,
     /// The sha256 of the settings it was configured with, if any.
     pub settings_sha256: Option<Arc<str>>,
+    /// Set when the policy failed and the built-in default policy decided
+    /// instead (`--policy-fail-mode fallback`): the one that failed, and why.
+    pub fell_back: Option<FellBack>,
+}
+
+/// A policy that failed, and the built-in default decided in its place.
+#[derive(Debug)]
+pub struct FellBack {
+    pub policy_sha256: Arc<str>,
+    pub error: CallError,
 }
 
 impl Decision {
+    /// Whether it made the host do anything: deliver a signal, schedule an
+    /// escalation.
+    pub fn acted(&self) -> bool {
+        self.delivered()
+            || (self.actions.iter()).any(|a| {
+                matches!(
+                    a,
+                    Action::Escalated {
+                        outcome: Ok(()),
+                        ..
+                    }
+                )
+            })
+    }
+
     /// Whether any signal was delivered.
     pub fn delivered(&self) -> bool {
         (self.actions.iter()).any(|a| matches!(a, Action::Signalled { outcome: Ok(_), .. }))
@@ -92,4 +118,9 @@ pub struct Described {
     pub source: String,
     /// The sha256 of the settings it runs with, if any.
     pub settings_sha256: Option<String>,
+    /// When it was loaded (swapped in).
+    pub loaded_at: SystemTime,
+    /// The last reload attempt, if there was one.
+    pub last_reload: Option<ReloadAttempt>,
+    pub fail_mode: FailMode,
 }

@@ -15,12 +15,13 @@ use crate::audit;
 use crate::auth::Tokens;
 use crate::caller::{Caller, Peer};
 use crate::connections::{self, Activity};
-use crate::decision::{Decide, Decision, MAX_LISTED};
+use crate::decision::{Decide, Decision, Described, MAX_LISTED};
 use crate::guard::{GuardedTable, Waited};
 use crate::host_calls::Action;
 use crate::metrics::{self, Metrics};
 use crate::policy;
 use crate::record::{self, Record, RecordedAnswer};
+use crate::reload::{FailMode, ReloadAttempt, Reloaded};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -66,6 +67,8 @@ pub struct App {
     /// a slower or unfinished one is answered 408 and its connection closed.
     pub body_timeout: Duration,
     pub metrics: Arc<Metrics>,
+    /// The shadow policy, deciding each decided request again (`--shadow-policy`).
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
 
 /// A response and what to record of it.
@@ -259,7 +262,10 @@ pub async fn handle(
             }
         });
         let mut reply = reply;
-        if let Some(id) = decision_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+        if let Some(id) = decision_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+        {
             reply.response.headers_mut().insert(DECISION_ID_HEADER, id);
         }
         let status = reply.response.status().as_u16();
@@ -270,8 +276,8 @@ pub async fn handle(
         debug!(micros = took.as_micros() as u64, "answered");
         app.metrics.answered(status, &reply.code, took);
         if signal_route {
-            let decided = (reply.decided.as_ref())
-                .map(|d| (d.pid.as_str(), &d.decision, d.record.as_ref()));
+            let decided =
+                (reply.decided.as_ref()).map(|d| (d.pid.as_str(), &d.decision, d.record.as_ref()));
             audit::log(
                 id,
                 status,
@@ -282,6 +288,9 @@ pub async fn handle(
                 peer,
                 decided,
             );
+        }
+        if let (Some(shadow), Some(record)) = (&app.shadow, reply.decided.and_then(|d| d.record)) {
+            shadow.judge(record);
         }
         Ok(reply.response)
     }
@@ -343,6 +352,15 @@ async fn respond<'a>(
         app.metrics.policy_failed(error);
         tracing::error!(details = %error, delivered = decision.delivered(), "policy failed");
     }
+    if let Some(fell) = &decision.fell_back {
+        app.metrics.policy_failed(&fell.error);
+        app.metrics.fell_back();
+        tracing::error!(
+            details = %fell.error,
+            policy_sha256 = &*fell.policy_sha256,
+            "policy failed; the built-in default policy answered (--policy-fail-mode fallback)"
+        );
+    }
     let (response, code, sent) = match answer(&decision) {
         Ok((status, body, code)) => (json_response(status, body.clone()), code, body),
         Err(error) => {
@@ -350,7 +368,7 @@ async fn respond<'a>(
             (response, code.to_string(), error.body())
         }
     };
-    let record = audit::enabled().then(|| {
+    let record = (audit::enabled() || app.shadow.is_some()).then(|| {
         let answer = RecordedAnswer {
             status: response.status().as_u16(),
             code: code.clone(),
@@ -358,7 +376,13 @@ async fn respond<'a>(
             policy_failed: decision.answer.as_ref().err().map(ToString::to_string),
         };
         let request = (pid.as_str(), &body[..], &caller);
-        Record::new(decision_id, request, &decision, answer, crate::signal::realtime())
+        Record::new(
+            decision_id,
+            request,
+            &decision,
+            answer,
+            crate::signal::realtime(),
+        )
     });
     Ok(Reply {
         response,
@@ -429,20 +453,86 @@ fn health(app: &App, method: &Method) -> Result<Reply, HttpError> {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
     let active = app.decider.describe();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "policy": {
-            "sha256": active.sha256,
-            "source": active.source,
-            "settings_sha256": active.settings_sha256,
-        },
+        "policy": described(&active),
+        "last_reload": active.last_reload.as_ref().map(attempt),
     });
+    body["policy"]["fail_mode"] = match active.fail_mode {
+        FailMode::Closed => "closed",
+        FailMode::Fallback => "fallback",
+    }
+    .into();
+    if let Some(shadow) = &app.shadow {
+        let (policy, counts) = shadow.describe();
+        let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        body["shadow"] = serde_json::json!({
+            "policy": described(&policy),
+            "last_reload": policy.last_reload.as_ref().map(attempt),
+            "decisions": {
+                "agree": count(&counts.agree),
+                "differ": count(&counts.differ),
+                "unanswered": count(&counts.unanswered),
+                "failed": count(&counts.failed),
+                "skipped": count(&counts.skipped),
+            },
+        });
+    }
     Ok(Reply {
         response: json_response(StatusCode::OK, body.to_string()),
         code: String::new(),
         decided: None,
     })
+}
+
+/// A policy, as `/healthz` describes it.
+fn described(policy: &Described) -> serde_json::Value {
+    serde_json::json!({
+        "sha256": policy.sha256,
+        "source": policy.source,
+        "settings_sha256": policy.settings_sha256,
+        "loaded_at": rfc3339(policy.loaded_at),
+    })
+}
+
+/// A reload attempt, as `/healthz` describes it.
+fn attempt(attempt: &ReloadAttempt) -> serde_json::Value {
+    let (outcome, error) = match &attempt.outcome {
+        Ok(Reloaded::Swapped { .. }) => ("swapped", None),
+        Ok(Reloaded::Unchanged) => ("unchanged", None),
+        Err(sentence) => ("failed", Some(sentence)),
+    };
+    serde_json::json!({ "at": rfc3339(attempt.at), "outcome": outcome, "error": error })
+}
+
+/// `time` in UTC as RFC 3339, to the second: `2026-12-02T01:40:56Z`.
+fn rfc3339(time: std::time::SystemTime) -> String {
+    let seconds = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let (days, second) = (seconds / 86_400, seconds % 86_400);
+    // The civil date of a day count (Howard Hinnant's days_from_civil, inverted).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second / 3600,
+        second / 60 % 60,
+        second % 60
+    )
 }
 
 /// The raw `{pid}` segment if `path` is the signal route and `method` is POST.
@@ -611,5 +701,14 @@ mod tests {
             route(&Method::GET, "/api/v1/processes/42/signal"),
             Err(HttpError::MethodNotAllowed("POST"))
         ));
+    }
+
+    /// Times are written in UTC, leap years and the epoch included.
+    #[test]
+    fn rfc3339_dates() {
+        let at = |seconds| rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_175_656), "2026-12-02T01:40:56Z");
     }
 }

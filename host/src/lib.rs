@@ -32,7 +32,7 @@
 //! starts), [`systemd`] (readiness, and sockets a service manager hands in),
 //! [`decision`] (what a decider hands back), [`record`] (decision
 //! records, in the audit log) and [`replay`] (deciding one again, from its
-//! record), [`signal`] (which signals Linux
+//! record; [`shadow`] does so for a candidate beside the active policy), [`signal`] (which signals Linux
 //! delivers here) and [`kit`] (`sigd policy check|eval|test|wit`, with its
 //! simulated process table).
 
@@ -59,5 +59,6 @@ pub mod reload;
 pub mod replay;
 pub mod serve;
 pub mod server;
+pub mod shadow;
 pub mod signal;
 pub mod systemd;

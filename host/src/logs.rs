@@ -33,7 +33,10 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .with_writer(std::io::stderr);
     match (format, stderr_is_journal()) {
         (LogFormat::Text, false) => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        (LogFormat::Json, false) => logs.fmt_fields(JsonFields::new()).event_format(JsonLines).init(),
+        (LogFormat::Json, false) => logs
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines)
+            .init(),
         (LogFormat::Text, true) => {
             let lines = format::format().without_time().with_ansi(false);
             logs.event_format(Prioritized(lines)).init()
@@ -118,11 +121,11 @@ where
                 .map(|fields| fields.fields.as_str())
                 .unwrap_or_default();
             // `{"a":1}` -> `,"a":1`: the span's own fields after its name.
-            if let Some(inner) = fields.strip_prefix('{').and_then(|f| f.strip_suffix('}')) {
-                if !inner.is_empty() {
-                    line.push(',');
-                    line.push_str(inner);
-                }
+            if let Some(inner) = fields.strip_prefix('{').and_then(|f| f.strip_suffix('}'))
+                && !inner.is_empty()
+            {
+                line.push(',');
+                line.push_str(inner);
             }
             line.push('}');
         }

@@ -28,6 +28,14 @@ struct Named {
     name: String,
 }
 
+/// A policy serving in a role ("active", "shadow"): one series per role.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Loaded {
+    role: String,
+    sha256: String,
+    settings_sha256: String,
+}
+
 /// The process's metrics. One instance lives as long as sigd.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +48,11 @@ pub struct Metrics {
     reloads: Family<Named, Counter>,
     escalations_refused: Counter,
     evicted: Family<Named, Counter>,
+    policies: Family<Loaded, Gauge>,
+    /// The series of `policies` set last, per role (to remove on a swap).
+    serving: std::sync::Mutex<Vec<Loaded>>,
+    fallbacks: Counter,
+    shadow: Family<Named, Counter>,
     connections: Gauge,
     in_flight: Gauge,
 }
@@ -59,6 +72,10 @@ impl Default for Metrics {
             reloads: Family::default(),
             escalations_refused: Counter::default(),
             evicted: Family::default(),
+            policies: Family::default(),
+            serving: Default::default(),
+            fallbacks: Counter::default(),
+            shadow: Family::default(),
             connections: Gauge::default(),
             in_flight: Gauge::default(),
         };
@@ -107,6 +124,22 @@ impl Default for Metrics {
             "connections_evicted",
             "Connections ended to make room for a new one, by what they were doing",
             metrics.evicted.clone(),
+        );
+        r.register(
+            "policy",
+            "The policy serving in each role (active, shadow): 1, labelled with its sha256",
+            metrics.policies.clone(),
+        );
+        r.register(
+            "policy_fallbacks",
+            "Requests the built-in default policy answered because the policy failed \
+             (--policy-fail-mode fallback)",
+            metrics.fallbacks.clone(),
+        );
+        r.register(
+            "shadow_decisions",
+            "Shadow policy decisions, by how they compared with the active policy's",
+            metrics.shadow.clone(),
         );
         r.register(
             "connections_open",
@@ -175,6 +208,33 @@ impl Metrics {
                 name: outcome.into(),
             })
             .inc();
+    }
+
+    /// `sha256` (with settings `settings_sha256`) serves as `role` now.
+    pub fn policy_serving(&self, role: &str, sha256: &str, settings_sha256: Option<&str>) {
+        let loaded = Loaded {
+            role: role.into(),
+            sha256: sha256.into(),
+            settings_sha256: settings_sha256.unwrap_or_default().into(),
+        };
+        let mut serving = self.serving.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = serving.iter().position(|old| old.role == role) {
+            self.policies.remove(&serving.swap_remove(at));
+        }
+        self.policies.get_or_create(&loaded).set(1);
+        serving.push(loaded);
+    }
+
+    /// The built-in default policy answered for a policy that failed.
+    pub fn fell_back(&self) {
+        self.fallbacks.inc();
+    }
+
+    /// A shadow decision compared so (`agrees`, `differs`, `unanswered`,
+    /// `failed`), or was `skipped`.
+    pub fn shadow_decision(&self, outcome: &str) {
+        let name = outcome.into();
+        self.shadow.get_or_create(&Named { name }).inc();
     }
 
     /// A request arrived; it counts as in flight until the guard drops.

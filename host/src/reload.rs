@@ -7,9 +7,15 @@
 //! swapped in. Requests hold the policy they started with, so
 //! in-flight ones finish on the old policy while new ones get the new one. A
 //! policy that fails any step is logged and dropped; the old one keeps serving.
+//! The last attempt, and when the policy serving was loaded, are kept for
+//! `/healthz`.
+//!
+//! What a policy's fault (a trap, a limit, a bad answer) answers is the
+//! operator's [`FailMode`]: 500 (closed), or the built-in default policy's
+//! answer (fallback).
 
 use crate::caller::Caller;
-use crate::decision::{Decide, Deciding, Decision, Described};
+use crate::decision::{Decide, Deciding, Decision, Described, FellBack};
 use crate::guard::GuardedTable;
 use crate::metrics::Metrics;
 use crate::policy::sha256_hex;
@@ -19,7 +25,7 @@ use crate::systemd::Notifier;
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tracing::{error, info};
 
@@ -67,6 +73,26 @@ pub enum Reloaded {
     Unchanged,
 }
 
+/// What a policy's fault answers: its trap, a limit it hit, an answer sigd
+/// may not pass on (a fault after a signal was delivered is always
+/// answered 200 with what was delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FailMode {
+    /// Refuse: 500 `INTERNAL`, nothing signalled.
+    #[default]
+    Closed,
+    /// Decide the request again with the built-in default policy (without
+    /// settings), when the faulty policy had signalled and scheduled nothing.
+    Fallback,
+}
+
+/// One reload attempt: when, and how it went (the error's sentence if it failed).
+#[derive(Debug, Clone)]
+pub struct ReloadAttempt {
+    pub at: SystemTime,
+    pub outcome: Result<Reloaded, String>,
+}
+
 /// The policy requests are answered with, swappable while sigd serves.
 pub struct ActivePolicy {
     runtime: Arc<Runtime>,
@@ -76,6 +102,12 @@ pub struct ActivePolicy {
     current: RwLock<Arc<Policy>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// When the current policy was loaded, and the last reload attempt.
+    status: Mutex<(SystemTime, Option<ReloadAttempt>)>,
+    /// With [`FailMode::Fallback`]: the built-in default policy.
+    fallback: Option<Policy>,
+    /// "active", or "shadow" (see [`crate::shadow`]).
+    role: &'static str,
 }
 
 impl ActivePolicy {
@@ -101,7 +133,35 @@ impl ActivePolicy {
             settings,
             current: RwLock::new(Arc::new(policy)),
             reloading: tokio::sync::Mutex::new(()),
+            status: Mutex::new((SystemTime::now(), None)),
+            fallback: None,
+            role: "active",
         })
+    }
+
+    /// This policy as the shadow of the active one: so it is named in logs
+    /// and metrics.
+    pub fn as_shadow(mut self) -> ActivePolicy {
+        self.role = "shadow";
+        self
+    }
+
+    /// Show in metrics which policy serves in this role now.
+    pub fn publish(&self, metrics: &Metrics) {
+        let current = self.current();
+        metrics.policy_serving(self.role, current.sha256(), current.settings_sha256());
+    }
+
+    /// This policy, its faults answered as `mode` says.
+    pub fn with_fail_mode(mut self, mode: FailMode) -> Result<ActivePolicy, ReloadError> {
+        self.fallback = match mode {
+            FailMode::Closed => None,
+            FailMode::Fallback => Some(
+                (self.runtime.load(DEFAULT_POLICY))
+                    .map_err(|error| ReloadError::Load(Source::Builtin, error))?,
+            ),
+        };
+        Ok(self)
     }
 
     /// The policy to answer the next request with.
@@ -118,9 +178,22 @@ impl ActivePolicy {
     }
 
     /// Load the source and the settings again and swap them in if either
-    /// is new and both are sound.
+    /// is new and both are sound; the attempt is kept for [`describe`](Decide::describe).
     pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
+        let reloaded = self.swap().await;
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(Reloaded::Swapped { .. }) = &reloaded {
+            status.0 = SystemTime::now();
+        }
+        status.1 = Some(ReloadAttempt {
+            at: SystemTime::now(),
+            outcome: reloaded.as_ref().map_err(ToString::to_string).cloned(),
+        });
+        reloaded
+    }
+
+    async fn swap(&self) -> Result<Reloaded, ReloadError> {
         let old = self.current();
         let settings = self.settings.as_deref();
         let Some(new) = prepare(&self.runtime, &self.source, settings, Some(&old)).await? else {
@@ -139,17 +212,22 @@ impl ActivePolicy {
 
     /// Reload, log the outcome and count it.
     pub async fn reload_and_log(&self, why: &str, metrics: &Metrics) {
+        let role = self.role;
         match self.reload().await {
             Ok(Reloaded::Swapped { from, to }) => {
-                info!(from, to, "policy swapped ({why}): now {}", self.source);
+                info!(
+                    role,
+                    from, to, "policy swapped ({why}): now {}", self.source
+                );
                 metrics.reload("swapped");
+                self.publish(metrics);
             }
             Ok(Reloaded::Unchanged) => {
-                info!("policy unchanged ({why})");
+                info!(role, "policy unchanged ({why})");
                 metrics.reload("unchanged");
             }
             Err(error) => {
-                error!(%error, "policy not swapped ({why}); the old one keeps serving");
+                error!(role, %error, "policy not swapped ({why}); the old one keeps serving");
                 metrics.reload("failed");
             }
         }
@@ -158,17 +236,53 @@ impl ActivePolicy {
 
 impl Decide for ActivePolicy {
     /// Decide with the policy active now; the request keeps it to the end.
+    /// If it fails having done nothing, and the fail mode is fallback, the
+    /// built-in default policy decides again.
     fn decide<'a>(&'a self, processes: &'a GuardedTable, request: Request) -> Deciding<'a> {
         let policy = self.current();
-        Box::pin(async move { policy.call(processes, request).await })
+        Box::pin(async move {
+            let Some(fallback) = &self.fallback else {
+                return policy.call(processes, request).await;
+            };
+            let again = request.clone();
+            let failed = policy.call(processes, request).await;
+            if failed.answer.is_ok() || failed.acted() {
+                return failed;
+            }
+            let mut decision = fallback.call(processes, again).await;
+            let Decision {
+                answer,
+                mut actions,
+                policy_sha256,
+                ..
+            } = failed;
+            actions.append(&mut decision.actions);
+            decision.actions = actions;
+            decision.fell_back = answer.err().map(|error| FellBack {
+                policy_sha256,
+                error,
+            });
+            decision
+        })
     }
 
     fn describe(&self) -> Described {
         let current = self.current();
+        let (loaded_at, last_reload) = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Described {
             sha256: current.sha256().to_string(),
             source: self.source.to_string(),
             settings_sha256: current.settings_sha256().map(str::to_string),
+            loaded_at,
+            last_reload,
+            fail_mode: match self.fallback {
+                None => FailMode::Closed,
+                Some(_) => FailMode::Fallback,
+            },
         }
     }
 }
@@ -191,10 +305,12 @@ pub async fn trim_idle_instances(active: Arc<ActivePolicy>, every: Duration) {
 }
 
 /// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
-/// announces it is ready, so no early SIGHUP kills it) delivers, telling
-/// the service manager it reloads and, swapped or not, is ready again.
+/// announces it is ready, so no early SIGHUP kills it) delivers, the
+/// shadow too if there is one, telling the service manager it reloads and,
+/// swapped or not, is ready again.
 pub async fn on_sighup(
     active: Arc<ActivePolicy>,
+    shadow: Option<Arc<ActivePolicy>>,
     mut hangups: tokio::signal::unix::Signal,
     metrics: Arc<Metrics>,
     notifier: Arc<Notifier>,
@@ -202,6 +318,9 @@ pub async fn on_sighup(
     while hangups.recv().await.is_some() {
         notifier.reloading();
         active.reload_and_log("SIGHUP", &metrics).await;
+        if let Some(shadow) = &shadow {
+            shadow.reload_and_log("SIGHUP", &metrics).await;
+        }
         notifier.ready(&active.describe());
     }
 }

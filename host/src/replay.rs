@@ -12,9 +12,10 @@
 
 use crate::guard::{Authority, Scope, Waited};
 use crate::host_calls::Action;
-use crate::policy::Request;
+use crate::http;
+use crate::policy::{Policy, Request};
 use crate::process::{KillError, NoRoom, ProcessInfo, RunState};
-use crate::record::Record;
+use crate::record::{MAX_CALLS, Record};
 use serde::Serialize;
 use std::ops::RangeInclusive;
 
@@ -28,7 +29,12 @@ impl Recorded {
     /// The host that answers from `record`.
     pub fn new(record: &Record) -> Recorded {
         Recorded {
-            calls: record.calls.iter().cloned().map(|call| (call, false)).collect(),
+            calls: record
+                .calls
+                .iter()
+                .cloned()
+                .map(|call| (call, false))
+                .collect(),
             realtime: record.realtime[0]..=record.realtime[1],
         }
     }
@@ -186,6 +192,16 @@ impl Verdict {
         }
     }
 
+    /// What changed from this verdict to `now` in the fields `changed`,
+    /// for people: `status 200 -> 403, code none -> SIGNAL_NOT_ALLOWED`.
+    pub fn describe_changes(&self, now: &Verdict, changed: &[&str]) -> String {
+        let changes: Vec<String> = changed
+            .iter()
+            .map(|field| format!("{field} {} -> {}", part(self, field), part(now, field)))
+            .collect();
+        changes.join(", ")
+    }
+
     /// The names of the fields that differ from `other`'s.
     pub fn differences(&self, other: &Verdict) -> Vec<&'static str> {
         [
@@ -210,4 +226,84 @@ pub fn unanswered(calls: &[Action]) -> Vec<&str> {
             _ => None,
         })
         .collect()
+}
+
+/// How one replayed decision compares with its record.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Compared {
+    Agrees,
+    /// `changed` names the fields of the verdict that differ.
+    Differs {
+        changed: Vec<&'static str>,
+        recorded: Verdict,
+        replayed: Verdict,
+    },
+    /// The candidate asked the host what the record cannot answer.
+    Unanswered {
+        asked: Vec<String>,
+    },
+    /// The candidate failed: it trapped, hit a limit or answered badly.
+    Failed {
+        error: String,
+    },
+}
+
+/// Decide `record`'s request again with `policy`, and compare.
+pub async fn compare(policy: &Policy, record: &Record) -> Compared {
+    let decision = policy.replay(Recorded::new(record), request(record)).await;
+    let asked = unanswered(&decision.actions);
+    if !asked.is_empty() {
+        let mut asked: Vec<String> = asked.into_iter().map(str::to_string).collect();
+        if record.calls_left_out > 0 {
+            asked.push(format!(
+                "(the record left out {} host calls past its first {})",
+                record.calls_left_out, MAX_CALLS
+            ));
+        }
+        return Compared::Unanswered { asked };
+    }
+    if let Err(error) = &decision.answer
+        && !decision.delivered()
+    {
+        return Compared::Failed {
+            error: error.to_string(),
+        };
+    }
+    let (status, code) = match http::answer(&decision) {
+        Ok((status, _, code)) => (status.as_u16(), code),
+        Err(error) => {
+            let (response, code) = error.response();
+            (response.status().as_u16(), code.to_string())
+        }
+    };
+    let replayed = Verdict::of(status, &code, &decision.actions);
+    let answer = &record.answer;
+    let recorded = Verdict::of(answer.status, &answer.code, &record.calls);
+    let changed = recorded.differences(&replayed);
+    match changed.is_empty() {
+        true => Compared::Agrees,
+        false => Compared::Differs {
+            changed,
+            recorded,
+            replayed,
+        },
+    }
+}
+
+/// One field of a verdict, for people.
+fn part(verdict: &Verdict, field: &str) -> String {
+    let none = || "none".to_string();
+    match field {
+        "status" => verdict.status.to_string(),
+        "code" if verdict.code.is_empty() => "none".into(),
+        "code" => verdict.code.clone(),
+        "signal" => verdict.signal.map_or_else(none, |s| s.to_string()),
+        "scope" => verdict.scope.map_or_else(none, |s| s.name().to_string()),
+        "targets" => verdict
+            .targets
+            .as_ref()
+            .map_or_else(none, |t| format!("{t:?}")),
+        _ => String::new(),
+    }
 }

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::process::System;
 use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Listener, SocketFile, TransportLimits};
+use crate::shadow::Shadow;
 use crate::systemd::Notifier;
 use anyhow::{Context, bail};
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     crate::process::linux::pidfds();
     let metrics = Arc::new(Metrics::default());
     let policy = Arc::new(first_policy(&args).await?);
+    policy.publish(&metrics);
+    let shadow = shadow(&args, &metrics).await?;
     let socket_file = SocketFile {
         mode: args.socket_mode,
         group: args.socket_group.as_deref().map(group).transpose()?,
@@ -87,8 +90,10 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         info!("listening on {}", listener.endpoint()?);
     }
     notifier.ready(&policy.describe());
+    let shadow_policy = shadow.as_ref().map(|shadow| shadow.policy().clone());
     tokio::spawn(reload::on_sighup(
         policy.clone(),
+        shadow_policy.clone(),
         hangups,
         metrics.clone(),
         notifier.clone(),
@@ -97,6 +102,9 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     tokio::spawn(async move { pinging.watchdog().await });
     if args.watch {
         tokio::spawn(reload::watch(policy.clone(), WATCH_EVERY, metrics.clone()));
+        if let Some(shadow) = shadow_policy {
+            tokio::spawn(reload::watch(shadow, WATCH_EVERY, metrics.clone()));
+        }
     }
     tokio::spawn(reload::trim_idle_instances(policy.clone(), TRIM_EVERY));
     let app = Arc::new(App {
@@ -112,6 +120,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         max_body_bytes: args.max_body_bytes,
         body_timeout: Duration::from_secs(args.body_timeout),
         metrics,
+        shadow,
     });
     let limits = TransportLimits {
         max_connections: args.max_connections,
@@ -227,7 +236,31 @@ async fn first_policy(args: &ServeArgs) -> anyhow::Result<ActivePolicy> {
         None => Source::Builtin,
         Some(path) => Source::File(path.clone()),
     };
-    Ok(ActivePolicy::load(runtime, source, args.policy_settings.clone()).await?)
+    let policy = ActivePolicy::load(runtime, source, args.policy_settings.clone()).await?;
+    Ok(policy.with_fail_mode(args.policy_fail_mode)?)
+}
+
+/// The shadow policy (`--shadow-policy`), with a runtime of its own (its
+/// own limits and deadline clock), deciding on its own thread.
+async fn shadow(args: &ServeArgs, metrics: &Arc<Metrics>) -> anyhow::Result<Option<Arc<Shadow>>> {
+    let Some(path) = &args.shadow_policy else {
+        return Ok(None);
+    };
+    let runtime = args.runtime.runtime()?;
+    let source = Source::File(path.clone());
+    let policy = ActivePolicy::load(runtime, source, args.shadow_settings.clone())
+        .await
+        .context("cannot load the shadow policy")?
+        .as_shadow();
+    info!(
+        sha256 = policy.current().sha256(),
+        "shadow policy {}",
+        path.display()
+    );
+    policy.publish(metrics);
+    let shadow = Shadow::start(Arc::new(policy), metrics.clone())
+        .context("cannot start the shadow policy's thread")?;
+    Ok(Some(Arc::new(shadow)))
 }
 
 /// Let sigd hold as many descriptors as the hard limit on open files

@@ -491,6 +491,18 @@ pub fn always_misbehaving_policy(misbehave: &str) -> Vec<u8> {
     policy_wat("(i32.const 1)", misbehave, "")
 }
 
+/// Like [`misbehaving_policy`], but it misbehaves on every call but the
+/// smoke call sigd makes before it takes a policy on (`{pid}` "1"): a
+/// shadow policy that fails on every request.
+pub fn misbehaving_after_smoke_policy(misbehave: &str) -> Vec<u8> {
+    policy_wat(PID_IS_NOT_ONE, misbehave, "")
+}
+
+/// The `{pid}` segment is anything but exactly "1".
+const PID_IS_NOT_ONE: &str = "(i32.eqz (i32.and
+        (i32.eq (local.get 1) (i32.const 1))
+        (i32.eq (i32.load8_u (local.get 0)) (i32.const 0x31))))";
+
 /// The condition for misbehaving: the `{pid}` segment (address and length
 /// are the first two parameters) is exactly [`TRIGGER_PID`], "666".
 const PID_IS_TRIGGER: &str = "(if (result i32) (i32.eq (local.get 1) (i32.const 3))

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             max_body_bytes: sigd::http::MAX_BODY_BYTES,
             body_timeout: sigd::http::BODY_TIMEOUT,
             metrics: Arc::new(Metrics::default()),
+            shadow: None,
         });
         let shutdown = match shutdown_signal() {
             Ok(shutdown) => shutdown,

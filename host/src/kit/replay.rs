@@ -8,11 +8,9 @@
 //! record, per line: JSON lines from `--log-format json`, or text lines,
 //! whose `record={...}` ends the line. Other lines are skipped.
 
-use crate::http;
 use crate::options::RuntimeOptions;
-use crate::policy::Policy;
 use crate::record::Record;
-use crate::replay::{self, Recorded, Verdict};
+use crate::replay::{Compared, compare};
 use anyhow::Context;
 use serde::Serialize;
 use std::io::BufRead;
@@ -42,21 +40,6 @@ pub struct Replay {
     runtime: RuntimeOptions,
 }
 
-/// How one replayed decision compares with its record.
-#[derive(Debug, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Compared {
-    Agrees,
-    /// `changed` names the fields of the verdict that differ.
-    Differs {
-        changed: Vec<&'static str>,
-        recorded: Verdict,
-        replayed: Verdict,
-    },
-    /// The candidate asked the host what the record cannot answer.
-    Unanswered { asked: Vec<String> },
-}
-
 /// One record's comparison.
 #[derive(Debug, Serialize)]
 struct Replayed {
@@ -74,6 +57,8 @@ struct Report {
     agree: usize,
     differ: usize,
     unanswered: usize,
+    /// Decisions the candidate failed (trapped, hit a limit, answered badly).
+    failed: usize,
     /// Lines that held no record.
     skipped_lines: usize,
     /// Every decision that does not agree, in the records' order.
@@ -98,6 +83,7 @@ impl Replay {
             agree: 0,
             differ: 0,
             unanswered: 0,
+            failed: 0,
             skipped_lines,
             decisions: Vec::new(),
         };
@@ -107,6 +93,7 @@ impl Replay {
                 Compared::Agrees => report.agree += 1,
                 Compared::Differs { .. } => report.differ += 1,
                 Compared::Unanswered { .. } => report.unanswered += 1,
+                Compared::Failed { .. } => report.failed += 1,
             }
             if !matches!(compared, Compared::Agrees) {
                 report.decisions.push(Replayed {
@@ -120,45 +107,7 @@ impl Replay {
         } else {
             print_report(&self.policy, &report);
         }
-        Ok(report.differ == 0 && report.unanswered == 0)
-    }
-}
-
-/// Decide `record`'s request again with `policy`, and compare.
-pub async fn compare(policy: &Policy, record: &Record) -> Compared {
-    let decision = policy
-        .replay(Recorded::new(record), replay::request(record))
-        .await;
-    let asked = replay::unanswered(&decision.actions);
-    if !asked.is_empty() {
-        let mut asked: Vec<String> = asked.into_iter().map(str::to_string).collect();
-        if record.calls_left_out > 0 {
-            asked.push(format!(
-                "(the record left out {} host calls past its first {})",
-                record.calls_left_out,
-                crate::record::MAX_CALLS
-            ));
-        }
-        return Compared::Unanswered { asked };
-    }
-    let (status, code) = match http::answer(&decision) {
-        Ok((status, _, code)) => (status.as_u16(), code),
-        Err(error) => {
-            let (response, code) = error.response();
-            (response.status().as_u16(), code.to_string())
-        }
-    };
-    let replayed = Verdict::of(status, &code, &decision.actions);
-    let answer = &record.answer;
-    let recorded = Verdict::of(answer.status, &answer.code, &record.calls);
-    let changed = recorded.differences(&replayed);
-    match changed.is_empty() {
-        true => Compared::Agrees,
-        false => Compared::Differs {
-            changed,
-            recorded,
-            replayed,
-        },
+        Ok(report.agree == report.records)
     }
 }
 
@@ -206,8 +155,8 @@ fn print_report(policy: &Path, report: &Report) {
         &report.policy_sha256[..12]
     );
     println!(
-        "  {} agree, {} differ, {} cannot be answered from their record",
-        report.agree, report.differ, report.unanswered
+        "  {} agree, {} differ, {} cannot be answered from their record, {} failed",
+        report.agree, report.differ, report.unanswered, report.failed
     );
     if report.skipped_lines > 0 {
         println!("  ({} lines held no record)", report.skipped_lines);
@@ -220,31 +169,17 @@ fn print_report(policy: &Path, report: &Report) {
                 recorded,
                 replayed: now,
             } => {
-                let changes: Vec<String> = changed
-                    .iter()
-                    .map(|field| format!("{field} {} -> {}", part(recorded, field), part(now, field)))
-                    .collect();
-                println!("differs    {}: {}", replayed.decision_id, changes.join(", "));
+                let changes = recorded.describe_changes(now, changed);
+                println!("differs    {}: {changes}", replayed.decision_id);
             }
             Compared::Unanswered { asked } => println!(
                 "unanswered {}: the record cannot answer {}",
                 replayed.decision_id,
                 asked.join(", ")
             ),
+            Compared::Failed { error } => {
+                println!("failed     {}: {error}", replayed.decision_id)
+            }
         }
-    }
-}
-
-/// One field of a verdict, for people.
-fn part(verdict: &Verdict, field: &str) -> String {
-    let none = || "none".to_string();
-    match field {
-        "status" => verdict.status.to_string(),
-        "code" if verdict.code.is_empty() => "none".into(),
-        "code" => verdict.code.clone(),
-        "signal" => verdict.signal.map_or_else(none, |s| s.to_string()),
-        "scope" => verdict.scope.map_or_else(none, |s| s.name().to_string()),
-        "targets" => verdict.targets.as_ref().map_or_else(none, |t| format!("{t:?}")),
-        _ => String::new(),
     }
 }

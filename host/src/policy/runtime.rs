@@ -216,7 +216,13 @@ impl Policy {
             .await
     }
 
-    async fn decide(&self, calls: HostCalls, pid: String, body: Vec<u8>, caller: &Caller) -> Decision {
+    async fn decide(
+        &self,
+        calls: HostCalls,
+        pid: String,
+        body: Vec<u8>,
+        caller: &Caller,
+    ) -> Decision {
         let started = Instant::now();
         let limits = &self.runtime.limits;
         let running = self.runtime.ticker.enter();
@@ -257,6 +263,7 @@ impl Policy {
             took: started.elapsed(),
             policy_sha256: self.sha256.clone(),
             settings_sha256: self.settings.as_ref().map(|(sha256, _)| sha256.clone()),
+            fell_back: None,
         }
     }
 }

@@ -192,7 +192,11 @@ impl TryFrom<String> for KillError {
             Some((kind, number)) => (kind, number.parse::<i64>().ok()),
             None => (name.as_str(), None),
         };
-        let errno = || number.and_then(|n| i32::try_from(n).ok()).map(Errno::from_raw);
+        let errno = || {
+            number
+                .and_then(|n| i32::try_from(n).ok())
+                .map(Errno::from_raw)
+        };
         let error = match (kind, number) {
             ("not-found", None) => KillError::NotFound,
             ("invalid-signal", None) => KillError::InvalidSignal,

@@ -1,0 +1,133 @@
+//! The shadow policy (`sigd serve --shadow-policy NEW.wasm`): a candidate
+//! that decides every request the active policy decided, after the real
+//! answer is sent, against that request's decision record. It sees what
+//! the active policy saw and can signal, escalate or wait for nothing (see
+//! [`crate::replay`]). Disagreements are logged (target `sigd::shadow`,
+//! with the decision id) and counted in metrics and `/healthz`.
+//!
+//! The shadow never delays, changes or fails a real answer: it runs on a
+//! thread of its own at the lowest CPU priority (nice 19), so it has only
+//! the CPU time real requests leave, under its own instance of the policy
+//! limits; its queue holds [`QUEUE`] records, and a record that finds it
+//! full is not decided (counted as skipped). It is reloaded with the active
+//! policy (SIGHUP, `--watch`); nothing promotes it: that stays an
+//! operator's act.
+
+use crate::decision::{Decide, Described};
+use crate::metrics::Metrics;
+use crate::record::Record;
+use crate::reload::ActivePolicy;
+use crate::replay::{Compared, compare};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// Records waiting for the shadow, at most.
+pub const QUEUE: usize = 256;
+
+/// How the shadow's decisions went, as `/healthz` and metrics count them.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub agree: AtomicU64,
+    pub differ: AtomicU64,
+    pub unanswered: AtomicU64,
+    pub failed: AtomicU64,
+    /// Records not decided: the queue was full.
+    pub skipped: AtomicU64,
+}
+
+/// The shadow: its policy, and the queue to its thread.
+pub struct Shadow {
+    policy: Arc<ActivePolicy>,
+    queue: mpsc::Sender<Record>,
+    counts: Arc<Counts>,
+    metrics: Arc<Metrics>,
+}
+
+impl Shadow {
+    /// Start deciding with `policy` on a thread of its own.
+    pub fn start(policy: Arc<ActivePolicy>, metrics: Arc<Metrics>) -> std::io::Result<Shadow> {
+        let (queue, mut records) = mpsc::channel::<Record>(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let (deciding, counted, measured) = (policy.clone(), counts.clone(), metrics.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        std::thread::Builder::new()
+            .name("sigd-shadow".into())
+            .spawn(move || {
+                lower_priority();
+                runtime.block_on(async move {
+                    while let Some(record) = records.recv().await {
+                        let compared = compare(&deciding.current(), &record).await;
+                        note(&record, &compared, &counted, &measured);
+                    }
+                })
+            })?;
+        Ok(Shadow {
+            policy,
+            queue,
+            counts,
+            metrics,
+        })
+    }
+
+    /// Decide `record`'s request too, later, unless the queue is full.
+    pub fn judge(&self, record: Record) {
+        if self.queue.try_send(record).is_err() {
+            self.counts.skipped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.shadow_decision("skipped");
+        }
+    }
+
+    /// The shadow's policy, to reload it.
+    pub fn policy(&self) -> &Arc<ActivePolicy> {
+        &self.policy
+    }
+
+    /// Which policy shadows, and how its decisions went.
+    pub fn describe(&self) -> (Described, &Counts) {
+        (self.policy.describe(), &self.counts)
+    }
+}
+
+/// Count one shadow decision, and log it unless it agreed.
+fn note(record: &Record, compared: &Compared, counts: &Counts, metrics: &Metrics) {
+    let id = record.decision_id.as_str();
+    let (counter, outcome) = match compared {
+        Compared::Agrees => (&counts.agree, "agrees"),
+        Compared::Differs {
+            changed,
+            recorded,
+            replayed,
+        } => {
+            let changes = recorded.describe_changes(replayed, changed);
+            tracing::info!(target: "sigd::shadow", decision_id = id, changes, "shadow differs");
+            (&counts.differ, "differs")
+        }
+        Compared::Unanswered { asked } => {
+            let asked = asked.join(", ");
+            tracing::info!(target: "sigd::shadow", decision_id = id, asked, "shadow asked what the record cannot answer");
+            (&counts.unanswered, "unanswered")
+        }
+        Compared::Failed { error } => {
+            tracing::info!(target: "sigd::shadow", decision_id = id, error, "shadow failed");
+            (&counts.failed, "failed")
+        }
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    metrics.shadow_decision(outcome);
+}
+
+/// Give the calling thread the lowest CPU priority (nice 19): it runs when
+/// nothing else wants the CPU.
+fn lower_priority() {
+    let thread = nix::unistd::gettid().as_raw() as nix::libc::id_t;
+    // SAFETY: setpriority(2) on this thread's own id changes only its
+    // scheduling priority; it touches no memory.
+    let failed = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, thread, 19) } != 0;
+    if failed {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, "the shadow policy runs at normal priority");
+    }
+}
