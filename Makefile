@@ -10,6 +10,8 @@
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 #   make bench  sigd against its native baseline (bench/, built here); writes
 #               bench/latest.md and bench/latency.png (see BENCHMARKS.md)
+#   make bench-shadow  sigd with and without a shadow policy under load
+#               (bench/shadow.py; after make test, which builds the shadows)
 #   make soak   the hostile mix against one sigd for SOAK_SECONDS (120), in a
 #               private PID namespace: well-behaved latency, descriptors and
 #               RSS before, during and after (tests/soak/run.py)
@@ -55,7 +57,7 @@ BENCH_VENV := target/bench-venv
 
 SOAK_SECONDS ?= 120
 
-.PHONY: build baseline run test lint fuzz bench soak deb toolchain clean
+.PHONY: build baseline run test lint fuzz bench bench-shadow soak deb toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
@@ -88,6 +90,10 @@ lint: toolchain
 bench: build baseline $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/run.py
+
+bench-shadow: build $(BENCH_VENV)/.installed
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/shadow.py
 
 soak: build
 	SOAK_SECONDS=$(SOAK_SECONDS) $(PID_NAMESPACE) $(PYTHON) tests/soak/run.py target/release/sigd

@@ -217,7 +217,12 @@ fn escalation_after_delay() {
     assert_killed_by(&mut prompt, 15);
     std::thread::sleep(Duration::from_millis(400));
     sigd.expect_log("exited in time; no escalation");
-    assert_eq!(sigd.log().matches("sigd::guard: escalated").count(), 1, "{}", sigd.log());
+    assert_eq!(
+        sigd.log().matches("sigd::guard: escalated").count(),
+        1,
+        "{}",
+        sigd.log()
+    );
 }
 
 /// `wait_ms` makes the answer wait for the exit and say how it ended; for a

@@ -493,3 +493,102 @@ fn connection_cap_closes_the_idle_longest() {
     }
     assert_eq!(metric(&sigd, "sigd_connections_open"), 100.0);
 }
+
+/// A stderr no one reads never holds up a request: with sigd's stderr a
+/// pipe left full, 300 signal requests (each writing a 60 KB audit event) are
+/// all answered promptly; the lines that found the log queue full are
+/// dropped and counted (`sigd_log_lines_dropped_total`), and once the pipe
+/// is read again the drops are logged.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_stalled_stderr_never_holds_up_a_request() {
+    require_private_pid_namespace();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut sigd = Command::new(SIGD)
+        .args(["serve", "--no-cache", "--listen", &listen])
+        .env_remove("SIGD_TOKEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exchange = |request: &str| -> String {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reply = String::new();
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read_to_string(&mut reply);
+        }
+        reply
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .starts_with("HTTP/1.1 200")
+    {
+        assert!(Instant::now() < deadline, "sigd did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stubborn = stubborn();
+    // 60 KB each, in its decision record too: 300 fill the 8 MiB queue.
+    let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
+    let request = format!(
+        "POST /api/v1/processes/{}/signal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        stubborn.id(),
+        body.len()
+    );
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..300 {
+        let sent = Instant::now();
+        let reply = exchange(&request);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        slowest = slowest.max(sent.elapsed());
+    }
+    println!(
+        "300 requests with stderr stalled: {:?}, the slowest {slowest:?}",
+        started.elapsed()
+    );
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    let metrics = exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sigd_log_lines_dropped_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sigd_log_lines_dropped_total in {metrics}"));
+    println!("{dropped} lines dropped");
+    assert!(dropped > 0.0, "the 64 KiB pipe took every line?");
+    // Read the pipe: what was queued is written, then the drops are said.
+    let mut stderr = sigd.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut buffer = [0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match stderr.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buffer[..n]),
+            }
+            if String::from_utf8_lossy(&text).contains("log lines dropped") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    // A request more, so the writer wakes after the pipe has room.
+    exchange(&request);
+    let log = reader.join().unwrap();
+    assert!(log.contains("log lines dropped"), "{log}");
+    let _ = sigd.kill();
+    let _ = sigd.wait();
+    assert_alive_then_kill(&mut { stubborn });
+}

@@ -6,31 +6,62 @@
 //! as the entry's priority; lines for people then carry no timestamp of
 //! their own, the journal keeps one.
 //!
+//! Lines are written off the request path: an event is formatted where it
+//! happens and queued; a thread of its own ([`LogWriter`]) writes what is
+//! queued to stderr, many lines per write(2). A request never waits on
+//! stderr: when the queue holds [`MAX_QUEUED_BYTES`] (stderr is a pipe no
+//! one reads, say), a line is dropped, counted (`sigd_log_lines_dropped_total`,
+//! [`dropped_lines`]) and, once there is room, the drops are logged.
+//!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
 //! except that an audit event's decision `record` (JSON already) is
 //! embedded as an object, not as a string holding one.
 
 use crate::cli::LogFormat;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{self, JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The field of an event whose value is a JSON document already: an audit
 /// event's decision record.
 pub const RAW_JSON_FIELD: &str = "record";
 
-/// Log in `format`, what `RUST_LOG` lets through (else `default_filter`).
-pub fn init(format: LogFormat, default_filter: &str) {
+/// The most bytes of log lines queued for stderr; past it lines are dropped
+/// (and counted) rather than a request made to wait.
+pub const MAX_QUEUED_BYTES: usize = 8 << 20;
+
+/// Log lines dropped so far: the queue was full.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Bytes of log lines queued now.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many log lines were dropped since sigd started.
+pub fn dropped_lines() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Log in `format`, what `RUST_LOG` lets through (else `default_filter`),
+/// queued for the [`LogWriter`], which writes nothing until it is started.
+pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
+    let (queue, lines) = mpsc::channel();
+    let writer = LogWriter {
+        queue: queue.clone(),
+        lines: Some(lines),
+        started: false,
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(Queue(queue));
     match (format, stderr_is_journal()) {
         (LogFormat::Text, false) => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         (LogFormat::Json, false) => logs
@@ -45,6 +76,134 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .fmt_fields(JsonFields::new())
             .event_format(Prioritized(JsonLines))
             .init(),
+    }
+    writer
+}
+
+/// What the writer thread is sent: a line, or "write all before this and say so".
+enum Message {
+    Line(Vec<u8>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// The queue events are formatted into (a `MakeWriter`).
+struct Queue(mpsc::Sender<Message>);
+
+impl<'a> MakeWriter<'a> for Queue {
+    type Writer = Line<'a>;
+
+    fn make_writer(&'a self) -> Line<'a> {
+        Line(&self.0, Vec::new())
+    }
+}
+
+/// One event's line, queued when dropped (tracing formats a whole event,
+/// then writes it at once).
+struct Line<'a>(&'a mpsc::Sender<Message>, Vec<u8>);
+
+impl std::io::Write for Line<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Line<'_> {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.1);
+        let size = line.len();
+        if line.is_empty() {
+            return;
+        }
+        if QUEUED.fetch_add(size, Ordering::Relaxed) + size > MAX_QUEUED_BYTES {
+            QUEUED.fetch_sub(size, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.0.send(Message::Line(line)).is_err() {
+            QUEUED.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer of queued lines to stderr. [`start`](LogWriter::start) it once
+/// the process may start threads (after `main` settles its capabilities);
+/// dropped, it writes what is still queued before returning.
+pub struct LogWriter {
+    queue: mpsc::Sender<Message>,
+    /// Until started: the queue's receiving end.
+    lines: Option<mpsc::Receiver<Message>>,
+    started: bool,
+}
+
+impl LogWriter {
+    /// Start writing on a thread of its own.
+    pub fn start(&mut self) {
+        let Some(lines) = self.lines.take() else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("sigd-log".into())
+            .spawn(move || write_lines(lines));
+        match spawned {
+            Ok(_) => self.started = true,
+            Err(error) => eprintln!("sigd: cannot start the log writer: {error}"),
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    /// Write what is queued: through the thread (waiting at most a second),
+    /// or here if it never started.
+    fn drop(&mut self) {
+        if let Some(lines) = self.lines.take() {
+            let mut stderr = std::io::stderr().lock();
+            for message in lines.try_iter() {
+                if let Message::Line(line) = message {
+                    let _ = stderr.write_all(&line);
+                }
+            }
+            return;
+        }
+        let (done, written) = mpsc::channel();
+        if self.started && self.queue.send(Message::Flush(done)).is_ok() {
+            let _ = written.recv_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// The writer thread: every line queued, as many per write(2) as have
+/// queued up meanwhile; then, if lines were dropped since, a warning.
+fn write_lines(lines: mpsc::Receiver<Message>) {
+    let mut stderr = std::io::BufWriter::with_capacity(64 << 10, std::io::stderr());
+    let mut reported = 0;
+    while let Ok(first) = lines.recv() {
+        let mut flushed = Vec::new();
+        for message in std::iter::once(first).chain(lines.try_iter()) {
+            match message {
+                Message::Line(line) => {
+                    QUEUED.fetch_sub(line.len(), Ordering::Relaxed);
+                    let _ = stderr.write_all(&line);
+                }
+                Message::Flush(done) => flushed.push(done),
+            }
+        }
+        let _ = stderr.flush();
+        for done in flushed {
+            let _ = done.send(());
+        }
+        let dropped = dropped_lines();
+        if dropped > reported {
+            tracing::warn!(
+                dropped = dropped - reported,
+                "log lines dropped: stderr did not keep up (sigd_log_lines_dropped_total)"
+            );
+            reported = dropped;
+        }
     }
 }
 

@@ -34,14 +34,16 @@ fn main() -> ExitCode {
         Command::Serve(args) => (args.log_format, "info"),
         Command::Policy(_) => (LogFormat::Text, "warn"),
     };
-    sigd::logs::init(format, default_filter);
-    // Before the async runtime starts any thread: every thread inherits it.
+    let mut log_writer = sigd::logs::init(format, default_filter);
+    // Before the async runtime (or the log writer) starts any thread: every
+    // thread inherits it.
     if let Command::Serve(args) = &cli.command
         && let Err(error) = sigd::privileges::settle_for(args)
     {
         eprintln!("sigd: {error}");
         return ExitCode::FAILURE;
     }
+    log_writer.start();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

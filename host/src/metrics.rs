@@ -53,6 +53,7 @@ pub struct Metrics {
     serving: std::sync::Mutex<Vec<Loaded>>,
     fallbacks: Counter,
     shadow: Family<Named, Counter>,
+    log_dropped: Counter,
     connections: Gauge,
     in_flight: Gauge,
 }
@@ -76,6 +77,7 @@ impl Default for Metrics {
             serving: Default::default(),
             fallbacks: Counter::default(),
             shadow: Family::default(),
+            log_dropped: Counter::default(),
             connections: Gauge::default(),
             in_flight: Gauge::default(),
         };
@@ -140,6 +142,11 @@ impl Default for Metrics {
             "shadow_decisions",
             "Shadow policy decisions, by how they compared with the active policy's",
             metrics.shadow.clone(),
+        );
+        r.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr did not keep up (requests never wait on it)",
+            metrics.log_dropped.clone(),
         );
         r.register(
             "connections_open",
@@ -251,6 +258,9 @@ impl Metrics {
 
     /// The text `GET /metrics` answers.
     pub fn render(&self) -> String {
+        let dropped = crate::logs::dropped_lines();
+        self.log_dropped
+            .inc_by(dropped.saturating_sub(self.log_dropped.get()));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.registry);
