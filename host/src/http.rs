@@ -361,14 +361,19 @@ async fn respond<'a>(
             "policy failed; the built-in default policy answered (--policy-fail-mode fallback)"
         );
     }
+    // The record is made only for what reads it: the audit log, a shadow.
+    let recorded = audit::enabled() || app.shadow.is_some();
     let (response, code, sent) = match answer(&decision) {
-        Ok((status, body, code)) => (json_response(status, body.clone()), code, body),
+        Ok((status, body, code)) => {
+            let sent = recorded.then(|| body.clone());
+            (json_response(status, body), code, sent)
+        }
         Err(error) => {
             let (response, code) = error.response();
-            (response, code.to_string(), error.body())
+            (response, code.to_string(), recorded.then(|| error.body()))
         }
     };
-    let record = (audit::enabled() || app.shadow.is_some()).then(|| {
+    let record = sent.map(|sent| {
         let answer = RecordedAnswer {
             status: response.status().as_u16(),
             code: code.clone(),
