@@ -4,7 +4,9 @@
 //! - only processes opened by pid > 0, through a handle that names that
 //!   process and no other (so a pid reused between check and send is safe);
 //! - never pid 1, sigd itself or any of its ancestors, in any scope: a
-//!   group or tree that holds one of them is refused whole;
+//!   group or tree that holds one of them is refused whole (the ancestry is
+//!   walked again when sigd's parent changes, not on every request: see
+//!   `Ancestry`);
 //! - never sigd's own process group;
 //! - only signal numbers Linux delivers (see [`crate::signal`]);
 //! - on behalf of a caller ([`Authority::OnBehalfOf`]), only processes
@@ -19,7 +21,7 @@ use crate::escalations::Escalations;
 use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessTable, RunState};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
@@ -107,6 +109,8 @@ struct Inner {
     waits: Arc<Semaphore>,
     /// True once waits are to end now (the drain is ending).
     cut_waits: watch::Sender<bool>,
+    /// sigd's ancestry as last walked, kept until sigd's parent changes.
+    ancestry: Mutex<Ancestry>,
 }
 
 /// How many requests may wait for an exit at once unless told otherwise.
@@ -151,6 +155,7 @@ impl GuardedTable {
             escalations,
             waits: Arc::new(Semaphore::new(max_waits)),
             cut_waits: watch::Sender::new(false),
+            ancestry: Mutex::new(Ancestry::default()),
         }))
     }
 
@@ -340,7 +345,7 @@ impl GuardedTable {
         let mut found = vec![(target.pid(), target.clone())];
         for _ in 0..FREEZE_ROUNDS {
             for (pid, member) in &found {
-                if *pid <= 1 || protected.contains(pid) {
+                if protected.holds(*pid, member.start_time()) {
                     return Err(KillError::Protected);
                 }
                 if let Authority::OnBehalfOf(uid) = authority {
@@ -371,38 +376,41 @@ impl GuardedTable {
 
     /// Whom `scope` reaches from `target`, once none of them is protected.
     fn members(&self, target: &Arc<dyn Process>, scope: Scope) -> Result<Members, KillError> {
-        let inner = &self.0;
         let protected = self.protected();
-        let refuse_protected =
-            |pids: &[i32]| match pids.iter().any(|pid| *pid <= 1 || protected.contains(pid)) {
-                true => Err(KillError::Protected),
-                false => Ok(()),
-            };
+        // Each process by its pid and start time.
+        let refuse_protected = |processes: &[(i32, u64)]| match processes
+            .iter()
+            .any(|&(pid, started)| protected.holds(pid, started))
+        {
+            true => Err(KillError::Protected),
+            false => Ok(()),
+        };
         match scope {
             Scope::Process => {
-                refuse_protected(&[target.pid()])?;
+                refuse_protected(&[(target.pid(), target.start_time())])?;
                 Ok(Members::Process)
             }
             Scope::Group => {
                 let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
-                let own_group = inner.table.lookup(inner.own_pid).map(|me| me.pgid);
-                if pgid <= 1 || Some(pgid) == own_group {
+                if pgid <= 1 || protected.group == Some(pgid) {
                     return Err(KillError::Protected);
                 }
-                let mut group: Vec<i32> = inner
-                    .table
-                    .snapshot()
-                    .into_iter()
+                let processes = self.0.table.snapshot().into_iter();
+                let mut group: Vec<(i32, u64)> = processes
                     .filter(|p| p.pgid == pgid)
-                    .map(|p| p.pid)
+                    .map(|p| (p.pid, p.start_time))
                     .collect();
                 refuse_protected(&group)?;
                 group.sort_unstable();
-                Ok(Members::Group(group))
+                Ok(Members::Group(
+                    group.into_iter().map(|(pid, _)| pid).collect(),
+                ))
             }
             Scope::Tree => {
                 let tree = self.tree(target)?;
-                refuse_protected(&tree.keys().copied().collect::<Vec<_>>())?;
+                let processes: Vec<_> =
+                    tree.iter().map(|(pid, p)| (*pid, p.start_time())).collect();
+                refuse_protected(&processes)?;
                 Ok(Members::Each(tree.into_iter().collect()))
             }
         }
@@ -452,18 +460,104 @@ impl GuardedTable {
         Ok(found)
     }
 
-    /// pid 1, sigd and sigd's ancestors, now.
-    fn protected(&self) -> BTreeSet<i32> {
+    /// pid 1, sigd, its ancestors and its group, now: one question to the
+    /// table (sigd's parent), and a walk of the ancestry only when that has
+    /// changed since the last (see [`Ancestry`]).
+    fn protected(&self) -> Arc<Protected> {
         let inner = &self.0;
-        let mut protected = BTreeSet::from([1, inner.own_pid]);
-        let mut pid = inner.own_pid;
-        while let Some(parent) = inner.table.parent(pid).filter(|p| *p > 1) {
-            if !protected.insert(parent) {
-                break;
-            }
-            pid = parent;
+        let parent = inner.table.parent_of_sigd(inner.own_pid);
+        let mut known = inner
+            .ancestry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.parent.is_none() || known.parent != parent {
+            *known = Ancestry::walk(&*inner.table, inner.own_pid, &known.protected);
         }
-        protected
+        known.protected.clone()
+    }
+}
+
+/// The processes no signal reaches, as one walk of sigd's ancestry found
+/// them.
+#[derive(Default)]
+struct Protected {
+    /// sigd's own pid.
+    own_pid: i32,
+    /// Each ancestor of sigd by pid and start time, which together name one
+    /// process: an ancestor's pid, once taken by a later process, is not
+    /// protected.
+    ancestors: BTreeSet<(i32, u64)>,
+    /// sigd's process group (it never changes it; nor can its parent once
+    /// sigd has exec'd), if sigd's facts could be read.
+    group: Option<i32>,
+}
+
+impl Protected {
+    /// Whether the process `pid`, started at `started`, is one no signal
+    /// reaches: pid 1, sigd, or one of its ancestors.
+    fn holds(&self, pid: i32, started: u64) -> bool {
+        pid <= 1 || pid == self.own_pid || self.ancestors.contains(&(pid, started))
+    }
+}
+
+/// sigd's ancestry as last walked, trusted until sigd's parent changes.
+///
+/// That is enough, and it errs only on the side of refusing. A process
+/// changes parent only when its parent dies, and the kernel then hands it
+/// to the nearest living ancestor that is a child subreaper, or to pid 1:
+/// a process joins sigd's ancestry only by being born into it, before sigd
+/// was. So every ancestor of sigd now was one at the last walk (or is pid
+/// 1), and is protected. What the kept walk can get wrong is to protect a
+/// process that is no longer an ancestor:
+///
+/// - one that has died: no later process has its pid and start time;
+/// - one that lives on, when a process between it and sigd died and a
+///   subreaper above it took the orphan: protected until sigd's own parent
+///   changes. sigd's parent is asked on every request (getppid(2)), and
+///   when it changes the ancestry is walked again at once, so the ancestor
+///   that died *was* sigd's parent is forgotten in the same request.
+#[derive(Default)]
+struct Ancestry {
+    /// sigd's parent when it was walked; `None` (walk again next time)
+    /// until a walk reaches the top of the ancestry.
+    parent: Option<i32>,
+    protected: Arc<Protected>,
+}
+
+impl Ancestry {
+    /// Walk sigd's ancestry in `table` now, up to pid 1 or to a process
+    /// whose parent is outside sigd's PID namespace. A walk that cannot get
+    /// there (an ancestor gone meanwhile, or a "parent" younger than its
+    /// child: another process took a gone ancestor's pid) keeps what
+    /// `before` protected too, and is done again on the next request.
+    fn walk(table: &dyn ProcessTable, own_pid: i32, before: &Protected) -> Ancestry {
+        let me = table.lookup(own_pid);
+        let mut whole = me.is_some();
+        let mut ancestors = BTreeSet::new();
+        let (mut pid, mut child_started) =
+            me.as_ref().map_or((0, 0), |me| (me.ppid, me.start_time));
+        while pid > 1 {
+            let Some(ancestor) = table.lookup(pid) else {
+                whole = false;
+                break;
+            };
+            whole &= ancestor.start_time <= child_started;
+            if !ancestors.insert((pid, ancestor.start_time)) {
+                break; // a cycle, which only a simulated table can have
+            }
+            (pid, child_started) = (ancestor.ppid, ancestor.start_time);
+        }
+        if !whole {
+            ancestors.extend(before.ancestors.iter().copied());
+        }
+        Ancestry {
+            parent: me.as_ref().filter(|_| whole).map(|me| me.ppid),
+            protected: Arc::new(Protected {
+                own_pid,
+                ancestors,
+                group: me.map(|me| me.pgid).or(before.group),
+            }),
+        }
     }
 }
 
