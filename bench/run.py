@@ -39,8 +39,8 @@ BASELINE = os.path.join(ROOT, "target/release/sigd-baseline")
 BARE = os.path.join(ROOT, "target/release/sigd-bare")
 LOGS = os.path.join(ROOT, "target/bench-logs")
 CONNECTIONS = [1, 16, 256]
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 TARGETS = 8
 SYSCALL_REQUESTS = 500
 # Syscalls that wait (for work, a lock or a timer) rather than do a request's work.
