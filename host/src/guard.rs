@@ -671,3 +671,149 @@ fn send_each(
     reached.sort_unstable();
     Ok(reached)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Ids, ProcessInfo};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const SIGD: i32 = 30;
+
+    /// A table of (pid, ppid, start time) whose processes can die, move and
+    /// be born while a guard holds it; it counts its lookups.
+    #[derive(Clone, Default)]
+    struct Table(Arc<(Mutex<BTreeMap<i32, ProcessInfo>>, AtomicUsize)>);
+
+    impl Table {
+        fn with(processes: &[(i32, i32, u64)]) -> Table {
+            let table = Table::default();
+            table.set(processes);
+            table
+        }
+
+        /// Add or replace these processes.
+        fn set(&self, processes: &[(i32, i32, u64)]) {
+            let mut table = self.0.0.lock().unwrap();
+            for &(pid, ppid, start_time) in processes {
+                let info = ProcessInfo {
+                    pid,
+                    ppid,
+                    pgid: pid,
+                    sid: pid,
+                    uids: Ids::all(0),
+                    gids: Ids::all(0),
+                    state: RunState::Sleeping,
+                    start_time,
+                    command: format!("p{pid}"),
+                    exit_code: None,
+                };
+                table.insert(pid, info);
+            }
+        }
+
+        fn remove(&self, pid: i32) {
+            self.0.0.lock().unwrap().remove(&pid);
+        }
+
+        fn lookups(&self) -> usize {
+            self.0.1.load(Ordering::Relaxed)
+        }
+    }
+
+    impl ProcessTable for Table {
+        fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
+            self.0.1.fetch_add(1, Ordering::Relaxed);
+            self.0.0.lock().unwrap().get(&pid).cloned()
+        }
+
+        fn parent_of_sigd(&self, sigd: i32) -> Option<i32> {
+            // The cheap question: not a lookup.
+            self.0.0.lock().unwrap().get(&sigd).map(|info| info.ppid)
+        }
+
+        fn snapshot(&self) -> Vec<ProcessInfo> {
+            self.0.0.lock().unwrap().values().cloned().collect()
+        }
+
+        fn open(&self, _pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+            Ok(None)
+        }
+    }
+
+    /// Whether the guard protects `pid` started at `start_time` now.
+    fn protects(guard: &GuardedTable, pid: i32, start_time: u64) -> bool {
+        guard.protected().holds(pid, start_time)
+    }
+
+    /// While sigd's parent stays, the ancestry is not walked again; an
+    /// ancestor that died meanwhile is forgotten for what matters: its pid,
+    /// taken by a later process, is not protected.
+    #[test]
+    fn kept_until_the_parent_changes_and_never_for_a_reused_pid() {
+        let table = Table::with(&[(1, 0, 1), (10, 1, 5), (20, 10, 6), (SIGD, 20, 7)]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 10, 5) && protects(&guard, 20, 6));
+        let walked = table.lookups();
+        assert!(protects(&guard, 20, 6));
+        assert_eq!(table.lookups(), walked, "walked again with the same parent");
+        // 10 dies, 20 is handed to pid 1, and 10 is reused.
+        table.set(&[(20, 1, 6), (10, 1, 90)]);
+        assert!(!protects(&guard, 10, 90));
+        assert!(protects(&guard, 20, 6) && protects(&guard, 1, 1) && protects(&guard, SIGD, 7));
+    }
+
+    /// When sigd's parent dies and a subreaper above takes sigd, the
+    /// ancestry is walked again at once: the subreaper stays protected, the
+    /// process between it and the dead parent is no longer.
+    #[test]
+    fn walked_again_when_the_parent_changes() {
+        let table = Table::with(&[
+            (1, 0, 1),
+            (10, 1, 5),
+            (15, 10, 6),
+            (20, 15, 7),
+            (SIGD, 20, 8),
+        ]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 15, 6));
+        table.remove(20);
+        table.set(&[(SIGD, 10, 8)]);
+        assert!(protects(&guard, 10, 5));
+        assert!(!protects(&guard, 15, 6) && !protects(&guard, 20, 7));
+    }
+
+    /// A walk that cannot reach the top (an ancestor gone meanwhile) keeps
+    /// what the walk before protected, and is done again on the next call.
+    #[test]
+    fn a_walk_cut_short_keeps_the_one_before() {
+        let table = Table::with(&[(1, 0, 1), (10, 1, 5), (20, 10, 6), (SIGD, 20, 7)]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 10, 5));
+        // sigd's new parent 40 has gone before the walk reads it.
+        table.set(&[(SIGD, 40, 7)]);
+        assert!(protects(&guard, 10, 5) && protects(&guard, 20, 6));
+        let walked = table.lookups();
+        table.set(&[(40, 1, 3)]);
+        assert!(protects(&guard, 40, 3));
+        assert!(
+            table.lookups() > walked,
+            "not walked again after a walk cut short"
+        );
+        assert!(!protects(&guard, 10, 5) && !protects(&guard, 20, 6));
+    }
+
+    /// A "parent" that started after its child is a process that took a
+    /// gone ancestor's pid: protected too, but the walk is not trusted, and
+    /// the one before is kept.
+    #[test]
+    fn a_younger_parent_is_not_trusted() {
+        let table = Table::with(&[(1, 0, 1), (10, 1, 5), (20, 10, 6), (SIGD, 20, 7)]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 10, 5));
+        table.set(&[(20, 1, 50), (21, 20, 4), (SIGD, 21, 7)]);
+        assert!(protects(&guard, 21, 4) && protects(&guard, 20, 50));
+        assert!(protects(&guard, 10, 5), "the walk before was dropped");
+    }
+}
