@@ -8,7 +8,8 @@
 #               (it builds the default policy, and no test guest)
 #   make lint   rustfmt and clippy, warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
-#   make bench  sigd against its native baseline (bench/, built here); writes
+#   make bench  sigd against its native baseline and a bare hyper server with
+#               the same syscalls (bench/, built here); writes
 #               bench/latest.md and bench/latency.png (see BENCHMARKS.md)
 #   make bench-shadow  sigd with and without a shadow policy under load
 #               (bench/shadow.py; after make test, which builds the shadows)
@@ -52,7 +53,7 @@ EXAMPLES := target/example-policies
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := proc_stat signal_request
 
-# The benchmarks' tools: wrk from Debian, matplotlib for the plot.
+# The benchmarks' tools: wrk and strace from Debian, matplotlib for the plot.
 BENCH_VENV := target/bench-venv
 
 SOAK_SECONDS ?= 120
@@ -68,11 +69,13 @@ deb: build
 	@command -v dpkg-deb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg >/dev/null; }
 	packaging/deb.sh target/release/sigd target/debian
 
-# The benchmarks' yardstick: the default policy linked natively (bench/).
+# The benchmarks' yardsticks (bench/): the default policy linked natively,
+# and the bare server that makes only a signal's syscalls.
 baseline: toolchain
-	$(call RELEASE,build) -p sigd-bench --bin sigd-baseline
+	$(call RELEASE,build) -p sigd-bench --bin sigd-baseline --bin sigd-bare
 	mkdir -p target/release
 	strip -o target/release/sigd-baseline target/$(HOST_TRIPLE)/release/sigd-baseline
+	strip -o target/release/sigd-bare target/$(HOST_TRIPLE)/release/sigd-bare
 
 run: build
 	./target/release/sigd serve --listen $(LISTEN)
@@ -88,7 +91,7 @@ lint: toolchain
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 bench: build baseline $(BENCH_VENV)/.installed
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null && command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk strace >/dev/null; }
 	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/run.py
 
 bench-shadow: build $(BENCH_VENV)/.installed

@@ -93,6 +93,143 @@ fn protects_init_and_itself() {
     assert_killed_by(&mut child, 15);
 }
 
+/// Protection follows sigd's ancestors when sigd is reparented under load.
+/// sigd runs as subreaper -> shell -> shell -> sigd; once its parent is
+/// killed, the kernel hands sigd to the subreaper. Requests are answered
+/// throughout; the subreaper (an ancestor before, the parent after) is 403
+/// PROTECTED_PROCESS; the middle shell, no longer an ancestor, may be
+/// signalled again; and ordinary targets still are.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn protection_follows_reparenting() {
+    use std::os::unix::process::CommandExt;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    require_private_pid_namespace();
+    // Each shell starts the next in the background and stays (as `sleep`,
+    // which reaps nothing); the parent waits for sigd.
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"sh -c "$MIDDLE" & exec sleep 600"#])
+        .env("MIDDLE", r#"sh -c "$PARENT" & exec sleep 600"#)
+        .env(
+            "PARENT",
+            r#""$SIGD" serve --listen 127.0.0.1:0 --no-cache & wait"#,
+        )
+        .env("SIGD", SIGD)
+        .env("RUST_LOG", "info")
+        .env_remove("SIGD_TOKEN")
+        .process_group(0);
+    // SAFETY: prctl(2) only, between fork and exec; the attribute survives exec.
+    unsafe {
+        command.pre_exec(
+            || match nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            },
+        );
+    }
+    let sigd = Sigd::start_command(command);
+    let _everyone = KillGroupOnDrop(sigd.pid());
+    // subreaper, the shells between, sigd's parent, sigd.
+    let mut chain = vec![sigd.pid()];
+    while comm(*chain.last().unwrap()) != "sigd" {
+        let children = wait_for_children(*chain.last().unwrap() as u32, 1);
+        chain.push(*children.first().unwrap());
+    }
+    let (subreaper, sigd_pid) = (chain[0], chain[chain.len() - 1]);
+    let parent = chain[chain.len() - 2];
+    let middle = &chain[1..chain.len() - 2];
+    assert!(!middle.is_empty(), "{chain:?}");
+    for ancestor in &chain {
+        sigd.signal(ancestor, r#"{"signal": "CONT"}"#)
+            .assert(403, "PROTECTED_PROCESS");
+    }
+
+    let stubborn = stubborn();
+    let answered = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|load| {
+        for _ in 0..2 {
+            load.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    sigd.signal(stubborn.id(), r#"{"signal": 15}"#)
+                        .assert(200, "");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        wait_until(|| answered.load(Ordering::Relaxed) >= 20, "load before");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(parent),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_until(
+            || ppid(sigd_pid) == subreaper,
+            "sigd handed to the subreaper",
+        );
+        let before = answered.load(Ordering::Relaxed);
+        for pid in [subreaper, sigd_pid] {
+            sigd.signal(pid, r#"{"signal": "CONT"}"#)
+                .assert(403, "PROTECTED_PROCESS");
+        }
+        for pid in middle {
+            sigd.signal(pid, r#"{"signal": "CONT"}"#).assert(200, "");
+        }
+        let mut child = target();
+        sigd.signal(child.id(), r#"{"signal": 15}"#).assert(200, "");
+        assert_killed_by(&mut child, 15);
+        wait_until(
+            || answered.load(Ordering::Relaxed) >= before + 100,
+            "load after",
+        );
+        done.store(true, Ordering::Relaxed);
+    });
+    let mut stubborn = stubborn;
+    assert_alive_then_kill(&mut stubborn);
+}
+
+/// `/proc/<pid>/comm`, without its newline.
+fn comm(pid: i32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    comm.trim_end().to_string()
+}
+
+/// The parent of `pid` now, as `/proc/<pid>/stat` says (0 if it cannot be read).
+fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields = stat.rsplit(')').next().unwrap_or_default();
+    fields
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Wait (at most 10 s) until `ready`; panics saying it was waiting for `what`.
+#[track_caller]
+fn wait_until(ready: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited in vain for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// SIGKILL to the process group `.0` when dropped: the processes a test
+/// started beneath a shell it does not wait for.
+struct KillGroupOnDrop(i32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// When the kernel says EPERM (sigd runs as nobody, the target as root), the
 /// answer is 403 PERMISSION_DENIED and the target lives.
 #[test]

@@ -4,7 +4,9 @@
 //! - only processes opened by pid > 0, through a handle that names that
 //!   process and no other (so a pid reused between check and send is safe);
 //! - never pid 1, sigd itself or any of its ancestors, in any scope: a
-//!   group or tree that holds one of them is refused whole;
+//!   group or tree that holds one of them is refused whole (the ancestry is
+//!   walked again when sigd's parent changes, not on every request: see
+//!   `Ancestry`);
 //! - never sigd's own process group;
 //! - only signal numbers Linux delivers (see [`crate::signal`]);
 //! - on behalf of a caller ([`Authority::OnBehalfOf`]), only processes
@@ -19,7 +21,7 @@ use crate::escalations::Escalations;
 use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessTable, RunState};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
@@ -119,6 +121,8 @@ struct Inner {
     waits: Arc<Semaphore>,
     /// True once waits are to end now (the drain is ending).
     cut_waits: watch::Sender<bool>,
+    /// sigd's ancestry as last walked, kept until sigd's parent changes.
+    ancestry: Mutex<Ancestry>,
 }
 
 /// How many requests may wait for an exit at once unless told otherwise.
@@ -164,6 +168,7 @@ impl GuardedTable {
             escalations,
             waits: Arc::new(Semaphore::new(max_waits)),
             cut_waits: watch::Sender::new(false),
+            ancestry: Mutex::new(Ancestry::default()),
         }))
     }
 
@@ -353,7 +358,7 @@ impl GuardedTable {
         let mut found = vec![(target.pid(), target.clone())];
         for _ in 0..FREEZE_ROUNDS {
             for (pid, member) in &found {
-                if *pid <= 1 || protected.contains(pid) {
+                if protected.holds(*pid, member.start_time()) {
                     return Err(KillError::Protected);
                 }
                 if let Authority::OnBehalfOf(uid) = authority {
@@ -384,38 +389,41 @@ impl GuardedTable {
 
     /// Whom `scope` reaches from `target`, once none of them is protected.
     fn members(&self, target: &Arc<dyn Process>, scope: Scope) -> Result<Members, KillError> {
-        let inner = &self.0;
         let protected = self.protected();
-        let refuse_protected =
-            |pids: &[i32]| match pids.iter().any(|pid| *pid <= 1 || protected.contains(pid)) {
-                true => Err(KillError::Protected),
-                false => Ok(()),
-            };
+        // Each process by its pid and start time.
+        let refuse_protected = |processes: &[(i32, u64)]| match processes
+            .iter()
+            .any(|&(pid, started)| protected.holds(pid, started))
+        {
+            true => Err(KillError::Protected),
+            false => Ok(()),
+        };
         match scope {
             Scope::Process => {
-                refuse_protected(&[target.pid()])?;
+                refuse_protected(&[(target.pid(), target.start_time())])?;
                 Ok(Members::Process)
             }
             Scope::Group => {
                 let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
-                let own_group = inner.table.lookup(inner.own_pid).map(|me| me.pgid);
-                if pgid <= 1 || Some(pgid) == own_group {
+                if pgid <= 1 || protected.group == Some(pgid) {
                     return Err(KillError::Protected);
                 }
-                let mut group: Vec<i32> = inner
-                    .table
-                    .snapshot()
-                    .into_iter()
+                let processes = self.0.table.snapshot().into_iter();
+                let mut group: Vec<(i32, u64)> = processes
                     .filter(|p| p.pgid == pgid)
-                    .map(|p| p.pid)
+                    .map(|p| (p.pid, p.start_time))
                     .collect();
                 refuse_protected(&group)?;
                 group.sort_unstable();
-                Ok(Members::Group(group))
+                Ok(Members::Group(
+                    group.into_iter().map(|(pid, _)| pid).collect(),
+                ))
             }
             Scope::Tree => {
                 let tree = self.tree(target)?;
-                refuse_protected(&tree.keys().copied().collect::<Vec<_>>())?;
+                let processes: Vec<_> =
+                    tree.iter().map(|(pid, p)| (*pid, p.start_time())).collect();
+                refuse_protected(&processes)?;
                 Ok(Members::Each(tree.into_iter().collect()))
             }
         }
@@ -465,18 +473,104 @@ impl GuardedTable {
         Ok(found)
     }
 
-    /// pid 1, sigd and sigd's ancestors, now.
-    fn protected(&self) -> BTreeSet<i32> {
+    /// pid 1, sigd, its ancestors and its group, now: one question to the
+    /// table (sigd's parent), and a walk of the ancestry only when that has
+    /// changed since the last (see [`Ancestry`]).
+    fn protected(&self) -> Arc<Protected> {
         let inner = &self.0;
-        let mut protected = BTreeSet::from([1, inner.own_pid]);
-        let mut pid = inner.own_pid;
-        while let Some(parent) = inner.table.parent(pid).filter(|p| *p > 1) {
-            if !protected.insert(parent) {
-                break;
-            }
-            pid = parent;
+        let parent = inner.table.parent_of_sigd(inner.own_pid);
+        let mut known = inner
+            .ancestry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.parent.is_none() || known.parent != parent {
+            *known = Ancestry::walk(&*inner.table, inner.own_pid, &known.protected);
         }
-        protected
+        known.protected.clone()
+    }
+}
+
+/// The processes no signal reaches, as one walk of sigd's ancestry found
+/// them.
+#[derive(Default)]
+struct Protected {
+    /// sigd's own pid.
+    own_pid: i32,
+    /// Each ancestor of sigd by pid and start time, which together name one
+    /// process: an ancestor's pid, once taken by a later process, is not
+    /// protected.
+    ancestors: BTreeSet<(i32, u64)>,
+    /// sigd's process group (it never changes it; nor can its parent once
+    /// sigd has exec'd), if sigd's facts could be read.
+    group: Option<i32>,
+}
+
+impl Protected {
+    /// Whether the process `pid`, started at `started`, is one no signal
+    /// reaches: pid 1, sigd, or one of its ancestors.
+    fn holds(&self, pid: i32, started: u64) -> bool {
+        pid <= 1 || pid == self.own_pid || self.ancestors.contains(&(pid, started))
+    }
+}
+
+/// sigd's ancestry as last walked, trusted until sigd's parent changes.
+///
+/// That is enough, and it errs only on the side of refusing. A process
+/// changes parent only when its parent dies, and the kernel then hands it
+/// to the nearest living ancestor that is a child subreaper, or to pid 1:
+/// a process joins sigd's ancestry only by being born into it, before sigd
+/// was. So every ancestor of sigd now was one at the last walk (or is pid
+/// 1), and is protected. What the kept walk can get wrong is to protect a
+/// process that is no longer an ancestor:
+///
+/// - one that has died: no later process has its pid and start time;
+/// - one that lives on, when a process between it and sigd died and a
+///   subreaper above it took the orphan: protected until sigd's own parent
+///   changes. sigd's parent is asked on every request (getppid(2)), and
+///   when it changes the ancestry is walked again at once, so the ancestor
+///   that died *was* sigd's parent is forgotten in the same request.
+#[derive(Default)]
+struct Ancestry {
+    /// sigd's parent when it was walked; `None` (walk again next time)
+    /// until a walk reaches the top of the ancestry.
+    parent: Option<i32>,
+    protected: Arc<Protected>,
+}
+
+impl Ancestry {
+    /// Walk sigd's ancestry in `table` now, up to pid 1 or to a process
+    /// whose parent is outside sigd's PID namespace. A walk that cannot get
+    /// there (an ancestor gone meanwhile, or a "parent" younger than its
+    /// child: another process took a gone ancestor's pid) keeps what
+    /// `before` protected too, and is done again on the next request.
+    fn walk(table: &dyn ProcessTable, own_pid: i32, before: &Protected) -> Ancestry {
+        let me = table.lookup(own_pid);
+        let mut whole = me.is_some();
+        let mut ancestors = BTreeSet::new();
+        let (mut pid, mut child_started) =
+            me.as_ref().map_or((0, 0), |me| (me.ppid, me.start_time));
+        while pid > 1 {
+            let Some(ancestor) = table.lookup(pid) else {
+                whole = false;
+                break;
+            };
+            whole &= ancestor.start_time <= child_started;
+            if !ancestors.insert((pid, ancestor.start_time)) {
+                break; // a cycle, which only a simulated table can have
+            }
+            (pid, child_started) = (ancestor.ppid, ancestor.start_time);
+        }
+        if !whole {
+            ancestors.extend(before.ancestors.iter().copied());
+        }
+        Ancestry {
+            parent: me.as_ref().filter(|_| whole).map(|me| me.ppid),
+            protected: Arc::new(Protected {
+                own_pid,
+                ancestors,
+                group: me.map(|me| me.pgid).or(before.group),
+            }),
+        }
     }
 }
 
@@ -602,5 +696,151 @@ mod micros {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_micros)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Ids, ProcessInfo};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const SIGD: i32 = 30;
+
+    /// A table of (pid, ppid, start time) whose processes can die, move and
+    /// be born while a guard holds it; it counts its lookups.
+    #[derive(Clone, Default)]
+    struct Table(Arc<(Mutex<BTreeMap<i32, ProcessInfo>>, AtomicUsize)>);
+
+    impl Table {
+        fn with(processes: &[(i32, i32, u64)]) -> Table {
+            let table = Table::default();
+            table.set(processes);
+            table
+        }
+
+        /// Add or replace these processes.
+        fn set(&self, processes: &[(i32, i32, u64)]) {
+            let mut table = self.0.0.lock().unwrap();
+            for &(pid, ppid, start_time) in processes {
+                let info = ProcessInfo {
+                    pid,
+                    ppid,
+                    pgid: pid,
+                    sid: pid,
+                    uids: Ids::all(0),
+                    gids: Ids::all(0),
+                    state: RunState::Sleeping,
+                    start_time,
+                    command: format!("p{pid}"),
+                    exit_code: None,
+                };
+                table.insert(pid, info);
+            }
+        }
+
+        fn remove(&self, pid: i32) {
+            self.0.0.lock().unwrap().remove(&pid);
+        }
+
+        fn lookups(&self) -> usize {
+            self.0.1.load(Ordering::Relaxed)
+        }
+    }
+
+    impl ProcessTable for Table {
+        fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
+            self.0.1.fetch_add(1, Ordering::Relaxed);
+            self.0.0.lock().unwrap().get(&pid).cloned()
+        }
+
+        fn parent_of_sigd(&self, sigd: i32) -> Option<i32> {
+            // The cheap question: not a lookup.
+            self.0.0.lock().unwrap().get(&sigd).map(|info| info.ppid)
+        }
+
+        fn snapshot(&self) -> Vec<ProcessInfo> {
+            self.0.0.lock().unwrap().values().cloned().collect()
+        }
+
+        fn open(&self, _pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+            Ok(None)
+        }
+    }
+
+    /// Whether the guard protects `pid` started at `start_time` now.
+    fn protects(guard: &GuardedTable, pid: i32, start_time: u64) -> bool {
+        guard.protected().holds(pid, start_time)
+    }
+
+    /// While sigd's parent stays, the ancestry is not walked again; an
+    /// ancestor that died meanwhile is forgotten for what matters: its pid,
+    /// taken by a later process, is not protected.
+    #[test]
+    fn kept_until_the_parent_changes_and_never_for_a_reused_pid() {
+        let table = Table::with(&[(1, 0, 1), (10, 1, 5), (20, 10, 6), (SIGD, 20, 7)]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 10, 5) && protects(&guard, 20, 6));
+        let walked = table.lookups();
+        assert!(protects(&guard, 20, 6));
+        assert_eq!(table.lookups(), walked, "walked again with the same parent");
+        // 10 dies, 20 is handed to pid 1, and 10 is reused.
+        table.set(&[(20, 1, 6), (10, 1, 90)]);
+        assert!(!protects(&guard, 10, 90));
+        assert!(protects(&guard, 20, 6) && protects(&guard, 1, 1) && protects(&guard, SIGD, 7));
+    }
+
+    /// When sigd's parent dies and a subreaper above takes sigd, the
+    /// ancestry is walked again at once: the subreaper stays protected, the
+    /// process between it and the dead parent is no longer.
+    #[test]
+    fn walked_again_when_the_parent_changes() {
+        let table = Table::with(&[
+            (1, 0, 1),
+            (10, 1, 5),
+            (15, 10, 6),
+            (20, 15, 7),
+            (SIGD, 20, 8),
+        ]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 15, 6));
+        table.remove(20);
+        table.set(&[(SIGD, 10, 8)]);
+        assert!(protects(&guard, 10, 5));
+        assert!(!protects(&guard, 15, 6) && !protects(&guard, 20, 7));
+    }
+
+    /// A walk that cannot reach the top (an ancestor gone meanwhile) keeps
+    /// what the walk before protected, and is done again on the next call.
+    #[test]
+    fn a_walk_cut_short_keeps_the_one_before() {
+        let table = Table::with(&[(1, 0, 1), (10, 1, 5), (20, 10, 6), (SIGD, 20, 7)]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 10, 5));
+        // sigd's new parent 40 has gone before the walk reads it.
+        table.set(&[(SIGD, 40, 7)]);
+        assert!(protects(&guard, 10, 5) && protects(&guard, 20, 6));
+        let walked = table.lookups();
+        table.set(&[(40, 1, 3)]);
+        assert!(protects(&guard, 40, 3));
+        assert!(
+            table.lookups() > walked,
+            "not walked again after a walk cut short"
+        );
+        assert!(!protects(&guard, 10, 5) && !protects(&guard, 20, 6));
+    }
+
+    /// A "parent" that started after its child is a process that took a
+    /// gone ancestor's pid: protected too, but the walk is not trusted, and
+    /// the one before is kept.
+    #[test]
+    fn a_younger_parent_is_not_trusted() {
+        let table = Table::with(&[(1, 0, 1), (10, 1, 5), (20, 10, 6), (SIGD, 20, 7)]);
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        assert!(protects(&guard, 10, 5));
+        table.set(&[(20, 1, 50), (21, 20, 4), (SIGD, 21, 7)]);
+        assert!(protects(&guard, 21, 4) && protects(&guard, 20, 50));
+        assert!(protects(&guard, 10, 5), "the walk before was dropped");
     }
 }

@@ -247,12 +247,13 @@ pub trait ProcessTable: Send + Sync + 'static {
     /// names a thread that is not its group's leader). No handle: use it for
     /// facts only, never to decide what to signal.
     fn lookup(&self, pid: i32) -> Option<ProcessInfo>;
-    /// The parent of the process `pid` now, if there is such a process:
-    /// [`lookup`]'s `ppid`, which a table may learn more cheaply.
+    /// The parent now of sigd itself, whose pid in this table is `sigd`:
+    /// [`lookup`]'s `ppid`, which the real table learns with one syscall
+    /// (getppid(2)), cheap enough to ask on every request.
     ///
     /// [`lookup`]: ProcessTable::lookup
-    fn parent(&self, pid: i32) -> Option<i32> {
-        self.lookup(pid).map(|info| info.ppid)
+    fn parent_of_sigd(&self, sigd: i32) -> Option<i32> {
+        self.lookup(sigd).map(|info| info.ppid)
     }
     /// Every process now, for group and tree scopes.
     fn snapshot(&self) -> Vec<ProcessInfo>;
