@@ -176,12 +176,19 @@ impl Drop for LogWriter {
     }
 }
 
-/// The writer thread: every line queued, as many per write(2) as have
-/// queued up meanwhile; then, if lines were dropped since, a warning.
+/// How long the writer thread lets lines gather while they keep coming: a
+/// thread woken for every line costs a request a futex wake-up and a
+/// context switch; so it is woken by the first line of a burst only.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// The writer thread: every line queued, as many per write(2) as gather
+/// in [`GATHER`] while lines keep coming (blocked, without a timer, while
+/// none do); then, if lines were dropped since, a warning.
 fn write_lines(lines: mpsc::Receiver<Message>) {
     let mut stderr = std::io::BufWriter::with_capacity(64 << 10, std::io::stderr());
     let mut reported = 0;
-    while let Ok(first) = lines.recv() {
+    let mut next = lines.recv().ok();
+    while let Some(first) = next.take() {
         let mut flushed = Vec::new();
         for message in std::iter::once(first).chain(lines.try_iter()) {
             match message {
@@ -204,6 +211,12 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
             );
             reported = dropped;
         }
+        std::thread::sleep(GATHER);
+        next = match lines.try_recv() {
+            Ok(message) => Some(message),
+            Err(mpsc::TryRecvError::Empty) => lines.recv().ok(),
+            Err(mpsc::TryRecvError::Disconnected) => None,
+        };
     }
 }
 
