@@ -112,7 +112,8 @@ pub struct ServeArgs {
     /// active one: it decides every decided request too, after the answer
     /// is sent, from the request's decision record (it can look at what the
     /// active policy saw, and signal, escalate or wait for nothing), at the
-    /// lowest CPU priority. Disagreements are logged (target sigd::shadow)
+    /// lowest CPU priority and within 1/20 of one CPU (under heavier traffic
+    /// it decides a sample). Disagreements are logged (target sigd::shadow)
     /// and counted (/metrics, /healthz). Reloaded with the active policy;
     /// never promoted by sigd.
     #[arg(long, value_name = "PATH")]

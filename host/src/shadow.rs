@@ -6,10 +6,15 @@
 //! with the decision id) and counted in metrics and `/healthz`.
 //!
 //! The shadow never delays, changes or fails a real answer: it runs on a
-//! thread of its own at the lowest CPU priority (nice 19), so it has only
-//! the CPU time real requests leave, under its own instance of the policy
-//! limits; its queue holds [`QUEUE`] records, and a record that finds it
-//! full is not decided (counted as skipped). It is reloaded with the active
+//! thread of its own at the lowest CPU priority (SCHED_IDLE), under its own
+//! instance of the policy limits, and within a budget: after each decision
+//! it rests [`REST`] times as long as the decision took, so it takes at
+//! most a 1/(1+REST) share of one CPU whatever the shadow does (a policy
+//! that traps or loops costs a fresh instance per decision, and instances
+//! are mapped and unmapped under the process's memory lock). Its queue
+//! holds [`QUEUE`] records; under more traffic than the budget decides, a
+//! record that finds it full is not decided (counted as skipped): the
+//! shadow decides a sample. It is reloaded with the active
 //! policy (SIGHUP, `--watch`); nothing promotes it: that stays an
 //! operator's act.
 
@@ -24,6 +29,10 @@ use tokio::sync::mpsc;
 
 /// Records waiting for the shadow, at most.
 pub const QUEUE: usize = 256;
+
+/// How many times as long as a decision took the shadow rests after it:
+/// at most 1/20 of one CPU.
+pub const REST: u32 = 19;
 
 /// How the shadow's decisions went, as `/healthz` and metrics count them.
 #[derive(Debug, Default)]
@@ -59,8 +68,11 @@ impl Shadow {
                 lower_priority();
                 runtime.block_on(async move {
                     while let Some(record) = records.recv().await {
+                        let started = std::time::Instant::now();
                         let compared = compare(&deciding.current(), &record).await;
                         note(&record, &compared, &counted, &measured);
+                        // Nothing else runs on this thread: sleeping it is the budget.
+                        std::thread::sleep(started.elapsed() * REST);
                     }
                 })
             })?;
@@ -119,13 +131,16 @@ fn note(record: &Record, compared: &Compared, counts: &Counts, metrics: &Metrics
     metrics.shadow_decision(outcome);
 }
 
-/// Give the calling thread the lowest CPU priority (nice 19): it runs when
-/// nothing else wants the CPU.
+/// Give the calling thread the lowest CPU priority there is, SCHED_IDLE:
+/// it runs only when no other thread wants the CPU, and never preempts one
+/// that wakes (nice 19 still takes whole time slices from busy threads).
 fn lower_priority() {
-    let thread = nix::unistd::gettid().as_raw() as nix::libc::id_t;
-    // SAFETY: setpriority(2) on this thread's own id changes only its
-    // scheduling priority; it touches no memory.
-    let failed = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, thread, 19) } != 0;
+    let thread = nix::unistd::gettid().as_raw();
+    let param = nix::libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(2) on this thread's own id, with a param
+    // that lives across the call, changes only how it is scheduled.
+    let failed =
+        unsafe { nix::libc::sched_setscheduler(thread, nix::libc::SCHED_IDLE, &param) } != 0;
     if failed {
         let error = std::io::Error::last_os_error();
         tracing::warn!(%error, "the shadow policy runs at normal priority");
