@@ -186,6 +186,21 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// Wait (at most 10 s) until the log holds `needle` (sigd writes its
+    /// log from a thread of its own, a little after the fact).
+    #[track_caller]
+    fn expect_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn send(&self, signal: Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
@@ -340,6 +355,7 @@ fn it_serves_on_sockets_handed_in() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}\n{}", sigd.log());
     let health = healthz_over(&socket);
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    sigd.expect_log(&format!("listening on unix:{}", socket.display()));
     let log = sigd.log();
     assert!(log.contains("2 sockets handed in"), "{log}");
     assert!(
