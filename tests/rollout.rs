@@ -261,6 +261,11 @@ fn a_failing_policy_falls_back_to_the_default_only_when_asked() {
     let default_sha256 = closed_default_sha256();
     assert_eq!(audit["policy_sha256"], default_sha256.as_str(), "{audit:#}");
     assert_eq!(audit["status"], 404);
+    let failed = audit["record"]["answer"]["policy_failed"].as_str().unwrap();
+    assert!(
+        failed.contains("the built-in default policy answered"),
+        "{failed}"
+    );
 }
 
 /// The sha256 of the built-in default policy.
@@ -290,7 +295,7 @@ fn a_shadow_never_changes_or_delays_the_real_answers() {
     let trapping = dir.join("trap.wasm");
     std::fs::write(&trapping, misbehaving_after_smoke_policy("(unreachable)")).unwrap();
     let shadows = [
-        (STRICT_POLICY, "differs"),
+        (STRICT_POLICY, "differ"),
         (looping.to_str().unwrap(), "failed"),
         (trapping.to_str().unwrap(), "failed"),
     ];
@@ -353,4 +358,45 @@ fn a_shadow_never_changes_or_delays_the_real_answers() {
         );
     }
     assert_alive_then_kill(&mut stubborn);
+}
+
+/// With tokens set, `/healthz` names the shadow policy to anyone but shows
+/// how its decisions went (which tells of activity) only to a caller whose
+/// token is valid; a decision id tells nothing of how many came before.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn shadow_counts_and_decision_ids_tell_no_stranger_of_activity() {
+    require_private_pid_namespace();
+    let mut command = sigd_command(&["--no-cache", "--shadow-policy", STRICT_POLICY]);
+    command.env("SIGD_TOKEN", "s3cr3t");
+    let sigd = Sigd::start_command(command);
+    let stranger = sigd.get("/healthz").json();
+    assert!(
+        stranger["shadow"]["policy"]["sha256"].is_string(),
+        "{stranger:#}"
+    );
+    assert_eq!(stranger["shadow"]["decisions"], Value::Null, "{stranger:#}");
+    let auth = "Authorization: Bearer s3cr3t";
+    let ask = |headers: &[&str]| {
+        let request = format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\nConnection: close\r\n\r\n",
+            headers.join("\r\n")
+        );
+        sigd.raw(request.as_bytes()).json()
+    };
+    assert!(ask(&[auth])["shadow"]["decisions"]["agree"].is_u64());
+    let ids: Vec<String> = (0..3)
+        .map(|_| decision_id(&sigd.post("/api/v1/processes/abc/signal", "{}", &[])))
+        .collect();
+    let counters: Vec<&str> = ids.iter().map(|id| id.split_once('-').unwrap().1).collect();
+    assert!(counters.iter().all(|c| c.len() == 16), "{ids:?}");
+    assert!(
+        counters[0] != counters[1] && counters[1] != counters[2],
+        "{ids:?}"
+    );
+    assert!(
+        u64::from_str_radix(counters[1], 16).unwrap()
+            != u64::from_str_radix(counters[0], 16).unwrap() + 1,
+        "sequential ids: {ids:?}"
+    );
 }

@@ -309,7 +309,9 @@ async fn respond<'a>(
 ) -> Result<Reply, HttpError> {
     let path = request.uri().path();
     if path == HEALTH_PATH {
-        return health(app, request.method());
+        // Counts tell of activity: only for a caller the token admits.
+        let counts = authenticate(app.tokens.as_ref(), request.headers()).is_ok();
+        return health(app, request.method(), counts);
     }
     check_origin(request.headers(), &app.allowed_origins)?;
     *principal = authenticate(app.tokens.as_ref(), request.headers())?;
@@ -378,7 +380,14 @@ async fn respond<'a>(
             status: response.status().as_u16(),
             code: code.clone(),
             body: sent,
-            policy_failed: decision.answer.as_ref().err().map(ToString::to_string),
+            policy_failed: match (&decision.answer, &decision.fell_back) {
+                (Err(error), _) => Some(error.to_string()),
+                (Ok(_), Some(fell)) => Some(format!(
+                    "policy {} failed ({}); the built-in default policy answered",
+                    fell.policy_sha256, fell.error
+                )),
+                (Ok(_), None) => None,
+            },
         };
         let request = (pid.as_str(), &body[..], &caller);
         Record::new(
@@ -452,8 +461,10 @@ fn signal_pid(path: &str) -> Option<&str> {
         .filter(|pid| !pid.contains('/'))
 }
 
-/// `GET /healthz`: ready (a policy is loaded, or sigd would not listen), and which.
-fn health(app: &App, method: &Method) -> Result<Reply, HttpError> {
+/// `GET /healthz`: ready (a policy is loaded, or sigd would not listen),
+/// which policy and how its last reload went; with `counts` (no tokens, or
+/// the caller's is valid), how the shadow's decisions went.
+fn health(app: &App, method: &Method, counts: bool) -> Result<Reply, HttpError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
@@ -470,19 +481,21 @@ fn health(app: &App, method: &Method) -> Result<Reply, HttpError> {
     }
     .into();
     if let Some(shadow) = &app.shadow {
-        let (policy, counts) = shadow.describe();
+        let (policy, decisions) = shadow.describe();
         let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
         body["shadow"] = serde_json::json!({
             "policy": described(&policy),
             "last_reload": policy.last_reload.as_ref().map(attempt),
-            "decisions": {
-                "agree": count(&counts.agree),
-                "differ": count(&counts.differ),
-                "unanswered": count(&counts.unanswered),
-                "failed": count(&counts.failed),
-                "skipped": count(&counts.skipped),
-            },
         });
+        if counts {
+            body["shadow"]["decisions"] = serde_json::json!({
+                "agree": count(&decisions.agree),
+                "differ": count(&decisions.differ),
+                "unanswered": count(&decisions.unanswered),
+                "failed": count(&decisions.failed),
+                "skipped": count(&decisions.skipped),
+            });
+        }
     }
     Ok(Reply {
         response: json_response(StatusCode::OK, body.to_string()),

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     if let Command::Serve(args) = &cli.command
         && let Err(error) = sigd::privileges::settle_for(args)
     {
+        drop(log_writer);
         eprintln!("sigd: {error}");
         return ExitCode::FAILURE;
     }
@@ -57,6 +58,8 @@ fn main() -> ExitCode {
             Command::Policy(command) => command.run().await,
         }
     });
+    // What was logged goes out before the last word.
+    drop(log_writer);
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -237,7 +237,7 @@ impl Metrics {
         self.fallbacks.inc();
     }
 
-    /// A shadow decision compared so (`agrees`, `differs`, `unanswered`,
+    /// A shadow decision compared so (`agree`, `differ`, `unanswered`,
     /// `failed`), or was `skipped`.
     pub fn shadow_decision(&self, outcome: &str) {
         let name = outcome.into();

@@ -8,8 +8,9 @@
 //!
 //! Bounded: the body is at most `--max-body-bytes` and the answer at most
 //! the policy's response limit (64 KiB each by default); at most
-//! [`MAX_CALLS`] calls are kept (`calls_left_out` counts the rest), and a
-//! signal's pids at most [`MAX_LISTED`] (as in the answer).
+//! [`MAX_CALLS`] calls are kept (`calls_left_out` counts the rest), each
+//! header read once, and at most [`MAX_LISTED`] pids over all of a
+//! record's signals.
 
 use crate::caller::Caller;
 use crate::decision::{Decision, MAX_LISTED};
@@ -21,23 +22,26 @@ use std::ops::RangeInclusive;
 /// The most host calls a record keeps.
 pub const MAX_CALLS: usize = 64;
 
-/// A new decision id: 16 hex digits drawn once per sigd process, then a
-/// counter (`3f9c0e5a1b2d4c6e-1a`). Unique per process and, but for a
-/// 1-in-2^64 chance, across restarts and machines.
+/// A new decision id: 32 hex digits, the first 16 drawn once per sigd
+/// process, the last 16 a keyed hash of a counter (`3f9c0e5a1b2d4c6e-
+/// 9a0b...`). Unique but for a 1-in-2^64 chance; sequential ids would tell
+/// any caller how many requests others made.
 pub fn next_decision_id() -> String {
+    use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static KEYS: OnceLock<(u64, RandomState)> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
     // RandomState's keys are random per process (std draws them from the
-    // kernel): hashing anything with them gives a random number.
-    let prefix = PREFIX.get_or_init(|| {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        hasher.finish()
+    // kernel): what it hashes comes out unpredictable.
+    let (prefix, keyed) = KEYS.get_or_init(|| {
+        let keyed = RandomState::new();
+        (keyed.hash_one(std::process::id()), keyed)
     });
-    format!("{prefix:016x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+    let mut hasher = keyed.build_hasher();
+    hasher.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    format!("{prefix:016x}-{:016x}", hasher.finish())
 }
 
 /// One decided request.
@@ -121,9 +125,7 @@ impl Record {
         answer: RecordedAnswer,
         realtime: RangeInclusive<i32>,
     ) -> Record {
-        let calls = (decision.actions.iter().take(MAX_CALLS))
-            .map(bounded)
-            .collect();
+        let (calls, calls_left_out) = bounded(&decision.actions);
         Record {
             decision_id: decision_id.to_string(),
             policy_sha256: decision.policy_sha256.to_string(),
@@ -135,22 +137,41 @@ impl Record {
             },
             realtime: [*realtime.start(), *realtime.end()],
             calls,
-            calls_left_out: decision.actions.len().saturating_sub(MAX_CALLS),
+            calls_left_out,
             answer,
         }
     }
 }
 
-/// `call`, its list of pids at most [`MAX_LISTED`] long.
-fn bounded(call: &Action) -> Action {
-    let mut call = call.clone();
-    if let Action::Signalled {
-        outcome: Ok(pids), ..
-    } = &mut call
-    {
-        pids.truncate(MAX_LISTED);
+/// The first [`MAX_CALLS`] of `calls`, each header read kept once (a
+/// policy reading one header again and again would repeat its value), and
+/// at most [`MAX_LISTED`] pids over all the signals' lists; and how many
+/// calls were left out past those.
+fn bounded(calls: &[Action]) -> (Vec<Action>, usize) {
+    let mut kept: Vec<Action> = Vec::new();
+    let mut pids_left = MAX_LISTED;
+    for (i, call) in calls.iter().enumerate() {
+        if kept.len() == MAX_CALLS {
+            return (kept, calls.len() - i);
+        }
+        let mut call = call.clone();
+        match &mut call {
+            Action::ReadHeader { name, .. }
+                if kept.iter().any(|k| matches!(k, Action::ReadHeader { name: n, .. } if n.eq_ignore_ascii_case(name))) =>
+            {
+                continue;
+            }
+            Action::Signalled {
+                outcome: Ok(pids), ..
+            } => {
+                pids.truncate(pids_left);
+                pids_left -= pids.len();
+            }
+            _ => {}
+        }
+        kept.push(call);
     }
-    call
+    (kept, 0)
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -163,6 +184,41 @@ mod tests {
     use crate::guard::{Authority, Scope, Waited};
     use crate::process::{ExitStatus, KillError};
     use std::time::Duration;
+
+    /// A record keeps a header read once however often the policy read it,
+    /// at most MAX_LISTED pids over all its signals, and MAX_CALLS calls,
+    /// counting the rest.
+    #[test]
+    fn records_are_bounded() {
+        let header = Action::ReadHeader {
+            name: "x-big".into(),
+            value: Some("v".repeat(8000)),
+        };
+        let signal = Action::Signalled {
+            pid: 42,
+            signal: 15,
+            scope: Scope::Tree,
+            authority: Authority::Sigd,
+            outcome: Ok((1..=700).collect()),
+        };
+        let mut calls = vec![header.clone(), header, signal.clone(), signal];
+        calls.extend((0..100).map(|pid| Action::NoProcess { pid }));
+        let (kept, left_out) = bounded(&calls);
+        let headers = kept
+            .iter()
+            .filter(|c| matches!(c, Action::ReadHeader { .. }));
+        assert_eq!(headers.count(), 1);
+        let pids: usize = kept
+            .iter()
+            .map(|call| match call {
+                Action::Signalled { outcome: Ok(p), .. } => p.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(pids, MAX_LISTED);
+        assert_eq!(kept.len(), MAX_CALLS);
+        assert_eq!(left_out, calls.len() - MAX_CALLS - 1);
+    }
 
     /// Every kind of call, and a body that is not UTF-8, reads back as written.
     #[test]

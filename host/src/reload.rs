@@ -249,17 +249,11 @@ impl Decide for ActivePolicy {
             if failed.answer.is_ok() || failed.acted() {
                 return failed;
             }
+            // The default's calls alone make the record and the audit
+            // event: the faulty policy did nothing (its failure is logged).
             let mut decision = fallback.call(processes, again).await;
-            let Decision {
-                answer,
-                mut actions,
-                policy_sha256,
-                ..
-            } = failed;
-            actions.append(&mut decision.actions);
-            decision.actions = actions;
-            decision.fell_back = answer.err().map(|error| FellBack {
-                policy_sha256,
+            decision.fell_back = failed.answer.err().map(|error| FellBack {
+                policy_sha256: failed.policy_sha256,
                 error,
             });
             decision

@@ -158,7 +158,7 @@ pub fn request(record: &Record) -> Request {
 }
 
 /// What two decisions of one request are compared on: what the caller was
-/// answered, and what was signalled.
+/// answered, what was signalled, and what escalation was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     pub status: u16,
@@ -169,6 +169,17 @@ pub struct Verdict {
     pub scope: Option<Scope>,
     /// The pids reached (`None`: nothing delivered).
     pub targets: Option<Vec<i32>>,
+    /// The escalation asked for, if one was.
+    pub escalation: Option<Escalation>,
+}
+
+/// An escalation a decision asked for: after how long, which signal, and
+/// whether the host scheduled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Escalation {
+    pub after_ms: u32,
+    pub signal: i32,
+    pub scheduled: bool,
 }
 
 impl Verdict {
@@ -189,6 +200,19 @@ impl Verdict {
             signal: signalled.as_ref().map(|(signal, ..)| *signal),
             scope: signalled.as_ref().map(|(_, scope, _)| *scope),
             targets: signalled.and_then(|(.., targets)| targets),
+            escalation: calls.iter().find_map(|call| match call {
+                Action::Escalated {
+                    after_ms,
+                    signal,
+                    outcome,
+                    ..
+                } => Some(Escalation {
+                    after_ms: *after_ms,
+                    signal: *signal,
+                    scheduled: outcome.is_ok(),
+                }),
+                _ => None,
+            }),
         }
     }
 
@@ -210,6 +234,7 @@ impl Verdict {
             ("signal", self.signal != other.signal),
             ("scope", self.scope != other.scope),
             ("targets", self.targets != other.targets),
+            ("escalation", self.escalation != other.escalation),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))
@@ -305,5 +330,42 @@ fn part(verdict: &Verdict, field: &str) -> String {
             .as_ref()
             .map_or_else(none, |t| format!("{t:?}")),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escalated(signal: i32, outcome: Result<(), KillError>) -> Action {
+        Action::Escalated {
+            pid: 42,
+            after_ms: 100,
+            signal,
+            scope: Scope::Process,
+            authority: Authority::Sigd,
+            outcome,
+        }
+    }
+
+    /// Two decisions that answer and signal alike but escalate differently
+    /// (or one not at all) do not agree.
+    #[test]
+    fn an_escalation_is_part_of_the_verdict() {
+        let term = Action::Signalled {
+            pid: 42,
+            signal: 15,
+            scope: Scope::Process,
+            authority: Authority::Sigd,
+            outcome: Ok(vec![42]),
+        };
+        let verdict = |calls: &[Action]| Verdict::of(200, "", calls);
+        let kills = verdict(&[term.clone(), escalated(9, Ok(()))]);
+        assert_eq!(kills.differences(&verdict(&[term.clone()])), ["escalation"]);
+        let refused = verdict(&[term.clone(), escalated(9, Err(KillError::NotFound))]);
+        assert_eq!(kills.differences(&refused), ["escalation"]);
+        let other = verdict(&[term.clone(), escalated(2, Ok(()))]);
+        assert_eq!(kills.differences(&other), ["escalation"]);
+        assert!(kills.differences(&kills.clone()).is_empty());
     }
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 /// Records waiting for the shadow, at most.
-pub const QUEUE: usize = 256;
+pub const QUEUE: usize = 64;
 
 /// How many times as long as a decision took the shadow rests after it:
 /// at most 1/20 of one CPU.
@@ -84,7 +84,8 @@ impl Shadow {
         })
     }
 
-    /// Decide `record`'s request too, later, unless the queue is full.
+    /// Queue `record` for the shadow (the answer is on its way; the
+    /// decision comes later), unless the queue is full.
     pub fn judge(&self, record: Record) {
         if self.queue.try_send(record).is_err() {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
@@ -107,7 +108,7 @@ impl Shadow {
 fn note(record: &Record, compared: &Compared, counts: &Counts, metrics: &Metrics) {
     let id = record.decision_id.as_str();
     let (counter, outcome) = match compared {
-        Compared::Agrees => (&counts.agree, "agrees"),
+        Compared::Agrees => (&counts.agree, "agree"),
         Compared::Differs {
             changed,
             recorded,
@@ -115,7 +116,7 @@ fn note(record: &Record, compared: &Compared, counts: &Counts, metrics: &Metrics
         } => {
             let changes = recorded.describe_changes(replayed, changed);
             tracing::info!(target: "sigd::shadow", decision_id = id, changes, "shadow differs");
-            (&counts.differ, "differs")
+            (&counts.differ, "differ")
         }
         Compared::Unanswered { asked } => {
             let asked = asked.join(", ");
