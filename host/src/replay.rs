@@ -361,10 +361,13 @@ mod tests {
         };
         let verdict = |calls: &[Action]| Verdict::of(200, "", calls);
         let kills = verdict(&[term.clone(), escalated(9, Ok(()))]);
-        assert_eq!(kills.differences(&verdict(&[term.clone()])), ["escalation"]);
+        assert_eq!(
+            kills.differences(&verdict(std::slice::from_ref(&term))),
+            ["escalation"]
+        );
         let refused = verdict(&[term.clone(), escalated(9, Err(KillError::NotFound))]);
         assert_eq!(kills.differences(&refused), ["escalation"]);
-        let other = verdict(&[term.clone(), escalated(2, Ok(()))]);
+        let other = verdict(&[term, escalated(2, Ok(()))]);
         assert_eq!(kills.differences(&other), ["escalation"]);
         assert!(kills.differences(&kills.clone()).is_empty());
     }
