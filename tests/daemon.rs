@@ -186,19 +186,9 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
-    /// Wait (at most 10 s) until the log holds `needle` (sigd writes its
-    /// log from a thread of its own, a little after the fact).
     #[track_caller]
     fn expect_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        expect_in_log(|| self.log(), needle);
     }
 
     fn send(&self, signal: Signal) {

@@ -56,22 +56,19 @@ fn recorded_traffic_replays_against_the_default_and_the_strict_example() {
     let sigd = Sigd::start(&["--no-cache", "--log-format", "json"]);
     let post =
         |pid: &str, body: &str| sigd.post(&format!("/api/v1/processes/{pid}/signal"), body, &[]);
-    let mut same = Vec::new();
-    let mut changed = Vec::new();
+    // The id of a request that delivers `signal` to `child`, as it must.
+    let deliver = |mut child: std::process::Child, body: &str, signal: i32| {
+        let reply = post(&child.id().to_string(), body);
+        reply.assert(200, "");
+        assert_killed_by(&mut child, signal);
+        decision_id(&reply)
+    };
     // Both policies deliver these, or refuse them alike.
-    let mut terminated = target();
-    let reply = post(&terminated.id().to_string(), r#"{"signal": 15}"#);
-    reply.assert(200, "");
-    assert_killed_by(&mut terminated, 15);
-    same.push(decision_id(&reply));
-    let mut killed = target();
-    let reply = post(
-        &killed.id().to_string(),
-        r#"{"signal": "KILL", "wait_ms": 2000}"#,
-    );
-    reply.assert(200, "");
-    assert_killed_by(&mut killed, 9);
-    same.push(decision_id(&reply));
+    let mut same = vec![
+        deliver(target(), r#"{"signal": 15}"#, 15),
+        deliver(target(), r#"{"signal": "KILL", "wait_ms": 2000}"#, 9),
+    ];
+    let gone = free_pid().to_string();
     for (pid, body, status, code) in [
         ("1", r#"{"signal": 15}"#, 403, "PROTECTED_PROCESS"),
         ("abc", r#"{"signal": 15}"#, 400, "INVALID_PID"),
@@ -81,37 +78,22 @@ fn recorded_traffic_replays_against_the_default_and_the_strict_example() {
             400,
             "INVALID_REQUEST",
         ),
+        (&gone, r#"{"signal": 15}"#, 404, "PROCESS_NOT_FOUND"),
     ] {
         let reply = post(pid, body);
         reply.assert(status, code);
         same.push(decision_id(&reply));
     }
-    let gone = free_pid().to_string();
-    let reply = post(&gone, r#"{"signal": 15}"#);
-    reply.assert(404, "PROCESS_NOT_FOUND");
-    same.push(decision_id(&reply));
     // The strict example refuses these; the default delivers them.
-    let mut usr1 = target();
-    let reply = post(&usr1.id().to_string(), r#"{"signal": "USR1"}"#);
-    reply.assert(200, "");
-    assert_killed_by(&mut usr1, 10);
-    changed.push(decision_id(&reply));
-    let mut group = shell("exec sleep 600");
-    let reply = post(
-        &group.id().to_string(),
-        r#"{"signal": 15, "scope": "group"}"#,
-    );
-    reply.assert(200, "");
-    assert_killed_by(&mut group, 15);
-    changed.push(decision_id(&reply));
-    let mut waited = target();
-    let reply = post(
-        &waited.id().to_string(),
-        r#"{"signal": 15, "wait_ms": 6000}"#,
-    );
-    reply.assert(200, "");
-    assert_killed_by(&mut waited, 15);
-    changed.push(decision_id(&reply));
+    let changed = [
+        deliver(target(), r#"{"signal": "USR1"}"#, 10),
+        deliver(
+            shell("exec sleep 600"),
+            r#"{"signal": 15, "scope": "group"}"#,
+            15,
+        ),
+        deliver(target(), r#"{"signal": 15, "wait_ms": 6000}"#, 15),
+    ];
     // Refused before any policy saw it: an id, but no record to replay.
     let reply = sigd.raw(
         b"POST /api/v1/processes/42/signal HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
@@ -258,7 +240,7 @@ fn a_failing_policy_falls_back_to_the_default_only_when_asked() {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|event| event["decision_id"] == id.as_str())
         .unwrap();
-    let default_sha256 = closed_default_sha256();
+    let default_sha256 = builtin_sha256();
     assert_eq!(audit["policy_sha256"], default_sha256.as_str(), "{audit:#}");
     assert_eq!(audit["status"], 404);
     let failed = audit["record"]["answer"]["policy_failed"].as_str().unwrap();
@@ -269,9 +251,16 @@ fn a_failing_policy_falls_back_to_the_default_only_when_asked() {
 }
 
 /// The sha256 of the built-in default policy.
-fn closed_default_sha256() -> String {
-    let sigd = Sigd::start(&["--no-cache"]);
-    sigd.policy_sha256()
+fn builtin_sha256() -> String {
+    // `sigd --version`: "0.1.0 (built-in policy sha256 <hex>)".
+    let version = Command::new(SIGD).arg("--version").output().unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let sha256 = version
+        .split("sha256 ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches([')', '\n']);
+    sha256.to_string()
 }
 
 /// Requests answered by sigd without a shadow and by sigd with a shadow

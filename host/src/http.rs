@@ -151,6 +151,12 @@ impl HttpError {
         (response, code)
     }
 
+    /// Its status and code, without the rest of a response.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        let (status, code, _) = self.parts();
+        (status, code)
+    }
+
     /// Its body: `{"error": "<sentence>", "code": "<CODE>"}`.
     pub fn body(&self) -> String {
         let (_, code, message) = self.parts();
@@ -335,15 +341,18 @@ async fn respond<'a>(
     if let Some(connection) = connection {
         connection.set(connections::State::Answering);
     }
+    // The record is made only for what reads it: the audit log, a shadow.
+    let recorded = audit::enabled() || app.shadow.is_some();
     let caller = Caller {
         principal: principal.map(str::to_string),
         peer: peer.clone(),
     };
+    let recorded_caller = recorded.then(|| caller.clone());
     let request = policy::Request {
         pid: pid.clone(),
         body: body.to_vec(),
         headers,
-        caller: caller.clone(),
+        caller,
     };
     let decision = app.decider.decide(&app.processes, request).await;
     app.metrics.policy_call(decision.took);
@@ -363,8 +372,6 @@ async fn respond<'a>(
             "policy failed; the built-in default policy answered (--policy-fail-mode fallback)"
         );
     }
-    // The record is made only for what reads it: the audit log, a shadow.
-    let recorded = audit::enabled() || app.shadow.is_some();
     let (response, code, sent) = match answer(&decision) {
         Ok((status, body, code)) => {
             let sent = recorded.then(|| body.clone());
@@ -375,7 +382,7 @@ async fn respond<'a>(
             (response, code.to_string(), recorded.then(|| error.body()))
         }
     };
-    let record = sent.map(|sent| {
+    let record = sent.zip(recorded_caller).map(|(sent, caller)| {
         let answer = RecordedAnswer {
             status: response.status().as_u16(),
             code: code.clone(),

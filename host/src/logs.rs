@@ -321,12 +321,12 @@ impl JsonFieldsOf<'_> {
 impl Visit for JsonFieldsOf<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.name(field);
-        let text = format!("{value:?}");
-        // The decision record is given as JSON already (`display`).
-        if self.1 && field.name() == RAW_JSON_FIELD && text.starts_with('{') {
-            self.0.push_str(&text);
+        // An audit event's record is serde_json's text already (audit.rs
+        // gives it as `display`): written as it is, without a copy.
+        if self.1 && field.name() == RAW_JSON_FIELD {
+            let _ = write!(self.0, "{value:?}");
         } else {
-            push_json_string(self.0, &text);
+            push_json_string(self.0, &format!("{value:?}"));
         }
     }
 

@@ -13,7 +13,7 @@
 use crate::guard::{Authority, Scope, Waited};
 use crate::host_calls::Action;
 use crate::http;
-use crate::policy::{Policy, Request};
+use crate::policy::Policy;
 use crate::process::{KillError, NoRoom, ProcessInfo, RunState};
 use crate::record::{MAX_CALLS, Record};
 use serde::Serialize;
@@ -146,17 +146,6 @@ impl Recorded {
     }
 }
 
-/// The request of `record`, as the policy first saw it (its headers are
-/// answered from the record's calls).
-pub fn request(record: &Record) -> Request {
-    Request {
-        pid: record.request.pid.clone(),
-        body: record.request.body.bytes(),
-        headers: Vec::new(),
-        caller: record.request.caller.clone(),
-    }
-}
-
 /// What two decisions of one request are compared on: what the caller was
 /// answered, what was signalled, and what escalation was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -276,7 +265,7 @@ pub enum Compared {
 
 /// Decide `record`'s request again with `policy`, and compare.
 pub async fn compare(policy: &Policy, record: &Record) -> Compared {
-    let decision = policy.replay(Recorded::new(record), request(record)).await;
+    let decision = policy.replay(record).await;
     let asked = unanswered(&decision.actions);
     if !asked.is_empty() {
         let mut asked: Vec<String> = asked.into_iter().map(str::to_string).collect();
@@ -298,8 +287,8 @@ pub async fn compare(policy: &Policy, record: &Record) -> Compared {
     let (status, code) = match http::answer(&decision) {
         Ok((status, _, code)) => (status.as_u16(), code),
         Err(error) => {
-            let (response, code) = error.response();
-            (response.status().as_u16(), code.to_string())
+            let (status, code) = error.status_and_code();
+            (status.as_u16(), code.to_string())
         }
     };
     let replayed = Verdict::of(status, &code, &decision.actions);

@@ -105,15 +105,7 @@ impl Sigd {
     /// Wait (at most 10 s) until sigd's log holds `needle`; panics with the log if not.
     #[track_caller]
     pub fn expect_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in sigd's log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        expect_in_log(|| self.log(), needle);
     }
 
     /// Wait (at most 15 s) for sigd to exit; its exit status.
@@ -200,6 +192,21 @@ impl Drop for Sigd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Wait (at most 10 s) until `log()` holds `needle` (sigd writes its log
+/// from a thread of its own, a little after the fact); panics with the log if not.
+#[track_caller]
+pub fn expect_in_log(log: impl Fn() -> String, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in sigd's log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -15,6 +15,7 @@ use crate::caller::Caller;
 use crate::decision::Decision;
 use crate::guard::GuardedTable;
 use crate::host_calls::HostCalls;
+use crate::record::Record;
 use crate::replay::Recorded;
 use std::sync::Arc;
 use std::time::Instant;
@@ -210,10 +211,10 @@ impl Policy {
 
     /// Decide a recorded request again, its host calls answered from its
     /// record (see [`crate::replay`]): nothing reaches a process.
-    pub async fn replay(&self, recorded: Recorded, request: Request) -> Decision {
-        let calls = HostCalls::replaying(recorded);
-        self.decide(calls, request.pid, request.body, &request.caller)
-            .await
+    pub async fn replay(&self, record: &Record) -> Decision {
+        let calls = HostCalls::replaying(Recorded::new(record));
+        let asked = &record.request;
+        (self.decide(calls, asked.pid.clone(), asked.body.bytes(), &asked.caller)).await
     }
 
     async fn decide(
