@@ -1,0 +1,214 @@
+//! What one signal request costs the machine, counted with strace on the
+//! real `sigd` binary: the `/proc` files it reads and the syscalls it makes
+//! on the request path. Run inside a private PID namespace (`make test`,
+//! which also installs strace).
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Requests counted per measurement.
+const REQUESTS: usize = 200;
+
+/// Syscalls that wait (for work, a lock, a timer) rather than do a
+/// request's work.
+const WAITS: &[&str] = &[
+    "epoll_wait",
+    "epoll_pwait",
+    "futex",
+    "clock_nanosleep",
+    "nanosleep",
+    "sched_yield",
+];
+
+/// Threads off the request path: the policy deadline's ticker and the log
+/// writer.
+const OFF_THE_PATH: &[&str] = &["sigd-epoch", "sigd-log"];
+
+/// A process-scope signal (the default policy, the audit event at `info`)
+/// reads the target's `/proc/<pid>/stat` once and no other file of it (no
+/// rule asked for uids, so not `status`), reads no thread's CPU clock (the
+/// policy's deadline needs none for a call shorter than a tick), and makes
+/// at most 20 syscalls on the request path, waits aside.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_process_signal_reads_proc_once() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache"]);
+    let mut target = stubborn();
+    let body = r#"{"signal": 15}"#;
+    let counted = count_syscalls(
+        &sigd,
+        &format!("/api/v1/processes/{}/signal", target.id()),
+        body,
+    );
+    let stat = format!("/proc/{}/stat", target.id());
+    let per_request = |n: usize| n as f64 / REQUESTS as f64;
+    let opened = |path: &str| counted.opened.get(path).copied().unwrap_or(0);
+    assert_eq!(
+        per_request(opened(&stat)),
+        1.0,
+        "reads of the target's stat per request; files opened: {:?}",
+        counted.opened
+    );
+    let other_proc: usize = (counted.opened.iter())
+        .filter(|(path, _)| path.starts_with("/proc/") && **path != stat)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(other_proc, 0, "other /proc files: {:?}", counted.opened);
+    assert_eq!(
+        counted.cpu_clock_reads, 0,
+        "CLOCK_THREAD_CPUTIME_ID reads in {REQUESTS} requests"
+    );
+    let work: usize = (counted.calls.iter())
+        .filter(|(call, _)| !WAITS.contains(&call.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        per_request(work) <= 20.0,
+        "{} syscalls per request, waits aside: {:?}",
+        per_request(work),
+        counted.calls
+    );
+    assert_alive_then_kill(&mut target);
+}
+
+/// What strace saw of sigd's request path while `REQUESTS` requests went
+/// over one keep-alive connection.
+struct Counted {
+    /// Each syscall's name, and how often it was made.
+    calls: BTreeMap<String, usize>,
+    /// The files opened, and how often each was.
+    opened: BTreeMap<String, usize>,
+    /// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` calls.
+    cpu_clock_reads: usize,
+}
+
+/// Send `body` to `path` over one keep-alive connection, 50 times to warm
+/// up, then `REQUESTS` times with strace attached to sigd; what it counted
+/// on the threads of the request path.
+fn count_syscalls(sigd: &Sigd, path: &str, body: &str) -> Counted {
+    let mut connection = TcpStream::connect(sigd.addr).unwrap();
+    connection.set_nodelay(true).unwrap();
+    let mut answers = BufReader::new(connection.try_clone().unwrap());
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut one = || {
+        connection.write_all(request.as_bytes()).unwrap();
+        let mut status = String::new();
+        answers.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            answers.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0; length];
+        answers.read_exact(&mut answer).unwrap();
+    };
+    for _ in 0..50 {
+        one();
+    }
+    let trace = scratch("costs").join("strace.txt");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args(["-p", &sigd.pid().to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace (make test installs it)");
+    wait_until_traced(sigd.pid());
+    for _ in 0..REQUESTS {
+        one();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let threads = thread_names(sigd.pid());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(strace.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    strace.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut counted = Counted {
+        calls: BTreeMap::new(),
+        opened: BTreeMap::new(),
+        cpu_clock_reads: 0,
+    };
+    for line in text.lines() {
+        // "TID call(args" (a call's start; "<... call resumed>" ends one).
+        let Some((tid, rest)) = line.split_once(char::is_whitespace) else {
+            continue;
+        };
+        let thread = tid.parse().ok().and_then(|tid: i32| threads.get(&tid));
+        if thread.is_some_and(|name| OFF_THE_PATH.contains(&name.as_str())) {
+            continue;
+        }
+        let rest = rest.trim_start();
+        let Some((call, args)) = rest.split_once('(') else {
+            continue;
+        };
+        if call.starts_with('<') || !call.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        *counted.calls.entry(call.to_string()).or_default() += 1;
+        match call {
+            "openat" | "open" => {
+                // `AT_FDCWD, "/proc/42/stat", O_RDONLY|O_CLOEXEC) = 9`
+                let path = args.split('"').nth(1).unwrap_or(args);
+                *counted.opened.entry(path.to_string()).or_default() += 1;
+            }
+            "clock_gettime" if args.starts_with("CLOCK_THREAD_CPUTIME_ID") => {
+                counted.cpu_clock_reads += 1
+            }
+            _ => {}
+        }
+    }
+    counted
+}
+
+/// Wait until strace traces every thread of `pid` (each one's `TracerPid`).
+fn wait_until_traced(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let traced = tasks.filter_map(Result::ok).all(|task| {
+            std::fs::read_to_string(task.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .any(|line| line.starts_with("TracerPid:") && line.trim_end() != "TracerPid:\t0")
+        });
+        if traced {
+            return;
+        }
+        assert!(Instant::now() < deadline, "strace did not attach");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The name of each thread of `pid`, by thread id.
+fn thread_names(pid: i32) -> HashMap<i32, String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            Some((tid, name.trim().to_string()))
+        })
+        .collect()
+}
