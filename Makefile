@@ -2,7 +2,8 @@
 #   make run    build what is missing, serve on 127.0.0.1:9000 (default policy)
 #   make test   every test: guest logic, host units, components, the example
 #               policies in Rust, Python and JavaScript, the real
-#               binary over HTTP in a private PID namespace, Tensorlake's SDK,
+#               binary over HTTP in a private PID namespace (strace, from
+#               Debian, counts its syscalls), Tensorlake's SDK,
 #               Schemathesis against openapi.yaml
 #   make build  the static release binary, stripped, at target/release/sigd
 #               (it builds the default policy, and no test guest)
@@ -81,6 +82,7 @@ run: build
 	./target/release/sigd serve --listen $(LISTEN)
 
 test: toolchain $(SDK_VENV)/.installed $(API_VENV)/.installed
+	@command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
 	scripts/example-policies.sh $(EXAMPLES)
 	$(TARGET_VAR)_RUNNER="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
 		SIGD_EXAMPLE_POLICIES="$(CURDIR)/$(EXAMPLES)" $(call RELEASE,test) -- --include-ignored

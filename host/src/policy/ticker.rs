@@ -84,65 +84,89 @@ impl Drop for Running<'_> {
 /// tick. So neither a busy machine nor a busy sigd fails a policy, and only
 /// the guest's own work counts against its deadline.
 ///
-/// A thread's CPU clock is read only at ticks and suspensions, never on a
-/// call that ends before the first tick (the usual, microsecond call): until
-/// then, wall time stands in for CPU time, capped at one tick.
+/// A thread's CPU clock is a syscall (no vDSO answers
+/// `CLOCK_THREAD_CPUTIME_ID`), so it is read only once a call has reached
+/// its first tick, never by the usual, microsecond call: until then the
+/// clock counts wall time (the vDSO's, free), capped at one tick, and
+/// stopping and starting it for a host call costs no syscall.
 #[derive(Clone, Default)]
 pub struct GuestClock(Arc<Mutex<Counted>>);
 
 #[derive(Default)]
 struct Counted {
-    /// CPU time counted so far.
+    /// Time counted so far.
     ran: Duration,
-    /// When the call started (`None`: not yet).
-    started: Option<Instant>,
-    /// The running thread's CPU time when the guest last went on running;
-    /// `None` before the first tick, and while suspended.
-    mark: Option<Duration>,
-    /// Whether the call is suspended.
-    suspended: bool,
+    /// When the guest last went on running, on whichever clock counts now;
+    /// `None` while it is suspended (and before the call starts).
+    since: Option<Since>,
+    /// Whether the call has reached a tick: from then on CPU time counts.
+    ticked: bool,
+}
+
+/// Where the running guest's time is counted from.
+#[derive(Clone, Copy)]
+enum Since {
+    /// Before the first tick: this wall-clock instant.
+    Wall(Instant),
+    /// From the first tick on: the running thread's CPU time then.
+    Cpu(Duration),
+}
+
+impl Counted {
+    /// Count the time since the guest last went on running (it runs now);
+    /// `true` if the guest is running.
+    fn count(&mut self) -> bool {
+        match self.since {
+            None => return false,
+            Some(Since::Wall(at)) => self.ran = (self.ran + at.elapsed()).min(TICK),
+            Some(Since::Cpu(mark)) => self.ran += thread_cpu_time().saturating_sub(mark),
+        }
+        true
+    }
+
+    /// The guest goes on running now, on this thread.
+    fn mark(&mut self) {
+        self.since = Some(match self.ticked {
+            false => Since::Wall(Instant::now()),
+            true => Since::Cpu(thread_cpu_time()),
+        });
+    }
 }
 
 impl GuestClock {
-    /// A call starts.
+    /// A call starts (it runs).
     pub fn start(&self) {
-        *self.lock() = Counted {
-            started: Some(Instant::now()),
-            ..Counted::default()
-        };
+        let mut counted = self.lock();
+        *counted = Counted::default();
+        counted.mark();
     }
 
-    /// The guest's running time so far, counted up to now (it is running).
+    /// The guest's running time so far, counted up to now: what the epoch
+    /// callback asks at each tick, while the guest runs. From here on the
+    /// call counts CPU time.
     pub fn ran(&self) -> Duration {
         let mut counted = self.lock();
-        let now = thread_cpu_time();
-        let since = match counted.mark {
-            Some(mark) => now.saturating_sub(mark),
-            None if counted.suspended => Duration::ZERO,
-            None => counted
-                .started
-                .map_or(Duration::ZERO, |t| t.elapsed().min(TICK)),
-        };
-        counted.ran += since;
-        counted.mark = Some(now);
+        let running = counted.count();
+        counted.ticked = true;
+        if running {
+            counted.mark();
+        }
         counted.ran
     }
 
     /// The call is suspended (or in a host call whose work is the host's):
     /// count its time so far, then stop the clock.
     pub(super) fn suspend(&self) {
-        self.ran();
         let mut counted = self.lock();
-        counted.mark = None;
-        counted.suspended = true;
+        counted.count();
+        counted.since = None;
     }
 
-    /// The call is resumed on this thread (a no-op on its first poll).
+    /// The call is resumed on this thread (a no-op while it runs).
     pub(super) fn resume(&self) {
         let mut counted = self.lock();
-        if counted.suspended {
-            counted.suspended = false;
-            counted.mark = Some(thread_cpu_time());
+        if counted.since.is_none() {
+            counted.mark();
         }
     }
 
@@ -207,5 +231,23 @@ mod tests {
             ran >= Duration::from_millis(10) && ran < Duration::from_millis(30),
             "{ran:?}"
         );
+    }
+
+    /// Before its first tick a call is counted in wall time, capped at one
+    /// tick (a call the OS preempted is not charged for it), and a stopped
+    /// clock counts nothing then either.
+    #[test]
+    fn before_the_first_tick_wall_time_counts_up_to_a_tick() {
+        let clock = GuestClock::default();
+        clock.start();
+        clock.suspend();
+        std::thread::sleep(Duration::from_millis(20));
+        clock.resume();
+        clock.suspend();
+        assert!(clock.ran() < TICK / 2, "{:?}", clock.ran());
+
+        clock.start();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.ran(), TICK);
     }
 }
