@@ -100,30 +100,31 @@ impl<'a> sigd_policy::Host for &'a Host {
         self.0.borrow().realtime_signals()
     }
 
-    fn open(&self, pid: i32) -> Option<Opened<'a>> {
-        let process = self.0.borrow_mut().open(pid)?;
-        Some(Opened {
+    fn open_with_state(&self, pid: i32) -> Option<(Opened<'a>, bool)> {
+        let (process, state) = self.0.borrow_mut().open_with_state(pid)?;
+        let opened = Opened {
             host: self,
             process,
-        })
+        };
+        Some((opened, !state.has_exited()))
+    }
+
+    fn open_with_info(&self, pid: i32) -> Option<(Opened<'a>, sigd_policy::Target)> {
+        let (process, info) = self.0.borrow_mut().open_with_info(pid)?;
+        let target = sigd_policy::Target {
+            running: !info.state.has_exited(),
+            uid: info.uids.real,
+            command: info.command,
+        };
+        let opened = Opened {
+            host: self,
+            process,
+        };
+        Some((opened, target))
     }
 }
 
 impl sigd_policy::Process for Opened<'_> {
-    fn is_running(&self) -> Option<bool> {
-        let state = self.host.0.borrow_mut().state(&self.process)?;
-        Some(!state.has_exited())
-    }
-
-    fn info(&self) -> Option<sigd_policy::Target> {
-        let info = self.host.0.borrow_mut().info(&self.process)?;
-        Some(sigd_policy::Target {
-            running: !info.state.has_exited(),
-            uid: info.uids.real,
-            command: info.command,
-        })
-    }
-
     fn signal(
         &self,
         signal: i32,

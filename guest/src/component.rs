@@ -44,8 +44,19 @@ impl Host for Imports {
             .clone()
     }
 
-    fn open(&self, pid: i32) -> Option<wit::Process> {
-        wit::Process::open(pid)
+    fn open_with_state(&self, pid: i32) -> Option<(wit::Process, bool)> {
+        wit::Process::open_with_state(pid).map(|(process, state)| (process, is_running(state)))
+    }
+
+    fn open_with_info(&self, pid: i32) -> Option<(wit::Process, Target)> {
+        wit::Process::open_with_info(pid).map(|(process, info)| {
+            let target = Target {
+                running: is_running(info.state),
+                uid: info.uids.real,
+                command: info.command,
+            };
+            (process, target)
+        })
     }
 }
 
@@ -56,18 +67,6 @@ fn is_running(state: RunState) -> bool {
 }
 
 impl Process for wit::Process {
-    fn is_running(&self) -> Option<bool> {
-        self.state().map(is_running)
-    }
-
-    fn info(&self) -> Option<Target> {
-        wit::Process::info(self).map(|info| Target {
-            running: is_running(info.state),
-            uid: info.uids.real,
-            command: info.command,
-        })
-    }
-
     fn signal(
         &self,
         signal: i32,

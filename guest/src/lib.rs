@@ -93,17 +93,17 @@ pub trait Host {
     type Process: Process;
     /// SIGRTMIN..=SIGRTMAX of the host's libc.
     fn realtime_signals(&self) -> RangeInclusive<i32>;
-    /// A handle on the process `pid`, if there is one.
-    fn open(&self, pid: i32) -> Option<Self::Process>;
+    /// A handle on the process `pid`, if there is one, and whether it can
+    /// still take a signal (false for a zombie or a dying process): WIT
+    /// `open-with-state`, one host call.
+    fn open_with_state(&self, pid: i32) -> Option<(Self::Process, bool)>;
+    /// A handle on the process `pid`, if there is one, and what the host
+    /// knows of it: WIT `open-with-info`, one host call.
+    fn open_with_info(&self, pid: i32) -> Option<(Self::Process, Target)>;
 }
 
 /// One opened process (the WIT `host.process` resource).
 pub trait Process {
-    /// `None` once it is gone; else whether it can still take a signal
-    /// (false for a zombie or a dying process).
-    fn is_running(&self) -> Option<bool>;
-    /// What the host knows of it; `None` once it is gone.
-    fn info(&self) -> Option<Target>;
     /// Send `signal` to its `scope` (on behalf of a uid, or with sigd's
     /// authority); the pids reached.
     fn signal(
@@ -399,23 +399,20 @@ fn order_signal(
                 .ok_or(Rejection::NotPermitted { pid, uid: None })?,
         ),
     };
-    let process = host.open(pid).ok_or(Rejection::ProcessNotFound(pid))?;
     // The target's facts only when a setting asks about them: a state is
-    // cheaper to learn.
-    let running = match settings.asks_about_targets(&grant) {
-        false => process.is_running(),
-        true => process
-            .info()
-            .map(|target| {
-                let running = target.running;
-                settings.check_target(&grant, pid, target).map(|()| running)
-            })
-            .transpose()?,
+    // cheaper to learn. Either way one host call opens it and tells.
+    let not_found = || Rejection::ProcessNotFound(pid);
+    let (process, running) = match settings.asks_about_targets(&grant) {
+        false => host.open_with_state(pid).ok_or_else(not_found)?,
+        true => {
+            let (process, target) = host.open_with_info(pid).ok_or_else(not_found)?;
+            let running = target.running;
+            settings.check_target(&grant, pid, target)?;
+            (process, running)
+        }
     };
-    match running {
-        None => return Err(Rejection::ProcessNotFound(pid)),
-        Some(false) => return Err(Rejection::ProcessNotRunning(pid)),
-        Some(true) => {}
+    if !running {
+        return Err(Rejection::ProcessNotRunning(pid));
     }
     let refused = |signal| move |error| rejection(error, pid, signal, on_behalf_of);
     let delivered = process

@@ -41,6 +41,24 @@ impl Host for FakeHost {
     fn realtime_signals(&self) -> RangeInclusive<i32> {
         34..=64
     }
+    fn open_with_state(&self, pid: i32) -> Option<(FakeProcess, bool)> {
+        let process = self.open(pid)?;
+        let running = process.running;
+        Some((process, running))
+    }
+    fn open_with_info(&self, pid: i32) -> Option<(FakeProcess, Target)> {
+        let process = self.open(pid)?;
+        self.log.borrow_mut().push(format!("info {pid}"));
+        let target = Target {
+            running: process.running,
+            uid: process.owner.0,
+            command: process.owner.1.to_string(),
+        };
+        Some((process, target))
+    }
+}
+
+impl FakeHost {
     fn open(&self, pid: i32) -> Option<FakeProcess> {
         Some(FakeProcess {
             pid,
@@ -56,17 +74,6 @@ impl Host for FakeHost {
 }
 
 impl Process for FakeProcess {
-    fn is_running(&self) -> Option<bool> {
-        Some(self.running)
-    }
-    fn info(&self) -> Option<Target> {
-        self.log.borrow_mut().push(format!("info {}", self.pid));
-        Some(Target {
-            running: self.running,
-            uid: self.owner.0,
-            command: self.owner.1.to_string(),
-        })
-    }
     fn signal(
         &self,
         signal: i32,

@@ -18,7 +18,9 @@
 //! escalations, checked, to the [`Escalations`] that own them.
 
 use crate::escalations::Escalations;
-use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessTable, RunState};
+use crate::process::{
+    ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessTable, RunState,
+};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -183,13 +185,14 @@ impl GuardedTable {
         &self.0.escalations
     }
 
-    /// A handle on the process `pid`, if there is one (`Err`: no room to
-    /// open it, which says nothing about the process).
-    pub fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+    /// A handle on the process `pid`, if there is one, with what `look`
+    /// asks of it (`Err`: no room to open it, which says nothing about the
+    /// process).
+    pub fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
         if pid <= 0 {
             return Ok(None);
         }
-        self.0.table.open(pid)
+        self.0.table.open(pid, look)
     }
 
     /// Send `signal` to `target`'s `scope` with `authority`, all or
@@ -324,8 +327,8 @@ impl GuardedTable {
             Members::Group(pids) => {
                 let mut members = Vec::new();
                 for pid in pids {
-                    if let Some(member) = self.0.table.open(pid)? {
-                        members.push((pid, member));
+                    if let Some(member) = self.0.table.open(pid, Look::State)? {
+                        members.push((pid, member.process));
                     }
                 }
                 members
@@ -461,7 +464,10 @@ impl GuardedTable {
                 if !seen.insert(child) {
                     continue;
                 }
-                let Some(handle) = table.open(child)? else {
+                let Some(Opened {
+                    process: handle, ..
+                }) = table.open(child, Look::State)?
+                else {
                     continue;
                 };
                 if handle.info().is_some_and(|info| info.ppid == parent) {
@@ -764,7 +770,7 @@ mod tests {
             self.0.0.lock().unwrap().values().cloned().collect()
         }
 
-        fn open(&self, _pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+        fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
             Ok(None)
         }
     }

@@ -1,6 +1,6 @@
-//! The host calls a policy makes, written once: open a process, read its
-//! facts or state, signal it, escalate, wait for its exit, read a request
-//! header. Each goes through the [`GuardedTable`] (so the rules no policy
+//! The host calls a policy makes, written once: open a process (alone, or
+//! with its state or facts from the same look), read its facts or state,
+//! signal it, escalate, wait for its exit, read a request header. Each goes through the [`GuardedTable`] (so the rules no policy
 //! may break are checked) and is noted as an [`Action`] with what the host
 //! answered (for the audit log's decision record and `sigd policy eval`).
 //! Replaying a record, the same calls are answered from it instead
@@ -11,7 +11,7 @@
 //! adapt to it in a few lines each.
 
 use crate::guard::{Authority, GuardedTable, Scope, Waited};
-use crate::process::{ExitStatus, KillError, NoRoom, Process, ProcessInfo, RunState};
+use crate::process::{ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessInfo, RunState};
 use crate::replay::Recorded;
 use crate::signal;
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,12 @@ impl Target {
     }
 }
 
+/// What a look that opened a process found of it.
+struct Seen {
+    state: RunState,
+    info: Option<ProcessInfo>,
+}
+
 /// What the calls reach: the processes, or a record of a decision.
 enum Reach {
     Live(GuardedTable),
@@ -162,17 +168,69 @@ impl HostCalls {
 
     /// A handle on the process `pid`, if there is one.
     pub fn open(&mut self, pid: i32) -> Option<Target> {
-        let (opened, process) = match &mut self.reach {
-            Reach::Live(processes) => match processes.open(pid) {
-                Ok(Some(process)) => (Ok(Some(process.start_time())), Some(process)),
-                Ok(None) => (Ok(None), None),
+        self.open_looking(pid, Look::State)
+            .map(|(target, _)| target)
+    }
+
+    /// A handle on the process `pid` and its state now, from one look at
+    /// it (`open` and `state`, noted as both), if there is one.
+    pub fn open_with_state(&mut self, pid: i32) -> Option<(Target, RunState)> {
+        let (target, seen) = self.open_looking(pid, Look::State)?;
+        let state = match seen {
+            Some(Seen { state, .. }) => {
+                let inspected = Some(state);
+                self.actions.push(Action::Inspected {
+                    pid,
+                    state: inspected,
+                });
+                state
+            }
+            // Replaying: the record answers as it answered `state`.
+            None => self.state(&target)?,
+        };
+        Some((target, state))
+    }
+
+    /// A handle on the process `pid` and what the host knows of it now,
+    /// from one look at it (`open` and `info`, noted as both), if there is
+    /// one.
+    pub fn open_with_info(&mut self, pid: i32) -> Option<(Target, ProcessInfo)> {
+        let (target, seen) = self.open_looking(pid, Look::Info)?;
+        let info = match seen.and_then(|seen| seen.info) {
+            Some(info) => {
+                self.actions.push(Action::Described {
+                    pid,
+                    info: Some(info.clone()),
+                });
+                info
+            }
+            // Replaying: the record answers as it answered `info`.
+            None => self.info(&target)?,
+        };
+        Some((target, info))
+    }
+
+    /// Open `pid` (noted as `open`) and what the same look found, if it
+    /// reached a process (`None` when replaying: the record answers).
+    fn open_looking(&mut self, pid: i32, look: Look) -> Option<(Target, Option<Seen>)> {
+        let (opened, process, seen) = match &mut self.reach {
+            Reach::Live(processes) => match processes.open(pid, look) {
+                Ok(Some(Opened {
+                    process,
+                    state,
+                    info,
+                })) => {
+                    let seen = Seen { state, info };
+                    (Ok(Some(process.start_time())), Some(process), Some(seen))
+                }
+                Ok(None) => (Ok(None), None, None),
                 Err(error) => {
                     tracing::warn!(pid, %error, "cannot open a process");
-                    (Err(error), None)
+                    (Err(error), None, None)
                 }
             },
             Reach::Recorded(recorded) => match recorded.open(pid) {
-                Some(opened) => (opened, None),
+                Some(opened) => (opened, None, None),
                 None => return self.unanswered(format!("process.open({pid})")),
             },
         };
@@ -182,7 +240,8 @@ impl HostCalls {
             Err(error) => Action::NoRoom { pid, error },
         };
         self.actions.push(action);
-        opened.ok().flatten().map(|_| Target { pid, process })
+        let target = Target { pid, process };
+        opened.ok().flatten().map(|_| (target, seen))
     }
 
     /// What the host knows of `target` now; `None` once it is gone.

@@ -2,7 +2,7 @@
 //
 // sigd hands every `POST /api/v1/processes/{pid}/signal` to a policy, a
 // WebAssembly component built against wit/policy.wit (package
-// sigd:policy@0.3.0, world `policy`). This file is such a policy. It answers
+// sigd:policy@0.3.1, world `policy`). This file is such a policy. It answers
 // every request as the default policy built into sigd (guest/src/*.rs, in
 // Rust) does without settings: the same checks in the same order, the same
 // statuses, codes, sentences and bodies, and the same authority: a caller with
@@ -24,17 +24,18 @@
 //         -o javascript.wasm examples/policies/javascript/policy.js
 //     sigd serve --policy javascript.wasm
 //
-// How WIT looks from here: the import `sigd:policy/host@0.3.0` gives
+// How WIT looks from here: the import `sigd:policy/host@0.3.1` gives
 // functions and the `Process` class; option<T> is T or undefined; enums are
-// strings ('zombie', 'not-found'); a result's error is thrown (its `payload`
-// is the kill-error); list<s32> is an Int32Array; the export `handler` is an
-// object with `configure` (throw to reject the settings) and `handleSignal`.
+// strings ('zombie', 'not-found'); a tuple is an array; a result's error is
+// thrown (its `payload` is the kill-error); list<s32> is an Int32Array; the
+// export `handler` is an object with `configure` (throw to reject the
+// settings) and `handleSignal`.
 // To write your own policy, copy this file and
 // change RULES, or decide() itself. The part at the end reads JSON exactly as
 // the Rust policy's serde_json does, so that even odd bodies get the same
 // answer; a policy of your own may just as well use JSON.parse.
 
-import { Process, realtimeSignals } from 'sigd:policy/host@0.3.0';
+import { Process, realtimeSignals } from 'sigd:policy/host@0.3.1';
 
 // --- The rules: what makes one policy differ from another ------------------
 
@@ -109,14 +110,14 @@ function orderSignal(rules, pidText, body, caller) {
     onBehalfOf = caller.peer.uid;
   }
 
-  const process = Process.open(pid);
-  if (process === undefined) throw processNotFound(pid);
+  // One host call opens the target and tells its state.
+  const opened = Process.openWithState(pid);
+  if (opened === undefined) throw processNotFound(pid);
+  const [process, state] = opened;
   let delivered;
   let exit;
   let scheduled = true;
   try {
-    const state = process.state();
-    if (state === undefined) throw processNotFound(pid);
     if (state === 'zombie' || state === 'dead') throw processNotRunning(pid);
     delivered = orHostRefusal(pid, asked.signal, onBehalfOf, () =>
       process.signal(asked.signal, asked.scope, onBehalfOf));

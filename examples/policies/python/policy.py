@@ -2,7 +2,7 @@
 #
 # sigd hands every `POST /api/v1/processes/{pid}/signal` to a policy, a
 # WebAssembly component built against wit/policy.wit (package
-# sigd:policy@0.3.0, world `policy`). This file, with serde_json_reader.py
+# sigd:policy@0.3.1, world `policy`). This file, with serde_json_reader.py
 # beside it, is such a policy. It answers every request as the default policy
 # built into sigd (guest/src/*.rs, in Rust) does without settings: the same
 # checks in the same order, the same statuses, codes, sentences and bodies,
@@ -127,13 +127,12 @@ def order_signal(rules: Rules, pid_text: str, body: bytes, caller) -> dict:
             raise not_permitted(pid, None)
         on_behalf_of = caller.peer.uid
 
-    process = host.Process.open(pid)
-    if process is None:
+    # One host call opens the target and tells its state.
+    opened = host.Process.open_with_state(pid)
+    if opened is None:
         raise process_not_found(pid)
+    process, state = opened
     with process:  # leaving the block drops the handle (and its pidfd)
-        state = process.state()
-        if state is None:
-            raise process_not_found(pid)
         if state in (RunState.ZOMBIE, RunState.DEAD):
             raise process_not_running(pid)
         try:

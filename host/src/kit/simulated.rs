@@ -12,7 +12,8 @@
 //! ```
 
 use crate::process::{
-    ExitStatus, Exited, Ids, KillError, NoRoom, Process, ProcessInfo, ProcessTable, RunState,
+    ExitStatus, Exited, Ids, KillError, Look, NoRoom, Opened, Process, ProcessInfo, ProcessTable,
+    RunState,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -177,12 +178,18 @@ impl ProcessTable for Simulated {
             .collect()
     }
 
-    fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
-        Ok(self.lock().processes.contains_key(&pid).then(|| {
-            Arc::new(SimulatedHandle {
-                table: self.clone(),
-                pid,
-            }) as Arc<dyn Process>
+    fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
+        let Some(info) = self.lookup(pid) else {
+            return Ok(None);
+        };
+        let process = Arc::new(SimulatedHandle {
+            table: self.clone(),
+            pid,
+        });
+        Ok(Some(Opened {
+            process,
+            state: info.state,
+            info: (look == Look::Info).then_some(info),
         }))
     }
 }

@@ -55,6 +55,13 @@ impl State {
         out
     }
 
+    /// A guest's handle on `process`, counted until it drops it.
+    fn handle(&mut self, process: Target) -> Option<Resource<OpenProcess>> {
+        let handle = self.table.push(OpenProcess(process)).ok()?;
+        self.open_processes += 1;
+        Some(handle)
+    }
+
     /// The process behind a guest's handle (a handle the guest dropped is none).
     fn process(&self, this: &Resource<OpenProcess>) -> Option<Target> {
         self.table.get(this).ok().map(|open| open.0.clone())
@@ -74,9 +81,17 @@ impl wit::Host for State {
 impl wit::HostProcess for State {
     fn open(&mut self, pid: i32) -> Option<Resource<OpenProcess>> {
         let process = self.calls.open(pid)?;
-        let handle = self.table.push(OpenProcess(process)).ok()?;
-        self.open_processes += 1;
-        Some(handle)
+        self.handle(process)
+    }
+
+    fn open_with_state(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, wit::RunState)> {
+        let (process, state) = self.calls.open_with_state(pid)?;
+        Some((self.handle(process)?, state.into()))
+    }
+
+    fn open_with_info(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, wit::ProcessInfo)> {
+        let (process, info) = self.calls.open_with_info(pid)?;
+        Some((self.handle(process)?, info.into()))
     }
 
     fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {

@@ -5,7 +5,8 @@
 use super::pidfd::{self, Pidfd};
 use super::stat::{Stat, Status};
 use super::{
-    ExitStatus, Exited, Ids, KillError, NoRoom, Process, ProcessInfo, ProcessTable, RunState,
+    ExitStatus, Exited, Ids, KillError, Look, NoRoom, Opened, Process, ProcessInfo, ProcessTable,
+    RunState,
 };
 use nix::errno::Errno;
 use std::sync::{Arc, OnceLock};
@@ -36,7 +37,7 @@ impl ProcessTable for System {
             .collect()
     }
 
-    fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+    fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
         let pidfd = match pidfds() {
             false => None,
             true => match Pidfd::open(pid) {
@@ -53,23 +54,38 @@ impl ProcessTable for System {
         // Read the facts after opening, and keep them only if the pidfd's
         // process was still there afterwards: then they are its own. A
         // pidfd names a process (a thread-group leader) by itself, so its
-        // `stat` is all there is to read; without one, `status` tells a
-        // process from a thread.
-        let start_time = match &pidfd {
-            Some(_) => read_stat(pid)?.map(|stat| stat.start_time),
-            None => read_process_or_no_room(pid)?.map(|info| info.start_time),
-        };
-        let Some(start_time) = start_time else {
-            return Ok(None);
+        // `stat` is all there is to read for its state; without one,
+        // `status` tells a process from a thread.
+        let (start_time, state, info) = match (&pidfd, look) {
+            (Some(_), Look::State) => {
+                let Some(stat) = read_stat(pid)? else {
+                    return Ok(None);
+                };
+                let Some(state) = state_of(stat.state, stat.threads) else {
+                    return Ok(None);
+                };
+                (stat.start_time, state, None)
+            }
+            _ => {
+                let Some(info) = read_process_or_no_room(pid)? else {
+                    return Ok(None);
+                };
+                (info.start_time, info.state, Some(info))
+            }
         };
         if pidfd.as_ref().is_some_and(|pidfd| !pidfd.is_alive()) {
             return Ok(None);
         }
-        Ok(Some(Arc::new(SystemProcess {
+        let process = Arc::new(SystemProcess {
             pid,
             start_time,
             pidfd: pidfd.map(Arc::new),
-        })))
+        });
+        Ok(Some(Opened {
+            process,
+            state,
+            info,
+        }))
     }
 }
 
@@ -139,12 +155,11 @@ impl Process for SystemProcess {
         self.start_time
     }
 
+    // Facts that read as this pid's with this start time are this
+    // process's (a successor has a later start), read while it was there:
+    // no liveness probe is needed after them.
     fn info(&self) -> Option<ProcessInfo> {
-        let info = read_process(self.pid).filter(|info| self.is_mine(info))?;
-        match &self.pidfd {
-            Some(pidfd) if !pidfd.is_alive() => None,
-            _ => Some(info),
-        }
+        read_process(self.pid).filter(|info| self.is_mine(info))
     }
 
     fn state(&self) -> Option<RunState> {
@@ -153,10 +168,7 @@ impl Process for SystemProcess {
         if stat.start_time != self.start_time {
             return None; // a successor with its pid
         }
-        match &self.pidfd {
-            Some(pidfd) if !pidfd.is_alive() => None,
-            _ => state_of(stat.state, stat.threads),
-        }
+        state_of(stat.state, stat.threads)
     }
 
     fn send(&self, signal: i32, group: bool) -> Result<(), KillError> {
@@ -327,7 +339,10 @@ mod tests {
     #[test]
     fn lookup_self() {
         let me = std::process::id() as i32;
-        let info = System.open(me).unwrap().unwrap().info().unwrap();
+        let opened = System.open(me, Look::Info).unwrap().unwrap();
+        let info = opened.process.info().unwrap();
+        assert_eq!(opened.info.as_ref(), Some(&info));
+        assert_eq!(opened.state, info.state);
         assert_eq!(info.pid, me);
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
         assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
@@ -345,7 +360,8 @@ mod tests {
         });
         let tid = rx.recv().unwrap();
         assert!(std::path::Path::new(&format!("/proc/{tid}/stat")).exists());
-        assert!(System.open(tid).unwrap().is_none());
+        assert!(System.open(tid, Look::State).unwrap().is_none());
+        assert!(System.open(tid, Look::Info).unwrap().is_none());
         assert_eq!(System.lookup(tid), None);
         thread.thread().unpark();
         thread.join().unwrap();

@@ -257,10 +257,29 @@ pub trait ProcessTable: Send + Sync + 'static {
     }
     /// Every process now, for group and tree scopes.
     fn snapshot(&self) -> Vec<ProcessInfo>;
-    /// A handle that names the process `pid` and no other from now on;
+    /// A handle that names the process `pid` and no other from now on,
+    /// with what the same look at it found (`look` says how much);
     /// `Ok(None)` if there is no such process, `Err` if the host had no room
     /// to open one (which says nothing about the process).
-    fn open(&self, pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom>;
+    fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom>;
+}
+
+/// How much opening a process learns of it, in the same look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Its scheduler state (on Linux, `/proc/<pid>/stat` alone).
+    State,
+    /// All its facts, its ids included (`stat` and `status`).
+    Info,
+}
+
+/// A process just opened, and what the look that opened it found.
+pub struct Opened {
+    pub process: Arc<dyn Process>,
+    /// Its scheduler state then.
+    pub state: RunState,
+    /// Its facts then, if [`Look::Info`] asked for them.
+    pub info: Option<ProcessInfo>,
 }
 
 /// One process, held so that nothing done through it reaches another
@@ -307,7 +326,7 @@ impl ProcessTable for NoProcesses {
         Vec::new()
     }
 
-    fn open(&self, _pid: i32) -> Result<Option<Arc<dyn Process>>, NoRoom> {
+    fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
         Ok(None)
     }
 }
