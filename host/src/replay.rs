@@ -360,4 +360,77 @@ mod tests {
         assert_eq!(kills.differences(&other), ["escalation"]);
         assert!(kills.differences(&kills.clone()).is_empty());
     }
+
+    /// A record holds what a call learned, not how it was asked: a record
+    /// made with `open` then `state` answers `open-with-state` (and the
+    /// other way round), one made with `info` answers a state too, and what
+    /// the record never learned (a process's facts, from a state alone) is
+    /// not guessed.
+    #[test]
+    fn a_look_is_answered_however_it_was_asked() {
+        use crate::host_calls::HostCalls;
+        let facts = ProcessInfo {
+            pid: 42,
+            ppid: 1,
+            pgid: 42,
+            sid: 42,
+            uids: crate::process::Ids::all(1000),
+            gids: crate::process::Ids::all(1000),
+            state: RunState::Sleeping,
+            start_time: 7,
+            command: "sleep".into(),
+            exit_code: None,
+        };
+        let record = |calls: Vec<Action>| Record {
+            decision_id: "x".into(),
+            policy_sha256: "p".into(),
+            settings_sha256: None,
+            request: crate::record::RecordedRequest {
+                pid: "42".into(),
+                body: crate::record::Body::Text("{}".into()),
+                caller: crate::caller::Caller::local(Some(0), None),
+            },
+            realtime: [34, 64],
+            calls,
+            calls_left_out: 0,
+            answer: crate::record::RecordedAnswer {
+                status: 200,
+                code: String::new(),
+                body: "{}".into(),
+                policy_failed: None,
+            },
+        };
+        let opened = Action::Opened {
+            pid: 42,
+            start_time: 7,
+        };
+        let inspected = Action::Inspected {
+            pid: 42,
+            state: Some(RunState::Sleeping),
+        };
+        let described = Action::Described {
+            pid: 42,
+            info: Some(facts.clone()),
+        };
+
+        let two_calls = record(vec![opened.clone(), inspected.clone()]);
+        let mut calls = HostCalls::replaying(Recorded::new(&two_calls));
+        let (target, state) = calls.open_with_state(42).unwrap();
+        assert_eq!((target.pid(), state), (42, RunState::Sleeping));
+        assert_eq!(calls.take_actions(), two_calls.calls);
+
+        let mut calls = HostCalls::replaying(Recorded::new(&two_calls));
+        assert!(calls.open_with_info(42).is_none());
+        assert!(matches!(
+            calls.take_actions().last(),
+            Some(Action::Unanswered { .. })
+        ));
+
+        let one_look = record(vec![opened.clone(), described.clone()]);
+        let mut calls = HostCalls::replaying(Recorded::new(&one_look));
+        let target = calls.open(42).unwrap();
+        assert_eq!(calls.info(&target), Some(facts));
+        let mut calls = HostCalls::replaying(Recorded::new(&one_look));
+        assert_eq!(calls.open_with_state(42).unwrap().1, RunState::Sleeping);
+    }
 }
