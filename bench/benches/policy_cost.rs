@@ -2,7 +2,9 @@
 //! linked natively, against the same logic as a wasm component called on a
 //! reused instance (sigd's default) and on a fresh one (`--fresh-instances`),
 //! all over the same simulated process table (no syscalls), all inside the
-//! same async runtime. Run: `cargo bench -p sigd-bench --bench policy_cost`.
+//! same async runtime; and what calling on an async fiber (as sigd does,
+//! so a long call yields and a wait suspends) costs a call that returns at
+//! once (`fiber`). Run: `cargo bench -p sigd-bench --bench policy_cost`.
 
 use divan::Bencher;
 use sigd::caller::Caller;
@@ -69,4 +71,54 @@ fn wasm_fresh(bencher: Bencher) {
     bencher.with_inputs(request).bench_local_values(|request| {
         runtime.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
     });
+}
+
+/// A component call that returns at once, synchronously and on a fiber:
+/// what sigd's async calls cost beyond the call itself.
+mod fiber {
+    use divan::Bencher;
+    use wasmtime::component::{Component, Linker, TypedFunc};
+    use wasmtime::{Config, Engine, Store};
+
+    /// A component exporting `run: func() -> u32`, importing nothing.
+    const COMPONENT: &str = r#"(component
+      (core module $m (func (export "run") (result i32) (i32.const 7)))
+      (core instance $i (instantiate $m))
+      (func (export "run") (result u32) (canon lift (core func $i "run"))))"#;
+
+    fn instance() -> (Store<()>, TypedFunc<(), (u32,)>) {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).unwrap();
+        let component = Component::new(&engine, wat::parse_str(COMPONENT).unwrap()).unwrap();
+        let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = Linker::new(&engine)
+            .instantiate(&mut store, &component)
+            .unwrap();
+        let run = instance.get_typed_func(&mut store, "run").unwrap();
+        (store, run)
+    }
+
+    /// Called synchronously, on the caller's stack.
+    #[divan::bench]
+    fn sync_call(bencher: Bencher) {
+        let (mut store, run) = instance();
+        bencher.bench_local(|| run.call(&mut store, ()).unwrap());
+    }
+
+    /// Called asynchronously, on a fiber (its stack kept by the store).
+    #[divan::bench]
+    fn async_call(bencher: Bencher) {
+        let (mut store, run) = instance();
+        let runtime = super::runtime();
+        bencher.bench_local(|| runtime.block_on(run.call_async(&mut store, ())).unwrap());
+    }
+
+    /// What the `block_on` around `async_call` costs alone.
+    #[divan::bench]
+    fn block_on_alone(bencher: Bencher) {
+        let runtime = super::runtime();
+        bencher.bench_local(|| runtime.block_on(async { 7 }));
+    }
 }
