@@ -3,11 +3,15 @@
 #   make test   every test: guest logic, host units, components, the example
 #               policies in Rust, Python and JavaScript, the real
 #               binary over HTTP in a private PID namespace (strace, from
-#               Debian, counts its syscalls), Tensorlake's SDK,
-#               Schemathesis against openapi.yaml
+#               Debian, counts its syscalls), the slim build, Tensorlake's
+#               SDK, Schemathesis against openapi.yaml
 #   make build  the static release binary, stripped, at target/release/sigd
 #               (it builds the default policy, and no test guest)
-#   make lint   rustfmt and clippy, warnings as errors
+#   make build-slim  the same without the compiler, for VM images, at
+#               target/release/sigd-slim: it runs the built-in policy and
+#               policies precompiled by `sigd policy compile` (README,
+#               "The VM-image build")
+#   make lint   rustfmt and clippy (the slim build too), warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 #   make bench  sigd against its native baseline and a bare hyper server with
 #               the same syscalls (bench/, built here); writes
@@ -59,12 +63,20 @@ BENCH_VENV := target/bench-venv
 
 SOAK_SECONDS ?= 120
 
-.PHONY: build baseline run test lint fuzz bench bench-shadow soak deb toolchain clean
+.PHONY: build build-slim baseline run test lint fuzz bench bench-shadow soak deb toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
+
+# The slim build shares target/ with the full one (its own feature set, so
+# neither rebuilds the other's crates); its binary is copied out at once,
+# before a full build takes the name again.
+build-slim: toolchain
+	$(call RELEASE,build) -p sigd --bins --no-default-features
+	mkdir -p target/release
+	strip -o target/release/sigd-slim target/$(HOST_TRIPLE)/release/sigd
 
 deb: build
 	@command -v dpkg-deb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg >/dev/null; }
@@ -81,16 +93,18 @@ baseline: toolchain
 run: build
 	./target/release/sigd serve --listen $(LISTEN)
 
-test: toolchain $(SDK_VENV)/.installed $(API_VENV)/.installed
+test: toolchain build-slim $(SDK_VENV)/.installed $(API_VENV)/.installed
 	@command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
 	scripts/example-policies.sh $(EXAMPLES)
 	$(TARGET_VAR)_RUNNER="$(PID_NAMESPACE)" SIGD_TEST_PYTHON="$(CURDIR)/$(SDK_VENV)/bin/python" \
-		SIGD_EXAMPLE_POLICIES="$(CURDIR)/$(EXAMPLES)" $(call RELEASE,test) -- --include-ignored
+		SIGD_EXAMPLE_POLICIES="$(CURDIR)/$(EXAMPLES)" SIGD_SLIM="$(CURDIR)/target/release/sigd-slim" \
+		$(call RELEASE,test) -- --include-ignored
 	tests/conformance/run.sh $(CURDIR)/target/$(HOST_TRIPLE)/release/sigd $(CURDIR)/$(API_VENV)/bin/schemathesis
 
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p sigd --no-default-features --lib --bins -- -D warnings
 
 bench: build baseline $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null && command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk strace >/dev/null; }

@@ -1,10 +1,12 @@
 //! Builds the default policy (`guest/`) into a component and embeds it:
 //! `SIGD_POLICY_DEFAULT` names the component, `SIGD_POLICY_DEFAULT_SHA256`
 //! its sha256, and `SIGD_POLICY_DEFAULT_COMPILED` its machine code,
-//! precompiled here under the same wasmtime configuration the runtime uses
-//! (`src/policy/config.rs`), so a fresh sigd answers its first request
-//! without compiling anything. The test guests are built apart, for the
-//! tests only (`tests/guests/build.rs`).
+//! precompiled here for any CPU of the target's architecture under the same
+//! wasmtime configuration the runtime uses (`src/policy/config.rs`), so a
+//! fresh sigd answers its first request without compiling anything, and the
+//! slim build (no compiler) has a policy to run. `SIGD_TARGET` is the target
+//! triple. The test guests are built apart, for the tests only
+//! (`tests/guests/build.rs`).
 
 use std::env;
 use std::path::Path;
@@ -17,6 +19,8 @@ mod config;
 
 fn main() {
     let root = wasm_guests::workspace_root();
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    println!("cargo:rustc-env=SIGD_TARGET={target}");
     for watched in ["wit", "guest", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -27,7 +31,7 @@ fn main() {
         sha256_hex(&component)
     );
     let compiled = Path::new(&built[0]).with_extension("cwasm");
-    std::fs::write(&compiled, precompile(&component)).expect("write compiled policy");
+    std::fs::write(&compiled, precompile(&component, &target)).expect("write compiled policy");
     println!(
         "cargo:rustc-env=SIGD_POLICY_DEFAULT_COMPILED={}",
         compiled.display()
@@ -42,13 +46,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The default policy compiled for this machine, or nothing when building
-/// for another one (the runtime then compiles it at start-up).
-fn precompile(component: &[u8]) -> Vec<u8> {
-    if env::var("TARGET").ok() != env::var("HOST").ok() {
-        return Vec::new();
-    }
-    wasmtime::Engine::new(&config::compile_config())
+/// The default policy compiled for any CPU of `target`'s architecture: the
+/// slim build, which cannot compile, runs it wherever it runs.
+fn precompile(component: &[u8], target: &str) -> Vec<u8> {
+    config::portable_config(target)
+        .and_then(|config| wasmtime::Engine::new(&config))
         .and_then(|engine| engine.precompile_component(component))
-        .unwrap_or_else(|e| panic!("precompile the default policy: {e:?}"))
+        .unwrap_or_else(|e| panic!("precompile the default policy for {target}: {e:?}"))
 }

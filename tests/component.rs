@@ -229,3 +229,21 @@ fn default_policy_passes_the_conformance_suite() {
     }
     assert_eq!(passed, cases.len());
 }
+
+/// WASI is linked only for a policy that imports it: loading the default
+/// policy (which imports none) links none, and its instances get no WASI
+/// context; loading one that imports WASI links it then, and it still runs.
+#[test]
+fn wasi_is_linked_only_for_policies_that_import_it() {
+    let runtime = Runtime::new(CallLimits::default(), Isolation::ReuseSound, None).unwrap();
+    let default = runtime.load(DEFAULT_POLICY).unwrap();
+    assert!(!default.links_wasi() && !runtime.links_wasi());
+    let probe = std::fs::read(common::WASI_PROBE_POLICY).unwrap();
+    let probe = runtime.load(&probe).unwrap();
+    assert!(probe.links_wasi() && runtime.links_wasi());
+    assert!(!default.links_wasi());
+    let table = Simulated::from_json(suite::TABLE).unwrap();
+    let processes = sigd::kit::guarded(&table);
+    let answer = RUNTIME.block_on(probe.call(&processes, request("42", r#"{"signal": 15}"#)));
+    assert!(answer.answer.is_ok(), "{:?}", answer.answer);
+}

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use sigd::guard::{Authority, GuardedTable, Scope};
-use sigd::process::{KillError, ProcessTable, System};
+use sigd::process::{KillError, Look, ProcessTable, System};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -46,9 +46,10 @@ fn pid_reuse_signals_nothing() {
     let mut first = target();
     let pid = first.id() as i32;
     let handle = processes
-        .open(pid)
+        .open(pid, Look::State)
         .expect("room to open it")
-        .expect("open the first process");
+        .expect("open the first process")
+        .process;
     first.kill().unwrap();
     first.wait().unwrap();
     let mut second = recycle(pid);

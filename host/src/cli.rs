@@ -9,13 +9,30 @@ use crate::server::{Endpoint, TransportLimits};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// What `--version` prints: the version and the built-in policy's sha256.
+/// What `--version` prints: the version, the built-in policy's sha256,
+/// and whether this is the slim build (no compiler).
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (built-in policy sha256 ",
     env!("SIGD_POLICY_DEFAULT_SHA256"),
-    ")"
+    ")",
+    slim!()
 );
+
+#[cfg(feature = "compiler")]
+macro_rules! slim {
+    () => {
+        ""
+    };
+}
+
+#[cfg(not(feature = "compiler"))]
+macro_rules! slim {
+    () => {
+        ", slim: runs only precompiled policies"
+    };
+}
+use slim;
 
 /// sigd delivers POSIX signals to processes over HTTP
 /// (`POST /api/v1/processes/{pid}/signal`, body `{"signal": 15}`).
@@ -31,7 +48,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Send Signal API.
     Serve(ServeArgs),
-    /// Write, try and verify policies: check, eval, test, wit.
+    /// Write, try and verify policies: check, compile, eval, test, replay, wit.
     #[command(subcommand)]
     Policy(PolicyCommand),
 }
@@ -88,7 +105,9 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Policy component (.wasm) to load instead of the built-in default policy.
+    /// Policy component (.wasm), or policy precompiled by `sigd policy
+    /// compile` (.cwasm; the slim build runs only these), to load instead
+    /// of the built-in default policy.
     #[arg(long, value_name = "PATH")]
     pub policy: Option<PathBuf>,
 

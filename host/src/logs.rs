@@ -1,5 +1,5 @@
 //! sigd's logs, on stderr: lines for people or JSON objects (one per
-//! line), filtered by `RUST_LOG`. When stderr is the journal (systemd says
+//! line), filtered by `RUST_LOG` (levels, per target). When stderr is the journal (systemd says
 //! so in `$JOURNAL_STREAM`: the device and inode of the stream it gave),
 //! every line starts with its syslog priority (`<3>` error, `<4>` warning,
 //! `<6>` info, `<7>` debug and trace), which journald takes off and keeps
@@ -25,11 +25,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{self, JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The field of an event whose value is a JSON document already: an audit
 /// event's decision record.
@@ -52,32 +54,47 @@ pub fn dropped_lines() -> u64 {
 /// Log in `format`, what `RUST_LOG` lets through (else `default_filter`),
 /// queued for the [`LogWriter`], which writes nothing until it is started.
 pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), default_filter);
     let (queue, lines) = mpsc::channel();
     let writer = LogWriter {
         queue: queue.clone(),
         lines: Some(lines),
         started: false,
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Queue(queue));
+    let logs = tracing_subscriber::fmt().with_writer(Queue(queue));
     match (format, stderr_is_journal()) {
-        (LogFormat::Text, false) => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        (LogFormat::Json, false) => logs
-            .fmt_fields(JsonFields::new())
-            .event_format(JsonLines)
-            .init(),
+        (LogFormat::Text, false) => {
+            let logs = logs.with_ansi(std::io::stderr().is_terminal());
+            logs.finish().with(filter).init()
+        }
+        (LogFormat::Json, false) => {
+            let logs = logs.fmt_fields(JsonFields::new()).event_format(JsonLines);
+            logs.finish().with(filter).init()
+        }
         (LogFormat::Text, true) => {
             let lines = format::format().without_time().with_ansi(false);
-            logs.event_format(Prioritized(lines)).init()
+            logs.event_format(Prioritized(lines))
+                .finish()
+                .with(filter)
+                .init()
         }
-        (LogFormat::Json, true) => logs
-            .fmt_fields(JsonFields::new())
-            .event_format(Prioritized(JsonLines))
-            .init(),
+        (LogFormat::Json, true) => {
+            let logs = logs.fmt_fields(JsonFields::new());
+            let logs = logs.event_format(Prioritized(JsonLines));
+            logs.finish().with(filter).init()
+        }
     }
     writer
+}
+
+/// What `RUST_LOG` (`LEVEL` and `TARGET=LEVEL` directives, comma
+/// separated: `warn,sigd::audit=info`) lets through; `default` when it is
+/// unset or cannot be read.
+fn filter(rust_log: Option<&str>, default: &str) -> Targets {
+    rust_log
+        .and_then(|directives| directives.parse().ok())
+        .or_else(|| default.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// What the writer thread is sent: a line, or "write all before this and say so".

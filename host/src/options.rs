@@ -34,8 +34,9 @@ pub struct RuntimeOptions {
     pub fresh_instances: bool,
 
     /// Directory for compiled policies, so restarts skip compiling. Must be
-    /// sigd's user's own and not writable by others. [default: /var/cache/sigd
-    /// as root, else $XDG_CACHE_HOME/sigd or ~/.cache/sigd]
+    /// sigd's user's own and not writable by others. The slim build compiles
+    /// nothing and keeps none. [default: /var/cache/sigd as root, else
+    /// $XDG_CACHE_HOME/sigd or ~/.cache/sigd]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -70,9 +71,10 @@ impl RuntimeOptions {
         Ok(Runtime::new(limits, isolation, cache)?)
     }
 
-    /// `--cache-dir`, or the default for this user; `None` with `--no-cache`.
+    /// `--cache-dir`, or the default for this user; `None` with `--no-cache`
+    /// or without a compiler (nothing is compiled, so nothing is cached).
     fn cache_dir(&self) -> Option<PathBuf> {
-        if self.no_cache {
+        if self.no_cache || !cfg!(feature = "compiler") {
             return None;
         }
         if let Some(dir) = &self.cache_dir {

@@ -18,8 +18,9 @@ use crate::caller::Caller;
 use crate::decision::{Decide, Deciding, Decision, Described, FellBack};
 use crate::guard::GuardedTable;
 use crate::metrics::Metrics;
-use crate::policy::sha256_hex;
+use crate::policy::precompiled::read_file;
 use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
+use crate::policy::{policy_sha256, sha256_hex};
 use crate::process::NoProcesses;
 use crate::systemd::Notifier;
 use std::borrow::Cow;
@@ -352,7 +353,7 @@ fn stamp(path: &Path) -> Option<(u64, SystemTime, u64)> {
 fn read(source: &Source) -> Result<Cow<'static, [u8]>, ReloadError> {
     match source {
         Source::Builtin => Ok(Cow::Borrowed(DEFAULT_POLICY)),
-        Source::File(path) => std::fs::read(path)
+        Source::File(path) => read_file(path)
             .map(Cow::Owned)
             .map_err(|e| ReloadError::Read(source.clone(), e)),
     }
@@ -386,7 +387,7 @@ async fn prepare(
             ),
         };
         let shas = (
-            sha256_hex(&bytes),
+            policy_sha256(&bytes),
             settings.as_deref().map(|text| sha256_hex(text.as_bytes())),
         );
         if unless.is_some_and(|active| active == shas) {

@@ -13,6 +13,9 @@ use sigd::server::{self, Endpoint, Listener, SocketFile, TransportLimits};
 use sigd_bench::Native;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Serve the Send Signal API with the default policy linked natively
 /// (a benchmark baseline; no authentication).
@@ -26,11 +29,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // RUST_LOG as sigd reads it: `LEVEL` and `TARGET=LEVEL` directives.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -1,11 +1,13 @@
-//! `sigd policy check PATH`: whether sigd can run a component, and why not
-//! in one sentence an author can act on. It reads the component's type (its
+//! `sigd policy check PATH`: whether sigd can run a component (or a policy
+//! precompiled by `sigd policy compile`), and why not in one sentence an
+//! author can act on. It reads the component's type (its
 //! imports and exports), links it as `sigd serve` would, and makes the same
 //! smoke call a reload makes.
 
 use super::{describe_compiled, load_bytes, millis};
 use crate::options::RuntimeOptions;
-use crate::policy::{CallError, WIT_PACKAGE, WIT_VERSION};
+use crate::policy::precompiled::MAGIC;
+use crate::policy::{CallError, LoadError, WIT_PACKAGE, WIT_VERSION};
 use crate::reload;
 use std::path::Path;
 use std::time::Instant;
@@ -44,6 +46,7 @@ async fn check(
     options: &RuntimeOptions,
 ) -> Result<(), String> {
     match bytes.get(..8) {
+        _ if bytes.starts_with(MAGIC) => {}
         Some(preamble) if preamble == COMPONENT_PREAMBLE => {}
         Some(preamble) if preamble == MODULE_PREAMBLE => {
             return Err(
@@ -57,9 +60,10 @@ async fn check(
     }
     let runtime = options.runtime().map_err(|e| format!("{e:#}"))?;
     let started = Instant::now();
-    let unlinked = runtime
-        .compile(bytes)
-        .map_err(|e| format!("wasmtime cannot compile it: {e}"))?;
+    let unlinked = runtime.compile(bytes).map_err(|error| match error {
+        LoadError::NotAComponent(_) => format!("wasmtime cannot compile it: {error}"),
+        _ => format!("it {error}"),
+    })?;
     println!(
         "machine   {}",
         describe_compiled(unlinked.compiled(), started.elapsed())

@@ -1,15 +1,18 @@
-//! The policy authoring kit: `sigd policy check|eval|test`. An author
+//! The policy authoring kit: `sigd policy check|compile|eval|test|replay|wit`. An author
 //! writes, tries and verifies a policy with these, without a VM and without
 //! sending a real signal: `eval` and `test` run the policy against a
 //! [`Simulated`] process table, never the machine's.
 //!
 //! - [`check`]: can sigd run this component, and what does it import?
+//! - [`compile`]: compile it ahead of time, for the slim build (full builds only).
 //! - [`eval`]: one request, with every host call the policy made.
 //! - [`suite`]: the conformance suite, `sigd policy test`.
 //! - [`replay`]: recorded decisions decided again, `sigd policy replay`.
 //! - [`simulated`]: the simulated process table they run against.
 
 pub mod check;
+#[cfg(feature = "compiler")]
+pub mod compile;
 pub mod eval;
 pub mod replay;
 pub mod simulated;
@@ -44,6 +47,11 @@ pub enum PolicyCommand {
         #[command(flatten)]
         runtime: RuntimeOptions,
     },
+    /// Compile a policy component ahead of time into a file any build of
+    /// this version of sigd runs without compiling, the slim build (which
+    /// has no compiler) included.
+    #[cfg(feature = "compiler")]
+    Compile(compile::Compile),
     /// Run one request through a policy against a simulated process table,
     /// and print the host calls it made and its HTTP answer. No real signal
     /// is ever sent.
@@ -69,6 +77,8 @@ impl PolicyCommand {
                 settings,
                 runtime,
             } => check::run(&path, settings.as_deref(), &runtime).await,
+            #[cfg(feature = "compiler")]
+            PolicyCommand::Compile(compile) => compile.run(),
             PolicyCommand::Eval(eval) => eval.run().await,
             PolicyCommand::Test(test) => test.run().await,
             PolicyCommand::Replay(replay) => replay.run().await,
@@ -138,9 +148,11 @@ impl CallerArgs {
     }
 }
 
-/// The bytes of the file at `path`.
+/// The bytes of the policy file at `path` (precompiled machine code only
+/// from a file no one but root or sigd's user can write).
 pub fn load_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    crate::policy::precompiled::read_file(path)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// `table` guarded as the real one is, with sigd as [`SIMULATED_SIGD_PID`].
@@ -152,6 +164,10 @@ pub fn guarded(table: &Simulated) -> GuardedTable {
 pub fn describe_compiled(compiled: Compiled, took: Duration) -> String {
     match compiled {
         Compiled::AtBuild => format!("precompiled into sigd ({})", millis(took)),
+        Compiled::Ahead => format!(
+            "precompiled by `sigd policy compile` (loaded in {})",
+            millis(took)
+        ),
         Compiled::FromCache => format!("from the compiled-policy cache ({})", millis(took)),
         Compiled::OnLoad => format!("compiled in {}", millis(took)),
     }

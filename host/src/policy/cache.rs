@@ -5,22 +5,33 @@
 //! a truncated or flipped entry is detected, removed and rebuilt, never loaded.
 //! Loading compiled code trusts the directory, so sigd refuses a directory
 //! that another user owns or that others may write to.
+//!
+//! Only a build with the compiler (the `compiler` feature) fills or reads
+//! it: the slim build compiles nothing.
 
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use wasmtime::Engine;
-use wasmtime::component::Component;
+#[cfg(feature = "compiler")]
+use {
+    sha2::{Digest, Sha256},
+    std::hash::{Hash, Hasher},
+    std::io::Write,
+    wasmtime::Engine,
+    wasmtime::component::Component,
+};
 
 /// What each entry starts with, before the payload's sha256 and the payload.
+#[cfg(feature = "compiler")]
 const MAGIC: &[u8] = b"sigd-compiled-policy-v1\n";
 
 /// A directory of compiled policies.
 #[derive(Debug, Clone)]
 pub struct Cache {
+    #[cfg_attr(
+        not(feature = "compiler"),
+        expect(dead_code, reason = "the slim build compiles nothing to cache")
+    )]
     dir: PathBuf,
 }
 
@@ -49,7 +60,10 @@ impl Cache {
             dir: dir.to_path_buf(),
         })
     }
+}
 
+#[cfg(feature = "compiler")]
+impl Cache {
     /// The entry's file for a component (by its sha256) under `engine`.
     fn entry(&self, engine: &Engine, component_sha256: &str) -> PathBuf {
         let mut key = Sha256Hasher(Sha256::new());
@@ -104,8 +118,10 @@ impl Cache {
 }
 
 /// Feeds a `Hash` into sha256, for a key that is stable across runs.
+#[cfg(feature = "compiler")]
 struct Sha256Hasher(Sha256);
 
+#[cfg(feature = "compiler")]
 impl Hasher for Sha256Hasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);

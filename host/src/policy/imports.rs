@@ -1,7 +1,7 @@
 //! What a policy imports: the `host` interface, adapted in a few lines per
 //! function to [`HostCalls`] (where the calls are implemented), and an
-//! empty WASI for guests built by toolchains that import it. [`State`] is
-//! what each store holds.
+//! empty WASI, linked only for guests built by toolchains that import it.
+//! [`State`] is what each store holds.
 
 use super::bindings::{Bindings, wit};
 use super::limiter::MemoryLimiter;
@@ -13,13 +13,15 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// What a guest's `process` resource holds: our handle on the process.
 pub struct OpenProcess(Target);
 
-/// What each store holds: the current call's [`HostCalls`], an empty WASI
-/// context (no files, no environment, no network; stdout and stderr
-/// captured), the memory limiter, and the guest's running-time clock.
+/// What each store holds: the current call's [`HostCalls`], for a policy
+/// that imports WASI an empty WASI context (no files, no environment, no
+/// network; stdout and stderr captured), the memory limiter, and the
+/// guest's running-time clock.
 pub(super) struct State {
     /// The host's side of the call in progress (or of the last one).
     pub(super) calls: HostCalls,
-    pub(super) wasi: WasiCtx,
+    /// Only for a policy that imports WASI.
+    pub(super) wasi: Option<WasiCtx>,
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
     /// The guest's own running time in this call, which the deadline counts.
@@ -32,16 +34,22 @@ pub(super) struct State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // WASI is linked only for policies whose instances have a
+            // context; any other would get an empty one.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
 }
 
-/// Link the `host` interface and WASI into `linker`.
-pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+/// Link the `host` interface into `linker`.
+pub(super) fn add_host_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     Bindings::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}
+
+/// Link WASI 0.2 into `linker`, for policies that import it.
+pub(super) fn add_wasi_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
 }
 
 impl State {

@@ -12,6 +12,8 @@
 //! - `bindings`: the generated WIT bindings, fenced, and their conversions.
 //! - `limiter`, `ticker`, `guest_output`: the memory cap, the deadline's
 //!   clock, and the guest's captured stdout and stderr.
+//! - [`precompiled`]: policies compiled ahead of time (`sigd policy
+//!   compile`), what a build without a compiler runs.
 //! - [`cache`]: compiled policies on disk; [`config`]: what shapes compiled code.
 
 pub mod answer;
@@ -22,6 +24,7 @@ mod guest_output;
 mod imports;
 mod limiter;
 mod pool;
+pub mod precompiled;
 pub mod runtime;
 mod ticker;
 
@@ -111,6 +114,20 @@ pub enum LoadError {
     NotAComponent(wasmtime::Error),
     #[error("does not fit sigd's policy world (sigd:policy/policy@{WIT_VERSION}): {0:#}")]
     Incompatible(wasmtime::Error),
+    /// A component, and this build cannot compile.
+    #[error(
+        "is a WebAssembly component, and this sigd is the slim build, which runs only \
+         policies compiled ahead of time: precompile it with `sigd policy compile` on a full \
+         build of sigd {version}",
+        version = env!("CARGO_PKG_VERSION")
+    )]
+    NoCompiler,
+    #[error("{0}")]
+    Precompiled(#[from] precompiled::PrecompiledError),
+    /// The built-in policy's machine code does not suit this machine, and
+    /// this build cannot compile it.
+    #[error("has machine code that does not suit this machine: {0:#}")]
+    BuiltIn(wasmtime::Error),
 }
 
 /// Why a policy call gave no usable answer. Each becomes a 500 `INTERNAL`.
@@ -136,6 +153,8 @@ pub enum CallError {
 pub enum Compiled {
     /// Compiled into the binary at build time (the default policy).
     AtBuild,
+    /// Read from a file `sigd policy compile` wrote.
+    Ahead,
     /// Read from the compiled-policy cache.
     FromCache,
     /// Compiled when loaded.
@@ -160,6 +179,15 @@ pub enum Isolation {
 /// The sha256 of `bytes`, in lower-case hex: how sigd names a policy.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// The name of the policy in `bytes`: the sha256 of its component, which a
+/// precompiled policy's header gives.
+pub fn policy_sha256(bytes: &[u8]) -> String {
+    match precompiled::Precompiled::parse(bytes) {
+        Some(Ok(precompiled)) => precompiled.header.sha256,
+        _ => sha256_hex(bytes),
+    }
 }
 
 /// Lower-case hex of `bytes`.

@@ -91,18 +91,26 @@ pub(super) struct Instance {
 
 impl Instance {
     /// A store ready for its first call, `calls` (instantiated on that
-    /// call, inside the deadline).
-    pub(super) fn new(pre: &BindingsPre<State>, limits: &CallLimits, calls: HostCalls) -> Instance {
+    /// call, inside the deadline), with a WASI context if `wasi`.
+    pub(super) fn new(
+        pre: &BindingsPre<State>,
+        limits: &CallLimits,
+        calls: HostCalls,
+        wasi: bool,
+    ) -> Instance {
         let (stdout, stderr) = (
             GuestOutput::new(limits.output_bytes),
             GuestOutput::new(limits.output_bytes),
         );
-        let state = State {
-            calls,
-            wasi: WasiCtx::builder()
+        let wasi = wasi.then(|| {
+            WasiCtx::builder()
                 .stdout(stdout.clone())
                 .stderr(stderr.clone())
-                .build(),
+                .build()
+        });
+        let state = State {
+            calls,
+            wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             clock: GuestClock::default(),

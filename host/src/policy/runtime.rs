@@ -1,13 +1,19 @@
-//! The [`Runtime`] every policy shares (the engine, the linker, the epoch
-//! ticker, the compiled cache) and a loaded [`Policy`]: compiled (or taken
-//! precompiled from the build, or from the cache), type-checked against the
-//! WIT world and pre-instantiated. [`Policy::call`] decides one request on
-//! an instance from its pool; a call that traps or hits a limit takes only
-//! its own instance down.
+//! The [`Runtime`] every policy shares (the engine, the linkers, the epoch
+//! ticker, the compiled cache) and a loaded [`Policy`]: its machine code
+//! (compiled, or taken precompiled from the build, a `sigd policy compile`
+//! file or the cache), type-checked against the WIT world and
+//! pre-instantiated. [`Policy::call`] decides one request on an instance
+//! from its pool; a call that traps or hits a limit takes only its own
+//! instance down.
+//!
+//! WASI is linked only for a policy that imports it: the linker with WASI
+//! is made the first time one is loaded, and only its instances get a WASI
+//! context.
 
 use super::bindings::{BindingsPre, WitRequest};
 use super::imports::{self, State};
 use super::pool::{Instance, Pool, SettingsRejected};
+use super::precompiled::Precompiled;
 use super::ticker::{self, Ticker};
 use super::{Answer, Cache, CallError, CallLimits, Compiled, DEFAULT_POLICY, Isolation, Limit};
 use super::{LoadError, Request, config, sha256_hex};
@@ -17,29 +23,37 @@ use crate::guard::GuardedTable;
 use crate::host_calls::HostCalls;
 use crate::record::Record;
 use crate::replay::Recorded;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Trap};
 
 /// [`DEFAULT_POLICY`] compiled by `host/build.rs` under
-/// [`config::compile_config`] for the build machine's CPU (empty when
-/// cross-compiling). Used when this machine's CPU can run it.
+/// [`config::portable_config`] for any CPU of the target's architecture.
 const DEFAULT_POLICY_COMPILED: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT_COMPILED"));
+
+/// The first bytes of a component (the wasm preamble, layer 1).
+const COMPONENT_PREAMBLE: &[u8] = b"\0asm\x0d\0\x01\0";
 
 /// What every policy shares.
 pub struct Runtime {
     engine: Engine,
+    /// The host interface alone: what a policy importing no WASI is linked with.
     linker: Linker<State>,
+    /// The host interface and WASI, made when a policy first imports WASI.
+    wasi_linker: OnceLock<Linker<State>>,
     limits: CallLimits,
     isolation: Isolation,
     ticker: Ticker,
+    /// Compiled policies on disk (a build without a compiler compiles none).
+    #[cfg(feature = "compiler")]
     cache: Option<Cache>,
 }
 
 impl Runtime {
     /// An engine and linker for policies under `limits` and `isolation`,
-    /// caching compiled policies in `cache` if given.
+    /// caching compiled policies in `cache` if given (a build without a
+    /// compiler has none to cache).
     pub fn new(
         limits: CallLimits,
         isolation: Isolation,
@@ -49,39 +63,60 @@ impl Runtime {
         config.max_wasm_stack(limits.stack_bytes);
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
         let mut linker = Linker::new(&engine);
-        imports::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+        imports::add_host_to_linker(&mut linker).map_err(LoadError::Engine)?;
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| LoadError::Engine(wasmtime::Error::new(e)))?;
+        #[cfg(not(feature = "compiler"))]
+        drop(cache); // it compiles nothing, so it caches nothing
         Ok(Arc::new(Runtime {
             engine,
             linker,
+            wasi_linker: OnceLock::new(),
             limits,
             isolation,
             ticker,
+            #[cfg(feature = "compiler")]
             cache,
         }))
     }
 
-    /// Compile (or find compiled) and link a policy component.
-    pub fn load(self: &Arc<Self>, component: &[u8]) -> Result<Policy, LoadError> {
-        self.link(self.compile(component)?)
+    /// Compile (or find compiled) and link a policy: a component, or one
+    /// precompiled by `sigd policy compile`.
+    pub fn load(self: &Arc<Self>, policy: &[u8]) -> Result<Policy, LoadError> {
+        self.link(self.compile(policy)?)
     }
 
-    /// Compile a policy component (or find it compiled), without linking it.
-    pub fn compile(&self, component: &[u8]) -> Result<Unlinked, LoadError> {
-        let sha256 = sha256_hex(component);
-        let (compiled, how) = self.machine_code(component, &sha256)?;
+    /// Compile a policy (or find it compiled), without linking it.
+    pub fn compile(&self, policy: &[u8]) -> Result<Unlinked, LoadError> {
+        if let Some(precompiled) = Precompiled::parse(policy) {
+            let precompiled = precompiled.map_err(LoadError::Precompiled)?;
+            let component = precompiled
+                .load(&self.engine)
+                .map_err(LoadError::Precompiled)?;
+            return Ok(Unlinked {
+                component,
+                sha256: precompiled.header.sha256,
+                compiled: Compiled::Ahead,
+            });
+        }
+        let sha256 = sha256_hex(policy);
+        let (component, compiled) = self.machine_code(policy, &sha256)?;
         Ok(Unlinked {
-            component: compiled,
+            component,
             sha256,
-            compiled: how,
+            compiled,
         })
     }
 
-    /// Link a compiled policy against the host's imports and find its export.
+    /// Link a compiled policy against the host's imports (and WASI, if it
+    /// imports any) and find its export.
     pub fn link(self: &Arc<Self>, unlinked: Unlinked) -> Result<Policy, LoadError> {
-        let pre = self
-            .linker
+        let wasi = unlinked.imports_wasi(&self.engine);
+        let linker = match wasi {
+            false => &self.linker,
+            true => self.wasi_linker()?,
+        };
+        let pre = linker
             .instantiate_pre(&unlinked.component)
             .and_then(BindingsPre::new)
             .map_err(LoadError::Incompatible)?;
@@ -90,6 +125,7 @@ impl Runtime {
             pre,
             sha256: unlinked.sha256.into(),
             compiled: unlinked.compiled,
+            wasi,
             settings: None,
             pool: Pool::new(self.isolation),
         })
@@ -100,22 +136,56 @@ impl Runtime {
         &self.engine
     }
 
+    /// Whether WASI has been linked: a policy that imports it was loaded.
+    pub fn links_wasi(&self) -> bool {
+        self.wasi_linker.get().is_some()
+    }
+
+    /// The linker with WASI, made the first time it is needed.
+    fn wasi_linker(&self) -> Result<&Linker<State>, LoadError> {
+        if let Some(linker) = self.wasi_linker.get() {
+            return Ok(linker);
+        }
+        let mut linker = Linker::new(&self.engine);
+        imports::add_host_to_linker(&mut linker).map_err(LoadError::Engine)?;
+        imports::add_wasi_to_linker(&mut linker).map_err(LoadError::Engine)?;
+        Ok(self.wasi_linker.get_or_init(|| linker))
+    }
+
+    /// The machine code of a component: built in, cached, or compiled now
+    /// (a build without a compiler runs only the first).
     fn machine_code(
         &self,
         component: &[u8],
         sha256: &str,
     ) -> Result<(Component, Compiled), LoadError> {
-        if component == DEFAULT_POLICY && !DEFAULT_POLICY_COMPILED.is_empty() {
+        if component == DEFAULT_POLICY {
             // SAFETY: host/build.rs wrote these bytes with
             // `Engine::precompile_component` from `DEFAULT_POLICY`; wasmtime
             // checks they suit this engine and CPU before using them.
             match unsafe { Component::deserialize(&self.engine, DEFAULT_POLICY_COMPILED) } {
                 Ok(compiled) => return Ok((compiled, Compiled::AtBuild)),
-                Err(error) => {
-                    tracing::info!(%error, "the built-in compiled policy does not suit this CPU; compiling")
+                Err(error) if cfg!(feature = "compiler") => {
+                    tracing::info!(%error, "the built-in compiled policy does not suit this machine; compiling")
                 }
+                Err(error) => return Err(LoadError::BuiltIn(error)),
             }
         }
+        if !component.starts_with(COMPONENT_PREAMBLE) {
+            return Err(LoadError::NotAComponent(wasmtime::Error::msg(
+                "it is neither a component nor a policy precompiled by `sigd policy compile`",
+            )));
+        }
+        self.compiled_now(component, sha256)
+    }
+
+    /// A component's machine code, from the cache or compiled now.
+    #[cfg(feature = "compiler")]
+    fn compiled_now(
+        &self,
+        component: &[u8],
+        sha256: &str,
+    ) -> Result<(Component, Compiled), LoadError> {
         if let Some(compiled) = self
             .cache
             .as_ref()
@@ -129,6 +199,16 @@ impl Runtime {
             cache.store(&self.engine, sha256, &compiled);
         }
         Ok((compiled, Compiled::OnLoad))
+    }
+
+    /// Without a compiler, a component cannot run: it must be precompiled.
+    #[cfg(not(feature = "compiler"))]
+    fn compiled_now(
+        &self,
+        _component: &[u8],
+        _sha256: &str,
+    ) -> Result<(Component, Compiled), LoadError> {
+        Err(LoadError::NoCompiler)
     }
 }
 
@@ -149,6 +229,16 @@ impl Unlinked {
     pub fn compiled(&self) -> Compiled {
         self.compiled
     }
+
+    /// The sha256 of the component, in hex: the policy's name.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Whether it imports any WASI interface.
+    fn imports_wasi(&self, engine: &Engine) -> bool {
+        (self.component.component_type().imports(engine)).any(|(name, _)| name.starts_with("wasi:"))
+    }
 }
 
 /// A compiled, linked policy, ready to answer requests from many threads.
@@ -159,6 +249,8 @@ pub struct Policy {
     /// decision it makes.
     sha256: Arc<str>,
     compiled: Compiled,
+    /// Whether it imports WASI (its instances then get a WASI context).
+    wasi: bool,
     /// The operator's settings (JSON) every instance is configured with,
     /// and their sha256.
     settings: Option<(Arc<str>, Arc<str>)>,
@@ -180,6 +272,11 @@ impl Policy {
     /// Where its machine code came from.
     pub fn compiled(&self) -> Compiled {
         self.compiled
+    }
+
+    /// Whether it imports WASI, and so was linked with it.
+    pub fn links_wasi(&self) -> bool {
+        self.wasi
     }
 
     /// This policy, each of its instances configured with `settings` (a
@@ -232,7 +329,7 @@ impl Policy {
                 instance.prepare(calls);
                 instance
             }
-            None => Instance::new(&self.pre, limits, calls),
+            None => Instance::new(&self.pre, limits, calls, self.wasi),
         };
         let request = WitRequest {
             pid,
