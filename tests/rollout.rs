@@ -238,7 +238,7 @@ fn a_failing_policy_falls_back_to_the_default_only_when_asked() {
         .log()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|event| event["decision_id"] == id.as_str())
+        .find(|event| event["target"] == "sigd::audit" && event["decision_id"] == id.as_str())
         .unwrap();
     let default_sha256 = builtin_sha256();
     assert_eq!(audit["policy_sha256"], default_sha256.as_str(), "{audit:#}");

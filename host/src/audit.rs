@@ -11,15 +11,21 @@
 //! ([`Record`]): what `sigd policy replay` decides again.
 //!
 //! `--log-format json` makes each event one JSON object per line (the
-//! record an object inside it).
+//! record an object inside it). The fields are one struct ([`Event`]),
+//! each part written in one go into the log line: as JSON members, or as
+//! ` name=value` pairs for people.
 
-use crate::caller::{Peer, Transport};
+use crate::caller::{Peer, Remote, Transport};
 use crate::decision::{Decision, MAX_LISTED};
 use crate::guard::Authority;
 use crate::host_calls::Action;
+use crate::logs;
 use crate::process::KillError;
 use crate::record::Record;
 use http::HeaderMap;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 /// The target of audit events.
@@ -60,14 +66,11 @@ pub fn log(
     if !enabled() {
         return;
     }
-    let record = decided
-        .and_then(|(.., record)| record)
-        .and_then(|record| serde_json::to_string(record).ok());
+    let record = decided.and_then(|(.., record)| record);
     let decided = decided.map(|(pid, decision, _)| (pid, decision));
     let actions = decided
         .map(|(_, d)| d.actions.as_slice())
         .unwrap_or_default();
-    let policy_sha256 = decided.map(|(_, d)| &*d.policy_sha256);
     let opened = actions.iter().find_map(|action| match action {
         Action::Opened { pid, start_time } => Some((*pid, *start_time)),
         _ => None,
@@ -81,70 +84,242 @@ pub fn log(
         } => Some((*signal, *scope, outcome)),
         _ => None,
     });
-    // Whose authority the signal used: the uid it went on behalf of, if any.
-    let on_behalf_of_uid = actions.iter().find_map(|action| match action {
-        Action::Signalled {
-            authority: Authority::OnBehalfOf(uid),
-            ..
-        } => Some(*uid),
-        _ => None,
-    });
-    let settings_sha256 = decided.and_then(|(_, d)| d.settings_sha256.as_deref());
-    let pid = match opened {
-        Some((pid, _)) => pid.to_string(),
-        None => decided.map(|(pid, _)| pid.to_string()).unwrap_or_default(),
-    };
     // What happened: "delivered", the host's refusal, or the answer's code.
     let (decision, errno) = match signalled {
-        Some((_, _, Ok(_))) => ("delivered".to_string(), None),
-        Some((_, _, Err(error))) => ("refused".to_string(), Some(errno(error))),
-        None if code.is_empty() => ("answered".to_string(), None),
-        None => (code.to_ascii_lowercase(), None),
+        Some((_, _, Ok(_))) => (Cow::Borrowed("delivered"), None),
+        Some((_, _, Err(error))) => (Cow::Borrowed("refused"), Some(errno(error))),
+        None if code.is_empty() => (Cow::Borrowed("answered"), None),
+        None => (Cow::Owned(code.to_ascii_lowercase()), None),
     };
-    // Bounded like the answer's list: the first MAX_LISTED pids, and a count.
     let delivered: &[i32] = match signalled {
         Some((_, _, Ok(pids))) => pids,
         _ => &[],
     };
-    let delivered_to = format!("{:?}", &delivered[..delivered.len().min(MAX_LISTED)]);
-    let credentials = peer.credentials;
     let (transport, remote) = match &peer.transport {
         Transport::Tcp(remote) => ("tcp", Some(remote)),
         Transport::Unix => ("unix", None),
     };
-    tracing::info!(
-        target: TARGET,
+    let event = Event {
         decision_id,
         principal,
-        peer_pid = credentials.and_then(|c| c.pid),
-        peer_uid = credentials.map(|c| c.uid),
+        peer_pid: peer.credentials.and_then(|c| c.pid),
+        peer_uid: peer.credentials.map(|c| c.uid),
         transport,
-        // Formatted only when the event is written.
-        remote = remote.map(tracing::field::display),
-        pid,
-        start_time = opened.map(|(_, start)| start),
-        signal = signalled.map(|(signal, ..)| signal),
-        scope = signalled.map(|(_, scope, _)| scope.name()),
+        remote,
+        pid: match opened {
+            Some((pid, _)) => Pid::Opened(pid),
+            None => Pid::Asked(decided.map(|(pid, _)| pid).unwrap_or_default()),
+        },
+        start_time: opened.map(|(_, start)| start),
+        signal: signalled.map(|(signal, ..)| signal),
+        scope: signalled.map(|(_, scope, _)| scope.name()),
         decision,
         errno,
-        delivered_to,
-        delivered_count = delivered.len(),
+        delivered_to: Listed(&delivered[..delivered.len().min(MAX_LISTED)]),
+        delivered_count: delivered.len(),
         status,
         code,
-        latency_us = took.as_micros() as u64,
-        on_behalf_of_uid,
-        policy_sha256,
-        settings_sha256,
+        latency_us: took.as_micros() as u64,
+        // Whose authority the signal used: the uid it went on behalf of, if any.
+        on_behalf_of_uid: actions.iter().find_map(|action| match action {
+            Action::Signalled {
+                authority: Authority::OnBehalfOf(uid),
+                ..
+            } => Some(*uid),
+            _ => None,
+        }),
+        policy_sha256: decided.map(|(_, d)| &*d.policy_sha256),
+        settings_sha256: decided.and_then(|(_, d)| d.settings_sha256.as_deref()),
         trace_id,
-        escalation = actions.iter().any(|a| matches!(a, Action::Escalated { .. })),
-        wait_cut_short = actions
+        escalation: actions
+            .iter()
+            .any(|a| matches!(a, Action::Escalated { .. })),
+        wait_cut_short: actions
             .iter()
             .any(|a| matches!(a, Action::Waited { waited, .. } if waited.cut_short))
             .then_some(true),
-        // Written as a JSON object with --log-format json (see logs.rs).
-        record = record.as_deref().map(tracing::field::display),
-        "signal request"
-    );
+        record,
+    };
+    // Each written in one go into the line, not field by field (see
+    // `logs::INLINE_FIELD`); for people, the record (JSON) in a field of
+    // its own, last.
+    if logs::json() {
+        tracing::info!(target: TARGET, audit = %AsJson(&event), "signal request");
+    } else {
+        let record = (event.record).map(|record| tracing::field::display(Json(record)));
+        tracing::info!(target: TARGET, audit = %AsText(&event), record, "signal request");
+    }
+}
+
+/// One audit event's fields, in the order they are written; absent ones
+/// (`None`) are left out.
+#[derive(Serialize)]
+struct Event<'a> {
+    decision_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_uid: Option<u32>,
+    transport: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<&'a Remote>,
+    /// The pid opened, or the `{pid}` segment as it arrived.
+    pid: Pid<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
+    decision: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<String>,
+    /// At most [`MAX_LISTED`], as the answer lists them: `"[3, 4]"`.
+    delivered_to: Listed<'a>,
+    delivered_count: usize,
+    status: u16,
+    code: &'a str,
+    latency_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of_uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    escalation: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_cut_short: Option<bool>,
+    /// Last: a text line ends with it (`sigd policy replay` finds it there).
+    /// Not among `AsText`'s pairs: a field of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<&'a Record>,
+}
+
+/// The target's pid: as opened (a number), or the segment as it arrived.
+enum Pid<'a> {
+    Opened(i32),
+    Asked(&'a str),
+}
+
+impl Serialize for Pid<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A string either way, as it always was.
+        serializer.collect_str(self)
+    }
+}
+
+impl fmt::Display for Pid<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pid::Opened(pid) => write!(f, "{pid}"),
+            Pid::Asked(segment) => f.write_str(segment),
+        }
+    }
+}
+
+/// Pids as one string, `[3, 4]`.
+struct Listed<'a>(&'a [i32]);
+
+impl Serialize for Listed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl fmt::Display for Listed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// An event as a JSON object (`--log-format json`; `logs.rs` writes its
+/// members into the line).
+struct AsJson<'a>(&'a Event<'a>);
+
+impl fmt::Display for AsJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Json(self.0).fmt(f)
+    }
+}
+
+/// A value as JSON text, written in one piece.
+struct Json<T>(T);
+
+impl<T: Serialize> fmt::Display for Json<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // serde_json writes a String far faster than it writes through a
+        // formatter (a call per token).
+        f.write_str(&serde_json::to_string(&self.0).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// An event as ` name=value` pairs but its record, as tracing writes
+/// fields for people: strings quoted and escaped (`{:?}`), a peer's address
+/// and numbers as they are.
+struct AsText<'a>(&'a Event<'a>);
+
+impl fmt::Display for AsText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        write!(f, " decision_id={:?}", e.decision_id)?;
+        if let Some(principal) = e.principal {
+            write!(f, " principal={principal:?}")?;
+        }
+        if let Some(pid) = e.peer_pid {
+            write!(f, " peer_pid={pid}")?;
+        }
+        if let Some(uid) = e.peer_uid {
+            write!(f, " peer_uid={uid}")?;
+        }
+        write!(f, " transport={:?}", e.transport)?;
+        if let Some(remote) = e.remote {
+            write!(f, " remote={remote}")?;
+        }
+        match e.pid {
+            Pid::Opened(pid) => write!(f, " pid=\"{pid}\"")?,
+            // As it arrived: escaped, like every string from a caller.
+            Pid::Asked(segment) => write!(f, " pid={segment:?}")?,
+        }
+        if let Some(start_time) = e.start_time {
+            write!(f, " start_time={start_time}")?;
+        }
+        if let Some(signal) = e.signal {
+            write!(f, " signal={signal}")?;
+        }
+        if let Some(scope) = e.scope {
+            write!(f, " scope={scope:?}")?;
+        }
+        write!(f, " decision={:?}", e.decision)?;
+        if let Some(errno) = &e.errno {
+            write!(f, " errno={errno:?}")?;
+        }
+        // Quoted as the string it is (digits, commas, brackets only).
+        write!(f, " delivered_to=\"{}\"", e.delivered_to)?;
+        write!(f, " delivered_count={}", e.delivered_count)?;
+        write!(f, " status={} code={:?}", e.status, e.code)?;
+        write!(f, " latency_us={}", e.latency_us)?;
+        if let Some(uid) = e.on_behalf_of_uid {
+            write!(f, " on_behalf_of_uid={uid}")?;
+        }
+        if let Some(sha256) = e.policy_sha256 {
+            write!(f, " policy_sha256={sha256:?}")?;
+        }
+        if let Some(sha256) = e.settings_sha256 {
+            write!(f, " settings_sha256={sha256:?}")?;
+        }
+        if let Some(trace_id) = &e.trace_id {
+            write!(f, " trace_id={trace_id:?}")?;
+        }
+        write!(f, " escalation={}", e.escalation)?;
+        if let Some(cut_short) = e.wait_cut_short {
+            write!(f, " wait_cut_short={cut_short}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The errno behind a refusal (`protected`: refused before any syscall).

@@ -12,6 +12,7 @@ use nix::sys::socket::{
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 /// How a connection reached sigd (`{"tcp": "127.0.0.1:53211"}` or `"unix"`
 /// in a decision record).
@@ -19,9 +20,53 @@ use std::os::fd::AsRawFd;
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// TCP, from this remote address.
-    Tcp(SocketAddr),
+    Tcp(Remote),
     /// A Unix socket.
     Unix,
+}
+
+/// A TCP peer's address, written out once, when its connection is
+/// accepted: each request's policy call, record and audit event name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    address: SocketAddr,
+    text: Arc<str>,
+}
+
+impl Remote {
+    pub fn new(address: SocketAddr) -> Remote {
+        Remote {
+            address,
+            text: address.to_string().into(),
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `127.0.0.1:53211`, `[::1]:53211`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl serde::Serialize for Remote {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Remote {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Remote, D::Error> {
+        SocketAddr::deserialize(deserializer).map(Remote::new)
+    }
 }
 
 /// What the kernel says of the process (or socket owner) at the other end.
@@ -59,7 +104,7 @@ impl Caller {
         Caller {
             principal,
             peer: Peer {
-                transport: Transport::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+                transport: Transport::Tcp(Remote::new(SocketAddr::from(([127, 0, 0, 1], 0)))),
                 credentials: uid.map(|uid| Credentials {
                     pid: None,
                     uid,
@@ -97,7 +142,7 @@ impl Peer {
                 gid: None,
             });
         Peer {
-            transport: Transport::Tcp(remote),
+            transport: Transport::Tcp(Remote::new(remote)),
             credentials,
         }
     }

@@ -29,7 +29,7 @@ use hyper::body::{Body, Incoming};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{Instrument, debug, field, info_span};
+use tracing::{Instrument, debug, debug_span, field};
 
 /// The signal route: `/api/v1/processes/{pid}/signal`.
 const SIGNAL_PREFIX: &str = "/api/v1/processes/";
@@ -239,7 +239,9 @@ pub async fn handle(
     peer: &Peer,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let span = info_span!(
+    // At `debug`: at `info` the one event per request is the audit event,
+    // which says all the span would, and a span costs every request.
+    let span = debug_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
@@ -361,12 +363,18 @@ async fn respond<'a>(
     }
     if let Err(error) = &decision.answer {
         app.metrics.policy_failed(error);
-        tracing::error!(details = %error, delivered = decision.delivered(), "policy failed");
+        tracing::error!(
+            decision_id,
+            details = %error,
+            delivered = decision.delivered(),
+            "policy failed"
+        );
     }
     if let Some(fell) = &decision.fell_back {
         app.metrics.policy_failed(&fell.error);
         app.metrics.fell_back();
         tracing::error!(
+            decision_id,
             details = %fell.error,
             policy_sha256 = &*fell.policy_sha256,
             "policy failed; the built-in default policy answered (--policy-fail-mode fallback)"

@@ -14,8 +14,9 @@
 //! [`dropped_lines`]) and, once there is room, the drops are logged.
 //!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
-//! except that an audit event's decision `record` (JSON already) is
-//! embedded as an object, not as a string holding one.
+//! except that an audit event's fields, one JSON object already (its
+//! decision `record` an object inside it), are written as the line's own
+//! members, not as a string holding them.
 
 use crate::cli::LogFormat;
 use std::fmt::Write as _;
@@ -25,17 +26,29 @@ use std::sync::mpsc;
 use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::format::{self, JsonFields, Writer};
+use tracing_subscriber::fmt::format::{self, DefaultFields, DefaultVisitor, JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The field of an event whose value is a JSON document already: an audit
-/// event's decision record.
-pub const RAW_JSON_FIELD: &str = "record";
+/// The field of an audit event that holds its fields written already (see
+/// `audit.rs`): ` name=value` pairs, escaped, or one JSON object. Lines for
+/// people carry the pairs as they are; JSON lines, the object's members as
+/// the line's own.
+pub const INLINE_FIELD: &str = "audit";
+
+/// Whether lines are JSON objects (`--log-format json`).
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether sigd logs JSON objects (`--log-format json`) rather than lines
+/// for people.
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
 
 /// The most bytes of log lines queued for stderr; past it lines are dropped
 /// (and counted) rather than a request made to wait.
@@ -62,10 +75,11 @@ pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
         started: false,
     };
     let logs = tracing_subscriber::fmt().with_writer(Queue(queue));
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     match (format, stderr_is_journal()) {
         (LogFormat::Text, false) => {
             let logs = logs.with_ansi(std::io::stderr().is_terminal());
-            logs.finish().with(filter).init()
+            logs.fmt_fields(TextFields).finish().with(filter).init()
         }
         (LogFormat::Json, false) => {
             let logs = logs.fmt_fields(JsonFields::new()).event_format(JsonLines);
@@ -73,7 +87,8 @@ pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
         }
         (LogFormat::Text, true) => {
             let lines = format::format().without_time().with_ansi(false);
-            logs.event_format(Prioritized(lines))
+            logs.fmt_fields(TextFields)
+                .event_format(Prioritized(lines))
                 .finish()
                 .with(filter)
                 .init()
@@ -250,6 +265,53 @@ fn stderr_is_journal() -> bool {
     stream == format!("{}:{}", stderr.st_dev, stderr.st_ino)
 }
 
+/// Fields for people: tracing's own, but [`INLINE_FIELD`] (an audit
+/// event's fields, written and escaped already) goes into the line as it
+/// is, not as `audit=...`.
+struct TextFields;
+
+impl<'a> MakeVisitor<Writer<'a>> for TextFields {
+    type Visitor = TextVisitor<'a>;
+
+    fn make_visitor(&self, target: Writer<'a>) -> TextVisitor<'a> {
+        TextVisitor(DefaultFields::new().make_visitor(target))
+    }
+}
+
+/// [`TextFields`]' visitor: tracing's own, but for [`INLINE_FIELD`].
+struct TextVisitor<'a>(DefaultVisitor<'a>);
+
+impl Visit for TextVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            INLINE_FIELD => {
+                let _ = write!(self.0.writer(), "{value:?}");
+            }
+            _ => self.0.record_debug(field, value),
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.record_str(field, value)
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.record_error(field, value)
+    }
+}
+
+impl VisitOutput<std::fmt::Result> for TextVisitor<'_> {
+    fn finish(self) -> std::fmt::Result {
+        self.0.finish()
+    }
+}
+
+impl VisitFmt for TextVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn std::fmt::Write {
+        self.0.writer()
+    }
+}
+
 /// A log line's format, with the line's syslog priority before it.
 struct Prioritized<F>(F);
 
@@ -324,7 +386,7 @@ where
 }
 
 /// An event's fields as `,"name":value` members of a JSON object; with
-/// `true`, an audit event's: its record is JSON already.
+/// `true`, an audit event's: its fields are one JSON object already.
 struct JsonFieldsOf<'a>(&'a mut String, bool);
 
 impl JsonFieldsOf<'_> {
@@ -337,14 +399,23 @@ impl JsonFieldsOf<'_> {
 
 impl Visit for JsonFieldsOf<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.name(field);
-        // An audit event's record is serde_json's text already (audit.rs
-        // gives it as `display`): written as it is, without a copy.
-        if self.1 && field.name() == RAW_JSON_FIELD {
+        // An audit event's fields are serde_json's object already (audit.rs
+        // gives it as `display`), written straight into the line:
+        // `{"a":1,"b":2}` becomes the members `,"a":1,"b":2`.
+        if self.1 && field.name() == INLINE_FIELD {
+            let start = self.0.len();
             let _ = write!(self.0, "{value:?}");
-        } else {
-            push_json_string(self.0, &format!("{value:?}"));
+            if self.0[start..].starts_with('{') && self.0.ends_with('}') {
+                self.0.replace_range(start..=start, ",");
+                self.0.pop();
+                if self.0.len() == start + 1 {
+                    self.0.pop(); // it was `{}`
+                }
+            }
+            return;
         }
+        self.name(field);
+        push_json_string(self.0, &format!("{value:?}"));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -380,4 +451,43 @@ impl Visit for JsonFieldsOf<'_> {
 fn push_json_string(line: &mut String, text: &str) {
     // Serializing a string into a String cannot fail.
     line.push_str(&serde_json::to_string(text).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A buffer to log into.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// In lines for people, an audit event's fields (written already) go
+    /// into the line as they are, and other fields as tracing writes them.
+    #[test]
+    fn inline_fields_are_written_as_they_are() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || writer.clone())
+            .fmt_fields(TextFields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "sigd::audit", audit = %" a=\"1\" b=2", c = 3, "signal request");
+        });
+        let line = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(line, " INFO sigd::audit: signal request a=\"1\" b=2 c=3\n");
+    }
 }

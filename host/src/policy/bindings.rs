@@ -47,7 +47,7 @@ impl From<&Caller> for wit_handler::Caller {
                 gid: c.gid,
             }),
             transport: match &caller.peer.transport {
-                Transport::Tcp(remote) => wit_handler::Transport::Tcp(remote.to_string()),
+                Transport::Tcp(remote) => wit_handler::Transport::Tcp(remote.as_str().into()),
                 Transport::Unix => wit_handler::Transport::Unix,
             },
         }
