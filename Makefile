@@ -14,7 +14,8 @@
 #   make lint   rustfmt and clippy (the slim build too), warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 #   make bench  sigd against its native baseline and a bare hyper server with
-#               the same syscalls (bench/, built here); writes
+#               the same syscalls (bench/, built here), and the slim build's
+#               size, memory and start-up beside the full one's; writes
 #               bench/latest.md and bench/latency.png (see BENCHMARKS.md)
 #   make bench-shadow  sigd with and without a shadow policy under load
 #               (bench/shadow.py; after make test, which builds the shadows)
@@ -106,7 +107,7 @@ lint: toolchain
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p sigd --no-default-features --lib --bins -- -D warnings
 
-bench: build baseline $(BENCH_VENV)/.installed
+bench: build-slim build baseline $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null && command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk strace >/dev/null; }
 	$(PID_NAMESPACE) $(BENCH_VENV)/bin/python bench/run.py
 

@@ -15,8 +15,9 @@ only the syscalls a signal needs; the limit the others are shares of):
     connection sends SYSCALL_REQUESTS requests, the policy's epoch ticker
     thread aside);
   - time from exec to the first 200, idle RSS, RSS with 1,000 keep-alive
-    connections, binary size;
-  - the policy call alone (benches/policy_cost.rs): native vs wasm.
+    connections, binary size (also of the slim build, `make build-slim`);
+  - the policy call alone (benches/policy_cost.rs): native vs wasm, and
+    what the async fiber costs a call.
 Writes bench/latest.md (the tables) and bench/latency.png (the plot), and
 prints the ratios against the targets.
 """
@@ -35,6 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 SIGD = os.path.join(ROOT, "target/release/sigd")
+SLIM = os.path.join(ROOT, "target/release/sigd-slim")
 BASELINE = os.path.join(ROOT, "target/release/sigd-baseline")
 BARE = os.path.join(ROOT, "target/release/sigd-bare")
 LOGS = os.path.join(ROOT, "target/bench-logs")
@@ -264,9 +266,11 @@ def syscalls(pids):
 
 def startup_and_memory(pids):
     """Exec to first 200 (median of 10), idle RSS, RSS with 1,000 keep-alive
-    connections, binary size."""
+    connections, binary size; of each server, and of the slim build of sigd
+    (`make build-slim`: no compiler, the built-in policy) beside the full one."""
     figures = {}
-    for name, binary, args, level in servers():
+    slim = ("sigd-slim", SLIM, ["serve", "--no-cache"], "warn")
+    for name, binary, args, level in servers() + [slim]:
         if level != "warn":
             continue
         starts = []
@@ -314,7 +318,7 @@ def policy_cost():
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout
     costs = {}
-    for name in ("native", "wasm_reused", "wasm_fresh"):
+    for name in ("native", "wasm_reused", "wasm_fresh", "sync_call", "async_call", "block_on_alone"):
         line = next(l for l in output.splitlines() if name in l)
         median = line.split("│")[2].strip()
         value, unit = median.split()
@@ -350,9 +354,9 @@ def plot(summary):
 
 
 def main():
-    for binary in (SIGD, BASELINE, BARE):
+    for binary in (SIGD, SLIM, BASELINE, BARE):
         if not os.path.exists(binary):
-            raise SystemExit(f"{binary} is missing: run `make build baseline` first")
+            raise SystemExit(f"{binary} is missing: run `make build build-slim baseline` first")
     if os.getpid() != 1:
         raise SystemExit("run inside a private PID namespace (make bench does)")
     os.makedirs(LOGS, exist_ok=True)
@@ -407,11 +411,16 @@ def main():
     checks.append(("sigd (info) <= 20 syscalls per request, waits aside", work <= 20, f"{work:.1f}"))
     added = (costs["wasm_reused"] - costs["native"]) / 1000
     checks.append(("policy call <= 1 us added over native (p50)", added <= 1.0, f"{added:.2f} us"))
-    s, b, r = figures["sigd"], figures["baseline"], figures["bare"]
+    # The async call runs inside a block_on, which the sync one needs not.
+    fiber = costs["async_call"] - costs["block_on_alone"] - costs["sync_call"]
+    s, b, r, m = figures["sigd"], figures["baseline"], figures["bare"], figures["sigd-slim"]
     checks.append(("exec to first 200 <= 20 ms", s["start_ms"] <= 20, f"{s['start_ms']:.1f} ms"))
     checks.append(("idle RSS <= 16 MiB", s["idle_rss_mib"] <= 16, f"{s['idle_rss_mib']:.1f} MiB"))
     checks.append(("RSS with 1,000 keep-alive connections <= 64 MiB", s["rss_1000_mib"] <= 64,
                    f"{s['rss_1000_mib']:.1f} MiB"))
+    checks.append(("slim build: binary <= 10 MiB", m["binary_mib"] <= 10, f"{m['binary_mib']:.1f} MiB"))
+    checks.append(("slim build: idle RSS <= 7 MiB", m["idle_rss_mib"] <= 7, f"{m['idle_rss_mib']:.1f} MiB"))
+    checks.append(("slim build: exec to first 200 <= 5 ms", m["start_ms"] <= 5, f"{m['start_ms']:.1f} ms"))
     lines += [
         "",
         "| server | log level | syscalls per request | of them waits | the most frequent |",
@@ -423,16 +432,20 @@ def main():
         lines.append(f"| {server} | {level or '-'} | {figure['total']:.1f} | {figure['waits']:.1f} | {top} |")
     lines += [
         "",
-        "| measure | sigd | baseline | bare |",
-        "|---|---|---|---|",
+        "| measure | sigd | sigd, slim build | baseline | bare |",
+        "|---|---|---|---|---|",
         f"| policy call, median | {costs['wasm_reused']:.0f} ns reused, {costs['wasm_fresh']:.0f} ns fresh "
-        f"| {costs['native']:.0f} ns | |",
-        f"| exec to first 200, median of 10 | {s['start_ms']:.1f} ms | {b['start_ms']:.1f} ms | {r['start_ms']:.1f} ms |",
-        f"| idle RSS | {s['idle_rss_mib']:.1f} MiB | {b['idle_rss_mib']:.1f} MiB | {r['idle_rss_mib']:.1f} MiB |",
-        f"| RSS with 1,000 keep-alive connections | {s['rss_1000_mib']:.1f} MiB | {b['rss_1000_mib']:.1f} MiB "
-        f"| {r['rss_1000_mib']:.1f} MiB |",
-        f"| binary size (static, stripped) | {s['binary_mib']:.1f} MiB | {b['binary_mib']:.1f} MiB "
-        f"| {r['binary_mib']:.1f} MiB |",
+        f"| | {costs['native']:.0f} ns | |",
+        f"| of it, the async fiber (an empty call: {costs['async_call']:.0f} ns async in a "
+        f"{costs['block_on_alone']:.0f} ns block_on, {costs['sync_call']:.0f} ns sync) | {fiber:.0f} ns | | | |",
+        f"| exec to first 200, median of 10 | {s['start_ms']:.1f} ms | {m['start_ms']:.1f} ms "
+        f"| {b['start_ms']:.1f} ms | {r['start_ms']:.1f} ms |",
+        f"| idle RSS | {s['idle_rss_mib']:.1f} MiB | {m['idle_rss_mib']:.1f} MiB | {b['idle_rss_mib']:.1f} MiB "
+        f"| {r['idle_rss_mib']:.1f} MiB |",
+        f"| RSS with 1,000 keep-alive connections | {s['rss_1000_mib']:.1f} MiB | {m['rss_1000_mib']:.1f} MiB "
+        f"| {b['rss_1000_mib']:.1f} MiB | {r['rss_1000_mib']:.1f} MiB |",
+        f"| binary size (static, stripped) | {s['binary_mib']:.1f} MiB | {m['binary_mib']:.1f} MiB "
+        f"| {b['binary_mib']:.1f} MiB | {r['binary_mib']:.1f} MiB |",
         "",
         "| target | holds | measured |",
         "|---|---|---|",
