@@ -319,7 +319,8 @@ def policy_cost():
     ).stdout
     costs = {}
     for name in ("native", "wasm_reused", "wasm_fresh", "sync_call", "async_call", "block_on_alone"):
-        line = next(l for l in output.splitlines() if name in l)
+        # "├─ async_call  ..." (the name whole: sync_call is in async_call).
+        line = next(l for l in output.splitlines() if re.search(rf"─ {name}\b", l))
         median = line.split("│")[2].strip()
         value, unit = median.split()
         costs[name] = float(value) * {"ns": 1, "µs": 1000, "ms": 1e6}[unit]
