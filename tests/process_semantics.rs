@@ -71,6 +71,43 @@ fn pid_reuse_signals_nothing() {
     assert_alive_then_kill(&mut second);
 }
 
+/// A successor with the old pid that started within the same clock tick
+/// (so the same start time in `/proc/<pid>/stat`) is still not taken for
+/// the process a handle holds: its facts and state are not the handle's.
+/// Tries until a successor lands in the same tick, as one did in CI.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn pid_reuse_within_one_tick_is_still_told_apart() {
+    require_private_pid_namespace();
+    let start_time = |pid: i32| System.lookup(pid).map(|info| info.start_time);
+    for _ in 0..200 {
+        let mut first = target();
+        let pid = first.id() as i32;
+        let handle = processes_open(pid);
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let mut second = recycle(pid);
+        if start_time(pid) != Some(handle.start_time()) {
+            assert_alive_then_kill(&mut second);
+            continue; // a later tick: not the case under test
+        }
+        assert!(handle.info().is_none(), "the successor's facts were taken");
+        assert!(handle.state().is_none(), "the successor's state was taken");
+        assert_alive_then_kill(&mut second);
+        return;
+    }
+    panic!("no successor started within its predecessor's clock tick in 200 tries");
+}
+
+/// Open `pid` through the guarded system table, as a request does.
+fn processes_open(pid: i32) -> std::sync::Arc<dyn sigd::process::Process> {
+    GuardedTable::new(System)
+        .open(pid, Look::State)
+        .expect("room to open it")
+        .expect("open the process")
+        .process
+}
+
 /// An escalation pending on a process that ends and whose pid is reused
 /// meanwhile does not reach the new process.
 #[test]

@@ -122,6 +122,15 @@ impl SystemProcess {
         info.start_time == self.start_time
     }
 
+    /// Whether facts just read of this pid were this process's. A start
+    /// time counts clock ticks, and a successor started within the same
+    /// tick reads the same: with a pidfd, only a probe after reading proves
+    /// the process was still there (unreaped, so its pid not reused) while
+    /// they were read.
+    fn still_here(&self) -> bool {
+        self.pidfd.as_ref().is_none_or(|pidfd| pidfd.is_alive())
+    }
+
     /// Signal this process's group. The kernel signals a group through its
     /// leader's pidfd; a group whose leader has gone is signalled by id,
     /// which cannot have been reused while this process, a member, lives.
@@ -155,17 +164,14 @@ impl Process for SystemProcess {
         self.start_time
     }
 
-    // Facts that read as this pid's with this start time are this
-    // process's (a successor has a later start), read while it was there:
-    // no liveness probe is needed after them.
     fn info(&self) -> Option<ProcessInfo> {
-        read_process(self.pid).filter(|info| self.is_mine(info))
+        read_process(self.pid).filter(|info| self.is_mine(info) && self.still_here())
     }
 
     fn state(&self) -> Option<RunState> {
         // `stat` alone says it (the uids in `status` are not needed).
         let stat = read_stat(self.pid).ok().flatten()?;
-        if stat.start_time != self.start_time {
+        if stat.start_time != self.start_time || !self.still_here() {
             return None; // a successor with its pid
         }
         state_of(stat.state, stat.threads)
@@ -209,7 +215,7 @@ impl Process for SystemProcess {
         // (asked first: a zombie's credentials no longer change); a reaped
         // process only through its pidfd (Linux 6.15 and later), to anyone.
         let shown = exit_code_shown(self.pid);
-        if let Some(info) = read_process(self.pid).filter(|info| self.is_mine(info)) {
+        if let Some(info) = self.info() {
             return info.state.has_exited().then(|| {
                 info.exit_code
                     .filter(|_| shown)
