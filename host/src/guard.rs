@@ -529,7 +529,8 @@ impl Protected {
 /// 1), and is protected. What the kept walk can get wrong is to protect a
 /// process that is no longer an ancestor:
 ///
-/// - one that has died: no later process has its pid and start time;
+/// - one that has died: a later process has its pid and start time only if
+///   it started within the same clock tick, and is then refused too;
 /// - one that lives on, when a process between it and sigd died and a
 ///   subreaper above it took the orphan: protected until sigd's own parent
 ///   changes. sigd's parent is asked on every request (getppid(2)), and
