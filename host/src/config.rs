@@ -33,18 +33,24 @@ pub struct Parsed {
 /// so, and never what it is).
 pub fn parse(env_token: bool) -> anyhow::Result<Parsed> {
     let given: Vec<OsString> = std::env::args_os().collect();
-    let matches = Cli::command().get_matches_from(&given);
+    // Made once (clap builds every flag of every command): a tenth of
+    // sigd's start-up was spent making it three times.
+    let mut command = Cli::command();
+    let matches = command
+        .try_get_matches_from_mut(&given)
+        .unwrap_or_else(|error| error.exit());
     let Some(("serve", serve)) = matches.subcommand() else {
         let cli = Cli::from_arg_matches(&matches)?;
         return Ok(Parsed { cli, print: None });
     };
+    let settings = settings(&command);
     let file = match serve.get_one::<std::path::PathBuf>("config") {
-        Some(path) => read(path)?,
+        Some(path) => read(path, &settings)?,
         None => toml::Table::new(),
     };
     let mut added = Vec::new();
     let mut sources = Vec::new();
-    for setting in settings() {
+    for setting in &settings {
         let long = &setting.long;
         let source = if serve.value_source(&setting.id) == Some(ValueSource::CommandLine) {
             "flag".to_string()
@@ -63,14 +69,21 @@ pub fn parse(env_token: bool) -> anyhow::Result<Parsed> {
     }
     // What the file and environment add go before the flags as given, just
     // after `serve`.
-    let serve_at = given.iter().position(|arg| arg == "serve").unwrap_or(1);
-    let mut line: Vec<OsString> = given[..=serve_at].to_vec();
-    line.extend(added.into_iter().map(OsString::from));
-    line.extend(given[serve_at + 1..].iter().cloned());
-    let matches = Cli::command().get_matches_from(line);
+    let matches = match added.is_empty() {
+        true => matches,
+        false => {
+            let serve_at = given.iter().position(|arg| arg == "serve").unwrap_or(1);
+            let mut line: Vec<OsString> = given[..=serve_at].to_vec();
+            line.extend(added.into_iter().map(OsString::from));
+            line.extend(given[serve_at + 1..].iter().cloned());
+            command
+                .try_get_matches_from_mut(line)
+                .unwrap_or_else(|error| error.exit())
+        }
+    };
     let print = match matches.subcommand() {
         Some(("serve", serve)) if serve.get_flag("print_config") => {
-            Some(print(serve, &sources, env_token))
+            Some(print(serve, &settings, &sources, env_token))
         }
         _ => None,
     };
@@ -80,13 +93,16 @@ pub fn parse(env_token: bool) -> anyhow::Result<Parsed> {
 
 /// The `--config` file's keys, each one a flag of `serve`; an unknown key
 /// is refused by name.
-fn read(path: &Path) -> anyhow::Result<toml::Table> {
+fn read(path: &Path, settings: &[Setting]) -> anyhow::Result<toml::Table> {
     let shown = path.display();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read config {shown}"))?;
     let table: toml::Table = toml::from_str(&text).with_context(|| format!("config {shown}"))?;
-    let known: Vec<String> = settings().into_iter().map(|setting| setting.long).collect();
-    if let Some(unknown) = table.keys().find(|key| !known.contains(key)) {
+    let known: Vec<&str> = settings
+        .iter()
+        .map(|setting| setting.long.as_str())
+        .collect();
+    if let Some(unknown) = table.keys().find(|key| !known.contains(&key.as_str())) {
         bail!(
             "config {shown}: unknown key {unknown:?}; the keys are the flags of `sigd serve` \
              without their dashes: {}",
@@ -109,8 +125,7 @@ struct Setting {
 }
 
 /// Every setting of `serve`, as cli.rs and options.rs define them.
-fn settings() -> Vec<Setting> {
-    let command = Cli::command();
+fn settings(command: &clap::Command) -> Vec<Setting> {
     let Some(serve) = command.find_subcommand("serve") else {
         return Vec::new(); // unreachable: `serve` is defined in cli.rs
     };
@@ -169,12 +184,12 @@ fn as_flags(setting: &Setting, values: Vec<String>, from: &str) -> anyhow::Resul
 /// each setting came from, in [`settings`]'s order), as a config file
 /// would hold it, each source in a comment. The token itself never
 /// appears: `SIGD_TOKEN` is only said to be set.
-fn print(serve: &ArgMatches, sources: &[String], env_token: bool) -> String {
+fn print(serve: &ArgMatches, settings: &[Setting], sources: &[String], env_token: bool) -> String {
     let mut out = match env_token {
         true => format!("# token: given in {TOKEN_ENV} (redacted)\n"),
         false => String::new(),
     };
-    for (setting, from) in settings().iter().zip(sources) {
+    for (setting, from) in settings.iter().zip(sources) {
         let values: Vec<String> = serve
             .get_raw(&setting.id)
             .map(|raw| raw.map(|v| v.to_string_lossy().into_owned()).collect())

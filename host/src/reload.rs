@@ -360,7 +360,8 @@ fn read(source: &Source) -> Result<Cow<'static, [u8]>, ReloadError> {
 }
 
 /// Read and load `source` with the settings in `settings` (on a blocking
-/// thread: compiling takes a while), then prove the policy takes them and
+/// thread: reading and compiling take a while; the built-in policy needs
+/// neither), then prove the policy takes them and
 /// answers a request well-formed. `None` if both are what `unless` (the
 /// policy already active) has.
 async fn prepare(
@@ -377,7 +378,7 @@ async fn prepare(
     });
     let (runtime, from) = (runtime.clone(), source.clone());
     let settings_file = settings.map(Path::to_path_buf);
-    let loaded = tokio::task::spawn_blocking(move || {
+    let load = move || {
         let bytes = read(&from)?;
         let settings = match &settings_file {
             None => None,
@@ -397,9 +398,14 @@ async fn prepare(
             .load(&bytes)
             .map(|policy| Some(policy.with_settings(settings)))
             .map_err(|e| ReloadError::Load(from, e))
-    })
-    .await
-    .map_err(|crash| ReloadError::Crashed(source.clone(), crash.to_string()))??;
+    };
+    let loaded = match (source, settings) {
+        // Nothing to read or compile: a thread would cost more than it.
+        (Source::Builtin, None) => load()?,
+        _ => tokio::task::spawn_blocking(load)
+            .await
+            .map_err(|crash| ReloadError::Crashed(source.clone(), crash.to_string()))??,
+    };
     let Some(policy) = loaded else {
         return Ok(None);
     };
