@@ -56,11 +56,11 @@ pub fn parse(env_token: bool) -> anyhow::Result<Parsed> {
             "flag".to_string()
         } else if let Ok(value) = std::env::var(env_name(long)) {
             let values = value.split(',').map(str::to_string).collect();
-            added.extend(as_flags(&setting, values, &env_name(long))?);
+            added.extend(as_flags(setting, values, &env_name(long))?);
             env_name(long)
         } else if let Some(value) = file.get(long) {
             let values = file_values(long, value)?;
-            added.extend(as_flags(&setting, values, long)?);
+            added.extend(as_flags(setting, values, long)?);
             "config file".to_string()
         } else {
             "default".to_string()
