@@ -44,6 +44,14 @@ pub const WIT: &str = include_str!("../../../wit/policy.wit");
 
 /// The default policy (`guest/`), built into the binary.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT"));
+/// Its sha256, taken when it was built (`host/build.rs`).
+pub const DEFAULT_POLICY_SHA256: &str = env!("SIGD_POLICY_DEFAULT_SHA256");
+
+/// Whether `bytes` are the built-in policy's own (the bytes of the binary,
+/// not a copy: nothing to compare or hash).
+pub(crate) fn is_builtin(bytes: &[u8]) -> bool {
+    std::ptr::eq(bytes, DEFAULT_POLICY)
+}
 
 /// What one policy call may use.
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +186,10 @@ pub enum Isolation {
 
 /// The sha256 of `bytes`, in lower-case hex: how sigd names a policy.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    match is_builtin(bytes) {
+        true => DEFAULT_POLICY_SHA256.to_string(),
+        false => hex(&Sha256::digest(bytes)),
+    }
 }
 
 /// The name of the policy in `bytes`: the sha256 of its component, which a
@@ -193,4 +204,19 @@ pub fn policy_sha256(bytes: &[u8]) -> String {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in policy is named without hashing it, by the sha256 its
+    /// build took, and that is the sha256 of its bytes; a copy is hashed.
+    #[test]
+    fn the_builtin_policy_is_named_by_its_sha256() {
+        let copy = DEFAULT_POLICY.to_vec();
+        assert!(is_builtin(DEFAULT_POLICY) && !is_builtin(&copy));
+        assert_eq!(sha256_hex(DEFAULT_POLICY), sha256_hex(&copy));
+        assert_eq!(sha256_hex(&copy), hex(&Sha256::digest(DEFAULT_POLICY)));
+    }
 }

@@ -159,7 +159,7 @@ impl Runtime {
         component: &[u8],
         sha256: &str,
     ) -> Result<(Component, Compiled), LoadError> {
-        if component == DEFAULT_POLICY {
+        if super::is_builtin(component) || component == DEFAULT_POLICY {
             // SAFETY: host/build.rs wrote these bytes with
             // `Engine::precompile_component` from `DEFAULT_POLICY`; wasmtime
             // checks they suit this engine and CPU before using them.
