@@ -34,9 +34,15 @@ impl Stat {
             .ok()?;
         let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
         let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-        // Fields from 3 (state) on: field N is fields[N - 3].
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        let field = |n: usize| fields.get(n - 3).copied();
+        // Fields from 3 (state) on, taken in order as they go by (a signal
+        // request parses one of these: no list of all 50 is built).
+        let mut fields = rest.split_ascii_whitespace();
+        let mut at = 3;
+        let mut field = |n: usize| {
+            let value = fields.nth(n.checked_sub(at)?);
+            at = n + 1;
+            value
+        };
         let mut state = field(3)?.chars();
         let (letter, None) = (state.next()?, state.next()) else {
             return None;
