@@ -32,8 +32,9 @@ const OFF_THE_PATH: &[&str] = &["sigd-epoch", "sigd-log"];
 
 /// A process-scope signal (the default policy, the audit event at `info`)
 /// reads the target's `/proc/<pid>/stat` once and no other file of it (no
-/// rule asked for uids, so not `status`), and makes at most 20 syscalls on
-/// the request path, waits aside.
+/// rule asked for uids, so not `status`), sends one signal (no probe of
+/// the target's liveness besides) and makes at most 20 syscalls on the
+/// request path, waits aside.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_process_signal_reads_proc_once() {
@@ -56,6 +57,8 @@ fn a_process_signal_reads_proc_once() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(other_proc, 0, "other /proc files: {:?}", counted.opened);
+    let sent = counted.calls.get("pidfd_send_signal").copied().unwrap_or(0);
+    assert_eq!(per_request(sent), 1.0, "pidfd_send_signal per request");
     let work: usize = (counted.calls.iter())
         .filter(|(call, _)| !WAITS.contains(&call.as_str()))
         .map(|(_, n)| n)

@@ -38,54 +38,81 @@ impl ProcessTable for System {
     }
 
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
+        if pidfds() && matches!(look, Look::State) {
+            return open_for_state(pid);
+        }
         let pidfd = match pidfds() {
             false => None,
-            true => match Pidfd::open(pid) {
-                Ok(pidfd) => Some(pidfd),
-                // Out of descriptors (or memory): pidfds stay on.
-                Err(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => {
-                    return Err(NoRoom(errno));
-                }
-                // No such process (ESRCH), or a thread id that is not a
-                // process (EINVAL; ENOENT on kernels with thread pidfds).
-                Err(_) => return Ok(None),
+            true => match open_pidfd(pid)? {
+                Some(pidfd) => Some(pidfd),
+                None => return Ok(None),
             },
         };
         // Read the facts after opening, and keep them only if the pidfd's
-        // process was still there afterwards: then they are its own. A
-        // pidfd names a process (a thread-group leader) by itself, so its
-        // `stat` is all there is to read for its state; without one,
-        // `status` tells a process from a thread.
-        let (start_time, state, info) = match (&pidfd, look) {
-            (Some(_), Look::State) => {
-                let Some(stat) = read_stat(pid)? else {
-                    return Ok(None);
-                };
-                let Some(state) = state_of(stat.state, stat.threads) else {
-                    return Ok(None);
-                };
-                (stat.start_time, state, None)
-            }
-            _ => {
-                let Some(info) = read_process_or_no_room(pid)? else {
-                    return Ok(None);
-                };
-                (info.start_time, info.state, Some(info))
-            }
+        // process was still there afterwards: then they are its own.
+        // Without a pidfd, `status` tells a process from a thread.
+        let Some(info) = read_process_or_no_room(pid)? else {
+            return Ok(None);
         };
         if pidfd.as_ref().is_some_and(|pidfd| !pidfd.is_alive()) {
             return Ok(None);
         }
         let process = Arc::new(SystemProcess {
             pid,
-            start_time,
+            start_time: info.start_time,
             pidfd: pidfd.map(Arc::new),
         });
         Ok(Some(Opened {
             process,
-            state,
-            info,
+            state: info.state,
+            info: Some(info),
         }))
+    }
+}
+
+/// Open `pid` by pidfd and learn its state from its `stat` alone (a pidfd
+/// names a process, a thread-group leader, by itself): what a signal
+/// request does. `stat` is opened *before* the pidfd and read after. An
+/// open `/proc/<pid>` file stays bound to the process it was opened for
+/// and reads ESRCH once that process is reaped (before its pid can be
+/// reused), so a read that succeeds proves one process held the pid from
+/// before the pidfd was opened until after: the pidfd and the facts are
+/// both its own, without a probe (`process_files_outlive_no_reaping`).
+fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
+    let Some(stat) = open_proc_file(pid, "stat")? else {
+        return Ok(None);
+    };
+    let Some(pidfd) = open_pidfd(pid)? else {
+        return Ok(None);
+    };
+    let stat = read_whole(stat)?;
+    let Some(stat) = (stat.as_deref().and_then(Stat::parse)).filter(|stat| stat.pid == pid) else {
+        return Ok(None);
+    };
+    let Some(state) = state_of(stat.state, stat.threads) else {
+        return Ok(None);
+    };
+    let process = Arc::new(SystemProcess {
+        pid,
+        start_time: stat.start_time,
+        pidfd: Some(Arc::new(pidfd)),
+    });
+    Ok(Some(Opened {
+        process,
+        state,
+        info: None,
+    }))
+}
+
+/// A pidfd for `pid`; `Ok(None)` if no process has that pid.
+fn open_pidfd(pid: i32) -> Result<Option<Pidfd>, NoRoom> {
+    match Pidfd::open(pid) {
+        Ok(pidfd) => Ok(Some(pidfd)),
+        // Out of descriptors (or memory): pidfds stay on.
+        Err(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
+        // No such process (ESRCH), or a thread id that is not a
+        // process (EINVAL; ENOENT on kernels with thread pidfds).
+        Err(_) => Ok(None),
     }
 }
 
@@ -277,20 +304,25 @@ fn read_stat(pid: i32) -> Result<Option<Stat>, NoRoom> {
 /// of those sigd reads is): no `statx`, no second read to see the end.
 /// `Ok(None)` if it cannot be read; `Err` only for lack of room.
 fn read_proc_file(pid: i32, file: &str) -> Result<Option<Vec<u8>>, NoRoom> {
+    match open_proc_file(pid, file)? {
+        Some(opened) => read_whole(opened),
+        None => Ok(None),
+    }
+}
+
+/// `/proc/<pid>/<file>`, opened; `Ok(None)` if it cannot be.
+fn open_proc_file(pid: i32, file: &str) -> Result<Option<std::fs::File>, NoRoom> {
+    std::fs::File::open(format!("/proc/{pid}/{file}")).map_or_else(no_room, |file| Ok(Some(file)))
+}
+
+/// All of an open `/proc` file, in one read when it fits in 4 KiB (procfs
+/// hands a file over whole when the buffer holds it).
+fn read_whole(mut opened: std::fs::File) -> Result<Option<Vec<u8>>, NoRoom> {
     use std::io::Read;
-    let no_room = |error: std::io::Error| match error.raw_os_error().map(Errno::from_raw) {
-        Some(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
-        _ => Ok(None),
-    };
-    let mut opened = match std::fs::File::open(format!("/proc/{pid}/{file}")) {
-        Ok(opened) => opened,
-        Err(error) => return no_room(error),
-    };
     let mut bytes = vec![0; 4096];
     let mut len = 0;
     loop {
         match opened.read(&mut bytes[len..]) {
-            // procfs hands a file over whole when the buffer holds it.
             Ok(n) if len + n < bytes.len() => {
                 bytes.truncate(len + n);
                 return Ok(Some(bytes));
@@ -302,6 +334,15 @@ fn read_proc_file(pid: i32, file: &str) -> Result<Option<Vec<u8>>, NoRoom> {
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => return no_room(error),
         }
+    }
+}
+
+/// A `/proc` file that cannot be opened or read: `Err` for lack of room
+/// (descriptors, memory), else `Ok(None)` (the process is gone, say).
+fn no_room<T>(error: std::io::Error) -> Result<Option<T>, NoRoom> {
+    match error.raw_os_error().map(Errno::from_raw) {
+        Some(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
+        _ => Ok(None),
     }
 }
 
@@ -354,6 +395,28 @@ mod tests {
         assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
         assert_eq!(info.gids.real, nix::unistd::getgid().as_raw());
         assert_eq!(info.pgid, nix::unistd::getpgrp().as_raw());
+    }
+
+    /// A `/proc/<pid>` file opened while its process runs reads on while
+    /// it is a zombie and reads nothing once it is reaped (when its pid
+    /// may go to another): what `open_for_state` relies on instead of a
+    /// probe after reading.
+    #[test]
+    fn process_files_outlive_no_reaping() {
+        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = child.id() as i32;
+        let as_zombie = open_proc_file(pid, "stat").unwrap().unwrap();
+        let as_reaped = open_proc_file(pid, "stat").unwrap().unwrap();
+        child.kill().unwrap();
+        let state = || read_stat(pid).unwrap().map(|stat| stat.state);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while state() != Some('Z') && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let zombie = read_whole(as_zombie).unwrap().unwrap();
+        assert_eq!(Stat::parse(&zombie).unwrap().state, 'Z');
+        child.wait().unwrap();
+        assert_eq!(read_whole(as_reaped).unwrap(), None);
     }
 
     /// A thread id is not a process.
