@@ -4,6 +4,7 @@
 //! limits on the logic. `bench/run.py` runs it beside `sigd serve`.
 
 use clap::Parser;
+use sigd::cli::LogFormat;
 use sigd::guard::GuardedTable;
 use sigd::http::App;
 use sigd::metrics::Metrics;
@@ -13,9 +14,6 @@ use sigd::server::{self, Endpoint, Listener, SocketFile, TransportLimits};
 use sigd_bench::Native;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// Serve the Send Signal API with the default policy linked natively
 /// (a benchmark baseline; no authentication).
@@ -29,16 +27,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // RUST_LOG as sigd reads it: `LEVEL` and `TARGET=LEVEL` directives.
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .finish()
-        .with(filter)
-        .init();
+    // Logged as `sigd serve` logs (RUST_LOG, default `info`): lines queued
+    // for a writer thread of their own, written to stderr many at a time.
+    let mut log_writer = sigd::logs::init(LogFormat::Text, "info");
+    log_writer.start();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
