@@ -77,7 +77,8 @@ impl ProcessTable for System {
 /// and reads ESRCH once that process is reaped (before its pid can be
 /// reused), so a read that succeeds proves one process held the pid from
 /// before the pidfd was opened until after: the pidfd and the facts are
-/// both its own, without a probe (`process_files_outlive_no_reaping`).
+/// both its own, without a probe (tests: `process_files_outlive_no_reaping`,
+/// `a_stat_opened_before_a_pid_reuse_reads_nothing_after`).
 fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
     let Some(stat) = open_proc_file(pid, "stat")? else {
         return Ok(None);
@@ -403,7 +404,10 @@ mod tests {
     /// probe after reading.
     #[test]
     fn process_files_outlive_no_reaping() {
-        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let as_zombie = open_proc_file(pid, "stat").unwrap().unwrap();
         let as_reaped = open_proc_file(pid, "stat").unwrap().unwrap();
@@ -417,6 +421,44 @@ mod tests {
         assert_eq!(Stat::parse(&zombie).unwrap().state, 'Z');
         child.wait().unwrap();
         assert_eq!(read_whole(as_reaped).unwrap(), None);
+    }
+
+    /// The race `open_for_state` closes: `stat` opened for one process,
+    /// that process reaped and its pid handed to another, which a pidfd
+    /// then opens. The first file reads nothing (a file that looked its pid
+    /// up at read time would read the successor), so the successor's pidfd
+    /// is never taken with the first process's facts.
+    #[test]
+    #[ignore = "reuses a pid: run in a private PID namespace (make test does)"]
+    fn a_stat_opened_before_a_pid_reuse_reads_nothing_after() {
+        assert_eq!(std::process::id(), 1, "run in a private PID namespace");
+        let sleeper = || std::process::Command::new("sleep").arg("100").spawn();
+        let mut first = sleeper().unwrap();
+        let pid = first.id() as i32;
+        let stale = open_proc_file(pid, "stat").unwrap().unwrap();
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let mut second = (0..1000)
+            .find_map(|_| {
+                std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+                let mut child = sleeper().unwrap();
+                if child.id() as i32 == pid {
+                    return Some(child);
+                }
+                child.kill().unwrap();
+                child.wait().unwrap();
+                None
+            })
+            .expect("the pid handed to a new process");
+        let successor = open_pidfd(pid).unwrap().expect("a pidfd for the successor");
+        assert_eq!(read_whole(stale).unwrap(), None);
+        assert!(
+            read_stat(pid).unwrap().is_some(),
+            "a fresh read sees the successor"
+        );
+        assert!(successor.is_alive());
+        second.kill().unwrap();
+        second.wait().unwrap();
     }
 
     /// A thread id is not a process.
