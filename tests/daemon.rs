@@ -4,7 +4,8 @@
 //! (sd_notify, against a socket the test binds), and serves on sockets a
 //! service manager hands in (socket activation, with systemd's own
 //! `systemd-socket-activate`); its units pass `systemd-analyze`; and its
-//! settings come from a config file and `SIGD_*` too, flags winning.
+//! settings come from a config file and `SIGD_*` too, flags winning. It
+//! refuses to start under another PID namespace's `/proc`.
 
 mod common;
 
@@ -652,4 +653,39 @@ fn log_lines_carry_syslog_priorities_for_the_journal() {
             assert!(!log.lines().any(|line| line.starts_with('<')), "{log}");
         }
     }
+}
+
+/// Started in a PID namespace of its own but under the parent's `/proc`
+/// (`unshare --pid --fork` without `--mount-proc`), where `/proc/<pid>`
+/// names another process than `pidfd_open(pid)` opens, sigd refuses to
+/// start and says why; given its own namespace's `/proc`, the same start
+/// serves.
+#[test]
+#[ignore = "makes PID namespaces: run as root in a private PID namespace (make test does)"]
+fn a_proc_of_another_pid_namespace_is_refused() {
+    require_private_pid_namespace();
+    // `sigd serve` as pid 1 of a PID namespace of its own, with a /proc
+    // of that namespace or not; ended after 10 s had it started to serve.
+    let in_namespace = |mount_proc: &[&str]| {
+        let mut command = Command::new("timeout");
+        command
+            .args(["10", "unshare", "--pid", "--fork", "--kill-child"])
+            .args(mount_proc)
+            .args([SIGD, "serve", "--listen", "127.0.0.1:0", "--no-cache"])
+            .env_remove("SIGD_TOKEN")
+            .env("RUST_LOG", "info");
+        command
+    };
+    let out = in_namespace(&[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("listening on"), "it started:\n{err}");
+    assert!(!out.status.success(), "{err}");
+    // sigd is pid 1 in its namespace; this test's /proc shows it as its
+    // pid here first.
+    assert!(
+        err.contains("/proc is another PID namespace's: sigd is pid 1"),
+        "{err}"
+    );
+    let sigd = Sigd::start_command(in_namespace(&["--mount-proc"]));
+    assert_eq!(sigd.get("/healthz").status, 200);
 }

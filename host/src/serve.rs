@@ -68,6 +68,8 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
              and new clients then queue until one ends"
         );
     }
+    // /proc must describe the processes pidfds open: checked once, here.
+    crate::process::linux::check_proc()?;
     // Decided once, from the kernel: never from an errno under load.
     crate::process::linux::pidfds();
     let metrics = Arc::new(Metrics::default());

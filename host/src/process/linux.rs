@@ -134,6 +134,58 @@ pub fn pidfds() -> bool {
     })
 }
 
+/// `/proc` is not the procfs of sigd's own PID namespace: a pid there and
+/// the same pid given to `pidfd_open` would name two different processes.
+#[derive(Debug, thiserror::Error)]
+pub enum ForeignProc {
+    #[error(
+        "cannot read /proc/self/status ({0}): sigd needs /proc mounted for its own PID \
+         namespace (unshare --pid --fork --mount-proc, or a container's own /proc)"
+    )]
+    Unreadable(std::io::Error),
+    #[error(
+        "/proc is another PID namespace's: sigd is pid {mine} in its own, /proc shows it as \
+         {shown}; its /proc/<pid> files would describe other processes than the ones sigd \
+         signals. Mount a /proc for sigd's namespace (unshare --pid --fork --mount-proc, or a \
+         container's own /proc)"
+    )]
+    Foreign { mine: i32, shown: String },
+}
+
+/// Check, once at start-up, that `/proc` is the procfs of sigd's own PID
+/// namespace. Every fact sigd reads of a target (`/proc/<pid>/stat`) is
+/// paired with a pidfd opened by the same number; under another
+/// namespace's `/proc` (`unshare --pid --fork` without `--mount-proc`, a
+/// container given the host's `/proc`) the number names another process
+/// there, and the guard would judge one process while the signal went to
+/// another. `NSpid` in `/proc/self/status` lists sigd's pid in each
+/// namespace from `/proc`'s own down to sigd's: it must be sigd's pid alone.
+pub fn check_proc() -> Result<(), ForeignProc> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(ForeignProc::Unreadable)?;
+    proc_shows_as_own(&status, std::process::id() as i32)
+}
+
+/// [`check_proc`] for the `status` of `/proc/self`, sigd being `mine` in its
+/// own namespace. Kernels before 4.1 have no `NSpid`; `Pid` (the pid in
+/// `/proc`'s namespace) tells less but still tells most mounts apart.
+fn proc_shows_as_own(status: &str, mine: i32) -> Result<(), ForeignProc> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let shown = field("NSpid").or_else(|| field("Pid")).unwrap_or_default();
+    let mut pids = shown.split_whitespace();
+    match (pids.next(), pids.next()) {
+        (Some(pid), None) if pid.parse() == Ok(mine) => Ok(()),
+        _ => Err(ForeignProc::Foreign {
+            mine,
+            shown: shown.split_whitespace().collect::<Vec<_>>().join(" "),
+        }),
+    }
+}
+
 /// A process of this machine, held by a pidfd (or, on kernels without
 /// pidfds, by pid and start time).
 #[derive(Debug)]
@@ -462,6 +514,27 @@ mod tests {
     }
 
     /// A thread id is not a process.
+    /// sigd's own namespace's `/proc` shows sigd's pid alone; a parent
+    /// namespace's shows the pid it has there first, and one that shows
+    /// another pid or none is refused too.
+    #[test]
+    fn proc_must_be_sigds_own_namespace() {
+        let status = |nspid: &str| format!("Name:\tsigd\nPid:\t7\nNSpid:{nspid}\nPPid:\t1\n");
+        assert!(proc_shows_as_own(&status("\t7"), 7).is_ok());
+        let parent = proc_shows_as_own(&status("\t4242\t7"), 7).unwrap_err();
+        assert!(
+            parent.to_string().contains("shows it as 4242 7"),
+            "{parent}"
+        );
+        assert!(proc_shows_as_own(&status("\t8"), 7).is_err());
+        assert!(proc_shows_as_own("Name:\tsigd\n", 7).is_err());
+        // No NSpid (before Linux 4.1): the pid in /proc's namespace.
+        assert!(proc_shows_as_own("Pid:\t7\n", 7).is_ok());
+        assert!(proc_shows_as_own("Pid:\t9\n", 7).is_err());
+        // And this test's own /proc (make test mounts one per namespace).
+        assert!(check_proc().is_ok());
+    }
+
     #[test]
     fn thread_is_not_a_process() {
         let (tx, rx) = std::sync::mpsc::channel();
