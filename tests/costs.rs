@@ -190,7 +190,9 @@ fn count_syscalls(sigd: &Sigd, pid: u32, body: &str) -> Counted {
     }
     let trace = scratch("costs").join("strace.txt");
     let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
+        // -y: a descriptor's path beside it (sigd opens a process's files
+        // relative to the /proc it holds open).
+        .args(["-f", "-qq", "-y", "-o"])
         .arg(&trace)
         .args(["-p", &sigd.pid().to_string()])
         .stderr(Stdio::null())
@@ -231,9 +233,18 @@ fn count_syscalls(sigd: &Sigd, pid: u32, body: &str) -> Counted {
         }
         *counted.calls.entry(call.to_string()).or_default() += 1;
         if call == "openat" {
-            // `AT_FDCWD, "/proc/42/stat", O_RDONLY|O_CLOEXEC) = 9`
-            let path = args.split('"').nth(1).unwrap_or(args);
-            *counted.opened.entry(path.to_string()).or_default() += 1;
+            // `3</proc>, "42/stat", O_RDONLY|O_CLOEXEC) = 9</proc/42/stat>`
+            // or `AT_FDCWD, "/proc/42/stat", ...`: the path, made whole.
+            let (dir, rest) = args.split_once(',').unwrap_or(("", args));
+            let path = rest.split('"').nth(1).unwrap_or(rest);
+            let dir = dir
+                .split_once('<')
+                .and_then(|(_, dir)| dir.strip_suffix('>'));
+            let path = match dir {
+                Some(dir) if !path.starts_with('/') => format!("{dir}/{path}"),
+                _ => path.to_string(),
+            };
+            *counted.opened.entry(path).or_default() += 1;
         }
     }
     counted

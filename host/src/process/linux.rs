@@ -9,6 +9,9 @@ use super::{
     RunState,
 };
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -28,13 +31,16 @@ impl ProcessTable for System {
     }
 
     fn snapshot(&self) -> Vec<ProcessInfo> {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let opened =
+            proc_dir().and_then(|proc| nix::dir::Dir::openat(proc, ".", flags, Mode::empty()));
+        let Ok(mut entries) = opened else {
             return Vec::new();
         };
-        entries
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .filter_map(read_process)
-            .collect()
+        let pids: Vec<i32> = (entries.iter())
+            .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
+            .collect();
+        pids.into_iter().filter_map(read_process).collect()
     }
 
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
@@ -134,6 +140,21 @@ pub fn pidfds() -> bool {
     })
 }
 
+/// `/proc` as sigd opened it, once: every process file is opened relative
+/// to it, so a `/proc` mounted over the path later (a `mount -t proc` in
+/// another PID namespace that propagates into sigd's) changes nothing
+/// sigd reads. What [`check_proc`] checked is what is read from.
+static PROC: OnceLock<Result<OwnedFd, Errno>> = OnceLock::new();
+
+/// The `/proc` directory sigd reads processes from (see [`PROC`]).
+fn proc_dir() -> Result<&'static OwnedFd, Errno> {
+    let opened = PROC.get_or_init(|| {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        nix::fcntl::open("/proc", flags, Mode::empty())
+    });
+    opened.as_ref().map_err(|errno| *errno)
+}
+
 /// `/proc` is not the procfs of sigd's own PID namespace: a pid there and
 /// the same pid given to `pidfd_open` would name two different processes.
 #[derive(Debug, thiserror::Error)]
@@ -143,45 +164,80 @@ pub enum ForeignProc {
          namespace (unshare --pid --fork --mount-proc, or a container's own /proc)"
     )]
     Unreadable(std::io::Error),
+    #[error("/proc is not a procfs (a bind mount of something else?): sigd reads processes there")]
+    NotProcfs,
     #[error(
-        "/proc is another PID namespace's: sigd is pid {mine} in its own, /proc shows it as \
-         {shown}; its /proc/<pid> files would describe other processes than the ones sigd \
-         signals. Mount a /proc for sigd's namespace (unshare --pid --fork --mount-proc, or a \
-         container's own /proc)"
+        "/proc is another PID namespace's: sigd is pid {mine} (parent {parent}) in its own, \
+         /proc/self/status says {shown}; its /proc/<pid> files would describe other processes \
+         than the ones sigd signals. Mount a /proc for sigd's namespace (unshare --pid --fork \
+         --mount-proc, or a container's own /proc)"
     )]
-    Foreign { mine: i32, shown: String },
+    Foreign {
+        mine: i32,
+        parent: i32,
+        shown: String,
+    },
 }
 
 /// Check, once at start-up, that `/proc` is the procfs of sigd's own PID
-/// namespace. Every fact sigd reads of a target (`/proc/<pid>/stat`) is
-/// paired with a pidfd opened by the same number; under another
-/// namespace's `/proc` (`unshare --pid --fork` without `--mount-proc`, a
-/// container given the host's `/proc`) the number names another process
-/// there, and the guard would judge one process while the signal went to
-/// another. `NSpid` in `/proc/self/status` lists sigd's pid in each
-/// namespace from `/proc`'s own down to sigd's: it must be sigd's pid alone.
+/// namespace, and keep it open ([`PROC`]). Every fact sigd reads of a
+/// target (`/proc/<pid>/stat`) is paired with a pidfd opened by the same
+/// number; under another namespace's `/proc` (`unshare --pid --fork`
+/// without `--mount-proc`, a container given the host's `/proc`) the
+/// number names another process there, and the guard would judge one
+/// process while the signal went to another. `NSpid` in
+/// `/proc/self/status` lists sigd's pid in each namespace from `/proc`'s
+/// own down to sigd's: it must be sigd's pid alone.
 pub fn check_proc() -> Result<(), ForeignProc> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(ForeignProc::Unreadable)?;
-    proc_shows_as_own(&status, std::process::id() as i32)
+    let unreadable = |errno: Errno| ForeignProc::Unreadable(errno.into());
+    let proc = proc_dir().map_err(unreadable)?;
+    let procfs = nix::sys::statfs::fstatfs(proc).map_err(unreadable)?;
+    if procfs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(ForeignProc::NotProcfs);
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let status = nix::fcntl::openat(proc, "self/status", flags, Mode::empty());
+    let status = std::io::read_to_string(std::fs::File::from(status.map_err(unreadable)?))
+        .map_err(ForeignProc::Unreadable)?;
+    let sigd = (
+        std::process::id() as i32,
+        std::os::unix::process::parent_id() as i32,
+    );
+    proc_shows_as_own(&status, sigd)
 }
 
-/// [`check_proc`] for the `status` of `/proc/self`, sigd being `mine` in its
-/// own namespace. Kernels before 4.1 have no `NSpid`; `Pid` (the pid in
-/// `/proc`'s namespace) tells less but still tells most mounts apart.
-fn proc_shows_as_own(status: &str, mine: i32) -> Result<(), ForeignProc> {
+/// [`check_proc`] for the `status` of `/proc/self`, sigd being `mine`, child
+/// of `parent`, in its own namespace. `NSpid` must hold `mine` alone.
+/// Kernels before 4.1 have no `NSpid`: there `Pid` and `PPid` (numbered in
+/// `/proc`'s namespace) must both be sigd's, which tells most mounts apart
+/// but not one whose numbers happen to be the same.
+fn proc_shows_as_own(status: &str, (mine, parent): (i32, i32)) -> Result<(), ForeignProc> {
     let field = |name: &str| {
         status
             .lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .map(str::trim)
+            .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
     };
-    let shown = field("NSpid").or_else(|| field("Pid")).unwrap_or_default();
-    let mut pids = shown.split_whitespace();
-    match (pids.next(), pids.next()) {
-        (Some(pid), None) if pid.parse() == Ok(mine) => Ok(()),
-        _ => Err(ForeignProc::Foreign {
+    let (shown, own) = match field("NSpid") {
+        Some(nspid) => {
+            let own = nspid == mine.to_string();
+            (format!("NSpid: {nspid}"), own)
+        }
+        None => {
+            let (pid, ppid) = (
+                field("Pid").unwrap_or_default(),
+                field("PPid").unwrap_or_default(),
+            );
+            let own = pid == mine.to_string() && ppid == parent.to_string();
+            (format!("no NSpid, Pid: {pid}, PPid: {ppid}"), own)
+        }
+    };
+    match own {
+        true => Ok(()),
+        false => Err(ForeignProc::Foreign {
             mine,
-            shown: shown.split_whitespace().collect::<Vec<_>>().join(" "),
+            parent,
+            shown,
         }),
     }
 }
@@ -365,7 +421,11 @@ fn read_proc_file(pid: i32, file: &str) -> Result<Option<Vec<u8>>, NoRoom> {
 
 /// `/proc/<pid>/<file>`, opened; `Ok(None)` if it cannot be.
 fn open_proc_file(pid: i32, file: &str) -> Result<Option<std::fs::File>, NoRoom> {
-    std::fs::File::open(format!("/proc/{pid}/{file}")).map_or_else(no_room, |file| Ok(Some(file)))
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let opened = proc_dir().and_then(|proc| {
+        nix::fcntl::openat(proc, format!("{pid}/{file}").as_str(), flags, Mode::empty())
+    });
+    opened.map_or_else(|errno| no_room(errno.into()), |fd| Ok(Some(fd.into())))
 }
 
 /// All of an open `/proc` file, in one read when it fits in 4 KiB (procfs
@@ -406,8 +466,9 @@ fn no_room<T>(error: std::io::Error) -> Result<Option<T>, NoRoom> {
 /// which must not be taken for "exited 0". The kernel answers the same
 /// question for `/proc/<pid>/exe`: refused (EACCES) exactly when not.
 fn exit_code_shown(pid: i32) -> bool {
-    let refused = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .is_err_and(|error| error.raw_os_error() == Some(Errno::EACCES as i32));
+    let exe =
+        proc_dir().and_then(|proc| nix::fcntl::readlinkat(proc, format!("{pid}/exe").as_str()));
+    let refused = exe == Err(Errno::EACCES);
     !refused
 }
 
@@ -513,28 +574,32 @@ mod tests {
         second.wait().unwrap();
     }
 
-    /// A thread id is not a process.
-    /// sigd's own namespace's `/proc` shows sigd's pid alone; a parent
-    /// namespace's shows the pid it has there first, and one that shows
-    /// another pid or none is refused too.
+    /// sigd's own namespace's `/proc` shows sigd's pid alone in `NSpid`;
+    /// an ancestor namespace's shows its pid there first, even when that
+    /// pid is the same number; with `NSpid`, `Pid` is not what decides.
+    /// Without `NSpid` (before Linux 4.1), `Pid` and `PPid` must both be
+    /// sigd's. And this test's own `/proc` passes, opened and kept.
     #[test]
     fn proc_must_be_sigds_own_namespace() {
-        let status = |nspid: &str| format!("Name:\tsigd\nPid:\t7\nNSpid:{nspid}\nPPid:\t1\n");
-        assert!(proc_shows_as_own(&status("\t7"), 7).is_ok());
-        let parent = proc_shows_as_own(&status("\t4242\t7"), 7).unwrap_err();
-        assert!(
-            parent.to_string().contains("shows it as 4242 7"),
-            "{parent}"
-        );
-        assert!(proc_shows_as_own(&status("\t8"), 7).is_err());
-        assert!(proc_shows_as_own("Name:\tsigd\n", 7).is_err());
-        // No NSpid (before Linux 4.1): the pid in /proc's namespace.
-        assert!(proc_shows_as_own("Pid:\t7\n", 7).is_ok());
-        assert!(proc_shows_as_own("Pid:\t9\n", 7).is_err());
-        // And this test's own /proc (make test mounts one per namespace).
-        assert!(check_proc().is_ok());
+        let status = |pid: &str, nspid: &str| {
+            format!("Name:\tsigd\nPid:\t{pid}\nPPid:\t1\nNSpid:\t{nspid}\n")
+        };
+        let sigd = (7, 1);
+        assert!(proc_shows_as_own(&status("7", "7"), sigd).is_ok());
+        let parent = proc_shows_as_own(&status("4242", "4242\t7"), sigd).unwrap_err();
+        assert!(parent.to_string().contains("NSpid: 4242 7"), "{parent}");
+        assert!(proc_shows_as_own(&status("7", "7\t7"), sigd).is_err());
+        assert!(proc_shows_as_own(&status("7", "8"), sigd).is_err());
+        assert!(proc_shows_as_own(&status("8", "7"), sigd).is_ok());
+        assert!(proc_shows_as_own("Name:\tsigd\n", sigd).is_err());
+        assert!(proc_shows_as_own("Pid:\t7\nPPid:\t1\n", sigd).is_ok());
+        assert!(proc_shows_as_own("Pid:\t7\nPPid:\t0\n", sigd).is_err());
+        assert!(proc_shows_as_own("Pid:\t9\nPPid:\t1\n", sigd).is_err());
+        check_proc().unwrap();
+        assert!(proc_dir().is_ok());
     }
 
+    /// A thread id is not a process.
     #[test]
     fn thread_is_not_a_process() {
         let (tx, rx) = std::sync::mpsc::channel();
