@@ -355,26 +355,20 @@ impl FormatTime for Timestamps {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let mut micros = *b"000000Z";
-        let mut left = now.subsec_micros();
-        for digit in micros[..6].iter_mut().rev() {
-            *digit = b'0' + (left % 10) as u8;
-            left /= 10;
-        }
         SECOND.with_borrow_mut(|(second, text)| {
             if *second != now.as_secs() {
                 *second = now.as_secs();
-                *text = up_to_the_second(*second);
+                *text = utc_to_the_second(*second);
             }
-            w.write_str(text)?;
-            w.write_str(std::str::from_utf8(&micros).map_err(|_| std::fmt::Error)?)
+            write!(w, "{text}.{:06}Z", now.subsec_micros())
         })
     }
 }
 
-/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SS.` in UTC (the days to a
-/// civil date by Howard Hinnant's `civil_from_days`).
-fn up_to_the_second(secs: u64) -> String {
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SS` in UTC (the days to a
+/// civil date by Howard Hinnant's `civil_from_days`): sigd's one writer of
+/// dates, for log lines and for `/healthz`.
+pub fn utc_to_the_second(secs: u64) -> String {
     let (days, time) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let (era, day_of_era) = (z.div_euclid(146_097), z.rem_euclid(146_097));
@@ -390,7 +384,7 @@ fn up_to_the_second(secs: u64) -> String {
     };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     let (hour, minute, second) = (time / 3600, time / 60 % 60, time % 60);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.")
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}")
 }
 
 /// One JSON object per event: `timestamp`, `level`, the event's fields
@@ -541,7 +535,7 @@ mod tests {
             (1_798_761_599, "2026-12-31T23:59:59."),
             (4_107_542_400, "2100-03-01T00:00:00."),
         ] {
-            assert_eq!(up_to_the_second(secs), text, "{secs}");
+            assert_eq!(format!("{}.", utc_to_the_second(secs)), text, "{secs}");
         }
         let format = |timer: &dyn FormatTime| {
             let mut text = String::new();
