@@ -37,10 +37,10 @@ impl ProcessTable for System {
         let Ok(mut entries) = opened else {
             return Vec::new();
         };
-        let pids: Vec<i32> = (entries.iter())
+        (entries.iter())
             .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
-            .collect();
-        pids.into_iter().filter_map(read_process).collect()
+            .filter_map(read_process)
+            .collect()
     }
 
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
@@ -144,15 +144,18 @@ pub fn pidfds() -> bool {
 /// to it, so a `/proc` mounted over the path later (a `mount -t proc` in
 /// another PID namespace that propagates into sigd's) changes nothing
 /// sigd reads. What [`check_proc`] checked is what is read from.
-static PROC: OnceLock<Result<OwnedFd, Errno>> = OnceLock::new();
+static PROC: OnceLock<OwnedFd> = OnceLock::new();
 
-/// The `/proc` directory sigd reads processes from (see [`PROC`]).
+/// The `/proc` directory sigd reads processes from (see [`PROC`]). A
+/// failure to open it (out of descriptors) is not kept: the next call
+/// tries again.
 fn proc_dir() -> Result<&'static OwnedFd, Errno> {
-    let opened = PROC.get_or_init(|| {
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        nix::fcntl::open("/proc", flags, Mode::empty())
-    });
-    opened.as_ref().map_err(|errno| *errno)
+    if let Some(proc) = PROC.get() {
+        return Ok(proc);
+    }
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let opened = nix::fcntl::open("/proc", flags, Mode::empty())?;
+    Ok(PROC.get_or_init(|| opened))
 }
 
 /// `/proc` is not the procfs of sigd's own PID namespace: a pid there and
@@ -468,8 +471,7 @@ fn no_room<T>(error: std::io::Error) -> Result<Option<T>, NoRoom> {
 fn exit_code_shown(pid: i32) -> bool {
     let exe =
         proc_dir().and_then(|proc| nix::fcntl::readlinkat(proc, format!("{pid}/exe").as_str()));
-    let refused = exe == Err(Errno::EACCES);
-    !refused
+    exe != Err(Errno::EACCES)
 }
 
 /// The state of a process whose leader thread's state letter is `letter`:
