@@ -38,6 +38,11 @@ TARGET_VAR := CARGO_TARGET_$(shell echo '$(HOST_TRIPLE)' | tr 'a-z.-' 'A-Z__')
 RELEASE = $(TARGET_VAR)_RUSTFLAGS="-C target-feature=+crt-static" \
 	$(CARGO) $(1) --release --locked --target $(HOST_TRIPLE)
 
+# sigd linked again with the code it runs laid out together
+# (scripts/hot-functions.sh): $(1) the features, $(2) the ordering file.
+LINK_HOT_FIRST = scripts/hot-functions.sh order target/$(HOST_TRIPLE)/release/sigd >$(2) && \
+	$(call RELEASE,rustc) -p sigd --bin sigd $(1) -- -C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/$(2)
+
 # Tests that signal real processes run as pid 1 of their own PID namespace,
 # so they can only ever hit their own children.
 PID_NAMESPACE := unshare --pid --fork --mount-proc
@@ -64,10 +69,11 @@ BENCH_VENV := target/bench-venv
 
 SOAK_SECONDS ?= 120
 
-.PHONY: build build-slim baseline run test lint fuzz bench bench-shadow soak deb toolchain clean
+.PHONY: build build-slim hot-functions baseline run test lint fuzz bench bench-shadow soak deb toolchain clean
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
+	$(call LINK_HOT_FIRST,,target/hot-functions-full.txt)
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
 
@@ -76,8 +82,18 @@ build: toolchain
 # before a full build takes the name again.
 build-slim: toolchain
 	$(call RELEASE,build) -p sigd --bins --no-default-features
+	$(call LINK_HOT_FIRST,--no-default-features,target/hot-functions-slim.txt)
 	mkdir -p target/release
 	strip -o target/release/sigd-slim target/$(HOST_TRIPLE)/release/sigd
+
+# Record which functions both builds run (scripts/hot-functions.sh; needs
+# valgrind): the list `build` and `build-slim` lay out first.
+hot-functions: toolchain
+	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(call RELEASE,build) -p sigd --bins --no-default-features
+	cp target/$(HOST_TRIPLE)/release/sigd target/sigd-slim.unstripped
+	$(call RELEASE,build) -p sigd --bins
+	scripts/hot-functions.sh record target/sigd-slim.unstripped target/$(HOST_TRIPLE)/release/sigd
 
 deb: build
 	@command -v dpkg-deb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg >/dev/null; }

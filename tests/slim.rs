@@ -74,6 +74,22 @@ fn serves_the_built_in_policy() {
     sigd.expect_log("compiled=AtBuild");
 }
 
+/// The slim build idles in at most 7 MiB of resident memory once it has
+/// answered a signal request: the code it runs is laid out together
+/// (`scripts/hot-functions.sh`), so the kernel's fault-around, which maps
+/// 64 KiB around each page touched, does not map the whole binary.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn idles_in_at_most_7_mib() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start_command(serve(&slim(), &[]));
+    let mut child = target();
+    sigd.signal(child.id(), r#"{"signal": 15}"#).assert(200, "");
+    assert_killed_by(&mut child, 15);
+    let rss = sigd.rss_kib();
+    assert!(rss <= 7 << 10, "the idle slim build holds {rss} KiB");
+}
+
 /// A policy precompiled on a full build serves in the slim one under its
 /// component's sha256, and another swaps in on SIGHUP while it serves: the
 /// strict example refuses SIGUSR1, then the default policy delivers it.

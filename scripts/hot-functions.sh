@@ -1,0 +1,114 @@
+#!/bin/sh
+# The code sigd runs, laid out together in its binary.
+#
+# The kernel maps a binary's pages 64 KiB (or a whole large folio) at a
+# time around each page a process touches. sigd's start-up and a signal
+# request run about 1.6 MiB of the slim build's 6 MiB of machine code, but
+# spread over nearly every 64 KiB of it, so nearly all of it was resident.
+# `make build` and `make build-slim` link the binary a second time with
+# lld's --symbol-ordering-file, the functions of host/hot-functions.txt
+# first.
+#
+#   scripts/hot-functions.sh order BINARY
+#       print the names in BINARY (unstripped) of the functions listed in
+#       host/hot-functions.txt: lld's --symbol-ordering-file.
+#   scripts/hot-functions.sh record BINARY...
+#       rewrite host/hot-functions.txt: the functions each BINARY
+#       (unstripped) runs from exec through 20 signal requests at `info`,
+#       under callgrind (valgrind, from Debian). `make hot-functions` runs
+#       it for both builds; run that when start-up or the request path
+#       changed much (tests/slim.rs fails when the slim build no longer
+#       idles under its target).
+#
+# The list holds names as the binaries have them but for LLVM's
+# `.llvm.<n>` suffix, which changes from build to build. A Rust symbol's
+# hash (`17h<16 hex digits>E`) changes with its crate's metadata (compiler
+# version, features): where a binary has none of the listed hashes of a
+# name, every function of that name is taken (all instances of a generic
+# function, more than were run). A name the binary no longer has is
+# skipped; its function stays where it was. Valgrind 3.19 does not know
+# pidfd_open, so the few functions of the pidfd path are not recorded.
+set -eu
+
+LIST="$(dirname "$0")/../host/hot-functions.txt"
+
+usage() {
+    echo "usage: $0 order BINARY | record BINARY..." >&2
+    exit 2
+}
+
+# The functions $1 runs from exec through 20 signal requests, one name a line.
+run_functions() {
+    work=$(mktemp -d)
+    # A target that outlives SIGUSR1.
+    sh -c 'trap "" USR1; exec sleep 600' &
+    target=$!
+    RUST_LOG=info valgrind --tool=callgrind --demangle=no --compress-strings=no \
+        --dump-instr=no --callgrind-out-file="$work/callgrind" \
+        "$1" serve --listen 127.0.0.1:0 --no-cache 2>"$work/log" &
+    server=$!
+    port=
+    for _ in $(seq 300); do
+        port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/log")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$work/log" >&2; exit 1; }
+    python3 - "$port" "$target" <<'EOF'
+import http.client, sys
+port, target = int(sys.argv[1]), int(sys.argv[2])
+connection = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(20):
+    connection.request("POST", f"/api/v1/processes/{target}/signal", '{"signal": 10}',
+                       {"content-type": "application/json"})
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200, answer.status
+EOF
+    kill "$server"
+    wait "$server" || true
+    kill "$target"
+    sed -n -E 's/^c?fn=//p' "$work/callgrind" | grep -v -e '^0x' -e '^(' |
+        sed -E -e "s/'[0-9]+\$//" -e 's/\.llvm\.[0-9]+$//'
+    rm -rf "$work"
+}
+
+[ $# -ge 2 ] || usage
+command=$1
+shift
+case $command in
+order)
+    [ $# -eq 1 ] || usage
+    # Each function of the binary as "name-without-hash name-without-suffix
+    # name"; then the listed names, by hash where the binary has it.
+    nm --defined-only "$1" | awk '$2 ~ /^[tTwW]$/ { print $3 }' |
+        sed -E -e 'h' -e 's/\.llvm\.[0-9]+$//' -e 'G' -e 's/\n/ /' \
+            -e 'h' -e 's/ .*//' -e 's/17h[0-9a-f]{16}E$/17hE/' -e 'G' -e 's/\n/ /' |
+        awk '
+            FILENAME == "-" { n++; unhashed[n] = $1; full[n] = $2; name[n] = $3
+                              if ($2 in listed) hashed[$1] = 1; next }
+            { listed[$0] = 1; sub(/17h[0-9a-f]+E$/, "17hE"); listed_unhashed[$0] = 1 }
+            END { for (i = 1; i <= n; i++)
+                      if (full[i] in listed || (unhashed[i] in listed_unhashed && !(unhashed[i] in hashed)))
+                          print name[i] }' "$LIST" -
+    ;;
+record)
+    command -v valgrind >/dev/null || {
+        echo "$0: record needs valgrind (apt-get install valgrind)" >&2
+        exit 1
+    }
+    names=$(mktemp)
+    for binary in "$@"; do
+        run_functions "$binary" >>"$names"
+    done
+    {
+        echo "# The functions sigd runs from exec through 20 signal requests, in the"
+        echo "# slim and the full build: written by scripts/hot-functions.sh record,"
+        echo "# which says what it is for."
+        sort -u "$names"
+    } >"$LIST"
+    rm -f "$names"
+    echo "$LIST: $(grep -vc '^#' "$LIST") functions"
+    ;;
+*) usage ;;
+esac
