@@ -11,6 +11,9 @@
 #               target/release/sigd-slim: it runs the built-in policy and
 #               policies precompiled by `sigd policy compile` (README,
 #               "The VM-image build")
+#   make hot-functions  record which functions both builds run, under
+#               valgrind (host/hot-functions.txt): `build` and `build-slim`
+#               lay them out first (scripts/hot-functions.sh)
 #   make lint   rustfmt and clippy (the slim build too), warnings as errors
 #   make fuzz   the parsers' fuzz targets, FUZZ_SECONDS each
 #   make bench  sigd against its native baseline and a bare hyper server with
@@ -38,10 +41,11 @@ TARGET_VAR := CARGO_TARGET_$(shell echo '$(HOST_TRIPLE)' | tr 'a-z.-' 'A-Z__')
 RELEASE = $(TARGET_VAR)_RUSTFLAGS="-C target-feature=+crt-static" \
 	$(CARGO) $(1) --release --locked --target $(HOST_TRIPLE)
 
-# sigd linked again with the code it runs laid out together
-# (scripts/hot-functions.sh): $(1) the features, $(2) the ordering file.
-LINK_HOT_FIRST = scripts/hot-functions.sh order target/$(HOST_TRIPLE)/release/sigd >$(2) && \
-	$(call RELEASE,rustc) -p sigd --bin sigd $(1) -- -C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/$(2)
+# sigd linked again, with the code it runs laid out together
+# (scripts/hot-functions.sh; lld only): $(1) the features.
+LINK_HOT_FIRST = order=$$(scripts/hot-functions.sh order target/$(HOST_TRIPLE)/release/sigd target/hot-functions) && \
+	if [ -n "$$order" ]; then $(call RELEASE,rustc) -p sigd --bin sigd $(1) -- \
+		-C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/$$order; fi
 
 # Tests that signal real processes run as pid 1 of their own PID namespace,
 # so they can only ever hit their own children.
@@ -73,7 +77,7 @@ SOAK_SECONDS ?= 120
 
 build: toolchain
 	$(call RELEASE,build) -p sigd --bins
-	$(call LINK_HOT_FIRST,,target/hot-functions-full.txt)
+	$(call LINK_HOT_FIRST,)
 	mkdir -p target/release
 	strip -o target/release/sigd target/$(HOST_TRIPLE)/release/sigd
 
@@ -82,7 +86,7 @@ build: toolchain
 # before a full build takes the name again.
 build-slim: toolchain
 	$(call RELEASE,build) -p sigd --bins --no-default-features
-	$(call LINK_HOT_FIRST,--no-default-features,target/hot-functions-slim.txt)
+	$(call LINK_HOT_FIRST,--no-default-features)
 	mkdir -p target/release
 	strip -o target/release/sigd-slim target/$(HOST_TRIPLE)/release/sigd
 

@@ -9,9 +9,13 @@
 # lld's --symbol-ordering-file, the functions of host/hot-functions.txt
 # first.
 #
-#   scripts/hot-functions.sh order BINARY
-#       print the names in BINARY (unstripped) of the functions listed in
-#       host/hot-functions.txt: lld's --symbol-ordering-file.
+#   scripts/hot-functions.sh order BINARY DIR
+#       write into DIR, as <sha256>.txt, the names in BINARY (unstripped)
+#       of the functions listed in host/hot-functions.txt: lld's
+#       --symbol-ordering-file. It prints the file's path, or nothing where
+#       BINARY was not linked by lld (which alone takes the file). The name
+#       changes with the content: cargo tracks a link's arguments, not the
+#       files they name, and would keep a binary laid out by an old list.
 #   scripts/hot-functions.sh record BINARY...
 #       rewrite host/hot-functions.txt: the functions each BINARY
 #       (unstripped) runs from exec through 20 signal requests at `info`,
@@ -21,29 +25,35 @@
 #       idles under its target).
 #
 # The list holds names as the binaries have them but for LLVM's
-# `.llvm.<n>` suffix, which changes from build to build. A Rust symbol's
-# hash (`17h<16 hex digits>E`) changes with its crate's metadata (compiler
-# version, features): where a binary has none of the listed hashes of a
-# name, every function of that name is taken (all instances of a generic
-# function, more than were run). A name the binary no longer has is
-# skipped; its function stays where it was. Valgrind 3.19 does not know
+# `.llvm.<n>` suffix, which changes from build to build. The hash of a Rust
+# symbol (`17h<16 hex digits>E`; in v0 names, the crates' `Cs<id>_`)
+# changes with its crate's metadata (compiler version, features): where a
+# binary has none of the listed hashes of a name, every function of that
+# name is taken (all instances of a generic function, more than were run).
+# A name the binary no longer has is skipped; its function stays where it
+# was (a warning says when most are). Valgrind 3.19 does not know
 # pidfd_open, so the few functions of the pidfd path are not recorded.
 set -eu
 
 LIST="$(dirname "$0")/../host/hot-functions.txt"
+# nm's and sort's order must not depend on the locale: the layout would.
+export LC_ALL=C
 
 usage() {
-    echo "usage: $0 order BINARY | record BINARY..." >&2
+    echo "usage: $0 order BINARY DIR | record BINARY..." >&2
     exit 2
 }
 
 # The functions $1 runs from exec through 20 signal requests, one name a line.
 run_functions() {
     work=$(mktemp -d)
+    target=
+    server=
+    trap 'kill $server $target 2>/dev/null; rm -rf "$work"' EXIT
     # A target that outlives SIGUSR1.
     sh -c 'trap "" USR1; exec sleep 600' &
     target=$!
-    RUST_LOG=info valgrind --tool=callgrind --demangle=no --compress-strings=no \
+    env -u SIGD_TOKEN RUST_LOG=info valgrind --tool=callgrind --demangle=no --compress-strings=no \
         --dump-instr=no --callgrind-out-file="$work/callgrind" \
         "$1" serve --listen 127.0.0.1:0 --no-cache 2>"$work/log" &
     server=$!
@@ -67,9 +77,11 @@ for _ in range(20):
 EOF
     kill "$server"
     wait "$server" || true
-    kill "$target"
     sed -n -E 's/^c?fn=//p' "$work/callgrind" | grep -v -e '^0x' -e '^(' |
         sed -E -e "s/'[0-9]+\$//" -e 's/\.llvm\.[0-9]+$//'
+    kill "$target"
+    target=
+    server=
     rm -rf "$work"
 }
 
@@ -78,19 +90,49 @@ command=$1
 shift
 case $command in
 order)
-    [ $# -eq 1 ] || usage
-    # Each function of the binary as "name-without-hash name-without-suffix
-    # name"; then the listed names, by hash where the binary has it.
-    nm --defined-only "$1" | awk '$2 ~ /^[tTwW]$/ { print $3 }' |
+    [ $# -eq 2 ] || usage
+    binary=$1
+    dir=$2
+    [ -f "$binary" ] || {
+        echo "$0: no binary $binary" >&2
+        exit 1
+    }
+    if ! readelf -p .comment "$binary" 2>/dev/null | grep -q 'LLD'; then
+        echo "$0: $binary was not linked by lld: its code stays in the linker's order" >&2
+        exit 0
+    fi
+    mkdir -p "$dir"
+    symbols=$(mktemp)
+    order=$(mktemp)
+    trap 'rm -f "$symbols" "$order"' EXIT
+    nm --defined-only "$binary" >"$symbols"
+    # Each function of the binary as "name-without-hashes name-without-suffix
+    # name"; then the listed names, by hash where the binary has it, each once.
+    awk '$2 ~ /^[tTwW]$/ { print $3 }' "$symbols" |
         sed -E -e 'h' -e 's/\.llvm\.[0-9]+$//' -e 'G' -e 's/\n/ /' \
-            -e 'h' -e 's/ .*//' -e 's/17h[0-9a-f]{16}E$/17hE/' -e 'G' -e 's/\n/ /' |
+            -e 'h' -e 's/ .*//' -e 's/17h[0-9a-f]{16}E$/17hE/' \
+            -e '/^_R/ { s/Cs[0-9A-Za-z]+_/C/g; s/B[0-9A-Za-z]*_/B_/g; }' -e 'G' -e 's/\n/ /' |
         awk '
             FILENAME == "-" { n++; unhashed[n] = $1; full[n] = $2; name[n] = $3
-                              if ($2 in listed) hashed[$1] = 1; next }
-            { listed[$0] = 1; sub(/17h[0-9a-f]+E$/, "17hE"); listed_unhashed[$0] = 1 }
+                              if ($2 in listed) { hashed[$1] = 1; found[$2] = 1 }; next }
+            /^#/ { next }
+            { listed[$0] = 1; total++
+              if ($0 ~ /^_R/) { gsub(/Cs[0-9A-Za-z]+_/, "C"); gsub(/B[0-9A-Za-z]*_/, "B_") }
+              else sub(/17h[0-9a-f]+E$/, "17hE")
+              listed_unhashed[$0] = 1 }
             END { for (i = 1; i <= n; i++)
-                      if (full[i] in listed || (unhashed[i] in listed_unhashed && !(unhashed[i] in hashed)))
-                          print name[i] }' "$LIST" -
+                      if ((full[i] in listed || (unhashed[i] in listed_unhashed && !(unhashed[i] in hashed))) && !seen[name[i]]++)
+                          print name[i]
+                  exact = 0; for (f in found) exact++
+                  if (exact * 2 < total)
+                      printf "hot-functions.sh: only %d of the %d listed functions are in this binary by hash: `make hot-functions` records them again\n", exact, total > "/dev/stderr" }' "$LIST" - >"$order"
+    [ -s "$order" ] || {
+        echo "$0: none of the functions of $LIST is in $binary" >&2
+        exit 1
+    }
+    path="$dir/$(sha256sum "$order" | cut -c1-16).txt"
+    mv "$order" "$path"
+    echo "$path"
     ;;
 record)
     command -v valgrind >/dev/null || {
