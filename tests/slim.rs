@@ -94,7 +94,10 @@ fn idles_in_at_most_7_mib() {
     let rss = sigd.rss_kib();
     let status = std::fs::read_to_string(format!("/proc/{}/status", sigd.pid())).unwrap();
     let parts: Vec<&str> = status.lines().filter(|l| l.starts_with("Rss")).collect();
-    assert!(rss <= 7 << 10, "the idle slim build holds {rss} KiB: {parts:?}");
+    assert!(
+        rss <= 7 << 10,
+        "the idle slim build holds {rss} KiB: {parts:?}"
+    );
 }
 
 /// A policy precompiled on a full build serves in the slim one under its
