@@ -49,7 +49,7 @@ run_functions() {
     work=$(mktemp -d)
     target=
     server=
-    trap 'kill $server $target 2>/dev/null; rm -rf "$work"' EXIT
+    trap 'kill $server $target 2>/dev/null || true; rm -rf "$work"' EXIT
     # A target that outlives SIGUSR1.
     sh -c 'trap "" USR1; exec sleep 600' &
     target=$!
@@ -61,6 +61,7 @@ run_functions() {
     for _ in $(seq 300); do
         port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/log")
         [ -n "$port" ] && break
+        kill -0 "$server" 2>/dev/null || break
         sleep 0.1
     done
     [ -n "$port" ] || { cat "$work/log" >&2; exit 1; }
@@ -80,8 +81,7 @@ EOF
     sed -n -E 's/^c?fn=//p' "$work/callgrind" | grep -v -e '^0x' -e '^(' |
         sed -E -e "s/'[0-9]+\$//" -e 's/\.llvm\.[0-9]+$//'
     kill "$target"
-    target=
-    server=
+    trap - EXIT
     rm -rf "$work"
 }
 
