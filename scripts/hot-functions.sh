@@ -114,18 +114,22 @@ order)
             -e '/^_R/ { s/Cs[0-9A-Za-z]+_/C/g; s/B[0-9A-Za-z]*_/B_/g; }' -e 'G' -e 's/\n/ /' |
         awk '
             FILENAME == "-" { n++; unhashed[n] = $1; full[n] = $2; name[n] = $3
-                              if ($2 in listed) { hashed[$1] = 1; found[$2] = 1 }; next }
+                              if ($2 in listed) hashed[$1] = 1; next }
             /^#/ { next }
-            { listed[$0] = 1; total++
+            { listed[$0] = 1
               if ($0 ~ /^_R/) { gsub(/Cs[0-9A-Za-z]+_/, "C"); gsub(/B[0-9A-Za-z]*_/, "B_") }
               else sub(/17h[0-9a-f]+E$/, "17hE")
               listed_unhashed[$0] = 1 }
-            END { for (i = 1; i <= n; i++)
-                      if ((full[i] in listed || (unhashed[i] in listed_unhashed && !(unhashed[i] in hashed))) && !seen[name[i]]++)
+            END { for (i = 1; i <= n; i++) {
+                      by_name = unhashed[i] in listed_unhashed && !(unhashed[i] in hashed)
+                      if (by_name) loose[unhashed[i]] = 1
+                      if ((full[i] in listed || by_name) && !seen[name[i]]++)
                           print name[i]
-                  exact = 0; for (f in found) exact++
-                  if (exact * 2 < total)
-                      printf "hot-functions.sh: only %d of the %d listed functions are in this binary by hash: `make hot-functions` records them again\n", exact, total > "/dev/stderr" }' "$LIST" - >"$order"
+                  }
+                  exact = 0; for (k in hashed) exact++
+                  inexact = 0; for (k in loose) inexact++
+                  if (inexact > exact)
+                      printf "hot-functions.sh: %d of the listed functions are in this binary by name only, %d by hash: `make hot-functions` records them again\n", inexact, exact > "/dev/stderr" }' "$LIST" - >"$order"
     [ -s "$order" ] || {
         echo "$0: none of the functions of $LIST is in $binary" >&2
         exit 1
