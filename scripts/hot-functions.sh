@@ -29,9 +29,9 @@
 # symbol (`17h<16 hex digits>E`; in v0 names, the crates' `Cs<id>_`)
 # changes with its crate's metadata (compiler version, features): where a
 # binary has none of the listed hashes of a name, every function of that
-# name is taken (all instances of a generic function, more than were run).
-# A name the binary no longer has is skipped; its function stays where it
-# was (a warning says when most are). Valgrind 3.19 does not know
+# name is taken (all instances of a generic function, more than were run),
+# and a warning says so when that is most of them. A name the binary no
+# longer has is skipped; its function stays where it was. Valgrind 3.19 does not know
 # pidfd_open, so the few functions of the pidfd path are not recorded.
 set -eu
 
