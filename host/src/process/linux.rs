@@ -3,7 +3,7 @@
 //! [`SystemProcess::send`], the one place a signal is actually sent.
 
 use super::pidfd::{self, Pidfd};
-use super::stat::{Stat, Status};
+use super::stat::{Stat, Status, status_values};
 use super::{
     ExitStatus, Exited, Ids, KillError, Look, NoRoom, Opened, Process, ProcessInfo, ProcessTable,
     RunState,
@@ -198,10 +198,8 @@ pub fn check_proc() -> Result<(), ForeignProc> {
     if procfs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
         return Err(ForeignProc::NotProcfs);
     }
-    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-    let status = nix::fcntl::openat(proc, "self/status", flags, Mode::empty());
-    let status = std::io::read_to_string(std::fs::File::from(status.map_err(unreadable)?))
-        .map_err(ForeignProc::Unreadable)?;
+    let status = open_in_proc("self/status").map_err(unreadable)?;
+    let status = std::io::read_to_string(status).map_err(ForeignProc::Unreadable)?;
     let sigd = (
         std::process::id() as i32,
         std::os::unix::process::parent_id() as i32,
@@ -215,21 +213,16 @@ pub fn check_proc() -> Result<(), ForeignProc> {
 /// `/proc`'s namespace) must both be sigd's, which tells most mounts apart
 /// but not one whose numbers happen to be the same.
 fn proc_shows_as_own(status: &str, (mine, parent): (i32, i32)) -> Result<(), ForeignProc> {
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
-    };
-    let (shown, own) = match field("NSpid") {
+    let field = |key: &str| Some(status_values(status, key)?.collect::<Vec<_>>().join(" "));
+    let (shown, own) = match field("NSpid:") {
         Some(nspid) => {
             let own = nspid == mine.to_string();
             (format!("NSpid: {nspid}"), own)
         }
         None => {
             let (pid, ppid) = (
-                field("Pid").unwrap_or_default(),
-                field("PPid").unwrap_or_default(),
+                field("Pid:").unwrap_or_default(),
+                field("PPid:").unwrap_or_default(),
             );
             let own = pid == mine.to_string() && ppid == parent.to_string();
             (format!("no NSpid, Pid: {pid}, PPid: {ppid}"), own)
@@ -424,11 +417,15 @@ fn read_proc_file(pid: i32, file: &str) -> Result<Option<Vec<u8>>, NoRoom> {
 
 /// `/proc/<pid>/<file>`, opened; `Ok(None)` if it cannot be.
 fn open_proc_file(pid: i32, file: &str) -> Result<Option<std::fs::File>, NoRoom> {
+    open_in_proc(&format!("{pid}/{file}"))
+        .map_or_else(|errno| no_room(errno.into()), |file| Ok(Some(file)))
+}
+
+/// `path` under the `/proc` sigd holds ([`proc_dir`]), opened to read.
+fn open_in_proc(path: &str) -> Result<std::fs::File, Errno> {
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-    let opened = proc_dir().and_then(|proc| {
-        nix::fcntl::openat(proc, format!("{pid}/{file}").as_str(), flags, Mode::empty())
-    });
-    opened.map_or_else(|errno| no_room(errno.into()), |fd| Ok(Some(fd.into())))
+    let proc = proc_dir()?;
+    Ok(nix::fcntl::openat(proc, path, flags, Mode::empty())?.into())
 }
 
 /// All of an open `/proc` file, in one read when it fits in 4 KiB (procfs
@@ -598,7 +595,7 @@ mod tests {
         assert!(proc_shows_as_own("Pid:\t7\nPPid:\t0\n", sigd).is_err());
         assert!(proc_shows_as_own("Pid:\t9\nPPid:\t1\n", sigd).is_err());
         check_proc().unwrap();
-        assert!(proc_dir().is_ok());
+        assert!(PROC.get().is_some(), "check_proc keeps /proc open");
     }
 
     /// A thread id is not a process.

@@ -61,6 +61,15 @@ impl Stat {
     }
 }
 
+/// The values of the line of a `status` file that starts with `key` (its
+/// colon included: `Tgid:`).
+pub fn status_values<'a>(status: &'a str, key: &str) -> Option<std::str::SplitAsciiWhitespace<'a>> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .map(str::split_ascii_whitespace)
+}
+
 /// The fields sigd reads from `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
@@ -75,12 +84,7 @@ pub struct Status {
 impl Status {
     /// Parse a status file; `None` without `Tgid:`, `Uid:` and `Gid:`.
     pub fn parse(status: &str) -> Option<Status> {
-        let values = |key: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(key))
-                .map(str::split_ascii_whitespace)
-        };
+        let values = |key: &str| status_values(status, key);
         let ids = |key: &str| -> Option<[u32; 3]> {
             let mut ids = values(key)?.map(|id| id.parse().ok());
             Some([ids.next()??, ids.next()??, ids.next()??])
