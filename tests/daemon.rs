@@ -667,14 +667,8 @@ fn a_proc_of_another_pid_namespace_is_refused() {
     // `sigd serve` as pid 1 of a PID namespace of its own, with a /proc
     // of that namespace or not (killed with unshare, `--kill-child`).
     let in_namespace = |mount_proc: &[&str]| {
-        let mut command = Command::new("unshare");
-        command
-            .args(["--pid", "--fork", "--kill-child"])
-            .args(mount_proc)
-            .args([SIGD, "serve", "--listen", "127.0.0.1:0", "--no-cache"])
-            .env_remove("SIGD_TOKEN")
-            .env("RUST_LOG", "info");
-        command
+        let unshare = ["unshare", "--pid", "--fork", "--kill-child"];
+        sigd_command_in(&[&unshare[..], mount_proc].concat(), &["--no-cache"])
     };
     let mut refused = in_namespace(&[])
         .stdout(Stdio::null())
@@ -712,19 +706,15 @@ fn a_proc_mounted_over_later_changes_nothing() {
     require_private_pid_namespace();
     // sigd in a mount namespace of its own (a copy of this test's), where
     // the new /proc goes.
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "--fork",
-            "--kill-child",
-        ])
-        .args([SIGD, "serve", "--listen", "127.0.0.1:0", "--no-cache"])
-        .env_remove("SIGD_TOKEN")
-        .env("RUST_LOG", "info");
-    let sigd = Sigd::start_command(command);
+    let unshare = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--fork",
+        "--kill-child",
+    ];
+    let sigd = Sigd::start_command(sigd_command_in(&unshare, &["--no-cache"]));
     let in_sigds_mounts = |args: &[&str]| {
         let mut command = Command::new("nsenter");
         command.args(["--mount", "--target", &sigd.pid().to_string()]);

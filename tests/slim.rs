@@ -76,7 +76,7 @@ fn serves_the_built_in_policy() {
 
 /// The slim build idles in at most 7 MiB of resident memory once it has
 /// answered a signal request, with two worker threads (a small VM's; each
-/// more adds about 13 KiB). The code it runs is laid out together
+/// more adds about 15 KiB). The code it runs is laid out together
 /// (`scripts/hot-functions.sh`): the kernel maps a binary's cached pages a
 /// window (`fault_around_bytes`, 64 KiB) or a large folio at a time, and
 /// the same code spread over the whole binary kept nearly all of it

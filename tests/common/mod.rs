@@ -215,7 +215,17 @@ pub fn expect_in_log(log: impl Fn() -> String, needle: &str) {
 /// `--cache-dir` of their own): the default cache, /var/cache/sigd as root,
 /// is the machine's.
 pub fn sigd_command(args: &[&str]) -> Command {
-    let mut command = Command::new(SIGD);
+    sigd_command_in(&[], args)
+}
+
+/// [`sigd_command`] run by `wrapper` (`unshare --pid --fork`, say: the
+/// wrapper and its arguments, then sigd's); none runs sigd itself.
+pub fn sigd_command_in(wrapper: &[&str], args: &[&str]) -> Command {
+    let (program, wrapper_args) = wrapper.split_first().unwrap_or((&SIGD, &[]));
+    let mut command = Command::new(program);
+    if !wrapper.is_empty() {
+        command.args(wrapper_args).arg(SIGD);
+    }
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
