@@ -150,7 +150,7 @@ impl NotifySocket {
     /// The next message (panics after 20 s without one).
     fn next(&self) -> String {
         let mut buffer = [0u8; 4096];
-        let got = self.socket.recv(&mut buffer).expect("a notification");
+        let got = retrying(|| self.socket.recv(&mut buffer)).expect("a notification");
         String::from_utf8(buffer[..got].to_vec()).unwrap()
     }
 }

@@ -26,7 +26,7 @@ fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
     stream.set_read_timeout(Some(limit)).unwrap();
     let mut buffer = [0u8; 1024];
     loop {
-        match stream.read(&mut buffer) {
+        match retrying(|| stream.read(&mut buffer)) {
             Ok(0) => return Some(started.elapsed()),
             Ok(_) => continue,
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
@@ -484,7 +484,7 @@ fn connection_cap_closes_the_idle_longest() {
         stream
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
-        let closed = match stream.read(&mut [0; 1]) {
+        let closed = match retrying(|| stream.read(&mut [0; 1])) {
             Ok(0) => true,
             Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
             Ok(_) => panic!("connection {i} was sent something"),
@@ -574,7 +574,7 @@ fn a_stalled_stderr_never_holds_up_a_request() {
         let mut buffer = [0u8; 65536];
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            match stderr.read(&mut buffer) {
+            match retrying(|| stderr.read(&mut buffer)) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => text.extend_from_slice(&buffer[..n]),
             }

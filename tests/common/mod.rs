@@ -25,6 +25,20 @@ pub const DEFAULT_POLICY_FILE: &str = env!("SIGD_POLICY_DEFAULT");
 /// The strict example and the test guests, built for the tests only.
 pub use sigd_test_guests::{HOSTILE_POLICY, STRICT_POLICY, WASI_PROBE_POLICY};
 
+/// `io`, again for as long as it fails with `EINTR`. A blocking read with a
+/// timeout (`SO_RCVTIMEO`) fails so when the test process is stopped and
+/// continued (a debugger, a cgroup freezer, a CI runner pausing the machine),
+/// with no signal handler installed; std retries `read_to_end` and
+/// `read_line`, not a single `read` or `recv`.
+pub fn retrying<T>(mut io: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match io() {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            done => return done,
+        }
+    }
+}
+
 /// Panics unless this test runs as pid 1 of a private PID namespace, where the
 /// only processes sigd could ever signal are this test's own. Tests that call
 /// it are `#[ignore]`d with that reason, so a plain `cargo test` skips them;
