@@ -349,6 +349,80 @@ fn bad_swaps_keep_the_old_policy() {
     expect_policy(&sigd, &sigd::policy::sha256_hex(&default));
 }
 
+/// Run `command` with `fcntl(F_ADD_SEALS)` refused (EBUSY), as the kernel
+/// refuses to seal a memfd while something holds one of its pages.
+#[cfg(target_arch = "x86_64")]
+fn refuse_memfd_seals(command: &mut std::process::Command) {
+    use nix::libc::{self, sock_filter, sock_fprog};
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let op = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let equals = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let answer = libc::BPF_RET | libc::BPF_K;
+    // Offsets in `struct seccomp_data`: nr 0, arch 4, args[1] 24 (its
+    // low half); a failed comparison jumps to the last line, "allow".
+    let filter = [
+        op(load, 4, 0, 0),
+        op(equals, AUDIT_ARCH_X86_64, 0, 5),
+        op(load, 0, 0, 0),
+        op(equals, libc::SYS_fcntl as u32, 0, 3),
+        op(load, 24, 0, 0),
+        op(equals, libc::F_ADD_SEALS as u32, 0, 1),
+        op(answer, libc::SECCOMP_RET_ERRNO | libc::EBUSY as u32, 0, 0),
+        op(answer, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    // SAFETY: between fork and exec this makes two prctl(2) calls on memory
+    // the closure owns, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            let program = sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            let installed = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const sock_fprog,
+                ) == 0;
+            match installed {
+                true => Ok(()),
+                false => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+}
+
+/// A policy's initial memory is set up at load, and tried again when the
+/// kernel refuses to seal its memfd (EBUSY: something held a page; once in
+/// CI this failed a 12 MB policy's smoke call as "policy trapped"). Refused
+/// every time, sigd does not start, and says why in one sentence.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn memory_images_are_made_at_load_and_tried_again() {
+    let mut command = sigd_command(&["--no-cache"]);
+    refuse_memfd_seals(&mut command);
+    let output = command.output().expect("run sigd");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{}", stderr.lines().last().unwrap_or_default());
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("trying again").count(), 3, "{stderr}");
+    assert!(
+        stderr.contains(
+            "the built-in default policy cannot have its initial memory set up: \
+             cannot add seals to the memfd: Device or resource busy (os error 16)"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("trapped"), "{stderr}");
+}
+
 /// Compiled policies are cached: the second start loads from the cache, a
 /// corrupt entry is detected and rebuilt, and the built-in policy needs no
 /// compile at all. Prints the time from exec to the first 200 each way.

@@ -136,6 +136,17 @@ pub enum LoadError {
     /// this build cannot compile it.
     #[error("has machine code that does not suit this machine: {0:#}")]
     BuiltIn(wasmtime::Error),
+    /// Its initial memory could not be set up (after a few tries).
+    #[error("cannot have its initial memory set up: {}", every_cause(.0))]
+    MemoryImage(wasmtime::Error),
+}
+
+/// `error` and each of its causes, the OS's errno too ("cannot add seals to
+/// the memfd: Device or resource busy (os error 16)"), which `{:#}` leaves
+/// out of a wasmtime error made from another error type.
+fn every_cause(error: &wasmtime::Error) -> String {
+    let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+    causes.join(": ")
 }
 
 /// Why a policy call gave no usable answer. Each becomes a 500 `INTERNAL`.

@@ -111,6 +111,10 @@ impl Runtime {
     /// Link a compiled policy against the host's imports (and WASI, if it
     /// imports any) and find its export.
     pub fn link(self: &Arc<Self>, unlinked: Unlinked) -> Result<Policy, LoadError> {
+        retried(MEMORY_IMAGE_TRIES, || {
+            unlinked.component.initialize_copy_on_write_image()
+        })
+        .map_err(LoadError::MemoryImage)?;
         let wasi = unlinked.imports_wasi(&self.engine);
         let linker = match wasi {
             false => &self.linker,
@@ -366,6 +370,35 @@ impl Policy {
     }
 }
 
+/// How often a policy's memory images are tried before its load fails.
+///
+/// They are made at load ([`Runtime::link`]), not in the policy's first
+/// call. On Linux wasmtime writes each into a memfd and seals it, and the
+/// kernel refuses the seal (EBUSY) while something else holds one of the
+/// memfd's pages, after waiting about 150 ms for it. That happened once
+/// in CI, to a 12 MB JavaScript policy: its smoke call failed, as "policy
+/// trapped". A new memfd has new pages, so a few more tries are cheap.
+const MEMORY_IMAGE_TRIES: u32 = 4;
+
+/// `attempt`, tried up to `tries` times while it fails, 50 ms more apart
+/// each time (50, 100, 150 ms); the last failure if none succeeds.
+fn retried<E: std::fmt::Display>(
+    tries: u32,
+    mut attempt: impl FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let mut tried = 1;
+    loop {
+        match attempt() {
+            Err(error) if tried < tries => {
+                tracing::warn!(%error, tried, "a policy's memory image could not be made; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(50 * u64::from(tried)));
+                tried += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Which limit, if any, made a call fail.
 fn classify(error: wasmtime::Error, memory_hit: bool) -> CallError {
     if let Some(SettingsRejected(sentence)) = error.downcast_ref::<SettingsRejected>() {
@@ -378,4 +411,28 @@ fn classify(error: wasmtime::Error, memory_hit: bool) -> CallError {
         _ => return CallError::Trap(error),
     };
     CallError::Limit(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failing attempt is tried again, up to the count, and the first
+    /// success ends it; the last failure is what comes back.
+    #[test]
+    fn retried_tries_until_success_or_the_count() {
+        let mut calls = 0;
+        let twice_failed = retried(4, || {
+            calls += 1;
+            if calls < 3 { Err("busy") } else { Ok(()) }
+        });
+        assert_eq!((twice_failed, calls), (Ok(()), 3));
+
+        let mut calls = 0;
+        let always = retried(4, || {
+            calls += 1;
+            Err(format!("busy {calls}"))
+        });
+        assert_eq!((always, calls), (Err("busy 4".to_string()), 4));
+    }
 }
