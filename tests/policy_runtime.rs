@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
+use std::io::Read;
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -385,10 +387,11 @@ fn refuse_memfd_seals(command: &mut std::process::Command) {
                 len: filter.len() as u16,
                 filter: filter.as_ptr().cast_mut(),
             };
-            let installed = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            let (one, none): (libc::c_ulong, libc::c_ulong) = (1, 0);
+            let installed = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, none, none, none) == 0
                 && libc::prctl(
                     libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
+                    libc::c_ulong::from(libc::SECCOMP_MODE_FILTER),
                     &program as *const sock_fprog,
                 ) == 0;
             match installed {
@@ -408,18 +411,25 @@ fn refuse_memfd_seals(command: &mut std::process::Command) {
 fn memory_images_are_made_at_load_and_tried_again() {
     let mut command = sigd_command(&["--no-cache"]);
     refuse_memfd_seals(&mut command);
-    let output = command.output().expect("run sigd");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut sigd = (command.stdout(Stdio::null()).stderr(Stdio::piped()))
+        .spawn()
+        .expect("spawn sigd");
+    // Had the filter no effect, sigd would serve: waited for 10 s at most.
+    let status = wait_exit(&mut sigd);
+    let mut stderr = String::new();
+    (sigd.stderr.take().unwrap().read_to_string(&mut stderr)).unwrap();
     println!("{}", stderr.lines().last().unwrap_or_default());
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.matches("trying again").count(), 3, "{stderr}");
-    assert!(
-        stderr.contains(
-            "the built-in default policy cannot have its initial memory set up: \
-             cannot add seals to the memfd: Device or resource busy (os error 16)"
-        ),
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let busy = "cannot add seals to the memfd: Device or resource busy (os error 16)";
+    let retries = stderr.lines().filter(|line| line.contains("trying again"));
+    assert_eq!(
+        retries.filter(|line| line.contains(busy)).count(),
+        3,
         "{stderr}"
     );
+    let refused =
+        format!("sigd: the built-in default policy cannot have its initial memory set up: {busy}");
+    assert!(stderr.contains(&refused), "{stderr}");
     assert!(!stderr.contains("trapped"), "{stderr}");
 }
 

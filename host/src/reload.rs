@@ -401,6 +401,9 @@ async fn prepare(
     };
     let loaded = match (source, settings) {
         // Nothing to read or compile: a thread would cost more than it.
+        // (Loading can wait for its memory images, `Runtime::link`, only
+        // when the kernel refuses them: at start-up, before any request;
+        // a reload of the built-in policy stops at its unchanged sha256.)
         (Source::Builtin, None) => load()?,
         _ => tokio::task::spawn_blocking(load)
             .await

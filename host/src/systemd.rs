@@ -85,6 +85,9 @@ impl Notifier {
             return;
         };
         let mut ticks = tokio::time::interval(every / 2);
+        // After a pause (the machine frozen, say) one ping says it all:
+        // the missed ones are not sent in a burst.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             self.send("WATCHDOG=1");

@@ -136,8 +136,9 @@ async fn check(
              `{WIT_PACKAGE}/host` and WASI 0.2"
         ));
     }
-    let policy = runtime.link(unlinked).map_err(|e| {
-        format!("it does not link against this sigd ({e}); expected the export `{wanted}`")
+    let policy = runtime.link(unlinked).map_err(|e| match e {
+        LoadError::MemoryImage(_) => format!("it {e}"),
+        _ => format!("it does not link against this sigd ({e}); expected the export `{wanted}`"),
     })?;
     let policy = policy.with_settings(settings);
     let decision = reload::smoke(&policy).await;

@@ -24,7 +24,7 @@ use crate::host_calls::HostCalls;
 use crate::record::Record;
 use crate::replay::Recorded;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Trap};
 
@@ -108,13 +108,14 @@ impl Runtime {
         })
     }
 
-    /// Link a compiled policy against the host's imports (and WASI, if it
-    /// imports any) and find its export.
+    /// Set up a compiled policy's initial memory (see
+    /// [`MEMORY_IMAGE_TRIES`]: when the kernel refuses, this blocks for up to
+    /// about a second, so not on an async worker), link it against the
+    /// host's imports (and WASI, if it imports any) and find its export.
     pub fn link(self: &Arc<Self>, unlinked: Unlinked) -> Result<Policy, LoadError> {
-        retried(MEMORY_IMAGE_TRIES, || {
-            unlinked.component.initialize_copy_on_write_image()
-        })
-        .map_err(LoadError::MemoryImage)?;
+        let make_images = || unlinked.component.initialize_copy_on_write_image();
+        retried(MEMORY_IMAGE_TRIES, MEMORY_IMAGE_PAUSE, make_images)
+            .map_err(LoadError::MemoryImage)?;
         let wasi = unlinked.imports_wasi(&self.engine);
         let linker = match wasi {
             false => &self.linker,
@@ -377,21 +378,30 @@ impl Policy {
 /// kernel refuses the seal (EBUSY) while something else holds one of the
 /// memfd's pages, after waiting about 150 ms for it. That happened once
 /// in CI, to a 12 MB JavaScript policy: its smoke call failed, as "policy
-/// trapped". A new memfd has new pages, so a few more tries are cheap.
+/// trapped". What held the page was not found; that the hold passes, and
+/// that a new memfd (new pages) then succeeds, is the hope behind trying
+/// again. Every failure is tried again: the others (no memory, no
+/// descriptors) may pass too, and trying costs at most 300 ms of pauses.
 const MEMORY_IMAGE_TRIES: u32 = 4;
 
-/// `attempt`, tried up to `tries` times while it fails, 50 ms more apart
-/// each time (50, 100, 150 ms); the last failure if none succeeds.
-fn retried<E: std::fmt::Display>(
+/// The pause after a first failed try; each next one is this much longer.
+const MEMORY_IMAGE_PAUSE: Duration = Duration::from_millis(50);
+
+/// `attempt`, tried up to `tries` times while it fails, `pause` more apart
+/// each time (50, 100, 150 ms for the memory images); the last failure if
+/// none succeeds.
+fn retried(
     tries: u32,
-    mut attempt: impl FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    pause: Duration,
+    mut attempt: impl FnMut() -> wasmtime::Result<()>,
+) -> wasmtime::Result<()> {
     let mut tried = 1;
     loop {
         match attempt() {
             Err(error) if tried < tries => {
-                tracing::warn!(%error, tried, "a policy's memory image could not be made; trying again");
-                std::thread::sleep(std::time::Duration::from_millis(50 * u64::from(tried)));
+                let error = super::every_cause(&error);
+                tracing::warn!(%error, tried, "a policy's initial memory could not be set up; trying again");
+                std::thread::sleep(pause * tried);
                 tried += 1;
             }
             done => return done,
@@ -421,18 +431,21 @@ mod tests {
     /// success ends it; the last failure is what comes back.
     #[test]
     fn retried_tries_until_success_or_the_count() {
+        let busy = |calls: i32| wasmtime::Error::msg(format!("busy {calls}"));
         let mut calls = 0;
-        let twice_failed = retried(4, || {
+        let twice_failed = retried(4, Duration::ZERO, || {
             calls += 1;
-            if calls < 3 { Err("busy") } else { Ok(()) }
+            if calls < 3 { Err(busy(calls)) } else { Ok(()) }
         });
-        assert_eq!((twice_failed, calls), (Ok(()), 3));
+        assert!(twice_failed.is_ok());
+        assert_eq!(calls, 3);
 
         let mut calls = 0;
-        let always = retried(4, || {
+        let always = retried(4, Duration::ZERO, || {
             calls += 1;
-            Err(format!("busy {calls}"))
+            Err(busy(calls))
         });
-        assert_eq!((always, calls), (Err("busy 4".to_string()), 4));
+        assert_eq!(always.map_err(|e| e.to_string()), Err("busy 4".into()));
+        assert_eq!(calls, 4);
     }
 }
