@@ -235,11 +235,14 @@ pub fn sigd_command(args: &[&str]) -> Command {
 /// [`sigd_command`] run by `wrapper` (`unshare --pid --fork`, say: the
 /// wrapper and its arguments, then sigd's); none runs sigd itself.
 pub fn sigd_command_in(wrapper: &[&str], args: &[&str]) -> Command {
-    let (program, wrapper_args) = wrapper.split_first().unwrap_or((&SIGD, &[]));
-    let mut command = Command::new(program);
-    if !wrapper.is_empty() {
-        command.args(wrapper_args).arg(SIGD);
-    }
+    let mut command = match wrapper.split_first() {
+        Some((program, its_args)) => {
+            let mut command = Command::new(program);
+            command.args(its_args).arg(SIGD);
+            command
+        }
+        None => Command::new(SIGD),
+    };
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)

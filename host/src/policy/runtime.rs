@@ -109,8 +109,9 @@ impl Runtime {
     }
 
     /// Set up a compiled policy's initial memory (see
-    /// [`MEMORY_IMAGE_TRIES`]: when the kernel refuses, this blocks for up to
-    /// about a second, so not on an async worker), link it against the
+    /// [`MEMORY_IMAGE_TRIES`]: when the kernel refuses, this blocks, for
+    /// 300 ms of pauses and the kernel's own waits, so not on an async
+    /// worker), link it against the
     /// host's imports (and WASI, if it imports any) and find its export.
     pub fn link(self: &Arc<Self>, unlinked: Unlinked) -> Result<Policy, LoadError> {
         let make_images = || unlinked.component.initialize_copy_on_write_image();
@@ -376,7 +377,8 @@ impl Policy {
 /// They are made at load ([`Runtime::link`]), not in the policy's first
 /// call. On Linux wasmtime writes each into a memfd and seals it, and the
 /// kernel refuses the seal (EBUSY) while something else holds one of the
-/// memfd's pages, after waiting about 150 ms for it. That happened once
+/// memfd's pages, after waiting for it a while (about 150 ms, by the
+/// kernel's source, `memfd_wait_for_pins`; not measured). That happened once
 /// in CI, to a 12 MB JavaScript policy: its smoke call failed, as "policy
 /// trapped". What held the page was not found; that the hold passes, and
 /// that a new memfd (new pages) then succeeds, is the hope behind trying
