@@ -108,6 +108,8 @@ class Server:
         """Seconds from exec to the first 200 for a signal request."""
         body = b'{"signal": 10}'
         while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited ({self.process.returncode}) before it served")
             try:
                 status, _ = self.request("POST", f"/api/v1/processes/{pid}/signal", body)
                 if status == 200:
