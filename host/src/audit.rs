@@ -141,13 +141,11 @@ pub fn log(
         record,
     };
     // Each written in one go into the line, not field by field (see
-    // `logs::INLINE_FIELD`); for people, the record (JSON) in a field of
-    // its own, last.
+    // `logs::INLINE_FIELD`).
     if logs::json() {
         tracing::info!(target: TARGET, audit = %AsJson(&event), "signal request");
     } else {
-        let record = (event.record).map(|record| tracing::field::display(Json(record)));
-        tracing::info!(target: TARGET, audit = %AsText(&event), record, "signal request");
+        tracing::info!(target: TARGET, audit = %AsText(&event), "signal request");
     }
 }
 
@@ -193,8 +191,8 @@ struct Event<'a> {
     escalation: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     wait_cut_short: Option<bool>,
-    /// Last: a text line ends with it (`sigd policy replay` finds it there).
-    /// Not among `AsText`'s pairs: a field of its own.
+    /// Last: a text line ends with it, `record={...}` (`sigd policy
+    /// replay` finds it there).
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<&'a Record>,
 }
@@ -252,73 +250,139 @@ struct Json<T>(T);
 impl<T: Serialize> fmt::Display for Json<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // serde_json writes a String far faster than it writes through a
-        // formatter (a call per token).
-        f.write_str(&serde_json::to_string(&self.0).map_err(|_| fmt::Error)?)
+        // formatter (a call per token); sized for a whole record, so it is
+        // not grown (and copied) four times on the way.
+        let mut json = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut json, &self.0).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&json).map_err(|_| fmt::Error)?)
     }
 }
 
-/// An event as ` name=value` pairs but its record, as tracing writes
-/// fields for people: strings quoted and escaped (`{:?}`), a peer's address
-/// and numbers as they are.
+/// An event as ` name=value` pairs, as tracing writes fields for people:
+/// strings quoted and escaped (as `{:?}` does), a peer's address and
+/// numbers as they are, and last the record as JSON. Built in one buffer
+/// and written once: each `write!` through a formatter costs more than the
+/// pair it writes, and this is done for every request.
 struct AsText<'a>(&'a Event<'a>);
 
 impl fmt::Display for AsText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
-        write!(f, " decision_id={:?}", e.decision_id)?;
+        let mut out = Pairs(Vec::with_capacity(2048));
+        out.quoted("decision_id", e.decision_id);
         if let Some(principal) = e.principal {
-            write!(f, " principal={principal:?}")?;
+            out.quoted("principal", principal);
         }
         if let Some(pid) = e.peer_pid {
-            write!(f, " peer_pid={pid}")?;
+            out.number("peer_pid", pid);
         }
         if let Some(uid) = e.peer_uid {
-            write!(f, " peer_uid={uid}")?;
+            out.number("peer_uid", uid);
         }
-        write!(f, " transport={:?}", e.transport)?;
+        out.quoted("transport", e.transport);
         if let Some(remote) = e.remote {
-            write!(f, " remote={remote}")?;
+            out.plain("remote", remote.as_str());
         }
         match e.pid {
-            Pid::Opened(pid) => write!(f, " pid=\"{pid}\"")?,
+            Pid::Opened(pid) => out.quoted("pid", itoa::Buffer::new().format(pid)),
             // As it arrived: escaped, like every string from a caller.
-            Pid::Asked(segment) => write!(f, " pid={segment:?}")?,
+            Pid::Asked(segment) => out.quoted("pid", segment),
         }
         if let Some(start_time) = e.start_time {
-            write!(f, " start_time={start_time}")?;
+            out.number("start_time", start_time);
         }
         if let Some(signal) = e.signal {
-            write!(f, " signal={signal}")?;
+            out.number("signal", signal);
         }
         if let Some(scope) = e.scope {
-            write!(f, " scope={scope:?}")?;
+            out.quoted("scope", scope);
         }
-        write!(f, " decision={:?}", e.decision)?;
+        out.quoted("decision", &e.decision);
         if let Some(errno) = &e.errno {
-            write!(f, " errno={errno:?}")?;
+            out.quoted("errno", errno);
         }
-        // Quoted as the string it is (digits, commas, brackets only).
-        write!(f, " delivered_to=\"{}\"", e.delivered_to)?;
-        write!(f, " delivered_count={}", e.delivered_count)?;
-        write!(f, " status={} code={:?}", e.status, e.code)?;
-        write!(f, " latency_us={}", e.latency_us)?;
+        out.listed("delivered_to", e.delivered_to.0);
+        out.number("delivered_count", e.delivered_count);
+        out.number("status", e.status);
+        out.quoted("code", e.code);
+        out.number("latency_us", e.latency_us);
         if let Some(uid) = e.on_behalf_of_uid {
-            write!(f, " on_behalf_of_uid={uid}")?;
+            out.number("on_behalf_of_uid", uid);
         }
         if let Some(sha256) = e.policy_sha256 {
-            write!(f, " policy_sha256={sha256:?}")?;
+            out.quoted("policy_sha256", sha256);
         }
         if let Some(sha256) = e.settings_sha256 {
-            write!(f, " settings_sha256={sha256:?}")?;
+            out.quoted("settings_sha256", sha256);
         }
         if let Some(trace_id) = &e.trace_id {
-            write!(f, " trace_id={trace_id:?}")?;
+            out.quoted("trace_id", trace_id);
         }
-        write!(f, " escalation={}", e.escalation)?;
+        out.plain("escalation", if e.escalation { "true" } else { "false" });
         if let Some(cut_short) = e.wait_cut_short {
-            write!(f, " wait_cut_short={cut_short}")?;
+            out.plain("wait_cut_short", if cut_short { "true" } else { "false" });
         }
-        Ok(())
+        if let Some(record) = e.record {
+            out.0.extend_from_slice(b" record=");
+            serde_json::to_writer(&mut out.0, record).map_err(|_| fmt::Error)?;
+        }
+        f.write_str(out.text()?)
+    }
+}
+
+/// ` name=value` pairs, written into one buffer.
+struct Pairs(Vec<u8>);
+
+impl Pairs {
+    /// What was written.
+    fn text(&self) -> Result<&str, fmt::Error> {
+        std::str::from_utf8(&self.0).map_err(|_| fmt::Error)
+    }
+
+    /// ` name=value`, `value` as it is.
+    fn plain(&mut self, name: &str, value: &str) {
+        self.0.push(b' ');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.push(b'=');
+        self.0.extend_from_slice(value.as_bytes());
+    }
+
+    /// ` name=n`.
+    fn number(&mut self, name: &str, n: impl itoa::Integer) {
+        self.plain(name, itoa::Buffer::new().format(n));
+    }
+
+    /// ` name="[3, 4]"`: pids quoted as the one string they are (as
+    /// `{:?}` writes a slice).
+    fn listed(&mut self, name: &str, pids: &[i32]) {
+        self.0.push(b' ');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"=\"[");
+        for (i, pid) in pids.iter().enumerate() {
+            if i > 0 {
+                self.0.extend_from_slice(b", ");
+            }
+            self.0.extend_from_slice(itoa::Buffer::new().format(*pid).as_bytes());
+        }
+        self.0.extend_from_slice(b"]\"");
+    }
+
+    /// ` name="value"`, escaped exactly as `{:?}` escapes a `str`: as it
+    /// is when every byte is printable ASCII but `"` and `\` (what
+    /// `{:?}` leaves alone), through `{:?}` otherwise.
+    fn quoted(&mut self, name: &str, value: &str) {
+        let plain = (value.bytes()).all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\');
+        if plain {
+            self.0.reserve(name.len() + value.len() + 4);
+            self.0.push(b' ');
+            self.0.extend_from_slice(name.as_bytes());
+            self.0.extend_from_slice(b"=\"");
+            self.0.extend_from_slice(value.as_bytes());
+            self.0.push(b'"');
+        } else {
+            use std::io::Write as _;
+            let _ = write!(self.0, " {name}={value:?}");
+        }
     }
 }
 
@@ -359,5 +423,37 @@ mod tests {
         assert_eq!(with("00-xyz-00f067aa0ba902b7-01"), None);
         assert_eq!(with("garbage"), None);
         assert_eq!(trace_id(&HeaderMap::new()), None);
+    }
+
+    /// The pairs' writer escapes a string exactly as `{:?}` does, whether
+    /// it takes the fast path (nothing to escape) or not, and lists pids
+    /// as `{:?}` writes a slice.
+    #[test]
+    fn pairs_are_written_as_debug_writes_them() {
+        let strings = [
+            "",
+            "plain text ~!@#$%^&*()_+{}|:<>?`-=[];',./",
+            "3f9c0e5a1b2d4c6e-9a0b1c2d3e4f5061",
+            "a \"quoted\" word",
+            "back\\slash",
+            "new\nline\ttab\rreturn",
+            "\u{1b}[31mred\u{7f}\u{0}",
+            "caf\u{e9} \u{1f600} \u{200b}",
+        ];
+        for value in strings {
+            let mut pairs = Pairs(Vec::new());
+            pairs.quoted("name", value);
+            assert_eq!(pairs.text(), Ok(&*format!(" name={value:?}")), "{value:?}");
+        }
+        for pids in [&[][..], &[3], &[3, -4, i32::MAX]] {
+            let mut pairs = Pairs(Vec::new());
+            pairs.listed("delivered_to", pids);
+            assert_eq!(pairs.text(), Ok(&*format!(" delivered_to=\"{pids:?}\"")));
+        }
+        let mut pairs = Pairs(Vec::new());
+        pairs.number("start_time", u64::MAX);
+        pairs.number("peer_pid", -1);
+        let expected = format!(" start_time={} peer_pid=-1", u64::MAX);
+        assert_eq!(pairs.text(), Ok(&*expected));
     }
 }
