@@ -235,25 +235,16 @@ impl fmt::Display for Listed<'_> {
 }
 
 /// An event as a JSON object (`--log-format json`; `logs.rs` writes its
-/// members into the line).
+/// members into the line), written in one piece.
 struct AsJson<'a>(&'a Event<'a>);
 
 impl fmt::Display for AsJson<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Json(self.0).fmt(f)
-    }
-}
-
-/// A value as JSON text, written in one piece.
-struct Json<T>(T);
-
-impl<T: Serialize> fmt::Display for Json<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // serde_json writes a String far faster than it writes through a
-        // formatter (a call per token); sized for a whole record, so it is
-        // not grown (and copied) four times on the way.
-        let mut json = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut json, &self.0).map_err(|_| fmt::Error)?;
+        // serde_json writes into a buffer far faster than it writes through
+        // a formatter (a call per token); sized for a whole event with its
+        // record, so it is not grown (and copied) four times on the way.
+        let mut json = Vec::with_capacity(2048);
+        serde_json::to_writer(&mut json, self.0).map_err(|_| fmt::Error)?;
         f.write_str(std::str::from_utf8(&json).map_err(|_| fmt::Error)?)
     }
 }
