@@ -36,9 +36,9 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// The field of an audit event that holds its fields written already (see
-/// `audit.rs`): ` name=value` pairs, escaped, or one JSON object. Lines for
-/// people carry the pairs as they are; JSON lines, the object's members as
-/// the line's own.
+/// `audit.rs`): ` name=value` pairs, escaped, the record last, or one JSON
+/// object. Lines for people carry the pairs as they are; JSON lines, the
+/// object's members as the line's own.
 pub const INLINE_FIELD: &str = "audit";
 
 /// Whether lines are JSON objects (`--log-format json`).
