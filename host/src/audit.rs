@@ -353,7 +353,8 @@ impl Pairs {
             if i > 0 {
                 self.0.extend_from_slice(b", ");
             }
-            self.0.extend_from_slice(itoa::Buffer::new().format(*pid).as_bytes());
+            self.0
+                .extend_from_slice(itoa::Buffer::new().format(*pid).as_bytes());
         }
         self.0.extend_from_slice(b"]\"");
     }
