@@ -109,7 +109,8 @@ class Server:
         body = b'{"signal": 10}'
         while True:
             if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited ({self.process.returncode}) before it served")
+                raise SystemExit(f"{self.name} exited ({self.process.returncode}) before it served; "
+                                 f"its log: {self.log}")
             try:
                 status, _ = self.request("POST", f"/api/v1/processes/{pid}/signal", body)
                 if status == 200:

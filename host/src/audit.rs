@@ -220,6 +220,7 @@ impl fmt::Display for Pid<'_> {
 }
 
 /// Pids as one string, `[3, 4]`.
+#[derive(Clone, Copy)]
 struct Listed<'a>(&'a [i32]);
 
 impl Serialize for Listed<'_> {
@@ -292,7 +293,7 @@ impl fmt::Display for AsText<'_> {
         if let Some(errno) = &e.errno {
             out.quoted("errno", errno);
         }
-        out.listed("delivered_to", e.delivered_to.0);
+        out.listed("delivered_to", e.delivered_to);
         out.number("delivered_count", e.delivered_count);
         out.number("status", e.status);
         out.quoted("code", e.code);
@@ -309,9 +310,9 @@ impl fmt::Display for AsText<'_> {
         if let Some(trace_id) = &e.trace_id {
             out.quoted("trace_id", trace_id);
         }
-        out.plain("escalation", if e.escalation { "true" } else { "false" });
+        out.flag("escalation", e.escalation);
         if let Some(cut_short) = e.wait_cut_short {
-            out.plain("wait_cut_short", if cut_short { "true" } else { "false" });
+            out.flag("wait_cut_short", cut_short);
         }
         if let Some(record) = e.record {
             out.0.extend_from_slice(b" record=");
@@ -343,20 +344,16 @@ impl Pairs {
         self.plain(name, itoa::Buffer::new().format(n));
     }
 
-    /// ` name="[3, 4]"`: pids quoted as the one string they are (as
-    /// `{:?}` writes a slice).
-    fn listed(&mut self, name: &str, pids: &[i32]) {
-        self.0.push(b' ');
-        self.0.extend_from_slice(name.as_bytes());
-        self.0.extend_from_slice(b"=\"[");
-        for (i, pid) in pids.iter().enumerate() {
-            if i > 0 {
-                self.0.extend_from_slice(b", ");
-            }
-            self.0
-                .extend_from_slice(itoa::Buffer::new().format(*pid).as_bytes());
-        }
-        self.0.extend_from_slice(b"]\"");
+    /// ` name="[3, 4]"`: pids quoted as the one string they are, as
+    /// [`Listed`] writes them.
+    fn listed(&mut self, name: &str, pids: Listed<'_>) {
+        use std::io::Write as _;
+        let _ = write!(self.0, " {name}=\"{pids}\"");
+    }
+
+    /// ` name=true` or ` name=false`.
+    fn flag(&mut self, name: &str, value: bool) {
+        self.plain(name, if value { "true" } else { "false" });
     }
 
     /// ` name="value"`, escaped exactly as `{:?}` escapes a `str`: as it
@@ -439,7 +436,7 @@ mod tests {
         }
         for pids in [&[][..], &[3], &[3, -4, i32::MAX]] {
             let mut pairs = Pairs(Vec::new());
-            pairs.listed("delivered_to", pids);
+            pairs.listed("delivered_to", Listed(pids));
             assert_eq!(pairs.text(), Ok(&*format!(" delivered_to=\"{pids:?}\"")));
         }
         let mut pairs = Pairs(Vec::new());

@@ -132,7 +132,10 @@ pub fn read_records(path: &Path) -> anyhow::Result<(Vec<Record>, usize)> {
 }
 
 /// The record in one line: a JSON audit event's `record`, a bare record,
-/// or the `record={...}` that ends a text audit line.
+/// or the `record={...}` that ends a text audit line: the first ` record={`
+/// a record can be read from, not merely the first (a string the policy
+/// wrote, its answer's `code` say, may hold ` record={` earlier in the
+/// line; written escaped, it is never a record).
 fn record_in(line: &str) -> Option<Record> {
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
         let record = match value.get("record") {
@@ -141,9 +144,11 @@ fn record_in(line: &str) -> Option<Record> {
         };
         return serde_json::from_value(record).ok();
     }
-    let at = line.find(" record={")? + " record=".len();
-    let mut values = serde_json::Deserializer::from_str(&line[at..]).into_iter::<Record>();
-    values.next()?.ok()
+    line.match_indices(" record={").find_map(|(at, marker)| {
+        let json = &line[at + marker.len() - 1..];
+        let mut values = serde_json::Deserializer::from_str(json).into_iter::<Record>();
+        values.next()?.ok()
+    })
 }
 
 /// The report, for people.
@@ -181,5 +186,32 @@ fn print_report(policy: &Path, report: &Report) {
                 println!("failed     {}: {error}", replayed.decision_id)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text audit line as sigd writes it, its answer's code `code`.
+    fn text_line(code: &str) -> String {
+        format!(
+            r#"2026-12-03T16:26:27.643702Z  INFO sigd::audit: signal request decision_id="c4c064e145cb4f80-4c97b384094aff2a" peer_uid=0 transport="tcp" remote=127.0.0.1:33140 pid="2" decision="refused" delivered_to="[]" delivered_count=0 status=403 code={code:?} latency_us=195 escalation=false record={{"decision_id":"c4c064e145cb4f80-4c97b384094aff2a","policy_sha256":"16c3a3a0b00a56b35cc1be9e21fbc5154faa8bae10d761633ca3e1c6a51d59dd","request":{{"pid":"2","body":{{"text":"{{\"signal\":10}}"}},"caller":{{"principal":null,"peer":{{"transport":{{"tcp":"127.0.0.1:33140"}},"credentials":{{"pid":null,"uid":0,"gid":null}}}}}}}},"realtime":[34,64],"calls":[{{"call":"opened","pid":2,"start_time":3192913}}],"answer":{{"status":403,"code":"X","body":"{{}}"}}}}"#
+        )
+    }
+
+    /// The record that ends a text line is found even when a string the
+    /// policy chose, earlier in the line, holds ` record={` and a record's
+    /// worth of JSON: written escaped, that is never read as a record.
+    #[test]
+    fn a_text_lines_record_is_found_past_a_forged_one() {
+        let record = record_in(&text_line("NOT_PERMITTED")).expect("the record of a text line");
+        assert_eq!(record.decision_id, "c4c064e145cb4f80-4c97b384094aff2a");
+        let forged = r#"X record={"decision_id":"forged"} record={"#;
+        let line = text_line(forged);
+        assert!(line.find(" record={") < line.rfind(" record={\"decision_id\":\"c4c0"));
+        let record = record_in(&line).expect("the record past the forged one");
+        assert_eq!(record.decision_id, "c4c064e145cb4f80-4c97b384094aff2a");
+        assert_eq!(record.answer.code, "X");
     }
 }
