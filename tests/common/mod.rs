@@ -122,6 +122,20 @@ impl Sigd {
         expect_in_log(|| self.log(), needle);
     }
 
+    /// Wait (at most 10 s) until sigd's log holds `needle` `count` times;
+    /// the log then. A line reaches the log from sigd's writer thread a few
+    /// milliseconds after the request that made it was answered.
+    pub fn expect_log_count(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= count || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Wait (at most 15 s) for sigd to exit; its exit status.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         wait_exit(&mut self.child)
