@@ -431,6 +431,20 @@ fn memory_images_are_made_at_load_and_tried_again() {
         format!("sigd: the built-in default policy cannot have its initial memory set up: {busy}");
     assert!(stderr.contains(&refused), "{stderr}");
     assert!(!stderr.contains("trapped"), "{stderr}");
+
+    // `sigd policy check` names the same cause, not a failure to link.
+    let cache = scratch("memory_images_check");
+    let mut check = std::process::Command::new(SIGD);
+    check.args(["policy", "check", DEFAULT_POLICY_FILE, "--cache-dir"]);
+    refuse_memfd_seals(check.arg(&cache));
+    let output = check.output().expect("run sigd policy check");
+    let said = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("cannot have its initial memory set up: {busy}")),
+        "{said}"
+    );
+    assert!(!said.contains("does not link"), "{said}");
 }
 
 /// Compiled policies are cached: the second start loads from the cache, a

@@ -137,8 +137,10 @@ async fn check(
         ));
     }
     let policy = runtime.link(unlinked).map_err(|e| match e {
-        LoadError::MemoryImage(_) => format!("it {e}"),
-        _ => format!("it does not link against this sigd ({e}); expected the export `{wanted}`"),
+        LoadError::Incompatible(_) => {
+            format!("it does not link against this sigd ({e}); expected the export `{wanted}`")
+        }
+        _ => format!("it {e}"),
     })?;
     let policy = policy.with_settings(settings);
     let decision = reload::smoke(&policy).await;
