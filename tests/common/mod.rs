@@ -123,17 +123,10 @@ impl Sigd {
     }
 
     /// Wait (at most 10 s) until sigd's log holds `needle` `count` times;
-    /// the log then. A line reaches the log from sigd's writer thread a few
-    /// milliseconds after the request that made it was answered.
+    /// the log then. Panics with the log if not.
+    #[track_caller]
     pub fn expect_log_count(&self, needle: &str, count: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log();
-            if log.matches(needle).count() >= count || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        expect_in_log_times(|| self.log(), needle, count)
     }
 
     /// Wait (at most 15 s) for sigd to exit; its exit status.
@@ -227,12 +220,22 @@ impl Drop for Sigd {
 /// from a thread of its own, a little after the fact); panics with the log if not.
 #[track_caller]
 pub fn expect_in_log(log: impl Fn() -> String, needle: &str) {
+    expect_in_log_times(log, needle, 1);
+}
+
+/// [`expect_in_log`] for `count` times `needle`; the log then.
+#[track_caller]
+pub fn expect_in_log_times(log: impl Fn() -> String, needle: &str, count: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !log().contains(needle) {
+    loop {
+        let text = log();
+        let found = text.matches(needle).count();
+        if found >= count {
+            return text;
+        }
         assert!(
             Instant::now() < deadline,
-            "no {needle:?} in sigd's log:\n{}",
-            log()
+            "{found} of {count} {needle:?} in sigd's log:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
