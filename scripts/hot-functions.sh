@@ -33,9 +33,9 @@
 # binary has none of the listed hashes of a name, every function of that
 # name is taken (all instances of a generic function, more than were run),
 # and a warning says so when they are more than a tenth as many as those
-# found by hash (a fresh list: 8 to 1,892 in the full build; a list made
-# stale by a new dependency of sigd's: 541 to 1,352, and the slim build
-# idled in 7.2 MiB instead of 5.3). A name the binary no longer has is
+# found by hash (in the full build: 8 to 1,892 with a fresh list, 541 to
+# 1,352 with one a new dependency of sigd's made stale, which left the
+# slim build idling in 7.2 MiB instead of 5.3). A name the binary no longer has is
 # skipped; its function stays where it was. Valgrind 3.19 does not know
 # pidfd_open, so the few functions of the pidfd path are not recorded.
 set -eu

@@ -362,7 +362,6 @@ impl Pairs {
     fn quoted(&mut self, name: &str, value: &str) {
         let plain = (value.bytes()).all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\');
         if plain {
-            self.0.reserve(name.len() + value.len() + 4);
             self.0.push(b' ');
             self.0.extend_from_slice(name.as_bytes());
             self.0.extend_from_slice(b"=\"");

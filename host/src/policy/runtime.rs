@@ -108,11 +108,11 @@ impl Runtime {
         })
     }
 
-    /// Set up a compiled policy's initial memory (see
-    /// [`MEMORY_IMAGE_TRIES`]: when the kernel refuses, this blocks, for
-    /// 300 ms of pauses and the kernel's own waits, so not on an async
-    /// worker), link it against the
-    /// host's imports (and WASI, if it imports any) and find its export.
+    /// Set up a compiled policy's initial memory, link it against the host's
+    /// imports (and WASI, if it imports any) and find its export. When the
+    /// kernel refuses the memory (see [`MEMORY_IMAGE_TRIES`]) this blocks,
+    /// for 300 ms of pauses and the kernel's own waits: not on an async
+    /// worker.
     pub fn link(self: &Arc<Self>, unlinked: Unlinked) -> Result<Policy, LoadError> {
         let make_images = || unlinked.component.initialize_copy_on_write_image();
         retried(MEMORY_IMAGE_TRIES, MEMORY_IMAGE_PAUSE, make_images)
