@@ -87,8 +87,8 @@ impl<'de> Visitor<'de> for CodeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Code, A::Error> {
         let mut code = None;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "code" && code.is_none() {
+        while let Some(IsCode(is_code)) = map.next_key()? {
+            if is_code && code.is_none() {
                 code = map
                     .next_value::<serde_json::Value>()?
                     .as_str()
@@ -98,6 +98,31 @@ impl<'de> Visitor<'de> for CodeVisitor {
             }
         }
         Ok(Code(code))
+    }
+}
+
+/// An object's key, read for whether it is `code` and not kept: the keys
+/// of every answer pass through here, and a `String` each would be an
+/// allocation each.
+struct IsCode(bool);
+
+impl<'de> Deserialize<'de> for IsCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<IsCode, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = IsCode;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            // serde_json hands keys over borrowed, or unescaped into its
+            // scratch buffer: either way a `&str` here.
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<IsCode, E> {
+                Ok(IsCode(key == "code"))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -120,6 +145,9 @@ mod tests {
         assert_eq!(code(r#"{"success": true}"#), "");
         assert_eq!(code(r#"{"code": 7}"#), "");
         assert_eq!(code(r#"{"inner": {"code": "X"}}"#), "");
+        // A key spelled with escapes is the same key; only the first counts.
+        assert_eq!(code(r#"{"c\u006fde": "ESCAPED", "code": "X"}"#), "ESCAPED");
+        assert_eq!(code(r#"{"codex": "X", "cod": "Y"}"#), "");
         for other in ["[1, {\"code\": \"X\"}]", "\"text\"", "15", "null", "true"] {
             assert_eq!(code(other), "", "{other}");
         }
