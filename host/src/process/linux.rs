@@ -92,8 +92,7 @@ fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
     let Some(pidfd) = open_pidfd(pid)? else {
         return Ok(None);
     };
-    let stat = read_whole(stat)?;
-    let Some(stat) = (stat.as_deref().and_then(Stat::parse)).filter(|stat| stat.pid == pid) else {
+    let Some(stat) = read_with(stat, Stat::parse)?.filter(|stat| stat.pid == pid) else {
         return Ok(None);
     };
     let Some(state) = state_of(stat.state, stat.threads) else {
@@ -371,10 +370,15 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
     let Some(stat) = read_stat(pid)? else {
         return Ok(None);
     };
-    let Some(status) = read_proc_file(pid, "status")? else {
-        return Ok(None);
-    };
-    let Some(status) = Status::parse(&String::from_utf8_lossy(&status)) else {
+    let Some(status) = read_proc_file(pid, "status", |status| {
+        // Valid UTF-8 but for a command name: checked a word at a time
+        // first (`from_utf8_lossy` checks byte by byte).
+        match std::str::from_utf8(status) {
+            Ok(status) => Status::parse(status),
+            Err(_) => Status::parse(&String::from_utf8_lossy(status)),
+        }
+    })?
+    else {
         return Ok(None);
     };
     if status.tgid != pid {
@@ -398,27 +402,30 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
 /// process from a thread (a thread's `stat` reads as the thread's id):
 /// only for a pid known to be a process's, one a pidfd was opened for, say.
 fn read_stat(pid: i32) -> Result<Option<Stat>, NoRoom> {
-    let stat = read_proc_file(pid, "stat")?;
-    Ok(stat
-        .as_deref()
-        .and_then(Stat::parse)
-        .filter(|stat| stat.pid == pid))
+    let stat = read_proc_file(pid, "stat", Stat::parse)?;
+    Ok(stat.filter(|stat| stat.pid == pid))
 }
 
 /// `/proc/<pid>/<file>` in one read (two if it is longer than 4 KiB; none
-/// of those sigd reads is): no `statx`, no second read to see the end.
-/// `Ok(None)` if it cannot be read; `Err` only for lack of room.
-fn read_proc_file(pid: i32, file: &str) -> Result<Option<Vec<u8>>, NoRoom> {
+/// of those sigd reads is), as `parse` makes it: no `statx`, no second read
+/// to see the end. `Ok(None)` if it cannot be read or does not parse; `Err`
+/// only for lack of room.
+fn read_proc_file<T>(
+    pid: i32,
+    file: &str,
+    parse: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<Option<T>, NoRoom> {
     match open_proc_file(pid, file)? {
-        Some(opened) => read_whole(opened),
+        Some(opened) => read_with(opened, parse),
         None => Ok(None),
     }
 }
 
-/// `/proc/<pid>/<file>`, opened; `Ok(None)` if it cannot be.
+/// `/proc/<pid>/<file>`, opened; `Ok(None)` if it cannot be. (Its path is
+/// put together, not formatted: this is done for every signal.)
 fn open_proc_file(pid: i32, file: &str) -> Result<Option<std::fs::File>, NoRoom> {
-    open_in_proc(&format!("{pid}/{file}"))
-        .map_or_else(|errno| no_room(errno.into()), |file| Ok(Some(file)))
+    let path = [itoa::Buffer::new().format(pid), "/", file].concat();
+    open_in_proc(path.as_str()).map_or_else(|errno| no_room(errno.into()), |file| Ok(Some(file)))
 }
 
 /// `path` under the `/proc` sigd holds ([`proc_dir`]), opened to read.
@@ -428,25 +435,31 @@ fn open_in_proc(path: &str) -> Result<std::fs::File, Errno> {
     Ok(nix::fcntl::openat(proc, path, flags, Mode::empty())?.into())
 }
 
-/// All of an open `/proc` file, in one read when it fits in 4 KiB (procfs
-/// hands a file over whole when the buffer holds it).
-fn read_whole(mut opened: std::fs::File) -> Result<Option<Vec<u8>>, NoRoom> {
+/// All of an open `/proc` file, as `parse` makes it: read in one go into a
+/// buffer on the stack when it fits in 4 KiB (procfs hands a file over
+/// whole when the buffer holds it), else on into one on the heap.
+fn read_with<T>(
+    mut opened: std::fs::File,
+    parse: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<Option<T>, NoRoom> {
     use std::io::Read;
-    let mut bytes = vec![0; 4096];
-    let mut len = 0;
-    loop {
-        match opened.read(&mut bytes[len..]) {
-            Ok(n) if len + n < bytes.len() => {
-                bytes.truncate(len + n);
-                return Ok(Some(bytes));
-            }
-            Ok(n) => {
-                len += n;
-                bytes.resize(bytes.len() * 2, 0);
-            }
+    let mut buffer = [0; 4096];
+    let read = loop {
+        match opened.read(&mut buffer) {
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return no_room(error),
+            read => break read,
         }
+    };
+    match read {
+        Ok(n) if n < buffer.len() => Ok(parse(&buffer[..n])),
+        Ok(_) => {
+            let mut bytes = buffer.to_vec();
+            match opened.read_to_end(&mut bytes) {
+                Ok(_) => Ok(parse(&bytes)),
+                Err(error) => no_room(error),
+            }
+        }
+        Err(error) => no_room(error),
     }
 }
 
@@ -529,10 +542,13 @@ mod tests {
         while state() != Some('Z') && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let zombie = read_whole(as_zombie).unwrap().unwrap();
-        assert_eq!(Stat::parse(&zombie).unwrap().state, 'Z');
+        let zombie = read_with(as_zombie, Stat::parse).unwrap().unwrap();
+        assert_eq!(zombie.state, 'Z');
         child.wait().unwrap();
-        assert_eq!(read_whole(as_reaped).unwrap(), None);
+        assert_eq!(
+            read_with(as_reaped, |bytes| Some(bytes.len())).unwrap(),
+            None
+        );
     }
 
     /// The race `open_for_state` closes: `stat` opened for one process,
@@ -563,7 +579,7 @@ mod tests {
             })
             .expect("the pid handed to a new process");
         let successor = open_pidfd(pid).unwrap().expect("a pidfd for the successor");
-        assert_eq!(read_whole(stale).unwrap(), None);
+        assert_eq!(read_with(stale, |bytes| Some(bytes.len())).unwrap(), None);
         assert!(
             read_stat(pid).unwrap().is_some(),
             "a fresh read sees the successor"
@@ -596,6 +612,46 @@ mod tests {
         assert!(proc_shows_as_own("Pid:\t9\nPPid:\t1\n", sigd).is_err());
         check_proc().unwrap();
         assert!(PROC.get().is_some(), "check_proc keeps /proc open");
+    }
+
+    /// A process whose command name is not UTF-8 is read all the same (its
+    /// `status` decoded lossily, not refused), and a file longer than the
+    /// first 4 KiB read is read to its end.
+    #[test]
+    fn odd_names_and_long_files() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("sigd-odd-name-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let odd = dir.join(std::ffi::OsStr::from_bytes(b"sl\xffep"));
+        let _ = std::fs::remove_file(&odd);
+        std::os::unix::fs::symlink("/bin/sleep", &odd).unwrap();
+        let mut child = std::process::Command::new(&odd).arg("100").spawn().unwrap();
+        let pid = child.id() as i32;
+        let named = |info: &ProcessInfo| info.command == "sl\u{fffd}ep";
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !System.lookup(pid).is_some_and(|info| named(&info)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                System.lookup(pid)
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let opened = System.open(pid, Look::Info).unwrap().unwrap();
+        let info = opened.info.unwrap();
+        assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
+        assert!(named(&info), "{info:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let long = dir.join("long");
+        let bytes: Vec<u8> = (0..10_000).map(|n| (n % 251) as u8).collect();
+        std::fs::write(&long, &bytes).unwrap();
+        let read = read_with(std::fs::File::open(&long).unwrap(), |read| {
+            Some(read.to_vec())
+        });
+        assert_eq!(read.unwrap().unwrap(), bytes);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A thread id is not a process.
