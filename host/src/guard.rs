@@ -599,8 +599,8 @@ enum Members {
 /// signalled by no one, and passes (it is skipped); one whose facts cannot
 /// be read is not permitted.
 fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
-    match member.info() {
-        Some(info) if info.uids.may_be_signalled_by(uid) => Ok(()),
+    match member.uids() {
+        Some(uids) if uids.may_be_signalled_by(uid) => Ok(()),
         Some(_) => Err(KillError::NotPermitted),
         None => match member.send(0, false) {
             Err(KillError::NotFound) => Ok(()),

@@ -308,6 +308,18 @@ impl Process for SystemProcess {
         state_of(stat.state, stat.threads)
     }
 
+    fn uids(&self) -> Option<Ids> {
+        // `status` alone says them when a pidfd holds the process: read by
+        // pid, they are its own if it was not reaped (its pid not free to
+        // be reused) until after the read, which the pidfd tells. Without
+        // a pidfd, only the start time in `stat` tells.
+        let Some(pidfd) = &self.pidfd else {
+            return self.info().map(|info| info.uids);
+        };
+        let status = read_proc_file(self.pid, "status", parse_status).ok()??;
+        (status.tgid == self.pid && pidfd.is_alive()).then(|| ids(status.uids))
+    }
+
     fn send(&self, signal: i32, group: bool) -> Result<(), KillError> {
         let sent = match (&self.pidfd, group) {
             (Some(pidfd), false) => pidfd.send(signal, false),
@@ -370,15 +382,7 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
     let Some(stat) = read_stat(pid)? else {
         return Ok(None);
     };
-    let Some(status) = read_proc_file(pid, "status", |status| {
-        // Valid UTF-8 but for a command name: checked a word at a time
-        // first (`from_utf8_lossy` checks byte by byte).
-        match std::str::from_utf8(status) {
-            Ok(status) => Status::parse(status),
-            Err(_) => Status::parse(&String::from_utf8_lossy(status)),
-        }
-    })?
-    else {
+    let Some(status) = read_proc_file(pid, "status", parse_status)? else {
         return Ok(None);
     };
     if status.tgid != pid {
@@ -396,6 +400,16 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
         command: stat.command,
         exit_code: stat.exit_code,
     }))
+}
+
+/// A `status` file, parsed. It is valid UTF-8 but for a command name
+/// that is not: checked a word at a time first (`from_utf8_lossy` checks
+/// byte by byte).
+fn parse_status(status: &[u8]) -> Option<Status> {
+    match std::str::from_utf8(status) {
+        Ok(status) => Status::parse(status),
+        Err(_) => Status::parse(&String::from_utf8_lossy(status)),
+    }
 }
 
 /// `/proc/<pid>/stat`, parsed, if it reads as `pid`'s. It cannot tell a
@@ -652,6 +666,39 @@ mod tests {
         });
         assert_eq!(read.unwrap().unwrap(), bytes);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A process's uids, as kill(2)'s rule asks for them, come from its
+    /// `status` alone and are those `info` gives; none once it is reaped.
+    #[test]
+    fn uids_alone() {
+        let mut child = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sleep",
+                "100",
+            ])
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let opened = System.open(pid, Look::State).unwrap().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while opened.process.uids().is_none_or(|uids| uids.real != 65534) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                opened.process.uids()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let info = opened.process.info().unwrap();
+        assert_eq!(opened.process.uids(), Some(info.uids));
+        assert_eq!(info.uids, Ids::all(65534));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(opened.process.uids(), None);
     }
 
     /// A thread id is not a process.
