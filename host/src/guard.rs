@@ -597,9 +597,9 @@ enum Members {
 
 /// Whether kill(2) lets `uid` signal `member`. One that has gone can be
 /// signalled by no one, and passes (it is skipped); one whose facts cannot
-/// be read is not permitted.
+/// be read is not permitted; no room to read them is no answer about it.
 fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
-    match member.uids() {
+    match member.uids()? {
         Some(uids) if uids.may_be_signalled_by(uid) => Ok(()),
         Some(_) => Err(KillError::NotPermitted),
         None => match member.send(0, false) {
@@ -774,6 +774,43 @@ mod tests {
         fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
             Ok(None)
         }
+    }
+
+    /// A process whose uids sigd has no room to read (out of descriptors)
+    /// is neither permitted nor refused for a caller: the host's lack of
+    /// room is the answer (503), as it is for opening one.
+    #[test]
+    fn no_room_for_the_uids_is_no_answer_about_the_process() {
+        struct Unreadable;
+        impl Process for Unreadable {
+            fn pid(&self) -> i32 {
+                42
+            }
+            fn start_time(&self) -> u64 {
+                1
+            }
+            fn info(&self) -> Option<ProcessInfo> {
+                None
+            }
+            fn uids(&self) -> Result<Option<Ids>, NoRoom> {
+                Err(NoRoom(nix::errno::Errno::EMFILE))
+            }
+            fn send(&self, _signal: i32, _group: bool) -> Result<(), KillError> {
+                Ok(())
+            }
+            fn exited(&self) -> crate::process::Exited {
+                Box::pin(std::future::pending())
+            }
+            fn exit_status(&self) -> Option<crate::process::ExitStatus> {
+                None
+            }
+        }
+        let member: Arc<dyn Process> = Arc::new(Unreadable);
+        let refused = may_signal(&member, 1000);
+        assert_eq!(
+            refused,
+            Err(KillError::NoRoom(NoRoom(nix::errno::Errno::EMFILE)))
+        );
     }
 
     /// Whether the guard protects `pid` started at `start_time` now.

@@ -298,13 +298,14 @@ pub trait Process: Send + Sync + 'static {
     fn state(&self) -> Option<RunState> {
         self.info().map(|info| info.state)
     }
-    /// Its user ids now, `None` once it is gone entirely: [`info`]'s uids,
-    /// which a table may learn more cheaply. What kill(2)'s rule asks of a
-    /// process signalled on behalf of a caller.
+    /// Its user ids now, `None` once it is gone entirely, `Err` if the host
+    /// had no room to read them (which says nothing about the process):
+    /// [`info`]'s uids, which a table may learn more cheaply. What kill(2)'s
+    /// rule asks of a process signalled on behalf of a caller.
     ///
     /// [`info`]: Process::info
-    fn uids(&self) -> Option<Ids> {
-        self.info().map(|info| info.uids)
+    fn uids(&self) -> Result<Option<Ids>, NoRoom> {
+        Ok(self.info().map(|info| info.uids))
     }
     /// Send `signal` to it, or with `group` to its whole process group.
     fn send(&self, signal: i32, group: bool) -> Result<(), KillError>;
