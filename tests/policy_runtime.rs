@@ -87,6 +87,28 @@ fn limits_end_runaway_calls() {
     }
 }
 
+/// A guest stack larger than wasmtime's default fiber (2 MiB) is taken, the
+/// fiber made larger to keep the host its room above it (sigd refused to
+/// start: "max_wasm_stack size cannot exceed the async_stack_size"): a
+/// runaway recursion still ends at the limit, and the next call is answered.
+#[test]
+fn large_guest_stacks_keep_room_for_the_host() {
+    let dir = scratch("large_guest_stacks_keep_room_for_the_host");
+    let policy = write_policy(&dir, "stack.wasm", &misbehaving_policy("(call $recurse)"));
+    let args = [
+        "--no-cache",
+        "--policy",
+        &policy,
+        "--policy-stack-kib",
+        "4096",
+    ];
+    let sigd = Sigd::start(&args);
+    sigd.signal(TRIGGER_PID, r#"{"signal": 15}"#)
+        .assert(500, "INTERNAL");
+    assert_eq!(sigd.signal(42, r#"{"signal": 15}"#).status, 418);
+    sigd.expect_log("policy hit its stack limit");
+}
+
 /// A looping call holds up nobody else: while calls run into the deadline on
 /// other connections, ordinary requests are answered correctly, and (but for
 /// the odd one the other tests of this binary, running beside it on two

@@ -32,6 +32,11 @@ use wasmtime::{Engine, Trap};
 /// [`config::portable_config`] for any CPU of the target's architecture.
 const DEFAULT_POLICY_COMPILED: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT_COMPILED"));
 
+/// A call's stack for the host functions a guest calls, above the guest's
+/// own (`CallLimits::stack_bytes`): with the default 512 KiB guest stack,
+/// wasmtime's default 2 MiB fiber.
+const HOST_STACK_BYTES: usize = 1536 << 10;
+
 /// The first bytes of a component (the wasm preamble, layer 1).
 const COMPONENT_PREAMBLE: &[u8] = b"\0asm\x0d\0\x01\0";
 
@@ -61,6 +66,11 @@ impl Runtime {
     ) -> Result<Arc<Runtime>, LoadError> {
         let mut config = config::compile_config();
         config.max_wasm_stack(limits.stack_bytes);
+        // A call's fiber holds the guest's stack and, above it, the host
+        // functions the guest calls: room for those on top of any guest
+        // stack (wasmtime's default fiber is 2 MiB whatever the guest's,
+        // which a large `--policy-stack-kib` left the host nearly none of).
+        config.async_stack_size(limits.stack_bytes + HOST_STACK_BYTES);
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
         let mut linker = Linker::new(&engine);
         imports::add_host_to_linker(&mut linker).map_err(LoadError::Engine)?;
