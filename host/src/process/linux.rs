@@ -262,6 +262,13 @@ impl SystemProcess {
         self.pidfd.as_ref().is_none_or(|pidfd| pidfd.is_alive())
     }
 
+    /// [`Process::info`], telling running out of room apart from the
+    /// process being gone.
+    fn info_or_no_room(&self) -> Result<Option<ProcessInfo>, NoRoom> {
+        let info = read_process_or_no_room(self.pid)?;
+        Ok(info.filter(|info| self.is_mine(info) && self.still_here()))
+    }
+
     /// Signal this process's group. The kernel signals a group through its
     /// leader's pidfd; a group whose leader has gone is signalled by id,
     /// which cannot have been reused while this process, a member, lives.
@@ -296,7 +303,7 @@ impl Process for SystemProcess {
     }
 
     fn info(&self) -> Option<ProcessInfo> {
-        read_process(self.pid).filter(|info| self.is_mine(info) && self.still_here())
+        self.info_or_no_room().ok().flatten()
     }
 
     fn state(&self) -> Option<RunState> {
@@ -310,15 +317,15 @@ impl Process for SystemProcess {
 
     fn uids(&self) -> Result<Option<Ids>, NoRoom> {
         // With a pidfd, `status` alone: read by pid, it was this process's
-        // if the process was still here after the read (`still_here`).
-        // Without one, only the start time in `stat` tells.
+        // (not a successor's, nor another's thread's) if the process was
+        // still here after the read. Without one, only the start time in
+        // `stat` tells.
         if self.pidfd.is_none() {
-            let info = read_process_or_no_room(self.pid)?;
-            return Ok(info.filter(|info| self.is_mine(info)).map(|info| info.uids));
+            return Ok(self.info_or_no_room()?.map(|info| info.uids));
         }
         let status = read_proc_file(self.pid, "status", parse_status)?;
         Ok(status
-            .filter(|status| status.tgid == self.pid && self.still_here())
+            .filter(|_| self.still_here())
             .map(|status| ids(status.uids)))
     }
 
@@ -560,11 +567,9 @@ mod tests {
         let as_zombie = open_proc_file(pid, "stat").unwrap().unwrap();
         let as_reaped = open_proc_file(pid, "stat").unwrap().unwrap();
         child.kill().unwrap();
-        let state = || read_stat(pid).unwrap().map(|stat| stat.state);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while state() != Some('Z') && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("a zombie", || {
+            read_stat(pid).unwrap().map(|stat| stat.state) == Some('Z')
+        });
         let zombie = read_with(as_zombie, Stat::parse).unwrap().unwrap();
         assert_eq!(zombie.state, 'Z');
         child.wait().unwrap();
@@ -589,18 +594,7 @@ mod tests {
         let stale = open_proc_file(pid, "stat").unwrap().unwrap();
         first.kill().unwrap();
         first.wait().unwrap();
-        let mut second = (0..1000)
-            .find_map(|_| {
-                std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
-                let mut child = sleeper().unwrap();
-                if child.id() as i32 == pid {
-                    return Some(child);
-                }
-                child.kill().unwrap();
-                child.wait().unwrap();
-                None
-            })
-            .expect("the pid handed to a new process");
+        let mut second = with_pid(pid, || sleeper().unwrap());
         let successor = open_pidfd(pid).unwrap().expect("a pidfd for the successor");
         assert_eq!(read_with(stale, |bytes| Some(bytes.len())).unwrap(), None);
         assert!(
@@ -651,15 +645,9 @@ mod tests {
         let mut child = std::process::Command::new(&odd).arg("100").spawn().unwrap();
         let pid = child.id() as i32;
         let named = |info: &ProcessInfo| info.command == "sl\u{fffd}ep";
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !System.lookup(pid).is_some_and(|info| named(&info)) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{:?}",
-                System.lookup(pid)
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("the child named sl\u{fffd}ep", || {
+            System.lookup(pid).is_some_and(|info| named(&info))
+        });
         let opened = System.open(pid, Look::Info).unwrap().unwrap();
         let info = opened.info.unwrap();
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
@@ -693,11 +681,9 @@ mod tests {
         let pid = child.id() as i32;
         let opened = System.open(pid, Look::State).unwrap().unwrap();
         let uids = || opened.process.uids().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while uids().is_none_or(|uids| uids.real != 65534) {
-            assert!(std::time::Instant::now() < deadline, "{:?}", uids());
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("the child running as 65534", || {
+            uids().is_some_and(|uids| uids.real == 65534)
+        });
         let info = opened.process.info().unwrap();
         assert_eq!(uids(), Some(info.uids));
         assert_eq!(info.uids, Ids::all(65534));
@@ -723,10 +709,24 @@ mod tests {
         assert_eq!(opened.process.uids().unwrap(), Some(Ids::all(0)));
         first.kill().unwrap();
         first.wait().unwrap();
-        let mut second = (0..1000)
+        let mut second = with_pid(pid, nobodys_sleeper);
+        wait_until("the successor running as 65534", || {
+            read_proc_file(pid, "status", parse_status)
+                .unwrap()
+                .is_some_and(|status| status.uids[0] == 65534)
+        });
+        assert_eq!(opened.process.uids().unwrap(), None);
+        second.kill().unwrap();
+        second.wait().unwrap();
+    }
+
+    /// A process `spawn` made with the pid `pid` (the last one's reaped):
+    /// `ns_last_pid` set just below it until the next one gets it.
+    fn with_pid(pid: i32, spawn: impl Fn() -> std::process::Child) -> std::process::Child {
+        (0..1000)
             .find_map(|_| {
                 std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
-                let mut child = nobodys_sleeper();
+                let mut child = spawn();
                 if child.id() as i32 == pid {
                     return Some(child);
                 }
@@ -734,21 +734,16 @@ mod tests {
                 child.wait().unwrap();
                 None
             })
-            .expect("the pid handed to a new process");
+            .expect("the pid handed to a new process")
+    }
+
+    /// Wait (at most 5 s, else panic naming `what`) until `done`.
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while read_proc_file(pid, "status", parse_status)
-            .unwrap()
-            .is_none_or(|status| status.uids[0] != 65534)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the successor never ran as 65534"
-            );
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(opened.process.uids().unwrap(), None);
-        second.kill().unwrap();
-        second.wait().unwrap();
     }
 
     /// `sleep 100` as uid and gid 65534, without groups.
