@@ -16,7 +16,8 @@ pub struct Stat {
     pub threads: u32,
     /// Clock ticks after boot (field 22).
     pub start_time: u64,
-    /// The wait status of an exited process (field 52, Linux 3.5+).
+    /// The wait status of an exited process (field 52, Linux 3.5+): `None`
+    /// for one that has not exited (state `Z`, `X`).
     pub exit_code: Option<i32>,
 }
 
@@ -24,41 +25,71 @@ impl Stat {
     /// Parse a stat line. The command name sits in parentheses and may itself
     /// hold spaces and `)`, so the fields after it are found from the *last*
     /// `)`; `None` for anything truncated or malformed.
+    ///
+    /// Every signal request parses one of these, so the fields are walked
+    /// as bytes, once, and only as far as needed: to field 22 (the start
+    /// time), and on to field 52 only for a process that has exited, the
+    /// one kind whose exit code means anything.
     pub fn parse(stat: &[u8]) -> Option<Stat> {
         let open = stat.iter().position(|&b| b == b'(')?;
         let close = stat.iter().rposition(|&b| b == b')')?;
-        let pid = std::str::from_utf8(stat.get(..open)?)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
+        let pid = number(stat.get(..open)?.trim_ascii())?;
         let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
-        let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-        // Fields from 3 (state) on, taken in order as they go by (a signal
-        // request parses one of these: no list of all 50 is built).
-        let mut fields = rest.split_ascii_whitespace();
+        // Fields from 3 (state) on, taken in order as they go by.
+        let mut fields = Fields(stat.get(close + 1..)?);
         let mut at = 3;
         let mut field = |n: usize| {
             let value = fields.nth(n.checked_sub(at)?);
             at = n + 1;
             value
         };
-        let mut state = field(3)?.chars();
-        let (letter, None) = (state.next()?, state.next()) else {
-            return None;
+        let state = match field(3)? {
+            &[letter] if letter.is_ascii_alphabetic() => char::from(letter),
+            _ => return None,
         };
+        let ppid = number(field(4)?)?;
+        let pgid = number(field(5)?)?;
+        let sid = number(field(6)?)?;
+        let threads = number(field(20)?)?;
+        let start_time = number(field(22)?)?;
+        let exited = matches!(state, 'Z' | 'X' | 'x');
+        let exit_code = exited.then(|| field(52).and_then(number)).flatten();
         Some(Stat {
             pid,
             command,
-            state: letter,
-            ppid: field(4)?.parse().ok()?,
-            pgid: field(5)?.parse().ok()?,
-            sid: field(6)?.parse().ok()?,
-            threads: field(20)?.parse().ok()?,
-            start_time: field(22)?.parse().ok()?,
-            exit_code: field(52).and_then(|code| code.parse().ok()),
+            state,
+            ppid,
+            pgid,
+            sid,
+            threads,
+            start_time,
+            exit_code,
         })
     }
+}
+
+/// The fields of a line, separated by ASCII whitespace (as
+/// `split_ascii_whitespace` has them, a byte at a time with no decoding).
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.0.iter().position(|b| !b.is_ascii_whitespace())?;
+        let rest = &self.0[start..];
+        let end = rest
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(rest.len());
+        self.0 = &rest[end..];
+        Some(&rest[..end])
+    }
+}
+
+/// A decimal number, as `str::parse` reads it.
+fn number<T: std::str::FromStr>(digits: &[u8]) -> Option<T> {
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The values of the line of a `status` file that starts with `key` (its
@@ -82,18 +113,35 @@ pub struct Status {
 }
 
 impl Status {
-    /// Parse a status file; `None` without `Tgid:`, `Uid:` and `Gid:`.
+    /// Parse a status file; `None` without `Tgid:`, `Uid:` and `Gid:`. Each
+    /// key's first line counts; the lines are read once, up to the last of
+    /// the three (`Gid:`, the tenth).
     pub fn parse(status: &str) -> Option<Status> {
-        let values = |key: &str| status_values(status, key);
-        let ids = |key: &str| -> Option<[u32; 3]> {
-            let mut ids = values(key)?.map(|id| id.parse().ok());
+        let ids = |values: &str| -> Option<[u32; 3]> {
+            let mut ids = values.split_ascii_whitespace().map(|id| id.parse().ok());
             Some([ids.next()??, ids.next()??, ids.next()??])
         };
-        Some(Status {
-            tgid: values("Tgid:")?.next()?.parse().ok()?,
-            uids: ids("Uid:")?,
-            gids: ids("Gid:")?,
-        })
+        let (mut tgid, mut uids, mut gids) = (None, None, None);
+        for line in status.lines() {
+            // A key seen already is passed over, however its line reads.
+            if let Some(values) = line.strip_prefix("Tgid:")
+                && tgid.is_none()
+            {
+                tgid = Some(values.split_ascii_whitespace().next()?.parse().ok()?);
+            } else if let Some(values) = line.strip_prefix("Uid:")
+                && uids.is_none()
+            {
+                uids = Some(ids(values)?);
+            } else if let Some(values) = line.strip_prefix("Gid:")
+                && gids.is_none()
+            {
+                gids = Some(ids(values)?);
+            }
+            if let (Some(tgid), Some(uids), Some(gids)) = (tgid, uids, gids) {
+                return Some(Status { tgid, uids, gids });
+            }
+        }
+        None
     }
 }
 
@@ -124,6 +172,30 @@ mod tests {
             .collect();
         let zombie = format!("7 (z) Z {}", fields.join(" "));
         assert_eq!(Stat::parse(zombie.as_bytes()).unwrap().exit_code, Some(9));
+        // A live process's field 52 is no exit code.
+        let sleeping = format!("7 (z) S {}", fields.join(" "));
+        assert_eq!(Stat::parse(sleeping.as_bytes()).unwrap().exit_code, None);
+    }
+
+    /// Fields are split on runs of any ASCII whitespace, as
+    /// `split_ascii_whitespace` splits them, and the line may end in one.
+    #[test]
+    fn any_whitespace_separates_fields() {
+        let fields: Vec<String> = (4..=52).map(|n| n.to_string()).collect();
+        let line = format!("  7 (a b)\tX  {}\n", fields.join(" \t\r\x0c"));
+        let stat = Stat::parse(line.as_bytes()).unwrap();
+        assert_eq!(
+            (stat.pid, stat.command.as_str(), stat.state),
+            (7, "a b", 'X')
+        );
+        assert_eq!((stat.ppid, stat.pgid, stat.sid), (4, 5, 6));
+        assert_eq!(
+            (stat.threads, stat.start_time, stat.exit_code),
+            (20, 22, Some(52))
+        );
+        let words: Vec<&[u8]> = Fields(b" a\t\tbc \n d").collect();
+        assert_eq!(words, [&b"a"[..], b"bc", b"d"]);
+        assert_eq!(Fields(b" \n ").next(), None);
     }
 
     /// Truncated or garbled stat lines are rejected, not misread.
@@ -136,6 +208,7 @@ mod tests {
             b")12 (x",
             b"12 (x) S 1 2",
             b"12 (x) SS 1 2 3",
+            b"12 (x) \xc3\xa9 1 2 3",
         ] {
             assert_eq!(
                 Stat::parse(stat),
@@ -158,6 +231,12 @@ mod tests {
                 uids: [1000, 0, 1001],
                 gids: [100, 100, 101],
             })
+        );
+        // The first line of each key counts; a later one is not read.
+        let twice = format!("{status}Uid:\tx\nTgid:\t7\n");
+        assert_eq!(
+            Status::parse(&twice).map(|s| (s.tgid, s.uids[0])),
+            Some((42, 1000))
         );
         assert_eq!(Status::parse("Tgid:\t42\n"), None);
         assert_eq!(
