@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -316,12 +317,22 @@ impl Process for SystemProcess {
     }
 
     fn uids(&self) -> Result<Option<Ids>, NoRoom> {
-        // With a pidfd, `status` alone: read by pid, it was this process's
+        // With a pidfd, the process's own credentials through it (Linux
+        // 6.13), or else `status` alone: read by pid, it was this process's
         // (not a successor's, nor another's thread's) if the process was
         // still here after the read. Without one, only the start time in
         // `stat` tells.
-        if self.pidfd.is_none() {
+        let Some(pidfd) = &self.pidfd else {
             return Ok(self.info_or_no_room()?.map(|info| info.uids));
+        };
+        static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
+        if !NO_PIDFD_INFO.load(Ordering::Relaxed) {
+            match pidfd.uids() {
+                Ok(uids) => return Ok(Some(ids(uids))),
+                Err(Errno::ESRCH) => return Ok(None),
+                // An older kernel: asked once, then `status` from here on.
+                Err(_) => NO_PIDFD_INFO.store(true, Ordering::Relaxed),
+            }
         }
         let status = read_proc_file(self.pid, "status", parse_status)?;
         Ok(status
@@ -690,6 +701,41 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(uids(), None);
+    }
+
+    /// A process's uids through its pidfd are its real, effective and
+    /// saved uids, in that order, as `status` lists them, and `uids` gives
+    /// them so; the pidfd has none once the process is reaped. (Kernels
+    /// before 6.13 have no `PIDFD_GET_INFO` and answer ENOTTY; `uids` then
+    /// reads `status`.)
+    #[test]
+    fn uids_through_the_pidfd() {
+        let script =
+            "import os, time; os.setresuid(65534, 1, 2); print(flush=True); time.sleep(100)";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Read as _;
+        let mut ready = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+        let pid = child.id() as i32;
+        let status = read_proc_file(pid, "status", parse_status)
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.uids, [65534, 1, 2]);
+        let pidfd = Pidfd::open(pid).unwrap();
+        let through_the_pidfd = pidfd.uids();
+        if through_the_pidfd != Err(Errno::ENOTTY) {
+            assert_eq!(through_the_pidfd, Ok([65534, 1, 2]));
+        }
+        let opened = System.open(pid, Look::State).unwrap().unwrap();
+        assert_eq!(opened.process.uids().unwrap(), Some(ids([65534, 1, 2])));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(pidfd.uids(), Err(Errno::ESRCH));
+        assert_eq!(opened.process.uids().unwrap(), None);
     }
 
     /// The race `uids` closes: a process opened, then reaped, and its pid

@@ -14,6 +14,9 @@ use tokio::io::unix::AsyncFd;
 const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 4;
 /// `PIDFD_GET_INFO` (Linux 6.13): `_IOWR(0xFF, 11, struct pidfd_info)`, 64 bytes.
 const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
+/// `pidfd_info.mask` bit: the credentials are filled in (Linux 6.13, always
+/// while the process is there).
+const PIDFD_INFO_CREDS: u64 = 1 << 1;
 /// `pidfd_info.mask` bit: the exit code is filled in (Linux 6.15).
 const PIDFD_INFO_EXIT: u64 = 1 << 3;
 
@@ -80,14 +83,32 @@ impl Pidfd {
     /// How the process ended, once it has exited and been reaped, as a
     /// wait status (`None` before that, or on kernels before 6.15).
     pub fn exit_status(&self) -> Option<i32> {
+        let info = self.info(PIDFD_INFO_EXIT).ok()?;
+        (info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
+    }
+
+    /// The process's real, effective and saved uids, from the process
+    /// itself (no `/proc` file read by a pid that may have been reused).
+    /// ESRCH once it is reaped; ENOTTY on kernels before 6.13, which have
+    /// no `PIDFD_GET_INFO`.
+    pub fn uids(&self) -> Result<[u32; 3], Errno> {
+        let info = self.info(PIDFD_INFO_CREDS)?;
+        match info.mask & PIDFD_INFO_CREDS {
+            0 => Err(Errno::ENOTTY),
+            _ => Ok([info.ruid, info.euid, info.suid]),
+        }
+    }
+
+    /// `PIDFD_GET_INFO`, asking for `mask`.
+    fn info(&self, mask: u64) -> Result<PidfdInfo, Errno> {
         let mut info = PidfdInfo {
-            mask: PIDFD_INFO_EXIT,
+            mask,
             ..PidfdInfo::default()
         };
         // SAFETY: the kernel writes at most size_of::<PidfdInfo>() bytes
         // (encoded in the request number) into `info`, which we own.
         let got = unsafe { libc::ioctl(self.0.as_raw_fd(), PIDFD_GET_INFO, &mut info) };
-        (got == 0 && info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
+        Errno::result(got).map(|_| info)
     }
 
     /// A future that completes once the process has exited (a pidfd polls
