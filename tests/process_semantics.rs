@@ -11,11 +11,11 @@ use sigd::process::{KillError, Look, ProcessTable, System};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// Whether `pid` is alive (not gone, not a zombie).
+/// Whether `pid` is alive (not gone, not a zombie). (It asked for no exit
+/// code too, which every process had, 0 while it ran: it was never alive,
+/// and `wait_until_gone` never waited.)
 fn alive(pid: i32) -> bool {
-    System
-        .lookup(pid)
-        .is_some_and(|p| p.exit_code.is_none() && p.state != sigd::process::RunState::Zombie)
+    System.lookup(pid).is_some_and(|p| !p.state.has_exited())
 }
 
 /// Give the next process created in this namespace the pid `pid`, through

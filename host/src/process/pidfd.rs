@@ -89,8 +89,9 @@ impl Pidfd {
 
     /// The process's real, effective and saved uids, from the process
     /// itself (no `/proc` file read by a pid that may have been reused).
-    /// ESRCH once it is reaped; ENOTTY on kernels before 6.13, which have
-    /// no `PIDFD_GET_INFO`.
+    /// ESRCH once it is reaped (and, on Linux 6.13 to 6.17, for a process
+    /// whose parent is outside our PID namespace); ENOTTY (EINVAL on 6.11
+    /// and 6.12) on kernels before 6.13, which have no `PIDFD_GET_INFO`.
     pub fn uids(&self) -> Result<[u32; 3], Errno> {
         let info = self.info(PIDFD_INFO_CREDS)?;
         match info.mask & PIDFD_INFO_CREDS {

@@ -16,8 +16,8 @@ pub struct Stat {
     pub threads: u32,
     /// Clock ticks after boot (field 22).
     pub start_time: u64,
-    /// The wait status of an exited process (field 52, Linux 3.5+): `None`
-    /// for one that has not exited (state `Z`, `X`).
+    /// The wait status of an exited process (field 52, Linux 3.5+): read
+    /// only for the states of one (`Z`, `X`, `x`), `None` for any other.
     pub exit_code: Option<i32>,
 }
 
