@@ -11,7 +11,9 @@ Each argument is NAME:BINARY:ARGS:LOG_LEVEL[:null] (`null`: stderr to
 for S seconds against the stubborn targets of `run.py`, the order rotated
 round by round; then the medians: requests/s (and as a share of the first
 server's), server CPU per request, p99. Environment: C (connections, 16),
-S (seconds, 4), R (rounds, 3).
+S (seconds, 4), R (rounds, 3), AS (a uid: the targets and wrk run as that
+user, a caller without a token, whom sigd holds to kill(2)'s rule for its
+uid; unset, both run as root).
 """
 
 import os
@@ -26,6 +28,9 @@ import run  # noqa: E402
 run.SECONDS = int(os.environ.get("S", "4"))
 CONNECTIONS = int(os.environ.get("C", "16"))
 ROUNDS = int(os.environ.get("R", "3"))
+if os.environ.get("AS"):
+    uid = int(os.environ["AS"])
+    run.RUN_AS = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
 
 class Server(run.Server):

@@ -50,10 +50,16 @@ WAITS = {"epoll_wait", "epoll_pwait", "futex", "clock_nanosleep", "nanosleep", "
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# What the targets and wrk run under: nothing (as root, as `make bench`
+# runs), or `bench/ab.py`'s `AS`, another user.
+RUN_AS = []
+
+
 def stubborn_targets():
     """Processes that ignore SIGUSR1: every request really signals one."""
     targets = [
-        subprocess.Popen(["sh", "-c", "trap '' USR1; exec sleep 3600"]) for _ in range(TARGETS)
+        subprocess.Popen(RUN_AS + ["sh", "-c", "trap '' USR1; exec sleep 3600"])
+        for _ in range(TARGETS)
     ]
     for target in targets:
         while True:
@@ -158,7 +164,7 @@ def wrk(server, pids, connections):
     env = dict(os.environ, SIGD_BENCH_PIDS=",".join(map(str, pids)))
     cpu_before = server.cpu_ticks()
     output = subprocess.run(
-        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{SECONDS}s",
+        RUN_AS + ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{SECONDS}s",
          "--latency", "-s", script, server.url()],
         env=env, capture_output=True, text=True, check=True,
     ).stdout
