@@ -546,3 +546,40 @@ fn settings_limit_principals() {
         "{stderr}"
     );
 }
+
+/// In a user namespace that names one uid only (65534, for sigd's own: root
+/// outside it), every uid it does not name reads as 65534 too: a caller of
+/// another user (1234) and root's process brought into the namespace
+/// (`nsenter`) both look like nobody, and like each other. kill(2)'s rule
+/// cannot tell who is who there, so it lets that caller signal nothing: 403,
+/// and the process lives (it used to be signalled, for uid 1234).
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn callers_a_user_namespace_cannot_name_match_no_one() {
+    require_private_pid_namespace();
+    let in_namespace = ["unshare", "--user", "--map-user=65534", "--map-group=65534"];
+    let args = ["--no-cache", "--log-format", "json"];
+    let sigd = Sigd::start_command(sigd_command_in(&in_namespace, &args));
+    let mut command = Command::new("nsenter");
+    let namespace = format!("--user=/proc/{}/ns/user", sigd.pid());
+    command.args([&namespace, "--preserve-credentials", "sleep", "600"]);
+    let mut roots = spawn_with_default_signals(command);
+    wait_for_status(roots.id(), "root's sleep in sigd's namespace", |s| {
+        s.starts_with("Name:\tsleep") && s.contains("Uid:\t0\t")
+    });
+    let output = Command::new("setpriv")
+        .args(["--reuid=1234", "--regid=1234", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", NOBODY_POSTS])
+        .args([sigd.addr.port().to_string(), roots.id().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "403",
+        "{output:?}"
+    );
+    let refused = &wait_for_audit(&sigd, 1)[0];
+    assert_eq!(refused["peer_uid"], NOBODY);
+    assert_eq!(refused["code"], "NOT_PERMITTED");
+    assert_alive_then_kill(&mut roots);
+}

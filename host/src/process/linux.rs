@@ -527,6 +527,42 @@ fn exit_code_shown(pid: i32) -> bool {
     exe != Err(Errno::EACCES)
 }
 
+/// The uid sigd's user namespace shows for each uid it cannot name
+/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed): `None` in a
+/// namespace that names every uid (the initial one), where no uid stands
+/// for another. In a container's namespace, a process of a uid outside it
+/// (one `nsenter` brought in, say) and its own `nobody` both read as 65534:
+/// kill(2)'s rule cannot tell them apart (see `Ids::may_be_signalled_by`).
+/// Read once; a namespace that cannot be read is taken to leave some out.
+pub fn unnamed_uid() -> Option<u32> {
+    static UNNAMED: OnceLock<Option<u32>> = OnceLock::new();
+    *UNNAMED.get_or_init(|| {
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        if names_every_id(&map) {
+            return None;
+        }
+        let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid");
+        Some(
+            overflow
+                .ok()
+                .and_then(|id| id.trim().parse().ok())
+                .unwrap_or(65534),
+        )
+    })
+}
+
+/// Whether a `uid_map` (lines of `inside outside count`) names all 2^32 - 1
+/// ids a namespace can have.
+fn names_every_id(map: &str) -> bool {
+    let counts = map.lines().map(|line| {
+        let count = line.split_ascii_whitespace().nth(2);
+        count
+            .and_then(|count| count.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    counts.sum::<u64>() >= u64::from(u32::MAX)
+}
+
 /// The state of a process whose leader thread's state letter is `letter`:
 /// a zombie leader whose other threads still run (it called `pthread_exit`)
 /// leads a running process, which a signal still reaches.
@@ -801,6 +837,19 @@ mod tests {
             .args(["sleep", "100"])
             .spawn()
             .unwrap()
+    }
+
+    /// Only a map of every id is a namespace that names them all: the
+    /// initial one's; a container's, mapping a range, is not, and neither
+    /// is one that cannot be read.
+    #[test]
+    fn which_namespaces_name_every_uid() {
+        assert!(names_every_id("         0          0 4294967295\n"));
+        assert!(!names_every_id("         0     100000      65536\n"));
+        assert!(!names_every_id("0 0 1\n65534 100000 1\n"));
+        assert!(!names_every_id(""));
+        // This test runs in the initial user namespace.
+        assert_eq!(unnamed_uid(), None);
     }
 
     /// A thread id is not a process.

@@ -82,7 +82,15 @@ impl Ids {
     /// signal a process with these uids: root may, and so may its real or
     /// saved uid. The one place this rule is written on the host's side.
     pub fn may_be_signalled_by(&self, uid: u32) -> bool {
-        uid == 0 || uid == self.real || uid == self.saved
+        self.may_be_signalled_by_naming(uid, linux::unnamed_uid())
+    }
+
+    /// [`may_be_signalled_by`](Ids::may_be_signalled_by) in a user namespace
+    /// that shows every uid it cannot name as `unnamed`: a sender seen as
+    /// that uid may be anyone, and matches no process, not even one seen as
+    /// that uid too (another unnamed uid, or the one the namespace names so).
+    fn may_be_signalled_by_naming(&self, uid: u32, unnamed: Option<u32>) -> bool {
+        uid == 0 || (Some(uid) != unnamed && (uid == self.real || uid == self.saved))
     }
 }
 
@@ -337,5 +345,41 @@ impl ProcessTable for NoProcesses {
 
     fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// kill(2)'s rule: root, or the process's real or saved uid (not its
+    /// effective one); where the namespace shows unnamed uids as 65534, a
+    /// sender seen as 65534 matches nothing, since either side may be a
+    /// uid the namespace cannot name.
+    #[test]
+    fn who_may_signal_whom() {
+        let ids = Ids {
+            real: 1000,
+            effective: 1001,
+            saved: 1002,
+        };
+        for (uid, may) in [
+            (0, true),
+            (1000, true),
+            (1002, true),
+            (1001, false),
+            (7, false),
+        ] {
+            assert_eq!(ids.may_be_signalled_by_naming(uid, None), may, "{uid}");
+            assert_eq!(
+                ids.may_be_signalled_by_naming(uid, Some(65534)),
+                may,
+                "{uid}"
+            );
+        }
+        let nobodys = Ids::all(65534);
+        assert!(nobodys.may_be_signalled_by_naming(65534, None));
+        assert!(!nobodys.may_be_signalled_by_naming(65534, Some(65534)));
+        assert!(nobodys.may_be_signalled_by_naming(0, Some(65534)));
     }
 }
