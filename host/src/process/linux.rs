@@ -527,40 +527,60 @@ fn exit_code_shown(pid: i32) -> bool {
     exe != Err(Errno::EACCES)
 }
 
-/// The uid sigd's user namespace shows for each uid it cannot name
-/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed): `None` in a
-/// namespace that names every uid (the initial one), where no uid stands
-/// for another. In a container's namespace, a process of a uid outside it
-/// (one `nsenter` brought in, say) and its own `nobody` both read as 65534:
-/// kill(2)'s rule cannot tell them apart (see `Ids::may_be_signalled_by`).
-/// Read once; a namespace that cannot be read is taken to leave some out.
-pub fn unnamed_uid() -> Option<u32> {
-    static UNNAMED: OnceLock<Option<u32>> = OnceLock::new();
-    *UNNAMED.get_or_init(|| {
+/// Whether `uid`, as sigd's user namespace shows it, may stand for a uid
+/// that namespace cannot name. The kernel shows each of those as the
+/// overflow uid (`/proc/sys/kernel/overflowuid`, 65534 by default): in a
+/// container's namespace, a process of a uid outside it (one `nsenter`
+/// brought in, say), a caller of any user outside it and the container's
+/// own `nobody` all read as 65534, and kill(2)'s rule cannot tell them
+/// apart (see `Ids::may_be_signalled_by`). Never in a namespace that names
+/// every uid (the initial one). The map and the overflow uid are read once:
+/// a namespace whose map cannot be read is taken to name few; an overflow
+/// uid changed while sigd runs is not seen.
+pub fn may_be_unnamed(uid: u32) -> bool {
+    static NAMING: OnceLock<Naming> = OnceLock::new();
+    let naming = NAMING.get_or_init(|| {
         let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-        if names_every_id(&map) {
-            return None;
-        }
         let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid");
-        Some(
-            overflow
-                .ok()
-                .and_then(|id| id.trim().parse().ok())
-                .unwrap_or(65534),
-        )
-    })
+        let overflow = overflow.ok().and_then(|id| id.trim().parse().ok());
+        Naming::of(&map, overflow.unwrap_or(65534))
+    });
+    naming.may_be_unnamed(uid)
 }
 
-/// Whether a `uid_map` (lines of `inside outside count`) names all 2^32 - 1
-/// ids a namespace can have.
-fn names_every_id(map: &str) -> bool {
-    let counts = map.lines().map(|line| {
-        let count = line.split_ascii_whitespace().nth(2);
-        count
-            .and_then(|count| count.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    counts.sum::<u64>() >= u64::from(u32::MAX)
+/// The uids a user namespace names, from its `uid_map` (lines of `inside
+/// outside count`).
+struct Naming {
+    /// The ranges of uids it names, as `(first, count)` inside it.
+    inside: Vec<(u64, u64)>,
+    /// What it shows for a uid it does not name.
+    overflow: u32,
+}
+
+impl Naming {
+    fn of(map: &str, overflow: u32) -> Naming {
+        let ranges = map.lines().filter_map(|line| {
+            let mut numbers = line.split_ascii_whitespace().map(|n| n.parse::<u64>().ok());
+            let (first, _outside, count) = (numbers.next()??, numbers.next()??, numbers.next()??);
+            Some((first, count))
+        });
+        Naming {
+            inside: ranges.collect(),
+            overflow,
+        }
+    }
+
+    /// Whether it names all 2^32 - 1 uids a namespace can have.
+    fn names_every_uid(&self) -> bool {
+        self.inside.iter().map(|&(_, count)| count).sum::<u64>() >= u64::from(u32::MAX)
+    }
+
+    fn may_be_unnamed(&self, uid: u32) -> bool {
+        let uid = u64::from(uid);
+        let named = |&(first, count): &(u64, u64)| first <= uid && uid < first + count;
+        !self.names_every_uid()
+            && (uid == u64::from(self.overflow) || !self.inside.iter().any(named))
+    }
 }
 
 /// The state of a process whose leader thread's state letter is `letter`:
@@ -839,17 +859,32 @@ mod tests {
             .unwrap()
     }
 
-    /// Only a map of every id is a namespace that names them all: the
-    /// initial one's; a container's, mapping a range, is not, and neither
-    /// is one that cannot be read.
+    /// Only a map of every uid is a namespace that names them all (the
+    /// initial one's); in another, the overflow uid and any uid outside the
+    /// map may stand for a uid it cannot name, and a map that cannot be
+    /// read names nothing.
     #[test]
-    fn which_namespaces_name_every_uid() {
-        assert!(names_every_id("         0          0 4294967295\n"));
-        assert!(!names_every_id("         0     100000      65536\n"));
-        assert!(!names_every_id("0 0 1\n65534 100000 1\n"));
-        assert!(!names_every_id(""));
-        // This test runs in the initial user namespace.
-        assert_eq!(unnamed_uid(), None);
+    fn which_uids_a_namespace_may_not_name() {
+        let initial = Naming::of("         0          0 4294967295\n", 65534);
+        assert!(
+            (0..=65535)
+                .chain([u32::MAX])
+                .all(|uid| !initial.may_be_unnamed(uid))
+        );
+        let container = Naming::of("         0     100000      65536\n", 65534);
+        assert!(!container.may_be_unnamed(0) && !container.may_be_unnamed(1000));
+        assert!(container.may_be_unnamed(65534) && container.may_be_unnamed(65536));
+        let one = Naming::of("     65534          0          1\n", 65534);
+        assert!(one.may_be_unnamed(65534) && one.may_be_unnamed(0));
+        let zero = Naming::of("0 100000 65536\n", 0);
+        assert!(zero.may_be_unnamed(0) && !zero.may_be_unnamed(65534));
+        assert!(Naming::of("", 65534).may_be_unnamed(1000));
+        // This process's namespace: the initial one's rule, wherever tests run.
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap();
+        assert_eq!(
+            may_be_unnamed(1000),
+            !Naming::of(&map, 65534).names_every_uid()
+        );
     }
 
     /// A thread id is not a process.

@@ -82,15 +82,14 @@ impl Ids {
     /// signal a process with these uids: root may, and so may its real or
     /// saved uid. The one place this rule is written on the host's side.
     pub fn may_be_signalled_by(&self, uid: u32) -> bool {
-        self.may_be_signalled_by_naming(uid, linux::unnamed_uid())
+        self.may_be_signalled_by_sender(uid, linux::may_be_unnamed(uid))
     }
 
-    /// [`may_be_signalled_by`](Ids::may_be_signalled_by) in a user namespace
-    /// that shows every uid it cannot name as `unnamed`: a sender seen as
-    /// that uid may be anyone, and matches no process, not even one seen as
-    /// that uid too (another unnamed uid, or the one the namespace names so).
-    fn may_be_signalled_by_naming(&self, uid: u32, unnamed: Option<u32>) -> bool {
-        uid == 0 || (Some(uid) != unnamed && (uid == self.real || uid == self.saved))
+    /// [`may_be_signalled_by`](Ids::may_be_signalled_by), for a sender whose
+    /// uid may (`unnamed`) stand for a uid sigd's user namespace cannot
+    /// name: that sender may be anyone, and may signal nothing.
+    fn may_be_signalled_by_sender(&self, uid: u32, unnamed: bool) -> bool {
+        !unnamed && (uid == 0 || uid == self.real || uid == self.saved)
     }
 }
 
@@ -353,9 +352,9 @@ mod tests {
     use super::*;
 
     /// kill(2)'s rule: root, or the process's real or saved uid (not its
-    /// effective one); where the namespace shows unnamed uids as 65534, a
-    /// sender seen as 65534 matches nothing, since either side may be a
-    /// uid the namespace cannot name.
+    /// effective one); a sender whose uid may stand for one the namespace
+    /// cannot name matches nothing, not even a process shown with its uid,
+    /// and not as root either (an overflow uid set to 0).
     #[test]
     fn who_may_signal_whom() {
         let ids = Ids {
@@ -370,16 +369,11 @@ mod tests {
             (1001, false),
             (7, false),
         ] {
-            assert_eq!(ids.may_be_signalled_by_naming(uid, None), may, "{uid}");
-            assert_eq!(
-                ids.may_be_signalled_by_naming(uid, Some(65534)),
-                may,
-                "{uid}"
-            );
+            assert_eq!(ids.may_be_signalled_by_sender(uid, false), may, "{uid}");
+            assert!(!ids.may_be_signalled_by_sender(uid, true), "{uid}");
         }
         let nobodys = Ids::all(65534);
-        assert!(nobodys.may_be_signalled_by_naming(65534, None));
-        assert!(!nobodys.may_be_signalled_by_naming(65534, Some(65534)));
-        assert!(nobodys.may_be_signalled_by_naming(0, Some(65534)));
+        assert!(nobodys.may_be_signalled_by_sender(65534, false));
+        assert!(!nobodys.may_be_signalled_by_sender(65534, true));
     }
 }
