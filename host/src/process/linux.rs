@@ -55,15 +55,15 @@ impl ProcessTable for System {
                 None => return Ok(None),
             },
         };
-        // Read the facts after opening, and keep them only if the pidfd's
-        // process was still there afterwards: then they are its own.
-        // Without a pidfd, `status` tells a process from a thread.
-        let Some(info) = read_process_or_no_room(pid)? else {
+        // Read the facts after opening: through the pidfd, or without one
+        // by pid, where `status` tells a process from a thread.
+        let info = match &pidfd {
+            Some(pidfd) => read_through(pidfd, pid)?,
+            None => read_process_or_no_room(pid)?,
+        };
+        let Some(info) = info else {
             return Ok(None);
         };
-        if pidfd.as_ref().is_some_and(|pidfd| !pidfd.is_alive()) {
-            return Ok(None);
-        }
         let process = Arc::new(SystemProcess {
             pid,
             start_time: info.start_time,
@@ -266,8 +266,11 @@ impl SystemProcess {
     /// [`Process::info`], telling running out of room apart from the
     /// process being gone.
     fn info_or_no_room(&self) -> Result<Option<ProcessInfo>, NoRoom> {
-        let info = read_process_or_no_room(self.pid)?;
-        Ok(info.filter(|info| self.is_mine(info) && self.still_here()))
+        let info = match &self.pidfd {
+            Some(pidfd) => read_through(pidfd, self.pid)?,
+            None => read_process_or_no_room(self.pid)?,
+        };
+        Ok(info.filter(|info| self.is_mine(info)))
     }
 
     /// Signal this process's group. The kernel signals a group through its
@@ -325,16 +328,8 @@ impl Process for SystemProcess {
         let Some(pidfd) = &self.pidfd else {
             return Ok(self.info_or_no_room()?.map(|info| info.uids));
         };
-        static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
-        if !NO_PIDFD_INFO.load(Ordering::Relaxed) {
-            match pidfd.uids() {
-                Ok(uids) => return Ok(Some(ids(uids))),
-                // Reaped, or (Linux 6.13 to 6.17) a live process whose
-                // parent is outside sigd's PID namespace: `status` tells.
-                Err(Errno::ESRCH) => {}
-                // An older kernel: asked once, then `status` from here on.
-                Err(_) => NO_PIDFD_INFO.store(true, Ordering::Relaxed),
-            }
+        if let Some(credentials) = credentials(pidfd) {
+            return Ok(Some(ids(credentials.uids)));
         }
         let status = read_proc_file(self.pid, "status", parse_status)?;
         Ok(status
@@ -392,6 +387,42 @@ impl Process for SystemProcess {
     }
 }
 
+/// The credentials of the process `pidfd` names, through it (Linux 6.13);
+/// `None` where the kernel does not give them (then `status` must tell):
+/// reaped, or on 6.13 to 6.17 a process whose parent is outside sigd's PID
+/// namespace (ESRCH), or a kernel without `PIDFD_GET_INFO` (asked once).
+fn credentials(pidfd: &Pidfd) -> Option<pidfd::Credentials> {
+    static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
+    if NO_PIDFD_INFO.load(Ordering::Relaxed) {
+        return None;
+    }
+    match pidfd.credentials() {
+        Ok(credentials) => Some(credentials),
+        Err(Errno::ESRCH) => None,
+        Err(_) => {
+            NO_PIDFD_INFO.store(true, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// The facts of `pid`, the process `pidfd` names: its `stat`, then its
+/// credentials through the pidfd, which it gives only while the process is
+/// unreaped, so the `stat` read before them was its own (no `status`, no
+/// probe). Where the kernel does not give them, `stat` and `status`, kept
+/// only if the process was still there after they were read.
+fn read_through(pidfd: &Pidfd, pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
+    let stat = read_stat(pid)?;
+    if let Some(credentials) = credentials(pidfd) {
+        let Some(stat) = stat else {
+            return Ok(None);
+        };
+        return Ok(process_info(pid, stat, credentials.uids, credentials.gids));
+    }
+    let info = read_process_or_no_room(pid)?;
+    Ok(info.filter(|_| pidfd.is_alive()))
+}
+
 /// A process's facts from `/proc/<pid>/stat` and `/proc/<pid>/status`, if it
 /// is a process (a thread-group leader).
 fn read_process(pid: i32) -> Option<ProcessInfo> {
@@ -410,18 +441,24 @@ fn read_process_or_no_room(pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
     if status.tgid != pid {
         return Ok(None); // a thread, not a process
     }
-    Ok(state_of(stat.state, stat.threads).map(|state| ProcessInfo {
+    Ok(process_info(pid, stat, status.uids, status.gids))
+}
+
+/// The facts of the process `pid`: its `stat`, and its real, effective and
+/// saved uids and gids.
+fn process_info(pid: i32, stat: Stat, uids: [u32; 3], gids: [u32; 3]) -> Option<ProcessInfo> {
+    state_of(stat.state, stat.threads).map(|state| ProcessInfo {
         pid,
         ppid: stat.ppid,
         pgid: stat.pgid,
         sid: stat.sid,
-        uids: ids(status.uids),
-        gids: ids(status.gids),
+        uids: ids(uids),
+        gids: ids(gids),
         state,
         start_time: stat.start_time,
         command: stat.command,
         exit_code: stat.exit_code,
-    }))
+    })
 }
 
 /// A `status` file, parsed. It is valid UTF-8 but for a command name
@@ -761,15 +798,16 @@ mod tests {
         assert_eq!(uids(), None);
     }
 
-    /// A process's uids through its pidfd are its real, effective and
-    /// saved uids, in that order, as `status` lists them, and `uids` gives
-    /// them so; the pidfd has none once the process is reaped. (Kernels
+    /// A process's credentials through its pidfd are its real, effective
+    /// and saved uids and gids, in that order, as `status` lists them, and
+    /// `uids` and `info` give them so; the pidfd has none once the process
+    /// is reaped. (Kernels
     /// before 6.13 have no `PIDFD_GET_INFO`: ENOTTY, or EINVAL on 6.11 and
     /// 6.12; `uids` then reads `status`.)
     #[test]
     fn uids_through_the_pidfd() {
-        let script =
-            "import os, time; os.setresuid(65534, 1, 2); print(flush=True); time.sleep(100)";
+        let script = "import os, time; os.setresgid(65534, 3, 4); os.setresuid(65534, 1, 2); \
+                      print(flush=True); time.sleep(100)";
         let mut child = std::process::Command::new("python3")
             .args(["-c", script])
             .stdout(std::process::Stdio::piped())
@@ -784,16 +822,25 @@ mod tests {
             .unwrap();
         assert_eq!(status.uids, [65534, 1, 2]);
         let pidfd = Pidfd::open(pid).unwrap();
-        let through_the_pidfd = pidfd.uids();
+        let through_the_pidfd = pidfd.credentials();
         if !matches!(through_the_pidfd, Err(Errno::ENOTTY | Errno::EINVAL)) {
-            assert_eq!(through_the_pidfd, Ok([65534, 1, 2]));
+            let credentials = through_the_pidfd.unwrap();
+            let expected = ([65534, 1, 2], [65534, 3, 4]);
+            assert_eq!((credentials.uids, credentials.gids), expected);
         }
+        let info = System.open(pid, Look::Info).unwrap().unwrap().info.unwrap();
+        assert_eq!(
+            (info.uids, info.gids),
+            (ids([65534, 1, 2]), ids([65534, 3, 4]))
+        );
+        assert_eq!(Some(info), read_process(pid));
         let opened = System.open(pid, Look::State).unwrap().unwrap();
         assert_eq!(opened.process.uids().unwrap(), Some(ids([65534, 1, 2])));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(pidfd.uids(), Err(Errno::ESRCH));
+        assert_eq!(pidfd.credentials().unwrap_err(), Errno::ESRCH);
         assert_eq!(opened.process.uids().unwrap(), None);
+        assert_eq!(opened.process.info(), None);
     }
 
     /// The race `uids` closes: a process opened, then reaped, and its pid

@@ -40,6 +40,13 @@ struct PidfdInfo {
     exit_code: i32,
 }
 
+/// A process's real, effective and saved user and group ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    pub uids: [u32; 3],
+    pub gids: [u32; 3],
+}
+
 /// An open pidfd.
 #[derive(Debug)]
 pub struct Pidfd(OwnedFd);
@@ -87,16 +94,20 @@ impl Pidfd {
         (info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
     }
 
-    /// The process's real, effective and saved uids, from the process
-    /// itself (no `/proc` file read by a pid that may have been reused).
-    /// ESRCH once it is reaped (and, on Linux 6.13 to 6.17, for a process
-    /// whose parent is outside our PID namespace); ENOTTY (EINVAL on 6.11
-    /// and 6.12) on kernels before 6.13, which have no `PIDFD_GET_INFO`.
-    pub fn uids(&self) -> Result<[u32; 3], Errno> {
+    /// The process's credentials, from the process itself (no `/proc` file
+    /// read by a pid that may have been reused), given only while it is
+    /// unreaped. ESRCH once it is reaped (and, on Linux 6.13 to 6.17, for a
+    /// process whose parent is outside our PID namespace); ENOTTY (EINVAL
+    /// on 6.11 and 6.12) on kernels before 6.13, which have no
+    /// `PIDFD_GET_INFO`.
+    pub fn credentials(&self) -> Result<Credentials, Errno> {
         let info = self.info(PIDFD_INFO_CREDS)?;
         match info.mask & PIDFD_INFO_CREDS {
             0 => Err(Errno::ENOTTY),
-            _ => Ok([info.ruid, info.euid, info.suid]),
+            _ => Ok(Credentials {
+                uids: [info.ruid, info.euid, info.suid],
+                gids: [info.rgid, info.egid, info.sgid],
+            }),
         }
     }
 
