@@ -12,7 +12,6 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -387,23 +386,24 @@ impl Process for SystemProcess {
     }
 }
 
-/// The credentials of the process `pidfd` names, through it (Linux 6.13);
-/// `None` where the kernel does not give them (then `status` must tell):
-/// reaped, or on 6.13 to 6.17 a process whose parent is outside sigd's PID
-/// namespace (ESRCH), or a kernel without `PIDFD_GET_INFO` (asked once).
+/// Whether this kernel gives a process's credentials through its pidfd
+/// (`PIDFD_GET_INFO`, Linux 6.13), decided once, from the kernel (ENOTTY,
+/// or EINVAL on 6.11 and 6.12, for sigd's own pidfd), never from an errno
+/// under load, as [`pidfds`] is.
+fn pidfd_info() -> bool {
+    static PIDFD_INFO: OnceLock<bool> = OnceLock::new();
+    *PIDFD_INFO.get_or_init(|| {
+        let own = Pidfd::open(std::process::id() as i32).and_then(|own| own.credentials());
+        !matches!(own, Err(Errno::ENOTTY | Errno::EINVAL))
+    })
+}
+
+/// The credentials of the process `pidfd` names, through it; `None` where
+/// the kernel does not give them, and `status` must tell: a kernel without
+/// `PIDFD_GET_INFO`, a reaped process, or on 6.13 to 6.17 one whose parent
+/// is outside sigd's PID namespace (ESRCH).
 fn credentials(pidfd: &Pidfd) -> Option<pidfd::Credentials> {
-    static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
-    if NO_PIDFD_INFO.load(Ordering::Relaxed) {
-        return None;
-    }
-    match pidfd.credentials() {
-        Ok(credentials) => Some(credentials),
-        Err(Errno::ESRCH) => None,
-        Err(_) => {
-            NO_PIDFD_INFO.store(true, Ordering::Relaxed);
-            None
-        }
-    }
+    pidfd_info().then(|| pidfd.credentials().ok()).flatten()
 }
 
 /// The facts of `pid`, the process `pidfd` names: its `stat`, then its
@@ -824,6 +824,7 @@ mod tests {
         let pidfd = Pidfd::open(pid).unwrap();
         let through_the_pidfd = pidfd.credentials();
         let has_pidfd_info = !matches!(through_the_pidfd, Err(Errno::ENOTTY | Errno::EINVAL));
+        assert_eq!(pidfd_info(), has_pidfd_info);
         if has_pidfd_info {
             let credentials = through_the_pidfd.unwrap();
             let expected = ([65534, 1, 2], [65534, 3, 4]);
