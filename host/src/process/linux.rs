@@ -409,17 +409,20 @@ fn credentials(pidfd: &Pidfd) -> Option<pidfd::Credentials> {
 /// The facts of `pid`, the process `pidfd` names: its `stat`, then its
 /// credentials through the pidfd, which it gives only while the process is
 /// unreaped, so the `stat` read before them was its own (no `status`, no
-/// probe). Where the kernel does not give them, `stat` and `status`, kept
-/// only if the process was still there after they were read.
+/// probe). Where the kernel does not give them, `status` after the `stat`,
+/// both kept only if the process was still there after they were read (a
+/// pidfd names a process, so no `Tgid:` need tell it from a thread).
 fn read_through(pidfd: &Pidfd, pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
-    let stat = read_stat(pid)?;
+    let Some(stat) = read_stat(pid)? else {
+        return Ok(None);
+    };
     if let Some(credentials) = credentials(pidfd) {
-        let Some(stat) = stat else {
-            return Ok(None);
-        };
         return Ok(process_info(pid, stat, credentials.uids, credentials.gids));
     }
-    let info = read_process_or_no_room(pid)?;
+    let Some(status) = read_proc_file(pid, "status", parse_status)? else {
+        return Ok(None);
+    };
+    let info = process_info(pid, stat, status.uids, status.gids);
     Ok(info.filter(|_| pidfd.is_alive()))
 }
 
