@@ -36,7 +36,7 @@ impl Stat {
         let pid = number(stat.get(..open)?.trim_ascii())?;
         let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
         // Fields from 3 (state) on, taken in order as they go by.
-        let mut fields = Fields(stat.get(close + 1..)?);
+        let mut fields = fields(stat.get(close + 1..)?);
         let mut at = 3;
         let mut field = |n: usize| {
             let value = fields.nth(n.checked_sub(at)?);
@@ -69,22 +69,10 @@ impl Stat {
 }
 
 /// The fields of a line, separated by ASCII whitespace (as
-/// `split_ascii_whitespace` has them, a byte at a time with no decoding).
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.0.iter().position(|b| !b.is_ascii_whitespace())?;
-        let rest = &self.0[start..];
-        let end = rest
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(rest.len());
-        self.0 = &rest[end..];
-        Some(&rest[..end])
-    }
+/// `str::split_ascii_whitespace` has them, bytes with no decoding).
+fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(u8::is_ascii_whitespace)
+        .filter(|field| !field.is_empty())
 }
 
 /// A decimal number, as `str::parse` reads it.
@@ -193,9 +181,9 @@ mod tests {
             (stat.threads, stat.start_time, stat.exit_code),
             (20, 22, Some(52))
         );
-        let words: Vec<&[u8]> = Fields(b" a\t\tbc \n d").collect();
+        let words: Vec<&[u8]> = super::fields(b" a\t\tbc \n d").collect();
         assert_eq!(words, [&b"a"[..], b"bc", b"d"]);
-        assert_eq!(Fields(b" \n ").next(), None);
+        assert_eq!(super::fields(b" \n ").next(), None);
     }
 
     /// Truncated or garbled stat lines are rejected, not misread.
