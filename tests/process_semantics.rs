@@ -11,9 +11,7 @@ use sigd::process::{KillError, Look, ProcessTable, System};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// Whether `pid` is alive (not gone, not a zombie). (It asked for no exit
-/// code too, which every process had, 0 while it ran: it was never alive,
-/// and `wait_until_gone` never waited.)
+/// Whether `pid` is alive (not gone, not a zombie).
 fn alive(pid: i32) -> bool {
     System.lookup(pid).is_some_and(|p| !p.state.has_exited())
 }

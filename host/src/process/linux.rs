@@ -804,9 +804,8 @@ mod tests {
     /// A process's credentials through its pidfd are its real, effective
     /// and saved uids and gids, in that order, as `status` lists them, and
     /// `uids` and `info` give them so; the pidfd has none once the process
-    /// is reaped. (Kernels
-    /// before 6.13 have no `PIDFD_GET_INFO`: ENOTTY, or EINVAL on 6.11 and
-    /// 6.12; `uids` then reads `status`.)
+    /// is reaped. (Kernels before 6.13 have no `PIDFD_GET_INFO`: ENOTTY, or
+    /// EINVAL on 6.11 and 6.12; `uids` and `info` then read `status`.)
     #[test]
     fn uids_through_the_pidfd() {
         let script = "import os, time; os.setresgid(65534, 3, 4); os.setresuid(65534, 1, 2); \
@@ -933,11 +932,14 @@ mod tests {
         let zero = Naming::of("0 100000 65536\n", 0);
         assert!(zero.may_be_unnamed(0) && !zero.may_be_unnamed(65534));
         assert!(Naming::of("", 65534).may_be_unnamed(1000));
-        // This process's namespace: the initial one's rule, wherever tests run.
+        // This process's namespace, wherever tests run: its overflow uid
+        // stands for unnamed ones unless it names every uid.
         let map = std::fs::read_to_string("/proc/self/uid_map").unwrap();
+        let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid").unwrap();
+        let overflow: u32 = overflow.trim().parse().unwrap();
         assert_eq!(
-            may_be_unnamed(1000),
-            !Naming::of(&map, 65534).names_every_uid()
+            may_be_unnamed(overflow),
+            !Naming::of(&map, overflow).names_every_uid()
         );
     }
 
