@@ -72,6 +72,46 @@ fn a_process_signal_reads_proc_once() {
     assert_alive_then_kill(&mut target);
 }
 
+/// A group-scope signal with sigd's authority (no rule asks for anyone's
+/// uids) finds the group's members from each process's `stat` alone: it
+/// opens no `/proc/<pid>/status` at all, and reads the process table's
+/// `stat` files once per request, the target's once more.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_group_signal_reads_no_status() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache"]);
+    let mut target = stubborn();
+    let processes = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .count();
+    let counted = count_syscalls(&sigd, target.id(), r#"{"signal": 15, "scope": "group"}"#);
+    let per_request = |n: usize| n as f64 / REQUESTS as f64;
+    let status: Vec<_> = (counted.opened.iter())
+        .filter(|(path, _)| path.starts_with("/proc/") && path.ends_with("/status"))
+        .collect();
+    assert!(status.is_empty(), "status files opened: {status:?}");
+    let stats: usize = (counted.opened.iter())
+        .filter(|(path, _)| path.starts_with("/proc/") && path.ends_with("/stat"))
+        .map(|(_, n)| n)
+        .sum();
+    // The table may have gained or lost a process (strace, its threads).
+    assert!(
+        per_request(stats) <= (processes + 4) as f64,
+        "{} stat files a request, {processes} processes: {:?}",
+        per_request(stats),
+        counted.opened
+    );
+    assert_alive_then_kill(&mut target);
+}
+
 /// A policy call shorter than the deadline's tick (1 ms) reads no thread's
 /// CPU clock, which is a syscall (no vDSO answers it): its deadline counts
 /// wall time until a tick. sigd runs under strace stopping only at
@@ -188,7 +228,8 @@ fn count_syscalls(sigd: &Sigd, pid: u32, body: &str) -> Counted {
     for _ in 0..50 {
         connection.one();
     }
-    let trace = scratch("costs").join("strace.txt");
+    // A directory per sigd: tests run side by side.
+    let trace = scratch(&format!("costs-{}", sigd.pid())).join("strace.txt");
     let mut strace = Command::new("strace")
         // -y: a descriptor's path beside it (sigd opens a process's files
         // relative to the /proc it holds open).

@@ -709,7 +709,7 @@ mod micros {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::{Ids, ProcessInfo};
+    use crate::process::{Ids, Listed, ProcessInfo};
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -767,8 +767,14 @@ mod tests {
             self.0.0.lock().unwrap().get(&sigd).map(|info| info.ppid)
         }
 
-        fn snapshot(&self) -> Vec<ProcessInfo> {
-            self.0.0.lock().unwrap().values().cloned().collect()
+        fn snapshot(&self) -> Vec<Listed> {
+            self.0
+                .0
+                .lock()
+                .unwrap()
+                .values()
+                .map(Listed::from)
+                .collect()
         }
 
         fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {

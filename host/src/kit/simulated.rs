@@ -12,8 +12,8 @@
 //! ```
 
 use crate::process::{
-    ExitStatus, Exited, Ids, KillError, Look, NoRoom, Opened, Process, ProcessInfo, ProcessTable,
-    RunState,
+    ExitStatus, Exited, Ids, KillError, Listed, Look, NoRoom, Opened, Process, ProcessInfo,
+    ProcessTable, RunState,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -170,11 +170,12 @@ impl ProcessTable for Simulated {
         self.lock().processes.get(&pid).map(|e| e.info.clone())
     }
 
-    fn snapshot(&self) -> Vec<ProcessInfo> {
-        self.lock()
+    fn snapshot(&self) -> Vec<Listed> {
+        let table = self.lock();
+        table
             .processes
             .values()
-            .map(|e| e.info.clone())
+            .map(|e| Listed::from(&e.info))
             .collect()
     }
 

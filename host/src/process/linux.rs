@@ -5,8 +5,8 @@
 use super::pidfd::{self, Pidfd};
 use super::stat::{Stat, Status, status_values};
 use super::{
-    ExitStatus, Exited, Ids, KillError, Look, NoRoom, Opened, Process, ProcessInfo, ProcessTable,
-    RunState,
+    ExitStatus, Exited, Ids, KillError, Listed, Look, NoRoom, Opened, Process, ProcessInfo,
+    ProcessTable, RunState,
 };
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -30,7 +30,12 @@ impl ProcessTable for System {
         Some(std::os::unix::process::parent_id() as i32)
     }
 
-    fn snapshot(&self) -> Vec<ProcessInfo> {
+    /// Each process's `stat` alone. `/proc` lists processes, not their
+    /// other threads, so no `status` need tell them apart; a pid a new
+    /// thread took between the listing and the read is listed, and can do
+    /// no harm: a scope opens whom it signals by pidfd, which a thread
+    /// cannot have (and without pidfds, by `status`).
+    fn snapshot(&self) -> Vec<Listed> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let opened =
             proc_dir().and_then(|proc| nix::dir::Dir::openat(proc, ".", flags, Mode::empty()));
@@ -39,7 +44,14 @@ impl ProcessTable for System {
         };
         (entries.iter())
             .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
-            .filter_map(read_process)
+            .filter_map(|pid| read_stat(pid).ok().flatten())
+            .filter(|stat| state_of(stat.state, stat.threads).is_some())
+            .map(|stat| Listed {
+                pid: stat.pid,
+                ppid: stat.ppid,
+                pgid: stat.pgid,
+                start_time: stat.start_time,
+            })
             .collect()
     }
 

@@ -1,7 +1,7 @@
 //! Processes as the host sees them: the facts sigd knows of one
 //! ([`ProcessInfo`], [`RunState`], [`ExitStatus`]), why a signal was not
 //! delivered ([`KillError`]), and the seam between the host and a process
-//! table ([`ProcessTable`], [`Process`]).
+//! table ([`ProcessTable`], [`Process`], [`Listed`]).
 //!
 //! - [`linux`]: the real table, `/proc` and pidfds; where signals are sent.
 //! - [`pidfd`]: the pidfd syscalls, all the unsafe code that touches processes.
@@ -111,6 +111,31 @@ pub struct ProcessInfo {
     pub command: String,
     /// The wait status a zombie exited with (`/proc/<pid>/stat` field 52).
     pub exit_code: Option<i32>,
+}
+
+/// Where one process sits in the table, as a walk of the whole table lists
+/// it: what group and tree scopes need to find whom they reach. No ids: on
+/// Linux they would cost a second file (`status`) for every process of the
+/// machine; a scope reads them only for the processes it reaches, and only
+/// when a signal goes on behalf of a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    /// Start time in clock ticks after boot.
+    pub start_time: u64,
+}
+
+impl From<&ProcessInfo> for Listed {
+    fn from(info: &ProcessInfo) -> Listed {
+        Listed {
+            pid: info.pid,
+            ppid: info.ppid,
+            pgid: info.pgid,
+            start_time: info.start_time,
+        }
+    }
 }
 
 /// Why a signal was not delivered. In a decision record it is written as
@@ -262,8 +287,10 @@ pub trait ProcessTable: Send + Sync + 'static {
     fn parent_of_sigd(&self, sigd: i32) -> Option<i32> {
         self.lookup(sigd).map(|info| info.ppid)
     }
-    /// Every process now, for group and tree scopes.
-    fn snapshot(&self) -> Vec<ProcessInfo>;
+    /// Every process now, for group and tree scopes: where each sits, no
+    /// more. Facts only: a scope opens each process it reaches before it
+    /// checks or signals it.
+    fn snapshot(&self) -> Vec<Listed>;
     /// A handle that names the process `pid` and no other from now on,
     /// with what the same look at it found (`look` says how much);
     /// `Ok(None)` if there is no such process, `Err` if the host had no room
@@ -338,7 +365,7 @@ impl ProcessTable for NoProcesses {
         None
     }
 
-    fn snapshot(&self) -> Vec<ProcessInfo> {
+    fn snapshot(&self) -> Vec<Listed> {
         Vec::new()
     }
 
