@@ -149,6 +149,34 @@ fn group_scope() {
     assert_alive_then_kill(&mut outsider);
 }
 
+/// `group` refuses a group that holds an ancestor of sigd, though sigd
+/// itself is in a group of its own: a shell leads a group with a `sleep`,
+/// and sigd, its child, in a session of its own. Asked to signal the
+/// sleep's group, sigd answers 403 PROTECTED_PROCESS and signals neither.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn group_scope_spares_a_group_holding_an_ancestor() {
+    use std::os::unix::process::CommandExt;
+    require_private_pid_namespace();
+    let script = r#"setsid "$0" "$@" & sleep 600 & wait"#;
+    let mut command = sigd_command_in(&["sh", "-c", script], &["--no-cache"]);
+    command.process_group(0);
+    let sigd = Sigd::start_command(command);
+    let shell = sigd.pid(); // the shell: sigd's parent, leading the group
+    let children = wait_for_children(shell as u32, 2);
+    let is_sleep = |pid: &&i32| System.lookup(**pid).is_some_and(|p| p.command == "sleep");
+    let sleep = **children.iter().find(is_sleep).as_ref().expect("the sleep");
+    assert_eq!(System.lookup(sleep).map(|p| p.pgid), Some(shell));
+    let reply = sigd.signal(sleep, r#"{"signal": 15, "scope": "group"}"#);
+    reply.assert(403, "PROTECTED_PROCESS");
+    assert!(alive(sleep) && alive(shell), "the group was signalled");
+    // The process scope still reaches the sleep, which is no ancestor.
+    sigd.signal(sleep, r#"{"signal": 15}"#).assert(200, "");
+    for pid in children {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+}
+
 /// `tree` reaches the target and all its descendants, a grandchild that
 /// called `setsid` included; `group` does not reach that grandchild.
 #[test]

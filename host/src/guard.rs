@@ -411,16 +411,16 @@ impl GuardedTable {
                 if pgid <= 1 || protected.group == Some(pgid) {
                     return Err(KillError::Protected);
                 }
-                let processes = self.0.table.snapshot().into_iter();
-                let mut group: Vec<(i32, u64)> = processes
-                    .filter(|p| p.pgid == pgid)
-                    .map(|p| (p.pid, p.start_time))
-                    .collect();
-                refuse_protected(&group)?;
-                group.sort_unstable();
-                Ok(Members::Group(
-                    group.into_iter().map(|(pid, _)| pid).collect(),
-                ))
+                let table = &self.0.table;
+                let group = table.group(pgid);
+                let started = |pid| move || table.lookup(pid).map(|p| p.start_time);
+                if group
+                    .iter()
+                    .any(|&pid| protected.holds_pid(pid, started(pid)))
+                {
+                    return Err(KillError::Protected);
+                }
+                Ok(Members::Group(group))
             }
             Scope::Tree => {
                 let tree = self.tree(target)?;
@@ -516,6 +516,17 @@ impl Protected {
     /// reaches: pid 1, sigd, or one of its ancestors.
     fn holds(&self, pid: i32, started: u64) -> bool {
         pid <= 1 || pid == self.own_pid || self.ancestors.contains(&(pid, started))
+    }
+
+    /// [`holds`](Protected::holds) for the process that has `pid` now,
+    /// whose start time (`started`) is read only if the pid is an
+    /// ancestor's.
+    fn holds_pid(&self, pid: i32, started: impl FnOnce() -> Option<u64>) -> bool {
+        if pid <= 1 || pid == self.own_pid {
+            return true;
+        }
+        let an_ancestors = self.ancestors.iter().any(|&(held, _)| held == pid);
+        an_ancestors && started().is_some_and(|started| self.holds(pid, started))
     }
 }
 
@@ -892,5 +903,26 @@ mod tests {
         table.set(&[(20, 1, 50), (21, 20, 4), (SIGD, 21, 7)]);
         assert!(protects(&guard, 21, 4) && protects(&guard, 20, 50));
         assert!(protects(&guard, 10, 5), "the walk before was dropped");
+    }
+
+    /// A process is told protected by its pid alone where the pid says it
+    /// (pid 1, sigd); an ancestor's pid needs its start time, which is read
+    /// for no other pid.
+    #[test]
+    fn only_an_ancestors_pid_needs_a_start_time() {
+        let protected = Protected {
+            own_pid: SIGD,
+            ancestors: BTreeSet::from([(20, 50)]),
+            group: Some(SIGD),
+        };
+        let unread = || -> Option<u64> { panic!("a start time read") };
+        assert!(protected.holds_pid(1, unread) && protected.holds_pid(SIGD, unread));
+        assert!(!protected.holds_pid(21, unread));
+        assert!(protected.holds_pid(20, || Some(50)));
+        assert!(
+            !protected.holds_pid(20, || Some(51)),
+            "a later process with its pid"
+        );
+        assert!(!protected.holds_pid(20, || None), "gone");
     }
 }

@@ -11,6 +11,7 @@ use super::{
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use nix::unistd::{Pid as NixPid, getpgid};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -36,14 +37,7 @@ impl ProcessTable for System {
     /// no harm: a scope opens whom it signals by pidfd, which a thread
     /// cannot have (and without pidfds, by `status`).
     fn snapshot(&self) -> Vec<Listed> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let opened =
-            proc_dir().and_then(|proc| nix::dir::Dir::openat(proc, ".", flags, Mode::empty()));
-        let Ok(mut entries) = opened else {
-            return Vec::new();
-        };
-        (entries.iter())
-            .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
+        (listed_pids().into_iter())
             .filter_map(|pid| read_stat(pid).ok().flatten())
             .filter(|stat| state_of(stat.state, stat.threads).is_some())
             .map(|stat| Listed {
@@ -53,6 +47,17 @@ impl ProcessTable for System {
                 start_time: stat.start_time,
             })
             .collect()
+    }
+
+    /// Each listed process's group by getpgid(2): one syscall a process,
+    /// no file opened, read or formatted by the kernel.
+    fn group(&self, pgid: i32) -> Vec<i32> {
+        let in_group =
+            |&pid: &i32| getpgid(Some(NixPid::from_raw(pid))) == Ok(NixPid::from_raw(pgid));
+        // `/proc` lists in pid order; sorted all the same.
+        let mut pids: Vec<i32> = listed_pids().into_iter().filter(in_group).collect();
+        pids.sort_unstable();
+        pids
     }
 
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
@@ -120,6 +125,19 @@ fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
         state,
         info: None,
     }))
+}
+
+/// The pids `/proc` lists now: processes (thread-group leaders), not their
+/// other threads.
+fn listed_pids() -> Vec<i32> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let opened = proc_dir().and_then(|proc| nix::dir::Dir::openat(proc, ".", flags, Mode::empty()));
+    let Ok(mut entries) = opened else {
+        return Vec::new();
+    };
+    (entries.iter())
+        .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
+        .collect()
 }
 
 /// A pidfd for `pid`; `Ok(None)` if no process has that pid.

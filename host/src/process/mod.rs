@@ -291,6 +291,18 @@ pub trait ProcessTable: Send + Sync + 'static {
     /// more. Facts only: a scope opens each process it reaches before it
     /// checks or signals it.
     fn snapshot(&self) -> Vec<Listed>;
+    /// The pids of process group `pgid`'s processes now, in order, for the
+    /// group scope: [`snapshot`]'s, which a table may learn more cheaply.
+    ///
+    /// [`snapshot`]: ProcessTable::snapshot
+    fn group(&self, pgid: i32) -> Vec<i32> {
+        let processes = self.snapshot().into_iter();
+        let mut pids: Vec<i32> = (processes.filter(|p| p.pgid == pgid))
+            .map(|p| p.pid)
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
     /// A handle that names the process `pid` and no other from now on,
     /// with what the same look at it found (`look` says how much);
     /// `Ok(None)` if there is no such process, `Err` if the host had no room
