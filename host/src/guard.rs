@@ -298,10 +298,12 @@ impl GuardedTable {
         }
         let members = self.members(target, scope)?;
         match self.check_authority(target, members, authority)? {
-            Members::Process => target.send(signal, false).map(|()| vec![target.pid()]),
-            // One syscall reaches the whole group: through the leader's
-            // pidfd, or by group id once the leader is gone.
-            Members::Group(pids) => target.send(signal, true).map(|()| pids),
+            Members::Process => target.send(signal).map(|()| vec![target.pid()]),
+            // One syscall reaches the whole group: the group checked, by its
+            // id (never the target's group when sent: it may have moved).
+            Members::Group { pgid, pids } => {
+                (self.0.table.send_to_group(pgid, signal)).map(|()| pids)
+            }
             Members::Each(members) => send_each(target, &members, signal),
         }
     }
@@ -324,7 +326,7 @@ impl GuardedTable {
         };
         let members = match members {
             Members::Process => vec![(target.pid(), target.clone())],
-            Members::Group(pids) => {
+            Members::Group { pids, .. } => {
                 let mut members = Vec::new();
                 for pid in pids {
                     if let Some(member) = self.0.table.open(pid, Look::State)? {
@@ -420,7 +422,7 @@ impl GuardedTable {
                 {
                     return Err(KillError::Protected);
                 }
-                Ok(Members::Group(group))
+                Ok(Members::Group { pgid, pids: group })
             }
             Scope::Tree => {
                 let tree = self.tree(target)?;
@@ -599,8 +601,9 @@ type Member = (i32, Arc<dyn Process>);
 enum Members {
     /// The target alone.
     Process,
-    /// The pids of the target's process group, signalled as one.
-    Group(Vec<i32>),
+    /// The target's process group, by its id, and the pids in it: signalled
+    /// as one.
+    Group { pgid: i32, pids: Vec<i32> },
     /// Processes each opened, signalled one by one: a tree, or a scope sent
     /// on behalf of a caller.
     Each(Vec<Member>),
@@ -613,7 +616,7 @@ fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
     match member.uids()? {
         Some(uids) if uids.may_be_signalled_by(uid) => Ok(()),
         Some(_) => Err(KillError::NotPermitted),
-        None => match member.send(0, false) {
+        None => match member.send(0) {
             Err(KillError::NotFound) => Ok(()),
             _ => Err(KillError::NotPermitted),
         },
@@ -653,7 +656,7 @@ impl Frozen {
         let was_stopped = process
             .info()
             .is_some_and(|info| info.state == RunState::Stopped);
-        process.send(STOP, false)?;
+        process.send(STOP)?;
         if !was_stopped {
             self.0.push(process.clone());
         }
@@ -669,7 +672,7 @@ impl Frozen {
 impl Drop for Frozen {
     fn drop(&mut self) {
         for process in &self.0 {
-            match process.send(CONT, false) {
+            match process.send(CONT) {
                 Ok(()) | Err(KillError::NotFound) => {}
                 Err(error) => {
                     warn!(pid = process.pid(), %error, "not continued after a tree signal")
@@ -689,7 +692,7 @@ fn send_each(
 ) -> Result<Vec<i32>, KillError> {
     let mut reached = Vec::new();
     for (pid, member) in members {
-        match member.send(signal, false) {
+        match member.send(signal) {
             Ok(()) => reached.push(*pid),
             Err(KillError::NotFound) => {} // exited meanwhile
             Err(error) if *pid == target.pid() => return Err(error),
@@ -788,6 +791,10 @@ mod tests {
                 .collect()
         }
 
+        fn send_to_group(&self, _pgid: i32, _signal: i32) -> Result<(), KillError> {
+            Err(KillError::NotFound)
+        }
+
         fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
             Ok(None)
         }
@@ -812,7 +819,7 @@ mod tests {
             fn uids(&self) -> Result<Option<Ids>, NoRoom> {
                 Err(NoRoom(nix::errno::Errno::EMFILE))
             }
-            fn send(&self, _signal: i32, _group: bool) -> Result<(), KillError> {
+            fn send(&self, _signal: i32) -> Result<(), KillError> {
                 Ok(())
             }
             fn exited(&self) -> crate::process::Exited {

@@ -96,5 +96,5 @@ fn send(pid: i32, signal: i32) -> std::io::Result<()> {
     if std::fs::File::open(format!("/proc/{pid}/stat"))?.read(&mut stat)? == 0 {
         return Err(std::io::ErrorKind::NotFound.into());
     }
-    Ok(pidfd.send(signal, false)?)
+    Ok(pidfd.send(signal)?)
 }

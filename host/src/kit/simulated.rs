@@ -71,7 +71,7 @@ fn fake_command() -> String {
 pub struct Sent {
     pub pid: i32,
     pub signal: i32,
-    /// Sent to the process group through `pid`.
+    /// Sent to the process group whose id is `pid`.
     pub group: bool,
 }
 
@@ -98,6 +98,40 @@ struct Entry {
 struct Table {
     processes: BTreeMap<i32, Entry>,
     sent: Vec<Sent>,
+}
+
+impl Table {
+    /// Deliver `signal` to `members` as one send, noted as sent to `pid`
+    /// (with `group`, the group's id): refused whole if the kernel would
+    /// refuse sigd any of them.
+    fn deliver(
+        &mut self,
+        pid: i32,
+        members: Vec<i32>,
+        signal: i32,
+        group: bool,
+    ) -> Result<(), KillError> {
+        if members
+            .iter()
+            .any(|pid| self.processes[pid].permission_denied)
+        {
+            return Err(KillError::PermissionDenied);
+        }
+        self.sent.push(Sent { pid, signal, group });
+        for pid in members {
+            let Some(entry) = self.processes.get_mut(&pid) else {
+                continue;
+            };
+            if !entry.info.state.has_exited() && ends(signal) && !entry.ignores.contains(&signal) {
+                entry.info.state = RunState::Zombie;
+                entry.exit = Some(ExitStatus::Signal(signal));
+                if entry.reaped {
+                    self.processes.remove(&pid);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A process table in memory. Clones share it.
@@ -179,6 +213,16 @@ impl ProcessTable for Simulated {
             .collect()
     }
 
+    fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError> {
+        let mut table = self.lock();
+        let members = table.processes.values().filter(|e| e.info.pgid == pgid);
+        let members: Vec<i32> = members.map(|e| e.info.pid).collect();
+        if members.is_empty() {
+            return Err(KillError::NotFound);
+        }
+        table.deliver(pgid, members, signal, true)
+    }
+
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
         let Some(info) = self.lookup(pid) else {
             return Ok(None);
@@ -220,40 +264,10 @@ impl Process for SimulatedHandle {
         self.table.lookup(self.pid)
     }
 
-    fn send(&self, signal: i32, group: bool) -> Result<(), KillError> {
+    fn send(&self, signal: i32) -> Result<(), KillError> {
         let mut table = self.table.lock();
-        let target = table.processes.get(&self.pid).ok_or(KillError::NotFound)?;
-        let pgid = target.info.pgid;
-        let members: Vec<i32> = if group {
-            let members = table.processes.values().filter(|e| e.info.pgid == pgid);
-            members.map(|e| e.info.pid).collect()
-        } else {
-            vec![self.pid]
-        };
-        if members
-            .iter()
-            .any(|pid| table.processes[pid].permission_denied)
-        {
-            return Err(KillError::PermissionDenied);
-        }
-        table.sent.push(Sent {
-            pid: self.pid,
-            signal,
-            group,
-        });
-        for pid in members {
-            let Some(entry) = table.processes.get_mut(&pid) else {
-                continue;
-            };
-            if !entry.info.state.has_exited() && ends(signal) && !entry.ignores.contains(&signal) {
-                entry.info.state = RunState::Zombie;
-                entry.exit = Some(ExitStatus::Signal(signal));
-                if entry.reaped {
-                    table.processes.remove(&pid);
-                }
-            }
-        }
-        Ok(())
+        table.processes.get(&self.pid).ok_or(KillError::NotFound)?;
+        table.deliver(self.pid, vec![self.pid], signal, false)
     }
 
     fn exited(&self) -> Exited {

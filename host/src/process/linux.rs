@@ -49,6 +49,17 @@ impl ProcessTable for System {
             .collect()
     }
 
+    /// By the group's id, not through its leader's pidfd: the kernel sends
+    /// a pidfd's group signal to the group its process is in *when sent*,
+    /// and a process may move to another group of its session (setpgid)
+    /// between the guard's check and the send; the id names the group
+    /// checked (test: `a_group_signal_reaches_the_group_checked`). It could
+    /// name another only if, in that time, every member had left or ended
+    /// and a new process had taken the id for a group of its own.
+    fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError> {
+        pidfd::kill(-pgid, signal).map_err(kill_error)
+    }
+
     /// Each listed process's group by getpgid(2): one syscall a process,
     /// no file opened, read or formatted by the kernel.
     fn group(&self, pgid: i32) -> Vec<i32> {
@@ -138,6 +149,16 @@ fn listed_pids() -> Vec<i32> {
     (entries.iter())
         .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
         .collect()
+}
+
+/// Why the kernel did not deliver a signal, as a [`KillError`].
+fn kill_error(errno: Errno) -> KillError {
+    match errno {
+        Errno::ESRCH => KillError::NotFound,
+        Errno::EPERM => KillError::PermissionDenied,
+        Errno::EINVAL => KillError::InvalidSignal,
+        other => KillError::Failed(other),
+    }
 }
 
 /// A pidfd for `pid`; `Ok(None)` if no process has that pid.
@@ -301,29 +322,6 @@ impl SystemProcess {
         };
         Ok(info.filter(|info| self.is_mine(info)))
     }
-
-    /// Signal this process's group. The kernel signals a group through its
-    /// leader's pidfd; a group whose leader has gone is signalled by id,
-    /// which cannot have been reused while this process, a member, lives.
-    fn send_to_group(&self, signal: i32) -> Result<(), Errno> {
-        let pgid = self.info().ok_or(Errno::ESRCH)?.pgid;
-        let leader = match &self.pidfd {
-            Some(own) if pgid == self.pid => Some(own.clone()),
-            Some(_) => Pidfd::open(pgid).ok().map(Arc::new).filter(|leader| {
-                // Still the leader of that group after opening it.
-                read_process(pgid).is_some_and(|p| p.pgid == pgid) && leader.is_alive()
-            }),
-            None => None,
-        };
-        match leader.map(|leader| leader.send(signal, true)) {
-            Some(Err(Errno::EINVAL)) | None => {
-                // No leader, or a kernel older than 6.9 without the group
-                // flag (the guard has already checked the signal).
-                pidfd::kill(-pgid, signal)
-            }
-            Some(sent) => sent,
-        }
-    }
 }
 
 impl Process for SystemProcess {
@@ -366,22 +364,16 @@ impl Process for SystemProcess {
             .map(|status| ids(status.uids)))
     }
 
-    fn send(&self, signal: i32, group: bool) -> Result<(), KillError> {
-        let sent = match (&self.pidfd, group) {
-            (Some(pidfd), false) => pidfd.send(signal, false),
-            (_, true) => self.send_to_group(signal),
-            (None, false) => {
+    fn send(&self, signal: i32) -> Result<(), KillError> {
+        let sent = match &self.pidfd {
+            Some(pidfd) => pidfd.send(signal),
+            None => {
                 // No pidfd: check the start time, then signal by pid.
                 self.info().ok_or(KillError::NotFound)?;
                 pidfd::kill(self.pid, signal)
             }
         };
-        sent.map_err(|errno| match errno {
-            Errno::ESRCH => KillError::NotFound,
-            Errno::EPERM => KillError::PermissionDenied,
-            Errno::EINVAL => KillError::InvalidSignal,
-            other => KillError::Failed(other),
-        })
+        sent.map_err(kill_error)
     }
 
     fn exited(&self) -> Exited {

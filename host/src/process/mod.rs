@@ -303,6 +303,9 @@ pub trait ProcessTable: Send + Sync + 'static {
         pids.sort_unstable();
         pids
     }
+    /// Send `signal` to process group `pgid`: to the processes in it when
+    /// it is sent (kill(2) with `-pgid`).
+    fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError>;
     /// A handle that names the process `pid` and no other from now on,
     /// with what the same look at it found (`look` says how much);
     /// `Ok(None)` if there is no such process, `Err` if the host had no room
@@ -353,8 +356,8 @@ pub trait Process: Send + Sync + 'static {
     fn uids(&self) -> Result<Option<Ids>, NoRoom> {
         Ok(self.info().map(|info| info.uids))
     }
-    /// Send `signal` to it, or with `group` to its whole process group.
-    fn send(&self, signal: i32, group: bool) -> Result<(), KillError>;
+    /// Send `signal` to it.
+    fn send(&self, signal: i32) -> Result<(), KillError>;
     /// Completes once it has exited.
     fn exited(&self) -> Exited;
     /// How it ended: `None` while it runs.
@@ -379,6 +382,10 @@ impl ProcessTable for NoProcesses {
 
     fn snapshot(&self) -> Vec<Listed> {
         Vec::new()
+    }
+
+    fn send_to_group(&self, _pgid: i32, _signal: i32) -> Result<(), KillError> {
+        Err(KillError::NotFound)
     }
 
     fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {

@@ -10,8 +10,6 @@ use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
-/// `pidfd_send_signal` flag: signal the process group of the pidfd's process.
-const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 4;
 /// `PIDFD_GET_INFO` (Linux 6.13): `_IOWR(0xFF, 11, struct pidfd_info)`, 64 bytes.
 const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
 /// `pidfd_info.mask` bit: the credentials are filled in (Linux 6.13, always
@@ -64,10 +62,8 @@ impl Pidfd {
         Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Send `signal` to the process, or to its whole process group (the
-    /// group flag needs Linux 6.9; older kernels answer EINVAL).
-    pub fn send(&self, signal: i32, group: bool) -> Result<(), Errno> {
-        let flags = if group { PIDFD_SIGNAL_PROCESS_GROUP } else { 0 };
+    /// Send `signal` to the process.
+    pub fn send(&self, signal: i32) -> Result<(), Errno> {
         // SAFETY: pidfd_send_signal reads no memory of ours (info is NULL).
         let sent = unsafe {
             libc::syscall(
@@ -75,7 +71,7 @@ impl Pidfd {
                 self.0.as_raw_fd(),
                 signal,
                 std::ptr::null::<libc::siginfo_t>(),
-                flags,
+                0,
             )
         };
         Errno::result(sent).map(drop)
@@ -84,7 +80,7 @@ impl Pidfd {
     /// Whether the process has not been reaped yet (signal 0 through the
     /// pidfd; EPERM means it is there, only not ours to signal).
     pub fn is_alive(&self) -> bool {
-        matches!(self.send(0, false), Ok(()) | Err(Errno::EPERM))
+        matches!(self.send(0), Ok(()) | Err(Errno::EPERM))
     }
 
     /// How the process ended, once it has exited and been reaped, as a
