@@ -73,16 +73,28 @@ fn a_process_signal_reads_proc_once() {
 }
 
 /// A group-scope signal with sigd's authority (no rule asks for anyone's
-/// uids) finds the group's members without reading their files: of all
-/// the processes `/proc` lists, it opens only the target's `stat`, and no
-/// `status` at all.
+/// uids) finds the group's members without reading their files: the target
+/// leads a group of three, and of all the processes `/proc` lists, sigd
+/// opens only the target's `stat`, and no `status` at all; the answer names
+/// the three.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_group_signal_reads_no_members_files() {
     require_private_pid_namespace();
     let sigd = Sigd::start(&["--no-cache"]);
-    let mut target = stubborn();
-    let counted = count_syscalls(&sigd, target.id(), r#"{"signal": 15, "scope": "group"}"#);
+    let mut target = shell("trap '' USR1; sleep 600 & sleep 600 & wait");
+    let mut group: Vec<i32> = wait_for_children(target.id(), 2).into_iter().collect();
+    group.push(target.id() as i32);
+    group.sort();
+    let body = r#"{"signal": 10, "scope": "group"}"#;
+    let reply = sigd.signal(target.id(), body);
+    assert_eq!(
+        reply.json()["delivered_to"],
+        serde_json::json!(group),
+        "{}",
+        reply.body
+    );
+    let counted = count_syscalls(&sigd, target.id(), body);
     let own = format!("/proc/{}/stat", target.id());
     let others: Vec<_> = (counted.opened.iter())
         .filter(|(path, _)| path.starts_with("/proc/") && **path != own)

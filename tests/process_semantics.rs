@@ -150,28 +150,38 @@ fn group_scope() {
 }
 
 /// `group` refuses a group that holds an ancestor of sigd, though sigd
-/// itself is in a group of its own: a shell leads a group with a `sleep`,
-/// and sigd, its child, in a session of its own. Asked to signal the
-/// sleep's group, sigd answers 403 PROTECTED_PROCESS and signals neither.
+/// itself is in a group of its own and the ancestor does not lead the
+/// group: a `sleep` leads it, and a shell in it starts sigd (in a session of
+/// its own) and another `sleep`. Asked to signal that sleep's group, sigd
+/// answers 403 PROTECTED_PROCESS and signals no one.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn group_scope_spares_a_group_holding_an_ancestor() {
     use std::os::unix::process::CommandExt;
     require_private_pid_namespace();
+    let mut leader = spawn_with_default_signals({
+        let mut command = std::process::Command::new("sleep");
+        command.arg("600").process_group(0);
+        command
+    });
     let script = r#"setsid "$0" "$@" & sleep 600 & wait"#;
     let mut command = sigd_command_in(&["sh", "-c", script], &["--no-cache"]);
-    command.process_group(0);
+    command.process_group(leader.id() as i32);
     let sigd = Sigd::start_command(command);
-    let shell = sigd.pid(); // the shell: sigd's parent, leading the group
+    let shell = sigd.pid(); // sigd's parent, in the leader's group
     let children = wait_for_children(shell as u32, 2);
     let is_sleep = |pid: &&i32| System.lookup(**pid).is_some_and(|p| p.command == "sleep");
     let sleep = **children.iter().find(is_sleep).as_ref().expect("the sleep");
-    assert_eq!(System.lookup(sleep).map(|p| p.pgid), Some(shell));
+    let group = |pid: i32| System.lookup(pid).map(|p| p.pgid);
+    assert_eq!(
+        (group(shell), group(sleep)),
+        (Some(leader.id() as i32), Some(leader.id() as i32))
+    );
     let reply = sigd.signal(sleep, r#"{"signal": 15, "scope": "group"}"#);
     reply.assert(403, "PROTECTED_PROCESS");
-    assert!(alive(sleep) && alive(shell), "the group was signalled");
     // The process scope still reaches the sleep, which is no ancestor.
     sigd.signal(sleep, r#"{"signal": 15}"#).assert(200, "");
+    assert_alive_then_kill(&mut leader);
     for pid in children {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }

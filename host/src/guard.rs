@@ -414,7 +414,16 @@ impl GuardedTable {
                     return Err(KillError::Protected);
                 }
                 let table = &self.0.table;
-                let group = table.group(pgid);
+                let group = table.group(pgid)?;
+                // The target was in the group when its group was read: a
+                // listing without it is of another time (it moved, or was
+                // reaped), and checks nothing.
+                if group.binary_search(&target.pid()).is_err() {
+                    return Err(match target.state() {
+                        None => KillError::NotFound,
+                        Some(_) => KillError::Failed(nix::errno::Errno::EAGAIN),
+                    });
+                }
                 let started = |pid| move || table.lookup(pid).map(|p| p.start_time);
                 if group
                     .iter()
@@ -522,13 +531,14 @@ impl Protected {
 
     /// [`holds`](Protected::holds) for the process that has `pid` now,
     /// whose start time (`started`) is read only if the pid is an
-    /// ancestor's.
+    /// ancestor's; one whose start time cannot be read is taken for the
+    /// ancestor (it was found alive with that pid).
     fn holds_pid(&self, pid: i32, started: impl FnOnce() -> Option<u64>) -> bool {
         if pid <= 1 || pid == self.own_pid {
             return true;
         }
         let an_ancestors = self.ancestors.iter().any(|&(held, _)| held == pid);
-        an_ancestors && started().is_some_and(|started| self.holds(pid, started))
+        an_ancestors && started().is_none_or(|started| self.holds(pid, started))
     }
 }
 
@@ -930,6 +940,9 @@ mod tests {
             !protected.holds_pid(20, || Some(51)),
             "a later process with its pid"
         );
-        assert!(!protected.holds_pid(20, || None), "gone");
+        assert!(
+            protected.holds_pid(20, || None),
+            "unread: taken for the ancestor"
+        );
     }
 }

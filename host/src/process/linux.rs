@@ -34,10 +34,11 @@ impl ProcessTable for System {
     /// Each process's `stat` alone. `/proc` lists processes, not their
     /// other threads, so no `status` need tell them apart; a pid a new
     /// thread took between the listing and the read is listed, and can do
-    /// no harm: a scope opens whom it signals by pidfd, which a thread
-    /// cannot have (and without pidfds, by `status`).
+    /// no harm: the tree scope opens whom it signals with `pidfd_open`,
+    /// which refuses a thread (sigd never asks for a thread's pidfd), and
+    /// without pidfds by pid, `status` telling a thread apart.
     fn snapshot(&self) -> Vec<Listed> {
-        (listed_pids().into_iter())
+        (listed_pids().unwrap_or_default().into_iter())
             .filter_map(|pid| read_stat(pid).ok().flatten())
             .filter(|stat| state_of(stat.state, stat.threads).is_some())
             .map(|stat| Listed {
@@ -61,14 +62,27 @@ impl ProcessTable for System {
     }
 
     /// Each listed process's group by getpgid(2): one syscall a process,
-    /// no file opened, read or formatted by the kernel.
-    fn group(&self, pgid: i32) -> Vec<i32> {
-        let in_group =
-            |&pid: &i32| getpgid(Some(NixPid::from_raw(pid))) == Ok(NixPid::from_raw(pgid));
+    /// no file opened, read or formatted by the kernel. A process gone
+    /// since it was listed is left out; any other error (no room to list,
+    /// getpgid refused by an LSM) leaves the group unknown. A pid a new
+    /// thread took since it was listed counts as its process's, and is
+    /// named among those reached (the group is signalled by id).
+    fn group(&self, pgid: i32) -> Result<Vec<i32>, KillError> {
+        let listed = listed_pids().map_err(|errno| match errno {
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM => KillError::NoRoom(NoRoom(errno)),
+            other => KillError::Failed(other),
+        })?;
+        let mut pids = Vec::new();
+        for pid in listed {
+            match getpgid(Some(NixPid::from_raw(pid))) {
+                Ok(group) if group.as_raw() == pgid => pids.push(pid),
+                Ok(_) | Err(Errno::ESRCH) => {}
+                Err(errno) => return Err(KillError::Failed(errno)),
+            }
+        }
         // `/proc` lists in pid order; sorted all the same.
-        let mut pids: Vec<i32> = listed_pids().into_iter().filter(in_group).collect();
         pids.sort_unstable();
-        pids
+        Ok(pids)
     }
 
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
@@ -139,16 +153,22 @@ fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
 }
 
 /// The pids `/proc` lists now: processes (thread-group leaders), not their
-/// other threads.
-fn listed_pids() -> Vec<i32> {
+/// other threads; `Err` if it could not be read to the end.
+fn listed_pids() -> Result<Vec<i32>, Errno> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let opened = proc_dir().and_then(|proc| nix::dir::Dir::openat(proc, ".", flags, Mode::empty()));
-    let Ok(mut entries) = opened else {
-        return Vec::new();
-    };
-    (entries.iter())
-        .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
-        .collect()
+    let mut entries = nix::dir::Dir::openat(proc_dir()?, ".", flags, Mode::empty())?;
+    let mut pids = Vec::new();
+    for entry in entries.iter() {
+        if let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|name| name.parse().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
 }
 
 /// Why the kernel did not deliver a signal, as a [`KillError`].

@@ -114,7 +114,7 @@ pub struct ProcessInfo {
 }
 
 /// Where one process sits in the table, as a walk of the whole table lists
-/// it: what group and tree scopes need to find whom they reach. No ids: on
+/// it: what the tree scope needs to find whom it reaches. No ids: on
 /// Linux they would cost a second file (`status`) for every process of the
 /// machine; a scope reads them only for the processes it reaches, and only
 /// when a signal goes on behalf of a caller.
@@ -287,21 +287,23 @@ pub trait ProcessTable: Send + Sync + 'static {
     fn parent_of_sigd(&self, sigd: i32) -> Option<i32> {
         self.lookup(sigd).map(|info| info.ppid)
     }
-    /// Every process now, for group and tree scopes: where each sits, no
-    /// more. Facts only: a scope opens each process it reaches before it
-    /// checks or signals it.
+    /// Every process now, for the tree scope: where each sits, no more.
+    /// Facts only: a scope opens each process it reaches before it checks
+    /// or signals it.
     fn snapshot(&self) -> Vec<Listed>;
-    /// The pids of process group `pgid`'s processes now, in order, for the
-    /// group scope: [`snapshot`]'s, which a table may learn more cheaply.
+    /// The pids in process group `pgid` now, in order, for the group scope
+    /// (from [`snapshot`] unless a table knows a cheaper way). `Err` when
+    /// the table cannot tell them all: a group is checked whole or not
+    /// signalled.
     ///
     /// [`snapshot`]: ProcessTable::snapshot
-    fn group(&self, pgid: i32) -> Vec<i32> {
+    fn group(&self, pgid: i32) -> Result<Vec<i32>, KillError> {
         let processes = self.snapshot().into_iter();
         let mut pids: Vec<i32> = (processes.filter(|p| p.pgid == pgid))
             .map(|p| p.pid)
             .collect();
         pids.sort_unstable();
-        pids
+        Ok(pids)
     }
     /// Send `signal` to process group `pgid`: to the processes in it when
     /// it is sent (kill(2) with `-pgid`).
