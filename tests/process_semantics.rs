@@ -229,7 +229,7 @@ fn a_group_signal_reaches_the_group_checked() {
     let _ = nix::sys::signal::kill(mover, Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(mover, None);
     assert!(
-        answers.get(&403).is_some() && answers.get(&200).is_some(),
+        answers.contains_key(&403) && answers.contains_key(&200),
         "{answers:?}"
     );
     let hit = std::fs::read_to_string(&hits).unwrap_or_default();
