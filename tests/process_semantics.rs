@@ -189,54 +189,93 @@ fn group_scope_spares_a_group_holding_an_ancestor() {
 
 /// A group signal goes to the group that was checked, whatever the target
 /// does meanwhile. A process in the session of sigd's parent (a shell
-/// leading a group of its own) moves between a group of its own and the
-/// shell's, as fast as it can; asked to signal its group again and again,
-/// sigd answers 403 when it finds it in the shell's group, and else sends
-/// SIGUSR1 to the group it checked, never to the shell's: the shell, which
-/// notes each SIGUSR1 in a file, gets none. (sigd used to read the target's
-/// group again to send, and sent about a fifth of the signals to the shell.)
+/// leading a group of its own) makes a group of its own, starts a shell
+/// that stays in it, and then moves between that group and the parent's,
+/// as fast as it can. Asked to signal its group again and again, sigd
+/// answers 403 when it finds it in the parent's group, and else 200, having
+/// sent SIGUSR1 to the group it checked, never to the parent's: the parent,
+/// which notes each SIGUSR1 in a file, gets none, and the shell left in the
+/// checked group gets some. (sigd used to read the target's group again to
+/// send, and sent about a fifth of the signals to the parent.)
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_group_signal_reaches_the_group_checked() {
     use nix::sys::signal::{SigHandler, Signal, signal};
-    use nix::unistd::{ForkResult, Pid, fork, setpgid};
+    use nix::unistd::{ForkResult, Pid, execv, fork, setpgid};
+    use std::ffi::CString;
     use std::os::unix::process::CommandExt;
     require_private_pid_namespace();
-    let hits = scratch("group-checked").join("hits");
+    let dir = scratch("group-checked");
+    let (parent_hits, member_hits) = (dir.join("parent"), dir.join("member"));
     let script =
         r#"trap 'echo hit >> "$HITS"' USR1; setsid "$0" "$@" & while :; do sleep 0.05; done"#;
     let mut command = sigd_command_in(&["sh", "-c", script], &["--no-cache"]);
-    command.env("HITS", &hits).process_group(0);
+    command.env("HITS", &parent_hits).process_group(0);
     let sigd = Sigd::start_command(command);
-    let shell = Pid::from_raw(sigd.pid());
-    // SAFETY: the child makes only syscalls (no allocation, no lock) until
-    // it is killed.
+    let parent = Pid::from_raw(sigd.pid());
+    // The member's shell, made before forking: the children allocate nothing.
+    let ready = dir.join("ready");
+    let member_script = format!(
+        "trap 'echo hit >> {}' USR1; : > {}; while :; do sleep 0.05; done",
+        member_hits.display(),
+        ready.display()
+    );
+    let sh = CString::new("/bin/sh").unwrap();
+    let member_args = [
+        sh.clone(),
+        CString::new("-c").unwrap(),
+        CString::new(member_script).unwrap(),
+    ];
+    // SAFETY: the children make only async-signal-safe calls (signal,
+    // setpgid, fork, execv) until they exec or are killed.
     let mover = match unsafe { fork() }.unwrap() {
         ForkResult::Child => unsafe {
+            let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            if let Ok(ForkResult::Child) = fork() {
+                let _ = execv(&sh, &member_args);
+                nix::libc::_exit(127);
+            }
             let _ = signal(Signal::SIGUSR1, SigHandler::SigIgn);
             loop {
-                let _ = setpgid(Pid::from_raw(0), shell);
+                let _ = setpgid(Pid::from_raw(0), parent);
                 let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
             }
         },
         ForkResult::Parent { child } => child,
     };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the member's shell never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut answers = std::collections::BTreeMap::new();
     for _ in 0..2000 {
         let reply = sigd.signal(mover, r#"{"signal": 10, "scope": "group"}"#);
         *answers.entry(reply.status).or_insert(0) += 1;
     }
+    std::thread::sleep(Duration::from_millis(200)); // the traps run between sleeps
+    let _ = nix::sys::signal::kill(Pid::from_raw(-mover.as_raw()), Signal::SIGKILL);
     let _ = nix::sys::signal::kill(mover, Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(mover, None);
-    assert!(
-        answers.contains_key(&403) && answers.contains_key(&200),
-        "{answers:?}"
-    );
-    let hit = std::fs::read_to_string(&hits).unwrap_or_default();
+    let hits = |file| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let statuses: Vec<u16> = answers.keys().copied().collect();
+    assert_eq!(statuses, [200, 403], "{answers:?}");
     assert_eq!(
-        hit.lines().count(),
+        hits(&parent_hits),
         0,
-        "the shell got SIGUSR1; answers {answers:?}"
+        "the parent got SIGUSR1; answers {answers:?}"
+    );
+    assert!(
+        hits(&member_hits) > 0,
+        "the checked group got nothing; answers {answers:?}"
     );
 }
 

@@ -299,11 +299,14 @@ impl GuardedTable {
         let members = self.members(target, scope)?;
         match self.check_authority(target, members, authority)? {
             Members::Process => target.send(signal).map(|()| vec![target.pid()]),
-            // One syscall reaches the whole group: the group checked, by its
-            // id (never the target's group when sent: it may have moved).
-            Members::Group { pgid, pids } => {
-                (self.0.table.send_to_group(pgid, signal)).map(|()| pids)
+            // One syscall reaches the whole group checked: through its
+            // leader, opened before it was checked (wherever the leader or
+            // the target are now), or by its id once the leader has gone.
+            Members::Group { leader, pgid, pids } => match leader {
+                Some(leader) => leader.send_to_group(signal),
+                None => self.0.table.send_to_group(pgid, signal),
             }
+            .map(|()| pids),
             Members::Each(members) => send_each(target, &members, signal),
         }
     }
@@ -408,22 +411,21 @@ impl GuardedTable {
                 refuse_protected(&[(target.pid(), target.start_time())])?;
                 Ok(Members::Process)
             }
+            // The group the target is in when asked, whatever the target
+            // does meanwhile (it may leave it, and is then not signalled).
             Scope::Group => {
                 let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
                 if pgid <= 1 || protected.group == Some(pgid) {
                     return Err(KillError::Protected);
                 }
                 let table = &self.0.table;
+                // Its leader, opened before the group is listed: the group
+                // signalled through it is the one the listing describes.
+                let leader = match pgid == target.pid() {
+                    true => Some(target.clone()),
+                    false => table.open(pgid, Look::State)?.map(|opened| opened.process),
+                };
                 let group = table.group(pgid)?;
-                // The target was in the group when its group was read: a
-                // listing without it is of another time (it moved, or was
-                // reaped), and checks nothing.
-                if group.binary_search(&target.pid()).is_err() {
-                    return Err(match target.state() {
-                        None => KillError::NotFound,
-                        Some(_) => KillError::Failed(nix::errno::Errno::EAGAIN),
-                    });
-                }
                 let started = |pid| move || table.lookup(pid).map(|p| p.start_time);
                 if group
                     .iter()
@@ -431,7 +433,11 @@ impl GuardedTable {
                 {
                     return Err(KillError::Protected);
                 }
-                Ok(Members::Group { pgid, pids: group })
+                Ok(Members::Group {
+                    leader,
+                    pgid,
+                    pids: group,
+                })
             }
             Scope::Tree => {
                 let tree = self.tree(target)?;
@@ -537,8 +543,8 @@ impl Protected {
         if pid <= 1 || pid == self.own_pid {
             return true;
         }
-        let an_ancestors = self.ancestors.iter().any(|&(held, _)| held == pid);
-        an_ancestors && started().is_none_or(|started| self.holds(pid, started))
+        let an_ancestors_pid = self.ancestors.iter().any(|&(held, _)| held == pid);
+        an_ancestors_pid && started().is_none_or(|started| self.holds(pid, started))
     }
 }
 
@@ -611,9 +617,13 @@ type Member = (i32, Arc<dyn Process>);
 enum Members {
     /// The target alone.
     Process,
-    /// The target's process group, by its id, and the pids in it: signalled
-    /// as one.
-    Group { pgid: i32, pids: Vec<i32> },
+    /// The target's process group: its leader (`None` if gone), its id and
+    /// the pids in it. Signalled as one.
+    Group {
+        leader: Option<Arc<dyn Process>>,
+        pgid: i32,
+        pids: Vec<i32>,
+    },
     /// Processes each opened, signalled one by one: a tree, or a scope sent
     /// on behalf of a caller.
     Each(Vec<Member>),
@@ -828,6 +838,9 @@ mod tests {
             }
             fn uids(&self) -> Result<Option<Ids>, NoRoom> {
                 Err(NoRoom(nix::errno::Errno::EMFILE))
+            }
+            fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
+                Err(KillError::NotFound)
             }
             fn send(&self, _signal: i32) -> Result<(), KillError> {
                 Ok(())

@@ -270,6 +270,15 @@ impl Process for SimulatedHandle {
         table.deliver(self.pid, vec![self.pid], signal, false)
     }
 
+    fn send_to_group(&self, signal: i32) -> Result<(), KillError> {
+        self.table
+            .lock()
+            .processes
+            .get(&self.pid)
+            .ok_or(KillError::NotFound)?;
+        self.table.send_to_group(self.pid, signal)
+    }
+
     fn exited(&self) -> Exited {
         let handle = SimulatedHandle {
             table: self.table.clone(),

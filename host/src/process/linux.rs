@@ -1,6 +1,9 @@
 //! The Linux process table: facts from `/proc/<pid>/stat` and `status`,
 //! handles held by pidfds (see [`pidfd`](super::pidfd)), and
-//! [`SystemProcess::send`], the one place a signal is actually sent.
+//! the one module where signals are actually sent: to a process and to the
+//! group it leads through its pidfd ([`SystemProcess`]'s `send` and
+//! `send_to_group`), to a group whose leader has gone by its id
+//! ([`System`]'s `send_to_group`).
 
 use super::pidfd::{self, Pidfd};
 use super::stat::{Stat, Status, status_values};
@@ -50,13 +53,9 @@ impl ProcessTable for System {
             .collect()
     }
 
-    /// By the group's id, not through its leader's pidfd: the kernel sends
-    /// a pidfd's group signal to the group its process is in *when sent*,
-    /// and a process may move to another group of its session (setpgid)
-    /// between the guard's check and the send; the id names the group
-    /// checked (test: `a_group_signal_reaches_the_group_checked`). It could
-    /// name another only if, in that time, every member had left or ended
-    /// and a new process had taken the id for a group of its own.
+    /// The id names the group while it has a member; it could name another
+    /// only if every member left or ended and a new process took the id
+    /// for a group of its own, between the guard's look and the send.
     fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError> {
         pidfd::kill(-pgid, signal).map_err(kill_error)
     }
@@ -391,6 +390,21 @@ impl Process for SystemProcess {
                 // No pidfd: check the start time, then signal by pid.
                 self.info().ok_or(KillError::NotFound)?;
                 pidfd::kill(self.pid, signal)
+            }
+        };
+        sent.map_err(kill_error)
+    }
+
+    /// Through the pidfd, which names the group by the pid it holds; by id
+    /// on a kernel before 6.9 (EINVAL: the guard has checked the signal)
+    /// or without pidfds, the start time checked first.
+    fn send_to_group(&self, signal: i32) -> Result<(), KillError> {
+        let sent = match self.pidfd.as_ref().map(|pidfd| pidfd.send_to_group(signal)) {
+            Some(Err(Errno::EINVAL)) => pidfd::kill(-self.pid, signal),
+            Some(sent) => sent,
+            None => {
+                self.info().ok_or(KillError::NotFound)?;
+                pidfd::kill(-self.pid, signal)
             }
         };
         sent.map_err(kill_error)

@@ -305,8 +305,9 @@ pub trait ProcessTable: Send + Sync + 'static {
         pids.sort_unstable();
         Ok(pids)
     }
-    /// Send `signal` to process group `pgid`: to the processes in it when
-    /// it is sent (kill(2) with `-pgid`).
+    /// Send `signal` to process group `pgid` by its id (kill(2) with
+    /// `-pgid`): for a group whose leader has gone, which
+    /// [`Process::send_to_group`] through the leader cannot reach.
     fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError>;
     /// A handle that names the process `pid` and no other from now on,
     /// with what the same look at it found (`look` says how much);
@@ -360,6 +361,9 @@ pub trait Process: Send + Sync + 'static {
     }
     /// Send `signal` to it.
     fn send(&self, signal: i32) -> Result<(), KillError>;
+    /// Send `signal` to the process group whose id is its pid, as one: the
+    /// group it leads (or led, if it has moved to another since).
+    fn send_to_group(&self, signal: i32) -> Result<(), KillError>;
     /// Completes once it has exited.
     fn exited(&self) -> Exited;
     /// How it ended: `None` while it runs.

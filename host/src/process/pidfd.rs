@@ -10,6 +10,9 @@ use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
+/// `pidfd_send_signal` flag: signal the process group whose id is the
+/// pidfd's pid (Linux 6.9).
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 4;
 /// `PIDFD_GET_INFO` (Linux 6.13): `_IOWR(0xFF, 11, struct pidfd_info)`, 64 bytes.
 const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
 /// `pidfd_info.mask` bit: the credentials are filled in (Linux 6.13, always
@@ -64,6 +67,18 @@ impl Pidfd {
 
     /// Send `signal` to the process.
     pub fn send(&self, signal: i32) -> Result<(), Errno> {
+        self.send_with(signal, 0)
+    }
+
+    /// Send `signal` to the process group whose id is this pidfd's pid:
+    /// the group the process leads, or led before it moved to another
+    /// (the kernel goes by the pid the pidfd holds, never by a number that
+    /// may have been reused). Linux 6.9; older kernels answer EINVAL.
+    pub fn send_to_group(&self, signal: i32) -> Result<(), Errno> {
+        self.send_with(signal, PIDFD_SIGNAL_PROCESS_GROUP)
+    }
+
+    fn send_with(&self, signal: i32, flags: libc::c_uint) -> Result<(), Errno> {
         // SAFETY: pidfd_send_signal reads no memory of ours (info is NULL).
         let sent = unsafe {
             libc::syscall(
@@ -71,7 +86,7 @@ impl Pidfd {
                 self.0.as_raw_fd(),
                 signal,
                 std::ptr::null::<libc::siginfo_t>(),
-                0,
+                flags,
             )
         };
         Errno::result(sent).map(drop)
@@ -141,7 +156,9 @@ impl AsRawFd for Pidfd {
 }
 
 /// `kill(pid, signal)`: by pid, or by process group for a negative `pid`.
-/// Callers make sure the id cannot have been reused (see `process`).
+/// For when no pidfd can be had (see `linux.rs`): a caller checks a
+/// process's start time first, and signals a group by id only once its
+/// leader has gone, while the group still has the members it checked.
 pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
     // SAFETY: kill(2) takes two integers and touches no memory of ours.
     Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
