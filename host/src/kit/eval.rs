@@ -132,7 +132,7 @@ impl Eval {
             println!("simulated no signal sent");
         }
         for sent in sent {
-            let to = if sent.group { "group of " } else { "" };
+            let to = if sent.group { "group " } else { "" };
             println!("simulated signal {} sent to {to}{}", sent.signal, sent.pid);
         }
         Ok(sound)
