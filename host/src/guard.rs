@@ -3,6 +3,8 @@
 //!
 //! - only processes opened by pid > 0, through a handle that names that
 //!   process and no other (so a pid reused between check and send is safe);
+//!   a group through its leader's handle, opened before the group is
+//!   checked (by id only once the leader has gone);
 //! - never pid 1, sigd itself or any of its ancestors, in any scope: a
 //!   group or tree that holds one of them is refused whole (the ancestry is
 //!   walked again when sigd's parent changes, not on every request: see
@@ -81,6 +83,10 @@ impl From<Authority> for Option<u32> {
 
 /// The longest a policy may make a request wait for an exit, whatever it asks.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// How many times a group-scope signal looks at the target's group while
+/// the target keeps moving to another.
+const GROUP_LOOKS: usize = 3;
 
 /// How many times a tree is walked again looking for descendants that
 /// appeared meanwhile.
@@ -411,34 +417,7 @@ impl GuardedTable {
                 refuse_protected(&[(target.pid(), target.start_time())])?;
                 Ok(Members::Process)
             }
-            // The group the target is in when asked, whatever the target
-            // does meanwhile (it may leave it, and is then not signalled).
-            Scope::Group => {
-                let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
-                if pgid <= 1 || protected.group == Some(pgid) {
-                    return Err(KillError::Protected);
-                }
-                let table = &self.0.table;
-                // Its leader, opened before the group is listed: the group
-                // signalled through it is the one the listing describes.
-                let leader = match pgid == target.pid() {
-                    true => Some(target.clone()),
-                    false => table.open(pgid, Look::State)?.map(|opened| opened.process),
-                };
-                let group = table.group(pgid)?;
-                let started = |pid| move || table.lookup(pid).map(|p| p.start_time);
-                if group
-                    .iter()
-                    .any(|&pid| protected.holds_pid(pid, started(pid)))
-                {
-                    return Err(KillError::Protected);
-                }
-                Ok(Members::Group {
-                    leader,
-                    pgid,
-                    pids: group,
-                })
-            }
+            Scope::Group => self.group(target, &protected),
             Scope::Tree => {
                 let tree = self.tree(target)?;
                 let processes: Vec<_> =
@@ -447,6 +426,49 @@ impl GuardedTable {
                 Ok(Members::Each(tree.into_iter().collect()))
             }
         }
+    }
+
+    /// The target's process group, looked at as one: its id, then its
+    /// leader opened (the target itself if it leads; `None` if gone), then
+    /// its members listed, the target among them, none protected. A pidfd
+    /// signals the group whose id is its own pid, wherever the leader has
+    /// moved since; and the listing, made after, describes that group, or
+    /// that group has none left and is signalled nothing (its id was freed
+    /// and taken by a new group in between). A target not listed has moved
+    /// (or ended) meanwhile: its group is looked at again, at most
+    /// [`GROUP_LOOKS`] times, and then not signalled ("try again").
+    fn group(
+        &self,
+        target: &Arc<dyn Process>,
+        protected: &Protected,
+    ) -> Result<Members, KillError> {
+        let table = &self.0.table;
+        let started = |pid| move || table.lookup(pid).map(|p| p.start_time);
+        for _ in 0..GROUP_LOOKS {
+            let pgid = target.info().ok_or(KillError::NotFound)?.pgid;
+            if pgid <= 1 || protected.group == Some(pgid) {
+                return Err(KillError::Protected);
+            }
+            let leader = match pgid == target.pid() {
+                true => Some(target.clone()),
+                false => table.open(pgid, Look::State)?.map(|opened| opened.process),
+            };
+            let pids = table.group(pgid)?;
+            if pids.binary_search(&target.pid()).is_err() {
+                continue;
+            }
+            if pids
+                .iter()
+                .any(|&pid| protected.holds_pid(pid, started(pid)))
+            {
+                return Err(KillError::Protected);
+            }
+            return Ok(Members::Group { leader, pgid, pids });
+        }
+        Err(match target.state() {
+            None => KillError::NotFound,
+            Some(_) => KillError::NoRoom(NoRoom(nix::errno::Errno::EAGAIN)),
+        })
     }
 
     /// `target` and its descendants, opened, walked again until no new one

@@ -219,7 +219,8 @@ impl HttpError {
             HttpError::NoRoom => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "BUSY",
-                "sigd has no room to serve this request now and signalled nothing; try again"
+                "sigd cannot serve this request now (no room, or its target kept changing \
+                 process group) and signalled nothing; try again"
                     .to_string(),
             ),
             // The details go to the log, never to the caller.

@@ -271,11 +271,8 @@ impl Process for SimulatedHandle {
     }
 
     fn send_to_group(&self, signal: i32) -> Result<(), KillError> {
-        self.table
-            .lock()
-            .processes
-            .get(&self.pid)
-            .ok_or(KillError::NotFound)?;
+        // Through the leader's pidfd the group is reached even once the
+        // leader has been reaped.
         self.table.send_to_group(self.pid, signal)
     }
 

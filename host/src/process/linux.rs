@@ -53,9 +53,10 @@ impl ProcessTable for System {
             .collect()
     }
 
-    /// The id names the group while it has a member; it could name another
-    /// only if every member left or ended and a new process took the id
-    /// for a group of its own, between the guard's look and the send.
+    /// The id names the group while it has a member; it names another if,
+    /// between the guard's look and the send, every member left or ended
+    /// and a new process took the id for a group of its own (which needs
+    /// the pid numbers to come round in that time).
     fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError> {
         pidfd::kill(-pgid, signal).map_err(kill_error)
     }
@@ -65,7 +66,7 @@ impl ProcessTable for System {
     /// since it was listed is left out; any other error (no room to list,
     /// getpgid refused by an LSM) leaves the group unknown. A pid a new
     /// thread took since it was listed counts as its process's, and is
-    /// named among those reached (the group is signalled by id).
+    /// named among those reached (the group is signalled as one).
     fn group(&self, pgid: i32) -> Result<Vec<i32>, KillError> {
         let listed = listed_pids().map_err(|errno| match errno {
             Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM => KillError::NoRoom(NoRoom(errno)),
@@ -397,11 +398,15 @@ impl Process for SystemProcess {
 
     /// Through the pidfd, which names the group by the pid it holds; by id
     /// on a kernel before 6.9 (EINVAL: the guard has checked the signal)
-    /// or without pidfds, the start time checked first.
+    /// while the process is unreaped (so the id is still its own), or
+    /// without pidfds once the start time is checked.
     fn send_to_group(&self, signal: i32) -> Result<(), KillError> {
-        let sent = match self.pidfd.as_ref().map(|pidfd| pidfd.send_to_group(signal)) {
-            Some(Err(Errno::EINVAL)) => pidfd::kill(-self.pid, signal),
-            Some(sent) => sent,
+        let sent = match &self.pidfd {
+            Some(own) => match own.send_to_group(signal) {
+                Err(Errno::EINVAL) if own.is_alive() => pidfd::kill(-self.pid, signal),
+                Err(Errno::EINVAL) => Err(Errno::ESRCH),
+                sent => sent,
+            },
             None => {
                 self.info().ok_or(KillError::NotFound)?;
                 pidfd::kill(-self.pid, signal)
