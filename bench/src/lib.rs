@@ -180,8 +180,9 @@ fn kill_error(error: KillError) -> sigd_policy::KillError {
         KillError::Protected => sigd_policy::KillError::Protected,
         KillError::PermissionDenied => sigd_policy::KillError::PermissionDenied,
         KillError::NotPermitted => sigd_policy::KillError::NotPermitted,
-        KillError::NoRoom(_) | KillError::EscalationsFull(_) | KillError::Failed(_) => {
-            sigd_policy::KillError::Failed
-        }
+        KillError::NoRoom(_)
+        | KillError::Moving
+        | KillError::EscalationsFull(_)
+        | KillError::Failed(_) => sigd_policy::KillError::Failed,
     }
 }

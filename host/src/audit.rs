@@ -383,6 +383,7 @@ fn errno(error: &KillError) -> String {
         KillError::Protected => "protected".into(),
         KillError::NotPermitted => "not-permitted".into(),
         KillError::NoRoom(error) => format!("{:?}", error.0),
+        KillError::Moving => "moving".into(),
         KillError::EscalationsFull(_) => "escalations-full".into(),
         KillError::Failed(errno) => format!("{errno:?}"),
     }

@@ -83,13 +83,17 @@ impl Decision {
     }
 
     /// Whether the host ran out of room (descriptors, memory) for a host
-    /// call: then what the policy answered (as "no such process", say) is
-    /// about sigd, not about the process.
+    /// call, or found a group-scope target moving between groups: then what
+    /// the policy answered (as "no such process", say) is about that
+    /// moment, not about the process, and the caller may try again.
     pub fn ran_out_of_room(&self) -> bool {
+        fn now<T>(outcome: &Result<T, KillError>) -> bool {
+            matches!(outcome, Err(KillError::NoRoom(_) | KillError::Moving))
+        }
         self.actions.iter().any(|action| match action {
             Action::NoRoom { .. } => true,
-            Action::Signalled { outcome, .. } => matches!(outcome, Err(KillError::NoRoom(_))),
-            Action::Escalated { outcome, .. } => matches!(outcome, Err(KillError::NoRoom(_))),
+            Action::Signalled { outcome, .. } => now(outcome),
+            Action::Escalated { outcome, .. } => now(outcome),
             _ => false,
         })
     }

@@ -4,7 +4,7 @@
 //! - only processes opened by pid > 0, through a handle that names that
 //!   process and no other (so a pid reused between check and send is safe);
 //!   a group through its leader's handle, opened before the group is
-//!   checked (by id only once the leader has gone);
+//!   checked (member by member once the leader has gone);
 //! - never pid 1, sigd itself or any of its ancestors, in any scope: a
 //!   group or tree that holds one of them is refused whole (the ancestry is
 //!   walked again when sigd's parent changes, not on every request: see
@@ -307,12 +307,13 @@ impl GuardedTable {
             Members::Process => target.send(signal).map(|()| vec![target.pid()]),
             // One syscall reaches the whole group checked: through its
             // leader, opened before it was checked (wherever the leader or
-            // the target are now), or by its id once the leader has gone.
-            Members::Group { leader, pgid, pids } => match leader {
-                Some(leader) => leader.send_to_group(signal),
-                None => self.0.table.send_to_group(pgid, signal),
-            }
-            .map(|()| pids),
+            // the target are now).
+            Members::Group { leader, pids, .. } => match leader.send_to_group(signal) {
+                // The group found has no one left in it: the target has
+                // moved since (it was found alive in it).
+                Err(KillError::NotFound) if target.state().is_some() => Err(KillError::Moving),
+                sent => sent.map(|()| pids),
+            },
             Members::Each(members) => send_each(target, &members, signal),
         }
     }
@@ -335,15 +336,7 @@ impl GuardedTable {
         };
         let members = match members {
             Members::Process => vec![(target.pid(), target.clone())],
-            Members::Group { pids, .. } => {
-                let mut members = Vec::new();
-                for pid in pids {
-                    if let Some(member) = self.0.table.open(pid, Look::State)? {
-                        members.push((pid, member.process));
-                    }
-                }
-                members
-            }
+            Members::Group { pgid, pids, .. } => self.open_members(pgid, &pids)?,
             Members::Each(members) => members,
         };
         for (_, member) in &members {
@@ -463,12 +456,33 @@ impl GuardedTable {
             {
                 return Err(KillError::Protected);
             }
-            return Ok(Members::Group { leader, pgid, pids });
+            return match leader {
+                Some(leader) => Ok(Members::Group { leader, pgid, pids }),
+                // No handle names a group whose leader has gone, and its id
+                // could be another group's by the send: each member is
+                // signalled through its own.
+                None => Ok(Members::Each(self.open_members(pgid, &pids)?)),
+            };
         }
         Err(match target.state() {
             None => KillError::NotFound,
-            Some(_) => KillError::NoRoom(NoRoom(nix::errno::Errno::EAGAIN)),
+            Some(_) => KillError::Moving,
         })
+    }
+
+    /// `pids`, the members of group `pgid` as listed, each opened and found
+    /// still in it (not a later process that took a member's pid).
+    fn open_members(&self, pgid: i32, pids: &[i32]) -> Result<Vec<Member>, NoRoom> {
+        let mut members = Vec::new();
+        for &pid in pids {
+            let Some(opened) = self.0.table.open(pid, Look::State)? else {
+                continue;
+            };
+            if opened.process.info().is_some_and(|info| info.pgid == pgid) {
+                members.push((pid, opened.process));
+            }
+        }
+        Ok(members)
     }
 
     /// `target` and its descendants, opened, walked again until no new one
@@ -639,10 +653,10 @@ type Member = (i32, Arc<dyn Process>);
 enum Members {
     /// The target alone.
     Process,
-    /// The target's process group: its leader (`None` if gone), its id and
-    /// the pids in it. Signalled as one.
+    /// The target's process group: its leader, its id and the pids in it.
+    /// Signalled as one, through the leader.
     Group {
-        leader: Option<Arc<dyn Process>>,
+        leader: Arc<dyn Process>,
         pgid: i32,
         pids: Vec<i32>,
     },
@@ -833,10 +847,6 @@ mod tests {
                 .collect()
         }
 
-        fn send_to_group(&self, _pgid: i32, _signal: i32) -> Result<(), KillError> {
-            Err(KillError::NotFound)
-        }
-
         fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
             Ok(None)
         }
@@ -979,5 +989,78 @@ mod tests {
             protected.holds_pid(20, || None),
             "unread: taken for the ancestor"
         );
+    }
+
+    /// The simulated table, but for its listing of group 50, which leaves
+    /// out pid 51 (as if it had moved to another group meanwhile).
+    struct Unsettled(crate::kit::simulated::Simulated);
+
+    impl ProcessTable for Unsettled {
+        fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
+            self.0.lookup(pid)
+        }
+        fn snapshot(&self) -> Vec<Listed> {
+            self.0.snapshot()
+        }
+        fn group(&self, pgid: i32) -> Result<Vec<i32>, KillError> {
+            let pids = self.0.group(pgid)?;
+            Ok(pids.into_iter().filter(|&pid| pid != 51).collect())
+        }
+        fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
+            self.0.open(pid, look)
+        }
+    }
+
+    /// Processes 50 (leading group 50) and 51 in it, 60 and 61 in group 60,
+    /// whose leader is gone; sigd is 30.
+    fn groups() -> crate::kit::simulated::Simulated {
+        let table = r#"[{"pid": 30, "pgid": 30}, {"pid": 50}, {"pid": 51, "pgid": 50},
+            {"pid": 61, "pgid": 60, "ignores": [10]}, {"pid": 62, "pgid": 60, "ignores": [10]}]"#;
+        crate::kit::simulated::Simulated::from_json(table).unwrap()
+    }
+
+    /// A group whose listing no longer holds the target (it moved) is not
+    /// signalled: the request is to be made again.
+    #[test]
+    fn a_target_missing_from_its_group_is_moving() {
+        let table = groups();
+        let guard = GuardedTable::for_pid(Unsettled(table.clone()), SIGD);
+        let target = guard.open(51, Look::State).unwrap().unwrap().process;
+        let sent = guard.signal(&target, 10, Scope::Group, Authority::Sigd);
+        assert_eq!(sent, Err(KillError::Moving));
+        assert!(table.sent().is_empty(), "{:?}", table.sent());
+    }
+
+    /// A group with its leader is signalled as one, through the leader; a
+    /// group whose leader has gone, member by member, each through its own
+    /// handle (no id is trusted to name the group by the send).
+    #[test]
+    fn a_group_goes_through_its_leader_or_member_by_member() {
+        use crate::kit::simulated::Sent;
+        let table = groups();
+        let guard = GuardedTable::for_pid(table.clone(), SIGD);
+        let member = guard.open(51, Look::State).unwrap().unwrap().process;
+        let sent = guard.signal(&member, 10, Scope::Group, Authority::Sigd);
+        assert_eq!(sent, Ok(vec![50, 51]));
+        let one = Sent {
+            pid: 50,
+            signal: 10,
+            group: true,
+        };
+        assert_eq!(table.sent(), [one.clone()]);
+        let orphan = guard.open(62, Look::State).unwrap().unwrap().process;
+        let mut sent = guard
+            .signal(&orphan, 10, Scope::Group, Authority::Sigd)
+            .unwrap();
+        sent.sort();
+        assert_eq!(sent, [61, 62]);
+        let each = |pid| Sent {
+            pid,
+            signal: 10,
+            group: false,
+        };
+        let mut after: Vec<_> = table.sent()[1..].to_vec();
+        after.sort_by_key(|s| s.pid);
+        assert_eq!(after, [each(61), each(62)]);
     }
 }

@@ -213,16 +213,6 @@ impl ProcessTable for Simulated {
             .collect()
     }
 
-    fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError> {
-        let mut table = self.lock();
-        let members = table.processes.values().filter(|e| e.info.pgid == pgid);
-        let members: Vec<i32> = members.map(|e| e.info.pid).collect();
-        if members.is_empty() {
-            return Err(KillError::NotFound);
-        }
-        table.deliver(pgid, members, signal, true)
-    }
-
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
         let Some(info) = self.lookup(pid) else {
             return Ok(None);
@@ -273,7 +263,14 @@ impl Process for SimulatedHandle {
     fn send_to_group(&self, signal: i32) -> Result<(), KillError> {
         // Through the leader's pidfd the group is reached even once the
         // leader has been reaped.
-        self.table.send_to_group(self.pid, signal)
+        let pgid = self.pid;
+        let mut table = self.table.lock();
+        let members = table.processes.values().filter(|e| e.info.pgid == pgid);
+        let members: Vec<i32> = members.map(|e| e.info.pid).collect();
+        if members.is_empty() {
+            return Err(KillError::NotFound);
+        }
+        table.deliver(pgid, members, signal, true)
     }
 
     fn exited(&self) -> Exited {

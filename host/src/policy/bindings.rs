@@ -63,9 +63,10 @@ impl From<KillError> for wit::KillError {
             KillError::PermissionDenied => wit::KillError::PermissionDenied,
             KillError::NotPermitted => wit::KillError::NotPermitted,
             // The host answers these itself (503), whatever the policy says.
-            KillError::NoRoom(_) | KillError::EscalationsFull(_) | KillError::Failed(_) => {
-                wit::KillError::Failed
-            }
+            KillError::NoRoom(_)
+            | KillError::Moving
+            | KillError::EscalationsFull(_)
+            | KillError::Failed(_) => wit::KillError::Failed,
         }
     }
 }

@@ -1,9 +1,8 @@
 //! The Linux process table: facts from `/proc/<pid>/stat` and `status`,
 //! handles held by pidfds (see [`pidfd`](super::pidfd)), and
-//! the one module where signals are actually sent: to a process and to the
-//! group it leads through its pidfd ([`SystemProcess`]'s `send` and
-//! `send_to_group`), to a group whose leader has gone by its id
-//! ([`System`]'s `send_to_group`).
+//! the one module where signals are actually sent: to a process, and to the
+//! group it leads, through its pidfd ([`SystemProcess`]'s `send` and
+//! `send_to_group`).
 
 use super::pidfd::{self, Pidfd};
 use super::stat::{Stat, Status, status_values};
@@ -51,14 +50,6 @@ impl ProcessTable for System {
                 start_time: stat.start_time,
             })
             .collect()
-    }
-
-    /// The id names the group while it has a member; it names another if,
-    /// between the guard's look and the send, every member left or ended
-    /// and a new process took the id for a group of its own (which needs
-    /// the pid numbers to come round in that time).
-    fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError> {
-        pidfd::kill(-pgid, signal).map_err(kill_error)
     }
 
     /// Each listed process's group by getpgid(2): one syscall a process,

@@ -163,6 +163,11 @@ pub enum KillError {
     /// process of the scope; nothing was signalled.
     #[error(transparent)]
     NoRoom(#[from] NoRoom),
+    /// A group-scope target kept changing process group while sigd looked
+    /// at its group, or left the group found before the signal was sent;
+    /// nothing was signalled (ask again).
+    #[error("the target kept changing process group")]
+    Moving,
     /// An escalation refused: as many are pending as sigd keeps.
     #[error(transparent)]
     EscalationsFull(#[from] crate::escalations::Full),
@@ -194,7 +199,7 @@ impl From<i32> for NoRoom {
 impl KillError {
     /// How a decision record names it: `not-found`, `invalid-signal`,
     /// `protected`, `permission-denied`, `not-permitted`, `no-room:ERRNO`,
-    /// `escalations-full:MAX`, `failed:ERRNO` (errnos by number).
+    /// `moving`, `escalations-full:MAX`, `failed:ERRNO` (errnos by number).
     pub fn name(&self) -> String {
         match self {
             KillError::NotFound => "not-found".into(),
@@ -203,6 +208,7 @@ impl KillError {
             KillError::PermissionDenied => "permission-denied".into(),
             KillError::NotPermitted => "not-permitted".into(),
             KillError::NoRoom(NoRoom(errno)) => format!("no-room:{}", *errno as i32),
+            KillError::Moving => "moving".into(),
             KillError::EscalationsFull(full) => format!("escalations-full:{}", full.max),
             KillError::Failed(errno) => format!("failed:{}", *errno as i32),
         }
@@ -236,6 +242,7 @@ impl TryFrom<String> for KillError {
             ("permission-denied", None) => KillError::PermissionDenied,
             ("not-permitted", None) => KillError::NotPermitted,
             ("no-room", Some(_)) => KillError::NoRoom(NoRoom(errno().ok_or("bad errno")?)),
+            ("moving", None) => KillError::Moving,
             ("failed", Some(_)) => KillError::Failed(errno().ok_or("bad errno")?),
             ("escalations-full", Some(max)) => {
                 let max = usize::try_from(max).map_err(|_| "bad count")?;
@@ -305,10 +312,6 @@ pub trait ProcessTable: Send + Sync + 'static {
         pids.sort_unstable();
         Ok(pids)
     }
-    /// Send `signal` to process group `pgid` by its id (kill(2) with
-    /// `-pgid`): for a group whose leader has gone, which
-    /// [`Process::send_to_group`] through the leader cannot reach.
-    fn send_to_group(&self, pgid: i32, signal: i32) -> Result<(), KillError>;
     /// A handle that names the process `pid` and no other from now on,
     /// with what the same look at it found (`look` says how much);
     /// `Ok(None)` if there is no such process, `Err` if the host had no room
@@ -388,10 +391,6 @@ impl ProcessTable for NoProcesses {
 
     fn snapshot(&self) -> Vec<Listed> {
         Vec::new()
-    }
-
-    fn send_to_group(&self, _pgid: i32, _signal: i32) -> Result<(), KillError> {
-        Err(KillError::NotFound)
     }
 
     fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {

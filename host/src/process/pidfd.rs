@@ -158,8 +158,7 @@ impl AsRawFd for Pidfd {
 /// `kill(pid, signal)`: by pid, or by process group for a negative `pid`.
 /// For when no pidfd can be had (see `linux.rs`): a caller checks a
 /// process's start time first, and signals a group by id only while its
-/// leader is unreaped (on kernels before 6.9), or once the leader has gone,
-/// when the id could have been taken by another group since it was checked.
+/// leader is unreaped (on kernels before 6.9), so the id is still its own.
 pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
     // SAFETY: kill(2) takes two integers and touches no memory of ours.
     Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
