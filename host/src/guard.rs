@@ -1047,7 +1047,7 @@ mod tests {
             signal: 10,
             group: true,
         };
-        assert_eq!(table.sent(), [one.clone()]);
+        assert_eq!(table.sent(), [one]);
         let orphan = guard.open(62, Look::State).unwrap().unwrap().process;
         let mut sent = guard
             .signal(&orphan, 10, Scope::Group, Authority::Sigd)
