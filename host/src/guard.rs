@@ -308,11 +308,11 @@ impl GuardedTable {
             // One syscall reaches the whole group checked: through its
             // leader, opened before it was checked (wherever the leader or
             // the target are now).
-            Members::Group { leader, pids, .. } => match leader.send_to_group(signal) {
+            Members::Group { leader, listed } => match leader.send_to_group(signal) {
                 // The group found has no one left in it: the target has
                 // moved since (it was found alive in it).
                 Err(KillError::NotFound) if target.state().is_some() => Err(KillError::Moving),
-                sent => sent.map(|()| pids),
+                sent => sent.map(|()| listed.pids),
             },
             Members::Each(members) => send_each(target, &members, signal),
         }
@@ -336,7 +336,7 @@ impl GuardedTable {
         };
         let members = match members {
             Members::Process => vec![(target.pid(), target.clone())],
-            Members::Group { pgid, pids, .. } => self.open_members(pgid, &pids)?,
+            Members::Group { listed, .. } => self.open_members(target, &listed)?,
             Members::Each(members) => members,
         };
         for (_, member) in &members {
@@ -446,6 +446,7 @@ impl GuardedTable {
                 true => Some(target.clone()),
                 false => table.open(pgid, Look::State)?.map(|opened| opened.process),
             };
+            let listed_at = table.now();
             let pids = table.group(pgid)?;
             if pids.binary_search(&target.pid()).is_err() {
                 continue;
@@ -456,33 +457,45 @@ impl GuardedTable {
             {
                 return Err(KillError::Protected);
             }
+            let listed = Listing {
+                pgid,
+                pids,
+                at: listed_at,
+            };
             return match leader {
-                Some(leader) => Ok(Members::Group { leader, pgid, pids }),
+                Some(leader) => Ok(Members::Group { leader, listed }),
                 // No handle names a group whose leader has gone, and its id
                 // could be another group's by the send: each member is
                 // signalled through its own.
-                None => Ok(Members::Each(self.open_members(pgid, &pids)?)),
+                None => Ok(Members::Each(self.open_members(target, &listed)?)),
             };
         }
-        Err(match target.state() {
-            None => KillError::NotFound,
-            Some(_) => KillError::Moving,
-        })
+        Err(moved(target))
     }
 
-    /// `pids`, the members of group `pgid` as listed, each opened and found
-    /// still in it (not a later process that took a member's pid).
-    fn open_members(&self, pgid: i32, pids: &[i32]) -> Result<Vec<Member>, NoRoom> {
+    /// The members of a group as `listed`, each opened and found still in
+    /// it, and started before the listing: a later process that took a
+    /// member's pid (and perhaps, the group gone, its id for a group of its
+    /// own) is left out. The target must be among them: else it has moved.
+    fn open_members(
+        &self,
+        target: &Arc<dyn Process>,
+        listed: &Listing,
+    ) -> Result<Vec<Member>, KillError> {
         let mut members = Vec::new();
-        for &pid in pids {
+        for &pid in &listed.pids {
             let Some(opened) = self.0.table.open(pid, Look::State)? else {
                 continue;
             };
-            if opened.process.info().is_some_and(|info| info.pgid == pgid) {
+            let info = opened.process.info();
+            if info.is_some_and(|info| info.pgid == listed.pgid && info.start_time <= listed.at) {
                 members.push((pid, opened.process));
             }
         }
-        Ok(members)
+        match members.iter().any(|(pid, _)| *pid == target.pid()) {
+            true => Ok(members),
+            false => Err(moved(target)),
+        }
     }
 
     /// `target` and its descendants, opened, walked again until no new one
@@ -653,16 +666,32 @@ type Member = (i32, Arc<dyn Process>);
 enum Members {
     /// The target alone.
     Process,
-    /// The target's process group: its leader, its id and the pids in it.
-    /// Signalled as one, through the leader.
+    /// The target's process group, as listed, and its leader: signalled as
+    /// one, through the leader.
     Group {
         leader: Arc<dyn Process>,
-        pgid: i32,
-        pids: Vec<i32>,
+        listed: Listing,
     },
     /// Processes each opened, signalled one by one: a tree, or a scope sent
     /// on behalf of a caller.
     Each(Vec<Member>),
+}
+
+/// A process group's members, as one look at the table found them.
+struct Listing {
+    pgid: i32,
+    pids: Vec<i32>,
+    /// [`ProcessTable::now`] just before the look.
+    at: u64,
+}
+
+/// Why a group-scope target was not found in its group: it has ended, or
+/// moved to another group.
+fn moved(target: &Arc<dyn Process>) -> KillError {
+    match target.state() {
+        None => KillError::NotFound,
+        Some(_) => KillError::Moving,
+    }
 }
 
 /// Whether kill(2) lets `uid` signal `member`. One that has gone can be
@@ -847,6 +876,10 @@ mod tests {
                 .collect()
         }
 
+        fn now(&self) -> u64 {
+            u64::MAX
+        }
+
         fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
             Ok(None)
         }
@@ -991,23 +1024,30 @@ mod tests {
         );
     }
 
-    /// The simulated table, but for its listing of group 50, which leaves
-    /// out pid 51 (as if it had moved to another group meanwhile).
-    struct Unsettled(crate::kit::simulated::Simulated);
+    /// The simulated table, looked at as if at `now`, its group listings
+    /// leaving out `hidden` (as if it had moved to another group).
+    struct Looked {
+        table: crate::kit::simulated::Simulated,
+        hidden: i32,
+        now: u64,
+    }
 
-    impl ProcessTable for Unsettled {
+    impl ProcessTable for Looked {
         fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
-            self.0.lookup(pid)
+            self.table.lookup(pid)
         }
         fn snapshot(&self) -> Vec<Listed> {
-            self.0.snapshot()
+            self.table.snapshot()
         }
         fn group(&self, pgid: i32) -> Result<Vec<i32>, KillError> {
-            let pids = self.0.group(pgid)?;
-            Ok(pids.into_iter().filter(|&pid| pid != 51).collect())
+            let pids = self.table.group(pgid)?;
+            Ok(pids.into_iter().filter(|&pid| pid != self.hidden).collect())
+        }
+        fn now(&self) -> u64 {
+            self.now
         }
         fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
-            self.0.open(pid, look)
+            self.table.open(pid, look)
         }
     }
 
@@ -1024,7 +1064,12 @@ mod tests {
     #[test]
     fn a_target_missing_from_its_group_is_moving() {
         let table = groups();
-        let guard = GuardedTable::for_pid(Unsettled(table.clone()), SIGD);
+        let looked = Looked {
+            table: table.clone(),
+            hidden: 51,
+            now: u64::MAX,
+        };
+        let guard = GuardedTable::for_pid(looked, SIGD);
         let target = guard.open(51, Look::State).unwrap().unwrap().process;
         let sent = guard.signal(&target, 10, Scope::Group, Authority::Sigd);
         assert_eq!(sent, Err(KillError::Moving));
@@ -1062,5 +1107,33 @@ mod tests {
         let mut after: Vec<_> = table.sent()[1..].to_vec();
         after.sort_by_key(|s| s.pid);
         assert_eq!(after, [each(61), each(62)]);
+    }
+
+    /// A group whose leader has gone is signalled member by member, and a
+    /// member that started after sigd looked at the group (a later process
+    /// with a member's pid) is left out; a target that did is not found in
+    /// its group. (The simulated table starts pid `n` at tick 1000 + `n`.)
+    #[test]
+    fn a_member_younger_than_the_look_is_left_out() {
+        use crate::kit::simulated::Sent;
+        let table = groups();
+        let looked = Looked {
+            table: table.clone(),
+            hidden: 0,
+            now: 1061,
+        };
+        let guard = GuardedTable::for_pid(looked, SIGD);
+        let older = guard.open(61, Look::State).unwrap().unwrap().process;
+        let sent = guard.signal(&older, 10, Scope::Group, Authority::Sigd);
+        assert_eq!(sent, Ok(vec![61]));
+        let one = Sent {
+            pid: 61,
+            signal: 10,
+            group: false,
+        };
+        assert_eq!(table.sent(), [one]);
+        let younger = guard.open(62, Look::State).unwrap().unwrap().process;
+        let sent = guard.signal(&younger, 10, Scope::Group, Authority::Sigd);
+        assert_eq!(sent, Err(KillError::Moving));
     }
 }

@@ -322,6 +322,7 @@ mod tests {
         for error in [
             KillError::NotFound,
             KillError::NoRoom(crate::process::NoRoom(nix::errno::Errno::EMFILE)),
+            KillError::Moving,
             KillError::Failed(nix::errno::Errno::EIO),
         ] {
             assert_eq!(KillError::try_from(error.name()), Ok(error));

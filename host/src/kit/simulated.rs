@@ -213,6 +213,11 @@ impl ProcessTable for Simulated {
             .collect()
     }
 
+    /// A simulated table's processes have all started.
+    fn now(&self) -> u64 {
+        u64::MAX
+    }
+
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
         let Some(info) = self.lookup(pid) else {
             return Ok(None);

@@ -312,6 +312,10 @@ pub trait ProcessTable: Send + Sync + 'static {
         pids.sort_unstable();
         Ok(pids)
     }
+    /// The start time (clock ticks after boot) a process starting now
+    /// would have: one started later than a look at the table is no
+    /// process that look saw.
+    fn now(&self) -> u64;
     /// A handle that names the process `pid` and no other from now on,
     /// with what the same look at it found (`look` says how much);
     /// `Ok(None)` if there is no such process, `Err` if the host had no room
@@ -391,6 +395,10 @@ impl ProcessTable for NoProcesses {
 
     fn snapshot(&self) -> Vec<Listed> {
         Vec::new()
+    }
+
+    fn now(&self) -> u64 {
+        0
     }
 
     fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
