@@ -467,7 +467,10 @@ impl GuardedTable {
                 // No handle names a group whose leader has gone, and its id
                 // could be another group's by the send: each member is
                 // signalled through its own.
-                None => Ok(Members::Each(self.open_members(target, &listed)?)),
+                None => match self.open_members(target, &listed) {
+                    Err(KillError::Moving) => continue,
+                    opened => Ok(Members::Each(opened?)),
+                },
             };
         }
         Err(moved(target))
@@ -672,8 +675,8 @@ enum Members {
         leader: Arc<dyn Process>,
         listed: Listing,
     },
-    /// Processes each opened, signalled one by one: a tree, or a scope sent
-    /// on behalf of a caller.
+    /// Processes each opened, signalled one by one: a tree, a group whose
+    /// leader has gone, or a scope sent on behalf of a caller.
     Each(Vec<Member>),
 }
 

@@ -219,7 +219,7 @@ impl HttpError {
             HttpError::NoRoom => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "BUSY",
-                "sigd cannot serve this request now (no room, or its target kept changing \
+                "sigd cannot serve this request now (no room, or its target changed \
                  process group) and signalled nothing; try again"
                     .to_string(),
             ),

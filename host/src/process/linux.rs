@@ -77,14 +77,16 @@ impl ProcessTable for System {
     }
 
     /// `CLOCK_BOOTTIME` in clock ticks, as the kernel writes a process's
-    /// start time in `stat` (`nsec_to_clock_t(start_boottime)`).
+    /// start time in `stat` (`nsec_to_clock_t(start_boottime)`), rounded
+    /// down as it rounds. 0 if the clock cannot be read: no process then
+    /// counts as older than a look (refused, never let through).
     fn now(&self) -> u64 {
         let ticks_per_second = match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
             Ok(Some(ticks)) if ticks > 0 => ticks as u64,
             _ => 100,
         };
         let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME);
-        now.map_or(u64::MAX, |now| {
+        now.map_or(0, |now| {
             let nanos = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
             nanos / (1_000_000_000 / ticks_per_second)
         })

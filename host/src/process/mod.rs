@@ -163,10 +163,10 @@ pub enum KillError {
     /// process of the scope; nothing was signalled.
     #[error(transparent)]
     NoRoom(#[from] NoRoom),
-    /// A group-scope target kept changing process group while sigd looked
+    /// A group-scope target changed process group while sigd looked
     /// at its group, or left the group found before the signal was sent;
     /// nothing was signalled (ask again).
-    #[error("the target kept changing process group")]
+    #[error("the target changed process group")]
     Moving,
     /// An escalation refused: as many are pending as sigd keeps.
     #[error(transparent)]
