@@ -59,9 +59,9 @@ impl ProcessTable for System {
     /// thread took since it was listed counts as its process's, and is
     /// named among those reached (the group is signalled as one).
     fn group(&self, pgid: i32) -> Result<Vec<i32>, KillError> {
-        let listed = listed_pids().map_err(|errno| match errno {
-            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM => KillError::NoRoom(NoRoom(errno)),
-            other => KillError::Failed(other),
+        let listed = listed_pids().map_err(|errno| match out_of_room(errno) {
+            Some(no_room) => KillError::NoRoom(no_room),
+            None => KillError::Failed(errno),
         })?;
         let mut pids = Vec::new();
         for pid in listed {
@@ -103,13 +103,8 @@ impl ProcessTable for System {
                 None => return Ok(None),
             },
         };
-        // Read the facts after opening: through the pidfd, or without one
-        // by pid, where `status` tells a process from a thread.
-        let info = match &pidfd {
-            Some(pidfd) => read_through(pidfd, pid)?,
-            None => read_process_or_no_room(pid)?,
-        };
-        let Some(info) = info else {
+        // Read the facts after opening.
+        let Some(info) = read_facts(pidfd.as_ref(), pid)? else {
             return Ok(None);
         };
         let process = Arc::new(SystemProcess {
@@ -193,7 +188,7 @@ fn open_pidfd(pid: i32) -> Result<Option<Pidfd>, NoRoom> {
     match Pidfd::open(pid) {
         Ok(pidfd) => Ok(Some(pidfd)),
         // Out of descriptors (or memory): pidfds stay on.
-        Err(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
+        Err(errno) if out_of_room(errno).is_some() => Err(NoRoom(errno)),
         // No such process (ESRCH), or a thread id that is not a
         // process (EINVAL; ENOENT on kernels with thread pidfds).
         Err(_) => Ok(None),
@@ -343,10 +338,7 @@ impl SystemProcess {
     /// [`Process::info`], telling running out of room apart from the
     /// process being gone.
     fn info_or_no_room(&self) -> Result<Option<ProcessInfo>, NoRoom> {
-        let info = match &self.pidfd {
-            Some(pidfd) => read_through(pidfd, self.pid)?,
-            None => read_process_or_no_room(self.pid)?,
-        };
+        let info = read_facts(self.pidfd.as_deref(), self.pid)?;
         Ok(info.filter(|info| self.is_mine(info)))
     }
 }
@@ -494,6 +486,15 @@ fn read_through(pidfd: &Pidfd, pid: i32) -> Result<Option<ProcessInfo>, NoRoom> 
     Ok(info.filter(|_| pidfd.is_alive()))
 }
 
+/// The facts of `pid`: through `pidfd`, the handle on it, or without one by
+/// pid, where `status` tells a process from a thread.
+fn read_facts(pidfd: Option<&Pidfd>, pid: i32) -> Result<Option<ProcessInfo>, NoRoom> {
+    match pidfd {
+        Some(pidfd) => read_through(pidfd, pid),
+        None => read_process_or_no_room(pid),
+    }
+}
+
 /// A process's facts from `/proc/<pid>/stat` and `/proc/<pid>/status`, if it
 /// is a process (a thread-group leader).
 fn read_process(pid: i32) -> Option<ProcessInfo> {
@@ -615,12 +616,22 @@ fn read_with<T>(
 /// A `/proc` file that cannot be opened or read: `Err` for lack of room
 /// (descriptors, memory), else `Ok(None)` (the process is gone, say).
 fn no_room<T>(error: std::io::Error) -> Result<Option<T>, NoRoom> {
-    match error.raw_os_error().map(Errno::from_raw) {
-        Some(errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => Err(NoRoom(errno)),
+    match error
+        .raw_os_error()
+        .map(Errno::from_raw)
+        .and_then(out_of_room)
+    {
+        Some(no_room) => Err(no_room),
         // A buffer that could not grow (`read_to_end`): no errno.
         _ if error.kind() == std::io::ErrorKind::OutOfMemory => Err(NoRoom(Errno::ENOMEM)),
         _ => Ok(None),
     }
+}
+
+/// `errno` as running out of room (descriptors, memory), if it is that:
+/// the one list of them.
+fn out_of_room(errno: Errno) -> Option<NoRoom> {
+    matches!(errno, Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM).then_some(NoRoom(errno))
 }
 
 /// Whether `/proc/<pid>/stat` shows sigd the real exit code of `pid`. The
