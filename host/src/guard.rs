@@ -310,8 +310,8 @@ impl GuardedTable {
             // the target are now).
             Members::Group { leader, listed } => match leader.send_to_group(signal) {
                 // The group found has no one left in it: the target has
-                // moved since (it was found alive in it).
-                Err(KillError::NotFound) if target.state().is_some() => Err(KillError::Moving),
+                // moved since, or ended.
+                Err(KillError::NotFound) => Err(moved(target)),
                 sent => sent.map(|()| listed.pids),
             },
             Members::Each(members) => send_each(target, &members, signal),
@@ -446,7 +446,7 @@ impl GuardedTable {
                 true => Some(target.clone()),
                 false => table.open(pgid, Look::State)?.map(|opened| opened.process),
             };
-            let listed_at = table.now();
+            let at = table.now();
             let pids = table.group(pgid)?;
             if pids.binary_search(&target.pid()).is_err() {
                 continue;
@@ -457,11 +457,7 @@ impl GuardedTable {
             {
                 return Err(KillError::Protected);
             }
-            let listed = Listing {
-                pgid,
-                pids,
-                at: listed_at,
-            };
+            let listed = Listing { pgid, pids, at };
             return match leader {
                 Some(leader) => Ok(Members::Group { leader, listed }),
                 // No handle names a group whose leader has gone, and its id
@@ -487,10 +483,11 @@ impl GuardedTable {
     ) -> Result<Vec<Member>, KillError> {
         let mut members = Vec::new();
         for &pid in &listed.pids {
-            let Some(opened) = self.0.table.open(pid, Look::State)? else {
+            // Its facts in the same look that opens it.
+            let Some(opened) = self.0.table.open(pid, Look::Info)? else {
                 continue;
             };
-            let info = opened.process.info();
+            let info = opened.info.as_ref();
             if info.is_some_and(|info| info.pgid == listed.pgid && info.start_time <= listed.at) {
                 members.push((pid, opened.process));
             }
