@@ -200,6 +200,32 @@ fn sigterm_drains_in_flight_requests() {
     assert_alive_then_kill(&mut stubborn);
 }
 
+/// Once `Sigd::wait` returns, the log holds every line the server wrote
+/// before it exited. The harness reads stderr on a thread of its own, and
+/// a test that read the log right after the exit could find its last lines
+/// still in the pipe (`pending_escalations_are_cancelled_each_audited`
+/// failed once so). A stand-in server says where it listens, writes more
+/// than a pipe holds (so a tail is still unread when it exits), then a
+/// last line, 20 times.
+#[test]
+fn the_log_after_an_exit_holds_every_line() {
+    let script = "echo 'listening on http://127.0.0.1:9' >&2; \
+                  head -c 1000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo 'the last line' >&2";
+    for _ in 0..20 {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        let mut server = Sigd::start_command(command);
+        assert!(server.wait().success());
+        let log = server.log();
+        assert!(
+            log.ends_with("the last line\n"),
+            "{} bytes, ending {:?}",
+            log.len(),
+            &log[log.len().saturating_sub(40)..]
+        );
+    }
+}
+
 /// A Unix socket answers `curl --unix-socket`, with the file mode asked for;
 /// a stale socket file is replaced, a live one is refused, and the file is
 /// removed when sigd stops.

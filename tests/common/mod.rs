@@ -57,6 +57,8 @@ pub struct Sigd {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The thread reading sigd's stderr into `log`, until it ends.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Sigd {
@@ -77,7 +79,7 @@ impl Sigd {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     // The address ends where the log line (text or JSON) goes on.
@@ -97,6 +99,7 @@ impl Sigd {
                 child,
                 addr: addr.parse().expect("sigd logs a socket address"),
                 log,
+                reader: Some(reader),
             },
             Err(_) => {
                 let _ = child.kill();
@@ -129,9 +132,23 @@ impl Sigd {
         expect_in_log_times(|| self.log(), needle, count)
     }
 
-    /// Wait (at most 15 s) for sigd to exit; its exit status.
+    /// Wait (at most 10 s) for sigd to exit, and then (at most 10 s more)
+    /// until its log holds all it wrote (the pipe read to its end); its
+    /// exit status.
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        wait_exit(&mut self.child)
+        let status = wait_exit(&mut self.child);
+        if let Some(reader) = self.reader.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !reader.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sigd's stderr is still open after it exited"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = reader.join();
+        }
+        status
     }
 
     /// Whether sigd is still running.
