@@ -8,6 +8,7 @@ mod common;
 use serde_json::{Value, json};
 use sigd::caller::Caller;
 use sigd::guard::GuardedTable;
+use sigd::host_calls::Headers;
 use sigd::kit::simulated::Simulated;
 use sigd::kit::suite::{self, Outcome};
 use sigd::policy::{
@@ -65,7 +66,7 @@ fn request(pid: &str, body: &str) -> Request {
     Request {
         pid: pid.into(),
         body: body.into(),
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers: Headers::json_body(),
         caller: Caller::local(Some(0), None),
     }
 }

@@ -9,6 +9,7 @@
 use divan::Bencher;
 use sigd::caller::Caller;
 use sigd::guard::GuardedTable;
+use sigd::host_calls::Headers;
 use sigd::kit::simulated::Simulated;
 use sigd::policy::{CallLimits, DEFAULT_POLICY, Isolation, Policy, Request, Runtime};
 use sigd_bench::Native;
@@ -29,7 +30,7 @@ fn request() -> Request {
     Request {
         pid: "42".into(),
         body: br#"{"signal": 15}"#.to_vec(),
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers: Headers::json_body(),
         caller: Caller::local(Some(0), None),
     }
 }

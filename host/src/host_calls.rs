@@ -14,6 +14,8 @@ use crate::guard::{Authority, GuardedTable, Scope, Waited};
 use crate::process::{ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessInfo, RunState};
 use crate::replay::Recorded;
 use crate::signal;
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, HeaderName};
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -100,19 +102,49 @@ enum Reach {
     Recorded(Recorded),
 }
 
+/// A request's headers as a policy may read them (`request-header`):
+/// never `authorization` (taken out when made, so no copy of the token is
+/// kept), and only values of printable ASCII (and tabs), which is all
+/// `HeaderValue::to_str` reads: not even UTF-8 beyond ASCII. A value is
+/// found and copied when a policy asks for it, not for every request.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(HeaderMap);
+
+impl Headers {
+    /// A request's `headers`, but `authorization`.
+    pub fn new(mut headers: HeaderMap) -> Headers {
+        headers.remove(AUTHORIZATION);
+        Headers(headers)
+    }
+
+    /// The headers of a request made up by sigd itself (the smoke test at
+    /// load, the conformance suite): its body is JSON, and no more.
+    pub fn json_body() -> Headers {
+        let json = http::HeaderValue::from_static("application/json");
+        Headers(HeaderMap::from_iter([(http::header::CONTENT_TYPE, json)]))
+    }
+
+    /// The first value of the header `name` (in any case), if it is
+    /// printable ASCII.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let value = self.0.get(name)?.to_str().ok()?;
+        Some(value.to_string())
+    }
+}
+
 /// The host's side of one policy call: the processes it may reach (or the
 /// record it replays), the request's headers, and what it has made the
 /// host do so far.
 pub struct HostCalls {
     reach: Reach,
-    /// Lower-case header names and UTF-8 values, without `authorization`.
-    headers: Vec<(String, String)>,
+    headers: Headers,
     actions: Vec<Action>,
 }
 
 impl HostCalls {
     /// The calls of one request with these `headers`, reaching `processes`.
-    pub fn new(processes: GuardedTable, headers: Vec<(String, String)>) -> HostCalls {
+    pub fn new(processes: GuardedTable, headers: Headers) -> HostCalls {
         HostCalls {
             reach: Reach::Live(processes),
             headers,
@@ -124,7 +156,7 @@ impl HostCalls {
     pub fn replaying(recorded: Recorded) -> HostCalls {
         HostCalls {
             reach: Reach::Recorded(recorded),
-            headers: Vec::new(),
+            headers: Headers::default(),
             actions: Vec::new(),
         }
     }
@@ -151,9 +183,7 @@ impl HostCalls {
     /// The value of the request header `name` (in any case), if it has one.
     pub fn request_header(&mut self, name: String) -> Option<String> {
         let value = match &mut self.reach {
-            Reach::Live(_) => (self.headers.iter())
-                .find(|(header, _)| header.eq_ignore_ascii_case(&name))
-                .map(|(_, value)| value.clone()),
+            Reach::Live(_) => self.headers.get(&name),
             Reach::Recorded(recorded) => match recorded.header(&name) {
                 Some(value) => value,
                 None => return self.unanswered(format!("request-header({name:?})")),
@@ -382,5 +412,42 @@ impl HostCalls {
 fn log_failure<T>(outcome: &Result<T, KillError>) {
     if let Err(KillError::Failed(errno)) = outcome {
         tracing::error!(%errno, "signal failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    /// A policy reads a header in any case, its first value if it came more
+    /// than once, never `authorization` (however many times it came), and
+    /// no value that is not printable ASCII (UTF-8 beyond it neither).
+    #[test]
+    fn headers_a_policy_may_read() {
+        let mut map = HeaderMap::new();
+        map.append("x-probe", HeaderValue::from_static("42"));
+        map.append("x-probe", HeaderValue::from_static("43"));
+        map.append(AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+        map.append(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        map.append("x-binary", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        map.append(
+            "x-utf8",
+            HeaderValue::from_bytes("café".as_bytes()).unwrap(),
+        );
+        let headers = Headers::new(map);
+        assert_eq!(headers.get("X-Probe").as_deref(), Some("42"));
+        assert_eq!(headers.get("x-probe").as_deref(), Some("42"));
+        assert_eq!(headers.get("Authorization"), None);
+        assert_eq!(headers.get("authorization"), None);
+        assert_eq!(headers.get("x-binary"), None);
+        assert_eq!(headers.get("x-utf8"), None);
+        assert_eq!(headers.get("not a name"), None);
+        assert_eq!(headers.get("x-absent"), None);
+        assert!(!format!("{headers:?}").contains("secret"));
+        assert_eq!(
+            Headers::json_body().get("Content-Type").as_deref(),
+            Some("application/json")
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::caller::{Caller, Peer};
 use crate::connections::{self, Activity};
 use crate::decision::{Decide, Decision, Described, MAX_LISTED};
 use crate::guard::{GuardedTable, Waited};
-use crate::host_calls::Action;
+use crate::host_calls::{Action, Headers};
 use crate::metrics::{self, Metrics};
 use crate::policy;
 use crate::record::{self, Record, RecordedAnswer};
@@ -331,14 +331,11 @@ async fn respond<'a>(
     if !declares_json(request.headers()) {
         return Err(HttpError::NotJson);
     }
-    let headers = policy_headers(request.headers());
-    let connection = request.extensions().get::<Arc<Activity>>().cloned();
-    let body = tokio::time::timeout(
-        app.body_timeout,
-        read_body(request.into_body(), app.max_body_bytes),
-    )
-    .await
-    .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
+    let (parts, body) = request.into_parts();
+    let connection = parts.extensions.get::<Arc<Activity>>().cloned();
+    let body = tokio::time::timeout(app.body_timeout, read_body(body, app.max_body_bytes))
+        .await
+        .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
     // From here on the request is being answered: its connection keeps
     // its slot (see crate::connections).
     if let Some(connection) = connection {
@@ -354,7 +351,7 @@ async fn respond<'a>(
     let request = policy::Request {
         pid: pid.clone(),
         body: body.to_vec(),
-        headers,
+        headers: Headers::new(parts.headers),
         caller,
     };
     let decision = app.decider.decide(&app.processes, request).await;
@@ -602,15 +599,6 @@ fn declares_json(headers: &HeaderMap) -> bool {
         .next()
         .unwrap_or_default();
     media.trim_ascii().eq_ignore_ascii_case(b"application/json")
-}
-
-/// Headers the policy may see: never `authorization`, only UTF-8 values.
-pub fn policy_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(name, _)| *name != header::AUTHORIZATION)
-        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
-        .collect()
 }
 
 /// The whole body, refusing before reading when `Content-Length` is already

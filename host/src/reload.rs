@@ -17,6 +17,7 @@
 use crate::caller::Caller;
 use crate::decision::{Decide, Deciding, Decision, Described, FellBack};
 use crate::guard::GuardedTable;
+use crate::host_calls::Headers;
 use crate::metrics::Metrics;
 use crate::policy::precompiled::read_file;
 use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runtime};
@@ -430,7 +431,7 @@ pub async fn smoke(policy: &Policy) -> Decision {
     let request = Request {
         pid: "1".into(),
         body: br#"{"signal": 15}"#.to_vec(),
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers: Headers::json_body(),
         caller: Caller::local(Some(0), None),
     };
     policy.call(&nothing, request).await

@@ -5,7 +5,8 @@
 
 use super::simulated::Simulated;
 use super::{describe_action, describe_caller, describe_compiled, millis, suite};
-use crate::http::{HttpError, policy_headers};
+use crate::host_calls::Headers;
+use crate::http::HttpError;
 use crate::options::RuntimeOptions;
 use crate::policy::{Policy, Request};
 use anyhow::Context;
@@ -170,7 +171,7 @@ impl Eval {
         Request {
             pid: self.pid.clone(),
             body: self.body.clone().into_bytes(),
-            headers: policy_headers(headers),
+            headers: Headers::new(headers.clone()),
             caller: self.caller.caller(),
         }
     }

@@ -19,6 +19,7 @@
 use super::millis;
 use super::simulated::{Sent, Simulated};
 use crate::caller::Caller;
+use crate::host_calls::Headers;
 use crate::options::RuntimeOptions;
 use crate::policy::{Policy, Request};
 use crate::signal;
@@ -357,7 +358,7 @@ pub async fn run_case(
     let request = Request {
         pid: case.pid.clone(),
         body: case.body.clone().into_bytes(),
-        headers: vec![("content-type".into(), "application/json".into())],
+        headers: Headers::json_body(),
         caller: case.caller.clone(),
     };
     let decision = policy.call(&super::guarded(&table), request).await;

@@ -33,6 +33,7 @@ pub use cache::{Cache, CacheError};
 pub use runtime::{Policy, Runtime, Unlinked};
 
 use crate::caller::Caller;
+use crate::host_calls::Headers;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -106,9 +107,8 @@ pub struct Request {
     pub pid: String,
     /// The body, as it arrived.
     pub body: Vec<u8>,
-    /// Lower-case header names and UTF-8 values, without `authorization`
-    /// (the policy asks for those it needs).
-    pub headers: Vec<(String, String)>,
+    /// Its headers, but `authorization` (the policy asks for those it needs).
+    pub headers: Headers,
     /// Who is asking.
     pub caller: Caller,
 }
