@@ -321,7 +321,7 @@ struct SuccessBody {
     pid: i32,
     signal: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    signal_name: Option<String>,
+    signal_name: Option<std::borrow::Cow<'static, str>>,
     scope: &'static str,
     /// The pids reached, the first [`MAX_LISTED`] of them.
     delivered_to: Vec<i32>,

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use std::ops::RangeInclusive;
 
 /// The fields sigd reads from a body; any others are ignored.
-#[derive(serde::Deserialize)]
+#[derive(Default)]
 struct Fields {
     signal: Option<Value>,
     scope: Option<Value>,
@@ -16,8 +16,10 @@ struct Fields {
     wait_ms: Option<Value>,
 }
 
-/// [`Fields`] from a JSON object only: serde alone would also read them from
-/// an array of the four values in order (`[15, null, null, null]`).
+/// [`Fields`] from a JSON object only (not from an array of the four
+/// values in order, as serde's own would), read in the one pass that also
+/// refuses a key given twice at any depth: the fields' values are read as
+/// [`Checked`], the others walked as [`UniqueKeys`].
 struct Object(Fields);
 
 impl<'de> serde::Deserialize<'de> for Object {
@@ -28,12 +30,102 @@ impl<'de> serde::Deserialize<'de> for Object {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Object, A::Error> {
-                let fields = serde::de::value::MapAccessDeserializer::new(map);
-                serde::Deserialize::deserialize(fields).map(Object)
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Object, A::Error> {
+                let mut fields = Fields::default();
+                let mut keys = std::collections::BTreeSet::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let field = match &*key {
+                        "signal" => Some(&mut fields.signal),
+                        "scope" => Some(&mut fields.scope),
+                        "escalate" => Some(&mut fields.escalate),
+                        "wait_ms" => Some(&mut fields.wait_ms),
+                        _ => None,
+                    };
+                    match field {
+                        Some(field) => *field = Some(map.next_value::<Checked>()?.0),
+                        None => {
+                            map.next_value::<UniqueKeys>()?;
+                        }
+                    }
+                    if !keys.insert(key) {
+                        return Err(twice());
+                    }
+                }
+                Ok(Object(fields))
             }
         }
         deserializer.deserialize_map(Visit)
+    }
+}
+
+/// The error for an object that gives a key twice.
+fn twice<E: serde::de::Error>() -> E {
+    E::custom("a key given twice")
+}
+
+/// A JSON value, as serde_json's own, but refusing an object that gives a
+/// key twice, at any depth.
+struct Checked(Value);
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Checked, D::Error> {
+        deserializer.deserialize_any(Checked(Value::Null))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON whose objects give each key once")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Checked(value) = map.next_value()?;
+            if object.insert(key, value).is_some() {
+                return Err(twice());
+            }
+        }
+        Ok(Checked(Value::Object(object)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        let mut values = Vec::new();
+        while let Some(Checked(value)) = seq.next_element()? {
+            values.push(value);
+        }
+        Ok(Checked(Value::Array(values)))
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Checked, E> {
+        Ok(Checked(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Checked, E> {
+        Ok(Checked(Value::from(n)))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Checked, E> {
+        Ok(Checked(Value::from(n)))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Checked, E> {
+        Ok(Checked(
+            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+        ))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Checked, E> {
+        Ok(Checked(Value::String(text.to_string())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked(Value::Null))
     }
 }
 
@@ -59,7 +151,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
         let mut keys = std::collections::BTreeSet::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if !keys.insert(key) {
-                return Err(serde::de::Error::custom("a key given twice"));
+                return Err(twice());
             }
             map.next_value::<UniqueKeys>()?;
         }
@@ -163,8 +255,6 @@ impl SignalRequest {
             _ => invalid("the body is not valid JSON"),
         };
         let Object(fields) = serde_json::from_slice(body).map_err(refusal)?;
-        // Then the whole body, unknown fields too: no key twice anywhere.
-        serde_json::from_slice::<UniqueKeys>(body).map_err(refusal)?;
         let signal = signal(
             fields
                 .signal

@@ -1,41 +1,43 @@
 //! Signal numbers and names: which numbers Linux delivers, and the names
 //! callers may use instead (`"SIGTERM"`, `"TERM"`, `"term"`, `"RTMIN+2"`).
 
+use std::borrow::Cow;
 use std::ops::RangeInclusive;
 
-/// The standard signals of Linux on x86-64 and arm64, by number.
+/// The standard signals of Linux on x86-64 and arm64, by number, named
+/// as answers name them.
 const STANDARD: [(&str, i32); 31] = [
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("KILL", 9),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CONT", 18),
-    ("STOP", 19),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("PWR", 30),
-    ("SYS", 31),
+    ("SIGHUP", 1),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGILL", 4),
+    ("SIGTRAP", 5),
+    ("SIGABRT", 6),
+    ("SIGBUS", 7),
+    ("SIGFPE", 8),
+    ("SIGKILL", 9),
+    ("SIGUSR1", 10),
+    ("SIGSEGV", 11),
+    ("SIGUSR2", 12),
+    ("SIGPIPE", 13),
+    ("SIGALRM", 14),
+    ("SIGTERM", 15),
+    ("SIGSTKFLT", 16),
+    ("SIGCHLD", 17),
+    ("SIGCONT", 18),
+    ("SIGSTOP", 19),
+    ("SIGTSTP", 20),
+    ("SIGTTIN", 21),
+    ("SIGTTOU", 22),
+    ("SIGURG", 23),
+    ("SIGXCPU", 24),
+    ("SIGXFSZ", 25),
+    ("SIGVTALRM", 26),
+    ("SIGPROF", 27),
+    ("SIGWINCH", 28),
+    ("SIGIO", 29),
+    ("SIGPWR", 30),
+    ("SIGSYS", 31),
 ];
 
 /// Other names Linux accepts for the same numbers.
@@ -57,7 +59,12 @@ pub fn is_deliverable(signal: i64, realtime: &RangeInclusive<i32>) -> bool {
 pub fn number(name: &str, realtime: &RangeInclusive<i32>) -> Option<i32> {
     let upper = name.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(&(_, number)) = STANDARD.iter().chain(&ALIASES).find(|(n, _)| *n == bare) {
+    let standard = STANDARD.map(|(name, n)| (name.strip_prefix("SIG").unwrap_or(name), n));
+    if let Some((_, number)) = standard
+        .into_iter()
+        .chain(ALIASES)
+        .find(|(n, _)| *n == bare)
+    {
         return Some(number);
     }
     let (min, max) = (*realtime.start(), *realtime.end());
@@ -83,16 +90,17 @@ pub fn number(name: &str, realtime: &RangeInclusive<i32>) -> Option<i32> {
     realtime.contains(&number).then_some(number)
 }
 
-/// The name of a deliverable signal (`SIGTERM`, `SIGRTMIN+2`), for answers.
-pub fn name(signal: i32, realtime: &RangeInclusive<i32>) -> Option<String> {
+/// The name of a deliverable signal (`SIGTERM`, `SIGRTMIN+2`), for answers:
+/// written out only for a realtime signal between SIGRTMIN and SIGRTMAX.
+pub fn name(signal: i32, realtime: &RangeInclusive<i32>) -> Option<Cow<'static, str>> {
     if let Some((name, _)) = STANDARD.iter().find(|(_, n)| *n == signal) {
-        return Some(format!("SIG{name}"));
+        return Some(Cow::Borrowed(name));
     }
     let (min, max) = (*realtime.start(), *realtime.end());
     match signal {
-        n if n == min => Some("SIGRTMIN".into()),
-        n if n == max => Some("SIGRTMAX".into()),
-        n if realtime.contains(&n) => Some(format!("SIGRTMIN+{}", n - min)),
+        n if n == min => Some(Cow::Borrowed("SIGRTMIN")),
+        n if n == max => Some(Cow::Borrowed("SIGRTMAX")),
+        n if realtime.contains(&n) => Some(Cow::Owned(format!("SIGRTMIN+{}", n - min))),
         _ => None,
     }
 }
