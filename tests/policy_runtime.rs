@@ -152,7 +152,8 @@ fn runaway_calls_do_not_stall_others() {
 /// negative pid (they cannot even be opened), pid 1, sigd, or a group or
 /// tree holding either: each is refused, and every process in the namespace
 /// lives. The same policy's signal to an ordinary child goes through (the
-/// control).
+/// control). The policy reads a header as sent, UTF-8 beyond ASCII
+/// included, and never `authorization`.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn host_refuses_what_no_policy_may_do() {
@@ -175,12 +176,15 @@ fn host_refuses_what_no_policy_may_do() {
     let reply = sigd.post(
         "/api/v1/processes/1/signal",
         &json!({ "kill": targets }).to_string(),
-        &["X-Probe: 42", "Authorization: Bearer never-for-policies"],
+        &[
+            "X-Probe: 42 café",
+            "Authorization: Bearer never-for-policies",
+        ],
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
         reply.json()["headers"],
-        json!({"x-probe": "42", "authorization": null})
+        json!({"x-probe": "42 café", "authorization": null})
     );
     let mut expected = vec!["cannot-open"; 4];
     expected.extend(["protected"; 6]);
