@@ -19,7 +19,9 @@ struct Fields {
 /// [`Fields`] from a JSON object only (not from an array of the four
 /// values in order, as serde's own would), read in the one pass that also
 /// refuses a key given twice at any depth: the fields' values are read as
-/// [`Checked`], the others walked as [`UniqueKeys`].
+/// [`Checked`], the others walked as [`UniqueKeys`]. Every object is checked
+/// for a repeated key when the key is read, before its value: of two faults
+/// in a body, the one that comes first is the one answered.
 struct Object(Fields);
 
 impl<'de> serde::Deserialize<'de> for Object {
@@ -37,6 +39,9 @@ impl<'de> serde::Deserialize<'de> for Object {
                 let mut fields = Fields::default();
                 let mut keys = std::collections::BTreeSet::new();
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if !keys.insert(key.clone()) {
+                        return Err(twice());
+                    }
                     let field = match &*key {
                         "signal" => Some(&mut fields.signal),
                         "scope" => Some(&mut fields.scope),
@@ -49,9 +54,6 @@ impl<'de> serde::Deserialize<'de> for Object {
                         None => {
                             map.next_value::<UniqueKeys>()?;
                         }
-                    }
-                    if !keys.insert(key) {
-                        return Err(twice());
                     }
                 }
                 Ok(Object(fields))
@@ -72,60 +74,62 @@ struct Checked(Value);
 
 impl<'de> serde::Deserialize<'de> for Checked {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Checked, D::Error> {
-        deserializer.deserialize_any(Checked(Value::Null))
+        deserializer.deserialize_any(CheckedVisitor).map(Checked)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Checked {
-    type Value = Checked;
+/// What reads a [`Checked`] value.
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("JSON whose objects give each key once")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let Checked(value) = map.next_value()?;
-            if object.insert(key, value).is_some() {
+            if object.contains_key(&key) {
                 return Err(twice());
             }
+            let Checked(value) = map.next_value()?;
+            object.insert(key, value);
         }
-        Ok(Checked(Value::Object(object)))
+        Ok(Value::Object(object))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut values = Vec::new();
         while let Some(Checked(value)) = seq.next_element()? {
             values.push(value);
         }
-        Ok(Checked(Value::Array(values)))
+        Ok(Value::Array(values))
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Checked, E> {
-        Ok(Checked(Value::Bool(b)))
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
     }
 
-    fn visit_i64<E>(self, n: i64) -> Result<Checked, E> {
-        Ok(Checked(Value::from(n)))
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
     }
 
-    fn visit_u64<E>(self, n: u64) -> Result<Checked, E> {
-        Ok(Checked(Value::from(n)))
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
     }
 
-    fn visit_f64<E>(self, n: f64) -> Result<Checked, E> {
-        Ok(Checked(
-            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
-        ))
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, text: &str) -> Result<Checked, E> {
-        Ok(Checked(Value::String(text.to_string())))
+    fn visit_str<E>(self, text: &str) -> Result<Value, E> {
+        Ok(Value::String(text.to_string()))
     }
 
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked(Value::Null))
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 

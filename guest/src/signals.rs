@@ -59,12 +59,10 @@ pub fn is_deliverable(signal: i64, realtime: &RangeInclusive<i32>) -> bool {
 pub fn number(name: &str, realtime: &RangeInclusive<i32>) -> Option<i32> {
     let upper = name.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let standard = STANDARD.map(|(name, n)| (name.strip_prefix("SIG").unwrap_or(name), n));
-    if let Some((_, number)) = standard
-        .into_iter()
-        .chain(ALIASES)
-        .find(|(n, _)| *n == bare)
-    {
+    let standard = STANDARD
+        .iter()
+        .find(|(n, _)| n.strip_prefix("SIG") == Some(bare));
+    if let Some(&(_, number)) = standard.or_else(|| ALIASES.iter().find(|(n, _)| *n == bare)) {
         return Some(number);
     }
     let (min, max) = (*realtime.start(), *realtime.end());

@@ -348,6 +348,28 @@ fn refuses_a_key_given_twice_at_every_depth() {
     assert_eq!(run(&Rules::DEFAULT, "42", body).0, 200);
 }
 
+/// Of two faults in a body, a key given twice and JSON that does not parse,
+/// the one that comes first is answered, at any depth: a repeated key is
+/// refused when it is read, before its value.
+#[test]
+fn the_first_fault_in_a_body_is_answered() {
+    let twice = "the body is not a JSON object with each field once";
+    let unparsed = "the body is not valid JSON";
+    for (body, expected) in [
+        (r#"{"a":1,"a":2"#, twice),
+        (r#"{"signal":15,"a":{"b":1,"b":2}} x"#, twice),
+        (r#"{"signal":15,"escalate":{"signal":9,"signal":x}}"#, twice),
+        (r#"{"signal":1,"signal":x}"#, twice),
+        (r#"{"signal":15,"signal":1e400}"#, twice),
+        (r#"{"signal":x,"signal":1}"#, unparsed),
+        (r#"{"signal":15,"a":[x],"a":1}"#, unparsed),
+    ] {
+        let answer = self::body("42", body);
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.ends_with(expected), "{body}: {error}");
+    }
+}
+
 /// Numbers and names Linux does not deliver are INVALID_SIGNAL, checked
 /// before the process.
 #[test]
