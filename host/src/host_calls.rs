@@ -103,10 +103,12 @@ enum Reach {
 }
 
 /// A request's headers as a policy may read them (`request-header`):
-/// never `authorization` (taken out when made, so no copy of the token is
-/// kept), and only values that are UTF-8, as the contract says (WIT
-/// `request-header`). A value is found and copied when a policy asks for
-/// it, not for every request.
+/// never `authorization` (taken out when made, so nothing here can hand it
+/// on; its bytes stay in hyper's buffer of the request's head, which the
+/// other values share, until the decision ends), and of a header given more
+/// than once its first value, if that is UTF-8, as the contract says. A
+/// value is found and copied when a policy asks for it, not for every
+/// request.
 #[derive(Debug, Clone, Default)]
 pub struct Headers(HeaderMap);
 
