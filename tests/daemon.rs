@@ -11,12 +11,11 @@ mod common;
 
 use common::*;
 use nix::sys::signal::Signal;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// CAP_KILL and CAP_SYS_PTRACE, as bits of the `Cap*` masks in
@@ -160,7 +159,7 @@ impl NotifySocket {
 /// TCP address in the log).
 struct Daemon {
     child: Child,
-    log: Arc<Mutex<String>>,
+    stderr: Captured,
 }
 
 impl Daemon {
@@ -170,21 +169,12 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon { child, log }
+        let stderr = Captured::start(child.stderr.take().unwrap(), |_| {});
+        Daemon { child, stderr }
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.stderr.log()
     }
 
     #[track_caller]

@@ -204,13 +204,15 @@ fn sigterm_drains_in_flight_requests() {
 /// before it exited. The harness reads stderr on a thread of its own, and
 /// a test that read the log right after the exit could find its last lines
 /// still in the pipe (`pending_escalations_are_cancelled_each_audited`
-/// failed once so). A stand-in server says where it listens, writes more
-/// than a pipe holds (so a tail is still unread when it exits), then a
-/// last line, 20 times.
+/// failed once so), or stop at a line that is not UTF-8. A stand-in
+/// server says where it listens, writes more than a pipe holds (so a tail
+/// is still unread when it exits), a line that is not UTF-8, then a last
+/// line, 20 times.
 #[test]
 fn the_log_after_an_exit_holds_every_line() {
     let script = "echo 'listening on http://127.0.0.1:9' >&2; \
-                  head -c 1000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo 'the last line' >&2";
+                  head -c 1000000 /dev/zero | tr '\\0' x >&2; echo >&2; \
+                  printf 'caf\\351\\n' >&2; echo 'the last line' >&2";
     for _ in 0..20 {
         let mut command = Command::new("sh");
         command.args(["-c", script]);
@@ -218,7 +220,7 @@ fn the_log_after_an_exit_holds_every_line() {
         assert!(server.wait().success());
         let log = server.log();
         assert!(
-            log.ends_with("the last line\n"),
+            log.ends_with("caf\u{fffd}\nthe last line\n"),
             "{} bytes, ending {:?}",
             log.len(),
             &log[log.len().saturating_sub(40)..]
@@ -414,13 +416,14 @@ fn audit_events() {
 }
 
 /// The token is in neither sigd's environment (as /proc shows it), its
-/// command line, nor its log, even at debug level.
+/// command line, nor its log, even at debug level: the whole log, read
+/// once sigd has exited.
 #[test]
 fn token_leaks_nowhere() {
     let secret = "s3cr3t-t0ken-value";
     let mut command = sigd_command(&["--no-cache"]);
     command.env("SIGD_TOKEN", secret).env("RUST_LOG", "debug");
-    let sigd = Sigd::start_command(command);
+    let mut sigd = Sigd::start_command(command);
     let auth = format!("Authorization: Bearer {secret}");
     sigd.post("/api/v1/processes/abc/signal", "{}", &[&auth])
         .assert(400, "INVALID_PID");
@@ -439,6 +442,9 @@ fn token_leaks_nowhere() {
             "the token is in /proc/<pid>/{place}"
         );
     }
+    sigd.send(Signal::SIGTERM);
+    assert!(sigd.wait().success());
+    assert!(sigd.log().contains("shutting down"), "{}", sigd.log());
     assert!(!sigd.log().contains(secret), "the token is in the log");
     assert!(
         !sigd.log().contains("n0t-th3-t0ken"),

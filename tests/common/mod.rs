@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,9 +56,62 @@ pub fn require_private_pid_namespace() {
 pub struct Sigd {
     child: Child,
     pub addr: SocketAddr,
+    stderr: Captured,
+}
+
+/// A child's stderr, read line by line into a log on a thread of its own;
+/// bytes that are not UTF-8 are kept as U+FFFD, so no line ends the reading
+/// early.
+pub struct Captured {
     log: Arc<Mutex<String>>,
-    /// The thread reading sigd's stderr into `log`, until it ends.
     reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Captured {
+    /// Read `stderr`, handing `each` line to `seen` as it comes.
+    pub fn start(stderr: ChildStderr, mut seen: impl FnMut(&str) + Send + 'static) -> Captured {
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut stderr = BufReader::new(stderr);
+            let mut bytes = Vec::new();
+            while matches!(stderr.read_until(b'\n', &mut bytes), Ok(1..)) {
+                let text = String::from_utf8_lossy(&bytes);
+                let line = text.strip_suffix('\n').unwrap_or(&text);
+                seen(line);
+                let mut log = sink.lock().unwrap();
+                log.push_str(line);
+                log.push('\n');
+                bytes.clear();
+            }
+        });
+        Captured {
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// What was read so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait (at most 10 s) until the pipe is read to its end: once the
+    /// child has exited, the log holds all it wrote.
+    pub fn wait_for_the_end(&mut self) {
+        let Some(reader) = self.reader.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reader.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "a stderr is still open 10 s after its process exited"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        reader.join().expect("the stderr reader panicked");
+    }
 }
 
 impl Sigd {
@@ -75,36 +128,27 @@ impl Sigd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn sigd");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    // The address ends where the log line (text or JSON) goes on.
-                    let addr: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
-                        .collect();
-                    let _ = tx.send(addr);
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
+        let stderr = Captured::start(child.stderr.take().expect("piped stderr"), move |line| {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                // The address ends where the log line (text or JSON) goes on.
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                let _ = tx.send(addr);
             }
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(addr) => Sigd {
                 child,
                 addr: addr.parse().expect("sigd logs a socket address"),
-                log,
-                reader: Some(reader),
+                stderr,
             },
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("sigd did not start:\n{}", log.lock().unwrap());
+                panic!("sigd did not start:\n{}", stderr.log());
             }
         }
     }
@@ -116,7 +160,7 @@ impl Sigd {
 
     /// What sigd has logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.stderr.log()
     }
 
     /// Wait (at most 10 s) until sigd's log holds `needle`; panics with the log if not.
@@ -133,21 +177,10 @@ impl Sigd {
     }
 
     /// Wait (at most 10 s) for sigd to exit, and then (at most 10 s more)
-    /// until its log holds all it wrote (the pipe read to its end); its
-    /// exit status.
+    /// until its log holds all it wrote; its exit status.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         let status = wait_exit(&mut self.child);
-        if let Some(reader) = self.reader.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !reader.is_finished() {
-                assert!(
-                    Instant::now() < deadline,
-                    "sigd's stderr is still open after it exited"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let _ = reader.join();
-        }
+        self.stderr.wait_for_the_end();
         status
     }
 
