@@ -96,6 +96,39 @@ fn check_explains_what_is_wrong() {
     }
 }
 
+/// `eval --header` hands a policy a header as a caller would send it, a
+/// value in UTF-8 beyond ASCII included, and never `authorization`, as
+/// `sigd serve` does.
+#[test]
+fn eval_passes_headers_as_serve_does() {
+    let dir = scratch("kit_eval_headers");
+    let (ok, out) = policy(
+        &dir,
+        &[
+            "eval",
+            common::HOSTILE_POLICY,
+            "--pid",
+            "1",
+            "--body",
+            r#"{"kill": []}"#,
+            "--header",
+            "X-Probe: 42 café",
+            "--header",
+            "Authorization: Bearer s3cr3t",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(r#"request-header("X-Probe") -> "42 café""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"request-header("authorization") -> absent"#),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t"), "{out}");
+}
+
 /// `eval` prints every host call the policy made and the answer sigd would
 /// send, against a simulated table: a real process with the same pid is
 /// never signalled. A table from a file is used as given, and a policy that
