@@ -86,14 +86,14 @@ impl Decision {
     /// call, or found a group-scope target moving between groups: then what
     /// the policy answered (as "no such process", say) is about that
     /// moment, not about the process, and the caller may try again.
-    pub fn ran_out_of_room(&self) -> bool {
-        fn now<T>(outcome: &Result<T, KillError>) -> bool {
+    pub fn try_again(&self) -> bool {
+        fn transient<T>(outcome: &Result<T, KillError>) -> bool {
             matches!(outcome, Err(KillError::NoRoom(_) | KillError::Moving))
         }
         self.actions.iter().any(|action| match action {
             Action::NoRoom { .. } => true,
-            Action::Signalled { outcome, .. } => now(outcome),
-            Action::Escalated { outcome, .. } => now(outcome),
+            Action::Signalled { outcome, .. } => transient(outcome),
+            Action::Escalated { outcome, .. } => transient(outcome),
             _ => false,
         })
     }

@@ -32,7 +32,7 @@ pub enum Action {
     /// It asked to open `pid`, which does not exist.
     NoProcess { pid: i32 },
     /// It asked to open `pid`, and the host had no room to (it was told
-    /// there is none; the answer is the host's, see [`Decision::ran_out_of_room`](crate::decision::Decision::ran_out_of_room)).
+    /// there is none; the answer is the host's, see [`Decision::try_again`](crate::decision::Decision::try_again)).
     NoRoom { pid: i32, error: NoRoom },
     /// It opened the process `pid`, which started at `start_time`.
     Opened { pid: i32, start_time: u64 },

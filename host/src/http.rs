@@ -116,10 +116,11 @@ pub enum HttpError {
     /// The policy gave no usable answer (the details are logged where it failed).
     #[error("the policy failed")]
     PolicyFailed,
-    /// The host had no room (descriptors, memory) to do what was asked;
-    /// nothing was signalled.
-    #[error("no room to serve the request now")]
-    NoRoom,
+    /// The host had no room (descriptors, memory) to do what was asked, or
+    /// a group-scope target moved between groups while sigd looked; nothing
+    /// was signalled, and the caller may try again.
+    #[error("cannot serve the request now")]
+    Busy,
 }
 
 impl HttpError {
@@ -139,7 +140,7 @@ impl HttpError {
             HttpError::MethodNotAllowed(allowed) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
             }
-            HttpError::NoRoom => {
+            HttpError::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
             }
             // What is left of the body is never read: the connection ends.
@@ -216,7 +217,7 @@ impl HttpError {
                 "INVALID_REQUEST",
                 "the body could not be read".to_string(),
             ),
-            HttpError::NoRoom => (
+            HttpError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "BUSY",
                 "sigd cannot serve this request now (no room, or its target changed \
@@ -433,7 +434,7 @@ pub fn answer(decision: &Decision) -> Result<(StatusCode, String, String), HttpE
         // lack of room: that is sigd's to say (503), whatever the policy
         // made of it ("no such process", say). A delivered signal's answer
         // stands.
-        _ if decision.ran_out_of_room() && !decision.delivered() => Err(HttpError::NoRoom),
+        _ if decision.try_again() && !decision.delivered() => Err(HttpError::Busy),
         Ok(answer) => {
             let body = decision
                 .cut_short_wait()
