@@ -1051,12 +1051,22 @@ mod tests {
         }
     }
 
-    /// Processes 50 (leading group 50) and 51 in it, 60 and 61 in group 60,
+    /// Processes 50 (leading group 50) and 51 in it, 61 and 62 in group 60,
     /// whose leader is gone; sigd is 30.
     fn groups() -> crate::kit::simulated::Simulated {
         let table = r#"[{"pid": 30, "pgid": 30}, {"pid": 50}, {"pid": 51, "pgid": 50},
             {"pid": 61, "pgid": 60, "ignores": [10]}, {"pid": 62, "pgid": 60, "ignores": [10]}]"#;
         crate::kit::simulated::Simulated::from_json(table).unwrap()
+    }
+
+    /// SIGUSR1 (10) as the simulated table notes it: to the group `pid`
+    /// leads, or to `pid` alone.
+    fn usr1(pid: i32, group: bool) -> crate::kit::simulated::Sent {
+        crate::kit::simulated::Sent {
+            pid,
+            signal: 10,
+            group,
+        }
     }
 
     /// A group whose listing no longer holds the target (it moved) is not
@@ -1081,32 +1091,21 @@ mod tests {
     /// handle (no id is trusted to name the group by the send).
     #[test]
     fn a_group_goes_through_its_leader_or_member_by_member() {
-        use crate::kit::simulated::Sent;
         let table = groups();
         let guard = GuardedTable::for_pid(table.clone(), SIGD);
         let member = guard.open(51, Look::State).unwrap().unwrap().process;
         let sent = guard.signal(&member, 10, Scope::Group, Authority::Sigd);
         assert_eq!(sent, Ok(vec![50, 51]));
-        let one = Sent {
-            pid: 50,
-            signal: 10,
-            group: true,
-        };
-        assert_eq!(table.sent(), [one]);
+        assert_eq!(table.sent(), [usr1(50, true)]);
         let orphan = guard.open(62, Look::State).unwrap().unwrap().process;
         let mut sent = guard
             .signal(&orphan, 10, Scope::Group, Authority::Sigd)
             .unwrap();
         sent.sort();
         assert_eq!(sent, [61, 62]);
-        let each = |pid| Sent {
-            pid,
-            signal: 10,
-            group: false,
-        };
         let mut after: Vec<_> = table.sent()[1..].to_vec();
         after.sort_by_key(|s| s.pid);
-        assert_eq!(after, [each(61), each(62)]);
+        assert_eq!(after, [usr1(61, false), usr1(62, false)]);
     }
 
     /// A group whose leader has gone is signalled member by member, and a
@@ -1115,7 +1114,6 @@ mod tests {
     /// its group. (The simulated table starts pid `n` at tick 1000 + `n`.)
     #[test]
     fn a_member_younger_than_the_look_is_left_out() {
-        use crate::kit::simulated::Sent;
         let table = groups();
         let looked = Looked {
             table: table.clone(),
@@ -1126,12 +1124,7 @@ mod tests {
         let older = guard.open(61, Look::State).unwrap().unwrap().process;
         let sent = guard.signal(&older, 10, Scope::Group, Authority::Sigd);
         assert_eq!(sent, Ok(vec![61]));
-        let one = Sent {
-            pid: 61,
-            signal: 10,
-            group: false,
-        };
-        assert_eq!(table.sent(), [one]);
+        assert_eq!(table.sent(), [usr1(61, false)]);
         let younger = guard.open(62, Look::State).unwrap().unwrap().process;
         let sent = guard.signal(&younger, 10, Scope::Group, Authority::Sigd);
         assert_eq!(sent, Err(KillError::Moving));
