@@ -415,6 +415,73 @@ fn audit_events() {
     assert_eq!(refused["status"], 403);
 }
 
+/// Each audit line carries the time of its request, not of its writing
+/// (sigd formats audit events on its log thread, batched, up to a few
+/// milliseconds later), and the lines come in the order the requests were
+/// answered: for a burst of requests, each with its decision record, each
+/// event's timestamp falls between its request being sent and its answer
+/// arriving.
+#[test]
+fn audit_events_keep_their_requests_time_and_order() {
+    assert_eq!(micros_since_epoch("1970-01-01T00:00:00.000000Z"), 0);
+    assert_eq!(
+        micros_since_epoch("2000-03-01T00:00:01.000002Z"),
+        951_868_801_000_002
+    );
+    let sigd = Sigd::start(&["--no-cache", "--log-format", "json"]);
+    let now = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.unwrap().as_micros() as i64
+    };
+    let sent: Vec<(String, i64, i64)> = (0..30)
+        .map(|_| {
+            let before = now();
+            let reply = sigd.post("/api/v1/processes/abc/signal", r#"{"signal": 15}"#, &[]);
+            let after = now();
+            reply.assert(400, "INVALID_PID");
+            let id = reply.header("sigd-decision-id").unwrap().to_string();
+            (id, before, after)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events: Vec<Value> = (sigd.log().lines())
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["target"] == "sigd::audit")
+            .collect();
+        if events.len() >= sent.len() || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(events.len(), sent.len(), "{}", sigd.log());
+    for (event, (id, before, after)) in events.iter().zip(&sent) {
+        assert_eq!(event["decision_id"], id.as_str(), "out of order");
+        assert_eq!(event["record"]["decision_id"], id.as_str());
+        let at = micros_since_epoch(event["timestamp"].as_str().unwrap());
+        assert!(
+            (*before..=*after).contains(&at),
+            "{id} logged at {at}, not between {before} and {after}"
+        );
+    }
+}
+
+/// Microseconds since the epoch of an RFC 3339 UTC time as sigd writes
+/// it, `2026-12-05T01:16:35.291945Z` (days from the civil date by Howard
+/// Hinnant's `days_from_civil`).
+fn micros_since_epoch(text: &str) -> i64 {
+    let number = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap();
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + number(11..13) * 3600 + number(14..16) * 60 + number(17..19);
+    seconds * 1_000_000 + number(20..26)
+}
+
 /// The token is in neither sigd's environment (as /proc shows it), its
 /// command line, nor its log, even at debug level: the whole log, read
 /// once sigd has exited.

@@ -285,13 +285,33 @@ pub async fn handle(
         // requests only): this access line is for `debug`.
         debug!(micros = took.as_micros() as u64, "answered");
         app.metrics.answered(status, &reply.code, took);
+        let Reply {
+            response,
+            code,
+            decided,
+        } = reply;
+        let (decided, mut record) = match decided {
+            Some(Decided {
+                pid,
+                decision,
+                record,
+            }) => (Some((pid, decision)), record),
+            None => (None, None),
+        };
+        // A shadow judges the record the audit event also takes (to be
+        // written on the log's thread): a copy then.
+        let shadowed = match &app.shadow {
+            Some(shadow) if audit::enabled() => record.clone().map(|r| (shadow, r)),
+            Some(shadow) => record.take().map(|r| (shadow, r)),
+            None => None,
+        };
         if signal_route {
             let decided =
-                (reply.decided.as_ref()).map(|d| (d.pid.as_str(), &d.decision, d.record.as_ref()));
+                (decided.as_ref()).map(|(pid, decision)| (pid.as_str(), decision, record));
             audit::log(
-                id,
+                decision_id.unwrap_or_default(),
                 status,
-                &reply.code,
+                code,
                 took,
                 trace_id,
                 principal,
@@ -299,10 +319,10 @@ pub async fn handle(
                 decided,
             );
         }
-        if let (Some(shadow), Some(record)) = (&app.shadow, reply.decided.and_then(|d| d.record)) {
+        if let Some((shadow, record)) = shadowed {
             shadow.judge(record);
         }
-        Ok(reply.response)
+        Ok(response)
     }
     .instrument(span)
     .await

@@ -8,10 +8,13 @@
 //!
 //! Lines are written off the request path: an event is formatted where it
 //! happens and queued; a thread of its own ([`LogWriter`]) writes what is
-//! queued to stderr, many lines per write(2). A request never waits on
-//! stderr: when the queue holds [`MAX_QUEUED_BYTES`] (stderr is a pipe no
-//! one reads, say), a line is dropped, counted (`sigd_log_lines_dropped_total`,
-//! [`dropped_lines`]) and, once there is room, the drops are logged.
+//! queued to stderr, many lines per write(2). An audit event is queued
+//! before it is formatted ([`defer`]): the writer thread formats it, in
+//! its place among the lines and with the time it happened. A request
+//! never waits on stderr: when the queue holds [`MAX_QUEUED_BYTES`]
+//! (stderr is a pipe no one reads, say), a line or event is dropped,
+//! counted (`sigd_log_lines_dropped_total`, [`dropped_lines`]) and, once
+//! there is room, the drops are logged.
 //!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
 //! except that an audit event's fields, one JSON object already (its
@@ -19,11 +22,13 @@
 //! members, not as a string holding them.
 
 use crate::cli::LogFormat;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::{IsTerminal, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{OnceLock, mpsc};
+use std::time::{Duration, SystemTime};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
@@ -64,11 +69,15 @@ pub fn dropped_lines() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
+/// The queue [`defer`] sends to, once [`init`] made it.
+static DEFERRED: OnceLock<mpsc::Sender<Message>> = OnceLock::new();
+
 /// Log in `format`, what `RUST_LOG` lets through (else `default_filter`),
 /// queued for the [`LogWriter`], which writes nothing until it is started.
 pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), default_filter);
     let (queue, lines) = mpsc::channel();
+    let _ = DEFERRED.set(queue.clone());
     let writer = LogWriter {
         queue: queue.clone(),
         lines: Some(lines),
@@ -113,10 +122,101 @@ fn filter(rust_log: Option<&str>, default: &str) -> Targets {
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
-/// What the writer thread is sent: a line, or "write all before this and say so".
+/// What the writer thread is sent: a line, an event to log there, or
+/// "write all before this and say so".
 enum Message {
     Line(Vec<u8>),
+    Deferred(Deferred),
     Flush(mpsc::Sender<()>),
+}
+
+/// An event to log on the writer thread: `log` logs it, as if at `at`
+/// and in `span`.
+struct Deferred {
+    at: SystemTime,
+    span: tracing::Span,
+    /// What it counts for in the queue until written: about its line's bytes.
+    size: usize,
+    log: Box<dyn FnOnce() + Send>,
+}
+
+/// Have `log`, which logs one event of about `size` bytes, run on the
+/// writer thread, in the current span, its line timed now and written in
+/// its place among the lines queued: formatting is most of what an audit
+/// event costs, and there, many events in a row, it costs less than in a
+/// request (BENCHMARKS.md, the tenth round). Dropped, and counted, as a
+/// line is when the queue is full; run here when no queue was made
+/// ([`init`]).
+pub fn defer(size: usize, log: impl FnOnce() + Send + 'static) {
+    let Some(queue) = DEFERRED.get() else {
+        return log();
+    };
+    if !reserve(size) {
+        return;
+    }
+    let deferred = Deferred {
+        at: SystemTime::now(),
+        span: tracing::Span::current(),
+        size,
+        log: Box::new(log),
+    };
+    if let Err(mpsc::SendError(message)) = queue.send(Message::Deferred(deferred)) {
+        // The writer thread is gone: written here, then.
+        write_message(message, &mut std::io::stderr().lock(), &mut Vec::new());
+    }
+}
+
+/// Count `size` more bytes queued, unless that is past
+/// [`MAX_QUEUED_BYTES`]: then count a line dropped, and `false`.
+fn reserve(size: usize) -> bool {
+    if QUEUED.fetch_add(size, Ordering::Relaxed) + size > MAX_QUEUED_BYTES {
+        QUEUED.fetch_sub(size, Ordering::Relaxed);
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
+
+thread_local! {
+    /// On the thread writing lines: the lines of the deferred event being
+    /// logged there, written in its place rather than queued behind lines
+    /// that came after it.
+    static HERE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    /// While a deferred event is logged: when it happened.
+    static HAPPENED: Cell<Option<SystemTime>> = const { Cell::new(None) };
+}
+
+/// Write `message` to `out` (`flushed` gets who asked for a flush): a
+/// line as it is, a deferred event as it is logged here, timed when it
+/// happened.
+fn write_message(message: Message, out: &mut impl Write, flushed: &mut Vec<mpsc::Sender<()>>) {
+    match message {
+        Message::Line(line) => {
+            QUEUED.fetch_sub(line.len(), Ordering::Relaxed);
+            let _ = out.write_all(&line);
+        }
+        Message::Deferred(Deferred {
+            at,
+            span,
+            size,
+            log,
+        }) => {
+            QUEUED.fetch_sub(size, Ordering::Relaxed);
+            HAPPENED.set(Some(at));
+            HERE.set(Some(Vec::new()));
+            // A panic in one event's formatting costs that event (counted
+            // as dropped), not the writer thread and every line after it.
+            let logged = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(log)));
+            HAPPENED.set(None);
+            let lines = HERE.take().unwrap_or_default();
+            if logged.is_ok() {
+                let _ = out.write_all(&lines);
+            } else {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Message::Flush(done) => flushed.push(done),
+    }
 }
 
 /// The queue events are formatted into (a `MakeWriter`).
@@ -152,9 +252,11 @@ impl Drop for Line<'_> {
         if line.is_empty() {
             return;
         }
-        if QUEUED.fetch_add(size, Ordering::Relaxed) + size > MAX_QUEUED_BYTES {
-            QUEUED.fetch_sub(size, Ordering::Relaxed);
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+        // A deferred event's, logged on the writer thread: written there.
+        let written = HERE.with_borrow_mut(|here| {
+            (here.as_mut().map(|lines| lines.extend_from_slice(&line))).is_some()
+        });
+        if written || !reserve(size) {
             return;
         }
         if self.0.send(Message::Line(line)).is_err() {
@@ -196,9 +298,7 @@ impl Drop for LogWriter {
         if let Some(lines) = self.lines.take() {
             let mut stderr = std::io::stderr().lock();
             for message in lines.try_iter() {
-                if let Message::Line(line) = message {
-                    let _ = stderr.write_all(&line);
-                }
+                write_message(message, &mut stderr, &mut Vec::new());
             }
             return;
         }
@@ -224,13 +324,7 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
     while let Some(first) = next.take() {
         let mut flushed = Vec::new();
         for message in std::iter::once(first).chain(lines.try_iter()) {
-            match message {
-                Message::Line(line) => {
-                    QUEUED.fetch_sub(line.len(), Ordering::Relaxed);
-                    let _ = stderr.write_all(&line);
-                }
-                Message::Flush(done) => flushed.push(done),
-            }
+            write_message(message, &mut stderr, &mut flushed);
         }
         let _ = stderr.flush();
         for done in flushed {
@@ -349,10 +443,10 @@ impl FormatTime for Timestamps {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
         thread_local! {
             /// The second last written on this thread, and its text.
-            static SECOND: std::cell::RefCell<(u64, String)> =
-                const { std::cell::RefCell::new((u64::MAX, String::new())) };
+            static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
         }
-        let now = std::time::SystemTime::now()
+        // A deferred event's time is when it happened, not when written.
+        let now = (HAPPENED.get().unwrap_or_else(SystemTime::now))
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         SECOND.with_borrow_mut(|(second, text)| {
@@ -550,6 +644,53 @@ mod tests {
             ours[..20] == theirs[..20]
         });
         assert!(agree);
+    }
+
+    /// A deferred event is logged on the thread that writes lines, timed
+    /// when it happened, in the span it happened in, and written in its
+    /// place, not queued behind later lines; one that panics is counted
+    /// as dropped and the writer goes on. An event logged as usual is
+    /// queued, timed when logged.
+    #[test]
+    fn deferred_events_keep_their_time_span_and_place() {
+        let (queue, lines) = mpsc::channel();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(Queue(queue))
+            .with_timer(Timestamps)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let deferred = |log: Box<dyn FnOnce() + Send>| {
+                assert!(reserve(64));
+                let span = tracing::info_span!("request", id = 7);
+                Message::Deferred(Deferred {
+                    at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
+                    span,
+                    size: 64,
+                    log,
+                })
+            };
+            let mut out = Vec::new();
+            let message = deferred(Box::new(|| tracing::info!("deferred")));
+            write_message(message, &mut out, &mut Vec::new());
+            let line = String::from_utf8(out).unwrap();
+            assert_eq!(
+                line,
+                "2000-03-01T00:00:01.000002Z  INFO request{id=7}: sigd::logs::tests: deferred\n"
+            );
+            assert!(lines.try_recv().is_err(), "queued behind later lines");
+            let dropped = dropped_lines();
+            let mut out = Vec::new();
+            let message = deferred(Box::new(|| panic!("a formatting bug")));
+            write_message(message, &mut out, &mut Vec::new());
+            assert!(out.is_empty());
+            assert_eq!(dropped_lines(), dropped + 1);
+            tracing::info!("logged as usual");
+            let Ok(Message::Line(line)) = lines.try_recv() else {
+                panic!("not queued");
+            };
+            assert!(!line.starts_with(b"2000-"), "{line:?}");
+        });
     }
 
     /// In lines for people, an audit event's fields (written already) go

@@ -156,6 +156,27 @@ impl Record {
     }
 }
 
+impl Record {
+    /// About its bytes as JSON, for bounding what waits to be written:
+    /// a fixed part, the body and answer (escaped, up to twice as long),
+    /// and each call with its pids and values.
+    pub fn size(&self) -> usize {
+        let (Body::Text(body) | Body::Hex(body)) = &self.request.body;
+        let calls: usize = (self.calls.iter())
+            .map(|call| match call {
+                Action::ReadHeader { name, value } => {
+                    64 + name.len() + value.as_ref().map_or(0, String::len)
+                }
+                Action::Signalled {
+                    outcome: Ok(pids), ..
+                } => 160 + 12 * pids.len(),
+                _ => 160,
+            })
+            .sum();
+        512 + 2 * (body.len() + self.answer.body.len()) + calls
+    }
+}
+
 /// The first [`MAX_CALLS`] of `calls`, each header read kept once (a
 /// policy reading one header again and again would repeat its value), and
 /// at most [`MAX_LISTED`] pids over all the signals' lists; and how many
