@@ -209,7 +209,11 @@ impl Event {
     /// until it is written.
     fn size(&self) -> usize {
         let pids = 12 * self.delivered_to.0.len();
-        512 + pids + self.record.as_ref().map_or(0, Record::size)
+        let segment = match &self.pid {
+            Pid::Asked(segment) => 2 * segment.len(),
+            Pid::Opened(_) => 0,
+        };
+        512 + pids + segment + self.record.as_ref().map_or(0, Record::size)
     }
 }
 
@@ -259,10 +263,25 @@ impl fmt::Display for AsJson<'_> {
         // serde_json writes into a buffer far faster than it writes through
         // a formatter (a call per token); sized for a whole event with its
         // record, so it is not grown (and copied) four times on the way.
-        let mut json = Vec::with_capacity(2048);
-        serde_json::to_writer(&mut json, self.0).map_err(|_| fmt::Error)?;
-        f.write_str(std::str::from_utf8(&json).map_err(|_| fmt::Error)?)
+        write_built(f, || {
+            let mut json = Vec::with_capacity(2048);
+            serde_json::to_writer(&mut json, self.0).map_err(|_| fmt::Error)?;
+            Ok(json)
+        })
     }
+}
+
+/// Write what `build` builds into `f`, in one go. A panic in `build` (a
+/// bug) fails this event's formatting, which tracing then reports in a
+/// line of its own, rather than leaving half a line in tracing's buffer of
+/// the log's thread, where the next line would begin.
+fn write_built(
+    f: &mut fmt::Formatter<'_>,
+    build: impl FnOnce() -> Result<Vec<u8>, fmt::Error>,
+) -> fmt::Result {
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build));
+    let built = built.map_err(|_| fmt::Error)??;
+    f.write_str(std::str::from_utf8(&built).map_err(|_| fmt::Error)?)
 }
 
 /// An event as ` name=value` pairs, as tracing writes fields for people:
@@ -274,6 +293,13 @@ struct AsText<'a>(&'a Event);
 
 impl fmt::Display for AsText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_built(f, || self.pairs())
+    }
+}
+
+impl AsText<'_> {
+    /// The pairs, the record last.
+    fn pairs(&self) -> Result<Vec<u8>, fmt::Error> {
         let e = self.0;
         let mut out = Pairs(Vec::with_capacity(2048));
         out.quoted("decision_id", &e.decision_id);
@@ -333,7 +359,7 @@ impl fmt::Display for AsText<'_> {
             out.0.extend_from_slice(b" record=");
             serde_json::to_writer(&mut out.0, record).map_err(|_| fmt::Error)?;
         }
-        f.write_str(out.text()?)
+        Ok(out.0)
     }
 }
 
@@ -342,6 +368,7 @@ struct Pairs(Vec<u8>);
 
 impl Pairs {
     /// What was written.
+    #[cfg(test)]
     fn text(&self) -> Result<&str, fmt::Error> {
         std::str::from_utf8(&self.0).map_err(|_| fmt::Error)
     }
@@ -427,6 +454,27 @@ mod tests {
         assert_eq!(with("00-xyz-00f067aa0ba902b7-01"), None);
         assert_eq!(with("garbage"), None);
         assert_eq!(trace_id(&HeaderMap::new()), None);
+    }
+
+    /// A panic while an event's text is built (a bug) fails its
+    /// formatting and writes nothing of it: no half line is left for the
+    /// next line to begin with.
+    #[test]
+    fn a_panic_while_built_writes_nothing() {
+        struct Built(bool);
+        impl fmt::Display for Built {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("before ")?;
+                write_built(f, || match self.0 {
+                    true => panic!("a bug"),
+                    false => Ok(b"built".to_vec()),
+                })
+            }
+        }
+        assert_eq!(Built(false).to_string(), "before built");
+        let mut text = String::new();
+        assert!(fmt::write(&mut text, format_args!("{}", Built(true))).is_err());
+        assert_eq!(text, "before ");
     }
 
     /// The pairs' writer escapes a string exactly as `{:?}` does, whether

@@ -145,8 +145,8 @@ struct Deferred {
 /// its place among the lines queued: formatting is most of what an audit
 /// event costs, and there, many events in a row, it costs less than in a
 /// request (BENCHMARKS.md, the tenth round). Dropped, and counted, as a
-/// line is when the queue is full; run here when no queue was made
-/// ([`init`]).
+/// line is when the queue is full or no writer thread started; run here
+/// when no queue was made ([`init`]).
 pub fn defer(size: usize, log: impl FnOnce() + Send + 'static) {
     let Some(queue) = DEFERRED.get() else {
         return log();
@@ -160,9 +160,10 @@ pub fn defer(size: usize, log: impl FnOnce() + Send + 'static) {
         size,
         log: Box::new(log),
     };
-    if let Err(mpsc::SendError(message)) = queue.send(Message::Deferred(deferred)) {
-        // The writer thread is gone: written here, then.
-        write_message(message, &mut std::io::stderr().lock(), &mut Vec::new());
+    if queue.send(Message::Deferred(deferred)).is_err() {
+        // No writer thread (it could not start): dropped, as lines are then.
+        QUEUED.fetch_sub(size, Ordering::Relaxed);
+        DROPPED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -261,6 +262,7 @@ impl Drop for Line<'_> {
         }
         if self.0.send(Message::Line(line)).is_err() {
             QUEUED.fetch_sub(size, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -158,8 +158,9 @@ impl Record {
 
 impl Record {
     /// About its bytes as JSON, for bounding what waits to be written:
-    /// a fixed part, the body and answer (escaped, up to twice as long),
-    /// and each call with its pids and values.
+    /// a fixed part, what a caller or policy chose (the `{pid}` segment,
+    /// body, answer, failure; escaped, up to twice as long), and each call
+    /// with its pids and values.
     pub fn size(&self) -> usize {
         let (Body::Text(body) | Body::Hex(body)) = &self.request.body;
         let calls: usize = (self.calls.iter())
@@ -173,7 +174,9 @@ impl Record {
                 _ => 160,
             })
             .sum();
-        512 + 2 * (body.len() + self.answer.body.len()) + calls
+        let failed = self.answer.policy_failed.as_ref().map_or(0, String::len);
+        let texts = self.request.pid.len() + body.len() + self.answer.body.len() + failed;
+        512 + 2 * texts + calls
     }
 }
 
