@@ -44,7 +44,7 @@ pub const WIT_VERSION: &str = "0.3.1";
 pub const WIT: &str = include_str!("../../../wit/policy.wit");
 
 /// The default policy (`guest/`), built into the binary.
-pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT"));
+pub static DEFAULT_POLICY: &[u8] = include_bytes!(env!("SIGD_POLICY_DEFAULT"));
 /// Its sha256, taken when it was built (`host/build.rs`).
 pub const DEFAULT_POLICY_SHA256: &str = env!("SIGD_POLICY_DEFAULT_SHA256");
 
