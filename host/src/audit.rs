@@ -13,8 +13,9 @@
 //! `--log-format json` makes each event one JSON object per line (the
 //! record an object inside it). The fields are one struct ([`Event`]),
 //! each part written in one go into the log line: as JSON members, or as
-//! ` name=value` pairs for people. An event is gathered in its request and
-//! formatted on the log's thread ([`logs::defer`]).
+//! ` name=value` pairs for people. A request hands its event's parts to the
+//! log's thread ([`logs::defer`]), where the event is gathered and written,
+//! with the time of the request.
 
 use crate::caller::{Peer, Remote, Transport};
 use crate::decision::{Decision, MAX_LISTED};
@@ -27,7 +28,6 @@ use http::HeaderMap;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The target of audit events.
@@ -49,11 +49,12 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     valid.then(|| trace.to_ascii_lowercase())
 }
 
-/// Write the audit event of one signal request `decision_id` from `peer`,
+/// Log the audit event of one signal request `decision_id` from `peer`,
 /// presenting `principal`'s token. `decided` is its `{pid}` segment, its
 /// decision and its record, `None` when it was refused before any policy
-/// saw it. What the event says is gathered here, and formatted on the
-/// log's thread ([`logs::defer`]) with the time of this call.
+/// saw it. Nothing is copied but the principal and the peer: the parts go
+/// to the log's thread, which writes the event ([`write`]) with the time
+/// of this call.
 #[allow(clippy::too_many_arguments)]
 pub fn log(
     decision_id: String,
@@ -63,17 +64,50 @@ pub fn log(
     trace_id: Option<String>,
     principal: Option<&str>,
     peer: &Peer,
-    decided: Option<(&str, &Decision, Option<Record>)>,
+    decided: Option<(String, Decision, Option<Record>)>,
 ) {
     // Nothing is gathered or formatted when audit events are off.
     if !enabled() {
         return;
     }
-    let (segment, decision, record) = match decided {
-        Some((segment, decision, record)) => (segment, Some(decision), record),
-        None => ("", None, None),
-    };
-    let actions = decision.map(|d| d.actions.as_slice()).unwrap_or_default();
+    let size = decided.as_ref().map_or(512, |(segment, decision, record)| {
+        let calls: usize = decision.actions.iter().map(Action::size).sum();
+        512 + 2 * segment.len() + calls + record.as_ref().map_or(0, Record::size)
+    });
+    let (principal, peer) = (principal.map(str::to_string), peer.clone());
+    logs::defer(size, move || {
+        let decided = (decided.as_ref())
+            .map(|(segment, decision, record)| (segment.as_str(), decision, record.as_ref()));
+        write(
+            &decision_id,
+            status,
+            &code,
+            took,
+            trace_id,
+            principal.as_deref(),
+            &peer,
+            decided,
+        );
+    });
+}
+
+/// Write the audit event [`log`] was given.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    decision_id: &str,
+    status: u16,
+    code: &str,
+    took: Duration,
+    trace_id: Option<String>,
+    principal: Option<&str>,
+    peer: &Peer,
+    decided: Option<(&str, &Decision, Option<&Record>)>,
+) {
+    let record = decided.and_then(|(.., record)| record);
+    let decided = decided.map(|(pid, decision, _)| (pid, decision));
+    let actions = decided
+        .map(|(_, d)| d.actions.as_slice())
+        .unwrap_or_default();
     let opened = actions.iter().find_map(|action| match action {
         Action::Opened { pid, start_time } => Some((*pid, *start_time)),
         _ => None,
@@ -88,7 +122,7 @@ pub fn log(
         _ => None,
     });
     // What happened: "delivered", the host's refusal, or the answer's code.
-    let (outcome, errno) = match signalled {
+    let (decision, errno) = match signalled {
         Some((_, _, Ok(_))) => (Cow::Borrowed("delivered"), None),
         Some((_, _, Err(error))) => (Cow::Borrowed("refused"), Some(errno(error))),
         None if code.is_empty() => (Cow::Borrowed("answered"), None),
@@ -99,26 +133,26 @@ pub fn log(
         _ => &[],
     };
     let (transport, remote) = match &peer.transport {
-        Transport::Tcp(remote) => ("tcp", Some(remote.clone())),
+        Transport::Tcp(remote) => ("tcp", Some(remote)),
         Transport::Unix => ("unix", None),
     };
     let event = Event {
         decision_id,
-        principal: principal.map(str::to_string),
+        principal,
         peer_pid: peer.credentials.and_then(|c| c.pid),
         peer_uid: peer.credentials.map(|c| c.uid),
         transport,
         remote,
         pid: match opened {
             Some((pid, _)) => Pid::Opened(pid),
-            None => Pid::Asked(segment.to_string()),
+            None => Pid::Asked(decided.map(|(pid, _)| pid).unwrap_or_default()),
         },
         start_time: opened.map(|(_, start)| start),
         signal: signalled.map(|(signal, ..)| signal),
         scope: signalled.map(|(_, scope, _)| scope.name()),
-        decision: outcome,
+        decision,
         errno,
-        delivered_to: Listed(delivered[..delivered.len().min(MAX_LISTED)].to_vec()),
+        delivered_to: Listed(&delivered[..delivered.len().min(MAX_LISTED)]),
         delivered_count: delivered.len(),
         status,
         code,
@@ -131,8 +165,8 @@ pub fn log(
             } => Some(*uid),
             _ => None,
         }),
-        policy_sha256: decision.map(|d| d.policy_sha256.clone()),
-        settings_sha256: decision.and_then(|d| d.settings_sha256.clone()),
+        policy_sha256: decided.map(|(_, d)| &*d.policy_sha256),
+        settings_sha256: decided.and_then(|(_, d)| d.settings_sha256.as_deref()),
         trace_id,
         escalation: actions
             .iter()
@@ -143,46 +177,52 @@ pub fn log(
             .then_some(true),
         record,
     };
-    logs::defer(event.size(), move || event.write());
+    // Each written in one go into the line, not field by field (see
+    // `logs::INLINE_FIELD`).
+    if logs::json() {
+        tracing::info!(target: TARGET, audit = %AsJson(&event), "signal request");
+    } else {
+        tracing::info!(target: TARGET, audit = %AsText(&event), "signal request");
+    }
 }
 
 /// One audit event's fields, in the order they are written; absent ones
 /// (`None`) are left out.
 #[derive(Serialize)]
-struct Event {
-    decision_id: String,
+struct Event<'a> {
+    decision_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    principal: Option<String>,
+    principal: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_pid: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_uid: Option<u32>,
     transport: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    remote: Option<Remote>,
+    remote: Option<&'a Remote>,
     /// The pid opened, or the `{pid}` segment as it arrived.
-    pid: Pid,
+    pid: Pid<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     start_time: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signal: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'static str>,
-    decision: Cow<'static, str>,
+    decision: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno: Option<String>,
     /// At most [`MAX_LISTED`], as the answer lists them: `"[3, 4]"`.
-    delivered_to: Listed,
+    delivered_to: Listed<'a>,
     delivered_count: usize,
     status: u16,
-    code: String,
+    code: &'a str,
     latency_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     on_behalf_of_uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    policy_sha256: Option<Arc<str>>,
+    policy_sha256: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    settings_sha256: Option<Arc<str>>,
+    settings_sha256: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<String>,
     escalation: bool,
@@ -191,46 +231,23 @@ struct Event {
     /// Last: a text line ends with it, `record={...}` (`sigd policy
     /// replay` finds it there).
     #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<Record>,
-}
-
-impl Event {
-    /// Log the event, each part written in one go into the line, not
-    /// field by field (see `logs::INLINE_FIELD`).
-    fn write(&self) {
-        if logs::json() {
-            tracing::info!(target: TARGET, audit = %AsJson(self), "signal request");
-        } else {
-            tracing::info!(target: TARGET, audit = %AsText(self), "signal request");
-        }
-    }
-
-    /// About the bytes of its line, what it counts for in the log's queue
-    /// until it is written.
-    fn size(&self) -> usize {
-        let pids = 12 * self.delivered_to.0.len();
-        let segment = match &self.pid {
-            Pid::Asked(segment) => 2 * segment.len(),
-            Pid::Opened(_) => 0,
-        };
-        512 + pids + segment + self.record.as_ref().map_or(0, Record::size)
-    }
+    record: Option<&'a Record>,
 }
 
 /// The target's pid: as opened (a number), or the segment as it arrived.
-enum Pid {
+enum Pid<'a> {
     Opened(i32),
-    Asked(String),
+    Asked(&'a str),
 }
 
-impl Serialize for Pid {
+impl Serialize for Pid<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // A string either way, as it always was.
         serializer.collect_str(self)
     }
 }
 
-impl fmt::Display for Pid {
+impl fmt::Display for Pid<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pid::Opened(pid) => write!(f, "{pid}"),
@@ -240,15 +257,16 @@ impl fmt::Display for Pid {
 }
 
 /// Pids as one string, `[3, 4]`.
-struct Listed(Vec<i32>);
+#[derive(Clone, Copy)]
+struct Listed<'a>(&'a [i32]);
 
-impl Serialize for Listed {
+impl Serialize for Listed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
 }
 
-impl fmt::Display for Listed {
+impl fmt::Display for Listed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.0)
     }
@@ -256,7 +274,7 @@ impl fmt::Display for Listed {
 
 /// An event as a JSON object (`--log-format json`; `logs.rs` writes its
 /// members into the line), written in one piece.
-struct AsJson<'a>(&'a Event);
+struct AsJson<'a>(&'a Event<'a>);
 
 impl fmt::Display for AsJson<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -289,7 +307,7 @@ fn write_built(
 /// numbers as they are, and last the record as JSON. Built in one buffer
 /// and written once: each `write!` through a formatter costs more than the
 /// pair it writes, and this is done for every request.
-struct AsText<'a>(&'a Event);
+struct AsText<'a>(&'a Event<'a>);
 
 impl fmt::Display for AsText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -302,8 +320,8 @@ impl AsText<'_> {
     fn pairs(&self) -> Result<Vec<u8>, fmt::Error> {
         let e = self.0;
         let mut out = Pairs(Vec::with_capacity(2048));
-        out.quoted("decision_id", &e.decision_id);
-        if let Some(principal) = &e.principal {
+        out.quoted("decision_id", e.decision_id);
+        if let Some(principal) = e.principal {
             out.quoted("principal", principal);
         }
         if let Some(pid) = e.peer_pid {
@@ -313,11 +331,11 @@ impl AsText<'_> {
             out.number("peer_uid", uid);
         }
         out.quoted("transport", e.transport);
-        if let Some(remote) = &e.remote {
+        if let Some(remote) = e.remote {
             out.plain("remote", remote.as_str());
         }
-        match &e.pid {
-            Pid::Opened(pid) => out.quoted("pid", itoa::Buffer::new().format(*pid)),
+        match e.pid {
+            Pid::Opened(pid) => out.quoted("pid", itoa::Buffer::new().format(pid)),
             // As it arrived: escaped, like every string from a caller.
             Pid::Asked(segment) => out.quoted("pid", segment),
         }
@@ -334,18 +352,18 @@ impl AsText<'_> {
         if let Some(errno) = &e.errno {
             out.quoted("errno", errno);
         }
-        out.listed("delivered_to", &e.delivered_to);
+        out.listed("delivered_to", e.delivered_to);
         out.number("delivered_count", e.delivered_count);
         out.number("status", e.status);
-        out.quoted("code", &e.code);
+        out.quoted("code", e.code);
         out.number("latency_us", e.latency_us);
         if let Some(uid) = e.on_behalf_of_uid {
             out.number("on_behalf_of_uid", uid);
         }
-        if let Some(sha256) = &e.policy_sha256 {
+        if let Some(sha256) = e.policy_sha256 {
             out.quoted("policy_sha256", sha256);
         }
-        if let Some(sha256) = &e.settings_sha256 {
+        if let Some(sha256) = e.settings_sha256 {
             out.quoted("settings_sha256", sha256);
         }
         if let Some(trace_id) = &e.trace_id {
@@ -355,7 +373,7 @@ impl AsText<'_> {
         if let Some(cut_short) = e.wait_cut_short {
             out.flag("wait_cut_short", cut_short);
         }
-        if let Some(record) = &e.record {
+        if let Some(record) = e.record {
             out.0.extend_from_slice(b" record=");
             serde_json::to_writer(&mut out.0, record).map_err(|_| fmt::Error)?;
         }
@@ -388,7 +406,7 @@ impl Pairs {
 
     /// ` name="[3, 4]"`: pids quoted as the one string they are, as
     /// [`Listed`] writes them.
-    fn listed(&mut self, name: &str, pids: &Listed) {
+    fn listed(&mut self, name: &str, pids: Listed<'_>) {
         use std::io::Write as _;
         let _ = write!(self.0, " {name}=\"{pids}\"");
     }
@@ -499,7 +517,7 @@ mod tests {
         }
         for pids in [&[][..], &[3], &[3, -4, i32::MAX]] {
             let mut pairs = Pairs(Vec::new());
-            pairs.listed("delivered_to", &Listed(pids.to_vec()));
+            pairs.listed("delivered_to", Listed(pids));
             assert_eq!(pairs.text(), Ok(&*format!(" delivered_to=\"{pids:?}\"")));
         }
         let mut pairs = Pairs(Vec::new());

@@ -75,6 +75,22 @@ pub enum Action {
     Unanswered { asked: String },
 }
 
+impl Action {
+    /// About its bytes as a record's JSON: its header's name and value, or
+    /// pids, beyond a fixed part.
+    pub fn size(&self) -> usize {
+        match self {
+            Action::ReadHeader { name, value } => {
+                64 + name.len() + value.as_ref().map_or(0, String::len)
+            }
+            Action::Signalled {
+                outcome: Ok(pids), ..
+            } => 160 + 12 * pids.len(),
+            _ => 160,
+        }
+    }
+}
+
 /// A process a policy opened: the handle on it, or (replaying) its pid alone.
 #[derive(Clone)]
 pub struct Target {

@@ -290,24 +290,11 @@ pub async fn handle(
             code,
             decided,
         } = reply;
-        let (decided, mut record) = match decided {
-            Some(Decided {
-                pid,
-                decision,
-                record,
-            }) => (Some((pid, decision)), record),
-            None => (None, None),
-        };
-        // A shadow judges the record the audit event also takes (to be
-        // written on the log's thread): a copy then.
-        let shadowed = match &app.shadow {
-            Some(shadow) if audit::enabled() => record.clone().map(|r| (shadow, r)),
-            Some(shadow) => record.take().map(|r| (shadow, r)),
-            None => None,
-        };
+        let record = decided.as_ref().and_then(|d| d.record.as_ref());
+        if let (Some(shadow), Some(record)) = (&app.shadow, record) {
+            shadow.judge(record);
+        }
         if signal_route {
-            let decided =
-                (decided.as_ref()).map(|(pid, decision)| (pid.as_str(), decision, record));
             audit::log(
                 decision_id.unwrap_or_default(),
                 status,
@@ -316,11 +303,8 @@ pub async fn handle(
                 trace_id,
                 principal,
                 peer,
-                decided,
+                decided.map(|d| (d.pid, d.decision, d.record)),
             );
-        }
-        if let Some((shadow, record)) = shadowed {
-            shadow.judge(record);
         }
         Ok(response)
     }

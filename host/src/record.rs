@@ -159,21 +159,10 @@ impl Record {
 impl Record {
     /// About its bytes as JSON, for bounding what waits to be written:
     /// a fixed part, what a caller or policy chose (the `{pid}` segment,
-    /// body, answer, failure; escaped, up to twice as long), and each call
-    /// with its pids and values.
+    /// body, answer, failure; escaped, up to twice as long), and each call.
     pub fn size(&self) -> usize {
         let (Body::Text(body) | Body::Hex(body)) = &self.request.body;
-        let calls: usize = (self.calls.iter())
-            .map(|call| match call {
-                Action::ReadHeader { name, value } => {
-                    64 + name.len() + value.as_ref().map_or(0, String::len)
-                }
-                Action::Signalled {
-                    outcome: Ok(pids), ..
-                } => 160 + 12 * pids.len(),
-                _ => 160,
-            })
-            .sum();
+        let calls: usize = self.calls.iter().map(Action::size).sum();
         let failed = self.answer.policy_failed.as_ref().map_or(0, String::len);
         let texts = self.request.pid.len() + body.len() + self.answer.body.len() + failed;
         512 + 2 * texts + calls

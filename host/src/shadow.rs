@@ -83,10 +83,13 @@ impl Shadow {
         })
     }
 
-    /// Queue `record` for the shadow (the answer is on its way; the
-    /// decision comes later), unless the queue is full.
-    pub fn judge(&self, record: Record) {
-        if self.queue.try_send(record).is_err() {
+    /// Queue a copy of `record` for the shadow (the answer is on its way;
+    /// the decision comes later), unless the queue is full: then none is
+    /// made.
+    pub fn judge(&self, record: &Record) {
+        if let Ok(room) = self.queue.try_reserve() {
+            room.send(record.clone());
+        } else {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
             self.metrics.shadow_decision("skipped");
         }
