@@ -43,6 +43,7 @@ class Server(run.Server):
         env = dict(os.environ, RUST_LOG=level)
         os.makedirs(run.LOGS, exist_ok=True)
         self.log = "/dev/null" if null else os.path.join(run.LOGS, f"ab-{name}-{self.port}.log")
+        self.keep_log = False
         self.started = time.perf_counter()
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, env=env, stderr=log)

@@ -89,6 +89,7 @@ class Server:
         env = dict(os.environ, RUST_LOG=level)
         os.makedirs(LOGS, exist_ok=True)
         self.log = os.path.join(LOGS, f"{name}-{self.port}.log")
+        self.keep_log = False
         self.started = time.perf_counter()
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, env=env, stderr=log)
@@ -136,8 +137,17 @@ class Server:
             return int(re.search(r"VmRSS:\s*(\d+)", status.read()).group(1))
 
     def stop(self):
+        """End the server; its log is kept only if it did not exit cleanly
+        or some answer was not a 2xx (`keep_log`).
+
+        At `info` every signal request logs an audit line of about 1 KiB:
+        a run's logs came to tens of GiB over a few `make bench` runs,
+        until the disk was full."""
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=15)
+        clean = self.process.returncode in (0, -signal.SIGTERM)
+        if clean and not self.keep_log and self.log.startswith(LOGS + os.sep):
+            os.remove(self.log)
 
 
 def servers():
@@ -171,6 +181,7 @@ def wrk(server, pids, connections):
     failed = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
     failed = int(failed.group(1)) if failed else 0
     if failed:
+        server.keep_log = True
         with open(server.log) as log:
             why = [line.strip() for line in log if " WARN " in line or " ERROR " in line]
         print(f"  {server.name}: {failed} non-2xx answers; its log says:", *why[-5:], sep="\n    ")
