@@ -175,16 +175,10 @@ impl Instance {
     ) -> wasmtime::Result<WitResponse> {
         let handler = match self.handler.take() {
             Some(handler) => handler,
-            None => {
-                let handler = pre.instantiate_async(&mut self.store).await?;
-                let configure = handler
-                    .sigd_policy_handler()
-                    .call_configure(&mut self.store, settings);
-                if let Err(sentence) = configure.await? {
-                    return Err(wasmtime::Error::new(SettingsRejected(sentence)));
-                }
-                handler
-            }
+            // Boxed: instantiating is most of this future's size, and a
+            // reused instance never does it; unboxed, every call's future
+            // (moved by value through the layers above it) carried it.
+            None => Box::pin(self.instantiate(pre, settings)).await?,
         };
         let answer = handler
             .sigd_policy_handler()
@@ -192,6 +186,22 @@ impl Instance {
             .await;
         self.handler = Some(handler);
         answer
+    }
+
+    /// Instantiate the guest and give it `settings` through `configure`.
+    async fn instantiate(
+        &mut self,
+        pre: &BindingsPre<State>,
+        settings: Option<&str>,
+    ) -> wasmtime::Result<Bindings> {
+        let handler = pre.instantiate_async(&mut self.store).await?;
+        let configure = handler
+            .sigd_policy_handler()
+            .call_configure(&mut self.store, settings);
+        if let Err(sentence) = configure.await? {
+            return Err(wasmtime::Error::new(SettingsRejected(sentence)));
+        }
+        Ok(handler)
     }
 
     /// Whether a memory asked to grow past the cap in this instance.

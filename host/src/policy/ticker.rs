@@ -178,14 +178,18 @@ impl GuestClock {
 /// Drive `call`, keeping `clock` to the time it actually runs; once the
 /// call has been suspended, give up on it (`None`) if it has not ended
 /// `wall` after it started, waits included. The timer is armed only then,
-/// so a call that ends in one poll pays for none.
-pub async fn clocked<F: Future>(clock: &GuestClock, wall: Duration, call: F) -> Option<F::Output> {
+/// so a call that ends in one poll pays for none. `call` is pinned by the
+/// caller (`Unpin`: a `Pin<&mut _>`), so this future holds no copy of it.
+pub async fn clocked<F: Future + Unpin>(
+    clock: &GuestClock,
+    wall: Duration,
+    mut call: F,
+) -> Option<F::Output> {
     let started = Instant::now();
-    let mut call = std::pin::pin!(call);
     let mut backstop: Option<Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
         clock.resume();
-        if let Poll::Ready(output) = call.as_mut().poll(cx) {
+        if let Poll::Ready(output) = Pin::new(&mut call).poll(cx) {
             return Poll::Ready(Some(output));
         }
         clock.suspend();
