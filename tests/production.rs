@@ -37,31 +37,35 @@ fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
     }
 }
 
-/// 200 connections that never finish their headers are all closed within
-/// the header timeout + 1 s, while ordinary requests are answered meanwhile.
+/// 200 connections that never finish their headers are each closed within
+/// the header timeout + 1 s of being opened, while ordinary requests are
+/// answered meanwhile. (Each is timed from its own connect: under a loaded
+/// `make test` one connect took a second longer, and timing all from the
+/// first connect failed the test by 19 ms.)
 #[test]
 fn half_open_connections_are_closed() {
     let sigd = Sigd::start(&["--no-cache", "--header-timeout", "2"]);
-    let opened = Instant::now();
-    let mut half_open: Vec<TcpStream> = (0..200)
+    let mut half_open: Vec<(TcpStream, Instant)> = (0..200)
         .map(|_| {
             let mut stream = TcpStream::connect(sigd.addr).unwrap();
+            let opened = Instant::now();
             stream
                 .write_all(b"POST /api/v1/processes/1/signal HTTP/1.1\r\nHost: x\r\n")
                 .unwrap();
-            stream
+            (stream, opened)
         })
         .collect();
     for _ in 0..20 {
         sigd.signal("abc", "{}").assert(400, "INVALID_PID");
     }
-    for stream in &mut half_open {
+    let mut longest = Duration::ZERO;
+    for (stream, opened) in &mut half_open {
         let closed = closed_within(stream, Duration::from_secs(5));
         assert!(closed.is_some(), "a half-open connection stayed open");
+        longest = longest.max(opened.elapsed());
     }
-    let took = opened.elapsed();
-    println!("200 half-open connections closed {took:?} after opening");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    println!("200 half-open connections closed, each at most {longest:?} after it opened");
+    assert!(longest < Duration::from_secs(3), "{longest:?}");
     sigd.signal("abc", "{}").assert(400, "INVALID_PID");
 }
 
