@@ -154,9 +154,7 @@ impl Record {
             answer,
         }
     }
-}
 
-impl Record {
     /// About its bytes as JSON, for bounding what waits to be written:
     /// a fixed part, what a caller or policy chose (the `{pid}` segment,
     /// body, answer, failure; escaped, up to twice as long), and each call.

@@ -177,7 +177,7 @@ impl Instance {
             Some(handler) => handler,
             // Boxed: instantiating is most of this future's size, and a
             // reused instance never does it; unboxed, every call's future
-            // (moved by value through the layers above it) carried it.
+            // carried it into the decider's box.
             None => Box::pin(self.instantiate(pre, settings)).await?,
         };
         let answer = handler
