@@ -58,7 +58,8 @@ impl Pool {
     /// Put an instance that answered well back for the next call, unless
     /// isolation forbids it, it still holds a process handle, it has served
     /// its share of calls or grown nearly full, or the pool is full.
-    pub(super) fn keep(&self, mut instance: Instance) {
+    /// `now`: when its call ended, the start of its idle time.
+    pub(super) fn keep(&self, mut instance: Instance, now: Instant) {
         if self.isolation == Isolation::FreshInstance
             || instance.calls >= MAX_CALLS
             || instance.store.data().open_processes > 0
@@ -68,7 +69,7 @@ impl Pool {
         }
         let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
-            idle.push((Instant::now(), instance));
+            idle.push((now, instance));
         }
     }
 

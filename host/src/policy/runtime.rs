@@ -356,7 +356,8 @@ impl Policy {
         let settings = self.settings.as_ref().map(|(_, text)| &**text);
         let answer = {
             let call = std::pin::pin!(instance.handle_signal(&self.pre, settings, &request));
-            ticker::clocked(&clock, limits.wall_clock, call).await
+            let give_up = started.checked_add(limits.wall_clock);
+            ticker::clocked(&clock, give_up, call).await
         };
         drop(running);
         instance.log_output(&self.sha256);
@@ -368,15 +369,16 @@ impl Policy {
                 .and_then(|wit| Answer::check(wit.status, wit.body, limits.response_bytes)),
         };
         let actions = instance.take_actions();
+        let ended = Instant::now();
         // A call that trapped or answered badly may have left the guest's
         // state broken: its instance goes. A sound one may serve again.
         if answer.is_ok() {
-            self.pool.keep(instance);
+            self.pool.keep(instance, ended);
         }
         Decision {
             answer,
             actions,
-            took: started.elapsed(),
+            took: ended - started,
             policy_sha256: self.sha256.clone(),
             settings_sha256: self.settings.as_ref().map(|(sha256, _)| sha256.clone()),
             fell_back: None,

@@ -176,16 +176,16 @@ impl GuestClock {
 }
 
 /// Drive `call`, keeping `clock` to the time it actually runs; once the
-/// call has been suspended, give up on it (`None`) if it has not ended
-/// `wall` after it started, waits included. The timer is armed only then,
-/// so a call that ends in one poll pays for none. `call` is pinned by the
+/// call has been suspended, give up on it (`None`) if it has not ended by
+/// `give_up` (if any), waits included. The timer is armed only then, so a
+/// call that ends in one poll pays for none (the caller, which has the
+/// call's start, says when: no clock is read here). `call` is pinned by the
 /// caller (`Unpin`: a `Pin<&mut _>`), so this future holds no copy of it.
 pub async fn clocked<F: Future + Unpin>(
     clock: &GuestClock,
-    wall: Duration,
+    give_up: Option<Instant>,
     mut call: F,
 ) -> Option<F::Output> {
-    let started = Instant::now();
     let mut backstop: Option<Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
         clock.resume();
@@ -193,8 +193,11 @@ pub async fn clocked<F: Future + Unpin>(
             return Poll::Ready(Some(output));
         }
         clock.suspend();
-        let backstop = backstop
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until((started + wall).into())));
+        let Some(give_up) = give_up else {
+            return Poll::Pending;
+        };
+        let backstop =
+            backstop.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(give_up.into())));
         match backstop.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
