@@ -23,7 +23,7 @@ use crate::guard::Authority;
 use crate::host_calls::Action;
 use crate::logs;
 use crate::process::KillError;
-use crate::record::Record;
+use crate::record::{Record, Unmade};
 use http::HeaderMap;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -51,10 +51,10 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
 
 /// Log the audit event of one signal request `decision_id` from `peer`,
 /// presenting `principal`'s token. `decided` is its `{pid}` segment, its
-/// decision and its record, `None` when it was refused before any policy
-/// saw it. Nothing is copied but the principal and the peer: the parts go
-/// to the log's thread, which writes the event ([`write`]) with the time
-/// of this call.
+/// decision and its record's parts, `None` when it was refused before any
+/// policy saw it. Nothing is copied but the principal and the peer: the
+/// parts go to the log's thread, which makes the record and writes the
+/// event ([`write`]) with the time of this call.
 #[allow(clippy::too_many_arguments)]
 pub fn log(
     decision_id: String,
@@ -64,7 +64,7 @@ pub fn log(
     trace_id: Option<String>,
     principal: Option<&str>,
     peer: &Peer,
-    decided: Option<(String, Decision, Option<Record>)>,
+    decided: Option<(String, Decision, Option<Unmade>)>,
 ) {
     // Nothing is gathered or formatted when audit events are off.
     if !enabled() {
@@ -72,10 +72,15 @@ pub fn log(
     }
     let size = decided.as_ref().map_or(512, |(segment, decision, record)| {
         let calls: usize = decision.actions.iter().map(Action::size).sum();
-        512 + 2 * segment.len() + calls + record.as_ref().map_or(0, Record::size)
+        let record = record.as_ref().map_or(0, |r| r.size(segment, decision));
+        512 + 2 * segment.len() + calls + record
     });
     let (principal, peer) = (principal.map(str::to_string), peer.clone());
     logs::defer(size, move || {
+        let decided = decided.map(|(segment, decision, record)| {
+            let record = record.map(|r| r.record(&decision_id, &segment, &decision));
+            (segment, decision, record)
+        });
         let decided = (decided.as_ref())
             .map(|(segment, decision, record)| (segment.as_str(), decision, record.as_ref()));
         write(

@@ -20,7 +20,7 @@ use crate::guard::{GuardedTable, Waited};
 use crate::host_calls::{Action, Headers};
 use crate::metrics::{self, Metrics};
 use crate::policy;
-use crate::record::{self, Record, RecordedAnswer};
+use crate::record::{self, RecordedAnswer, Unmade};
 use crate::reload::{FailMode, ReloadAttempt, Reloaded};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -85,8 +85,9 @@ struct Decided {
     /// The `{pid}` segment.
     pid: String,
     decision: Decision,
-    /// Its decision record, made when something reads it (the audit log).
-    record: Option<Record>,
+    /// Its decision record, if something reads it (the audit log, a
+    /// shadow), to be made where it is read.
+    record: Option<Unmade>,
 }
 
 /// Every way the host itself fails a request (the policy's refusals are not here).
@@ -290,9 +291,11 @@ pub async fn handle(
             code,
             decided,
         } = reply;
-        let record = decided.as_ref().and_then(|d| d.record.as_ref());
-        if let (Some(shadow), Some(record)) = (&app.shadow, record) {
-            shadow.judge(record);
+        let id = decision_id.as_deref().unwrap_or_default();
+        if let (Some(shadow), Some(decided)) = (&app.shadow, &decided)
+            && let Some(record) = &decided.record
+        {
+            shadow.judge(|| (record.clone()).record(id, &decided.pid, &decided.decision));
         }
         if signal_route {
             audit::log(
@@ -346,7 +349,7 @@ async fn respond<'a>(
     if let Some(connection) = connection {
         connection.set(connections::State::Answering);
     }
-    // The record is made only for what reads it: the audit log, a shadow.
+    // A record is kept only for what reads it: the audit log, a shadow.
     let recorded = audit::enabled() || app.shadow.is_some();
     let caller = Caller {
         principal: principal.map(str::to_string),
@@ -407,14 +410,7 @@ async fn respond<'a>(
                 (Ok(_), None) => None,
             },
         };
-        let request = (pid.as_str(), &body[..], &caller);
-        Record::new(
-            decision_id,
-            request,
-            &decision,
-            answer,
-            crate::signal::realtime(),
-        )
+        Unmade::new(&body, caller, answer, crate::signal::realtime())
     });
     Ok(Reply {
         response,

@@ -128,16 +128,39 @@ pub struct RecordedAnswer {
     pub policy_failed: Option<String>,
 }
 
-impl Record {
-    /// The record of `decision` of the request `pid`, `body`, `caller`,
-    /// answered `answer`, under the id `decision_id`.
+/// A decided request's record before it is made: what it holds besides
+/// the decision, the decision id and the `{pid}` segment, which travel with
+/// it anyway. The audit log makes the record on the log's thread, where it
+/// is written, so a request neither copies the decision's parts nor leaves
+/// those copies for another thread to free.
+#[derive(Debug, Clone)]
+pub struct Unmade {
+    body: Body,
+    caller: Caller,
+    answer: RecordedAnswer,
+    realtime: [i32; 2],
+}
+
+impl Unmade {
+    /// The record of a request with `body` from `caller`, answered
+    /// `answer`, on a host whose real-time signals are `realtime`.
     pub fn new(
-        decision_id: &str,
-        (pid, body, caller): (&str, &[u8], &Caller),
-        decision: &Decision,
+        body: &[u8],
+        caller: Caller,
         answer: RecordedAnswer,
         realtime: RangeInclusive<i32>,
-    ) -> Record {
+    ) -> Unmade {
+        Unmade {
+            body: Body::of(body),
+            caller,
+            answer,
+            realtime: [*realtime.start(), *realtime.end()],
+        }
+    }
+
+    /// Make the record of `decision` of the request `pid`, under the id
+    /// `decision_id`.
+    pub fn record(self, decision_id: &str, pid: &str, decision: &Decision) -> Record {
         let (calls, calls_left_out) = bounded(&decision.actions);
         Record {
             decision_id: decision_id.to_string(),
@@ -145,24 +168,26 @@ impl Record {
             settings_sha256: decision.settings_sha256.as_deref().map(str::to_string),
             request: RecordedRequest {
                 pid: pid.to_string(),
-                body: Body::of(body),
-                caller: caller.clone(),
+                body: self.body,
+                caller: self.caller,
             },
-            realtime: [*realtime.start(), *realtime.end()],
+            realtime: self.realtime,
             calls,
             calls_left_out,
-            answer,
+            answer: self.answer,
         }
     }
 
-    /// About its bytes as JSON, for bounding what waits to be written:
-    /// a fixed part, what a caller or policy chose (the `{pid}` segment,
-    /// body, answer, failure; escaped, up to twice as long), and each call.
-    pub fn size(&self) -> usize {
-        let (Body::Text(body) | Body::Hex(body)) = &self.request.body;
-        let calls: usize = self.calls.iter().map(Action::size).sum();
+    /// About the bytes of its record as JSON, for bounding what waits to
+    /// be written: a fixed part, what a caller or policy chose (the `{pid}`
+    /// segment, body, answer, failure; escaped, up to twice as long), and
+    /// each call kept (at most; a header read again is kept once).
+    pub fn size(&self, pid: &str, decision: &Decision) -> usize {
+        let (Body::Text(body) | Body::Hex(body)) = &self.body;
+        let kept = decision.actions.iter().take(MAX_CALLS);
+        let calls: usize = kept.map(Action::size).sum();
         let failed = self.answer.policy_failed.as_ref().map_or(0, String::len);
-        let texts = self.request.pid.len() + body.len() + self.answer.body.len() + failed;
+        let texts = pid.len() + body.len() + self.answer.body.len() + failed;
         512 + 2 * texts + calls
     }
 }

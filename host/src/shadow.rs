@@ -83,12 +83,12 @@ impl Shadow {
         })
     }
 
-    /// Queue a copy of `record` for the shadow (the answer is on its way;
-    /// the decision comes later), unless the queue is full: then none is
-    /// made.
-    pub fn judge(&self, record: &Record) {
+    /// Queue the record `make` makes for the shadow (the answer is on its
+    /// way; the decision comes later), unless the queue is full: then none
+    /// is made.
+    pub fn judge(&self, make: impl FnOnce() -> Record) {
         if let Ok(room) = self.queue.try_reserve() {
-            room.send(record.clone());
+            room.send(make());
         } else {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
             self.metrics.shadow_decision("skipped");
