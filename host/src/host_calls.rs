@@ -76,12 +76,12 @@ pub enum Action {
 }
 
 impl Action {
-    /// About its bytes as a record's JSON: its header's name and value, or
-    /// pids, beyond a fixed part.
+    /// About its bytes as a record's JSON: its header's name and value
+    /// (escaped, up to twice as long), or pids, beyond a fixed part.
     pub fn size(&self) -> usize {
         match self {
             Action::ReadHeader { name, value } => {
-                64 + name.len() + value.as_ref().map_or(0, String::len)
+                64 + 2 * (name.len() + value.as_ref().map_or(0, String::len))
             }
             Action::Signalled {
                 outcome: Ok(pids), ..

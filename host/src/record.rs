@@ -291,6 +291,47 @@ mod tests {
         assert_eq!(left_out, calls.len() - MAX_CALLS - 1);
     }
 
+    /// What bounds the queue of lines to be written, the size of a record
+    /// before it is made, is no less than the record's JSON when what a
+    /// caller or policy chose is at its longest: a body, an answer, a
+    /// failure and a header's value all quotes, each escaped.
+    #[test]
+    fn an_unmade_records_size_bounds_its_json() {
+        use crate::policy::{CallError, Limit};
+        let decision = Decision {
+            answer: Err(CallError::Limit(Limit::Memory)),
+            actions: vec![
+                Action::ReadHeader {
+                    name: "x-big".into(),
+                    value: Some("\"".repeat(3000)),
+                },
+                Action::Signalled {
+                    pid: 42,
+                    signal: 15,
+                    scope: Scope::Tree,
+                    authority: Authority::OnBehalfOf(1000),
+                    outcome: Ok((1..=10).collect()),
+                },
+            ],
+            took: std::time::Duration::ZERO,
+            policy_sha256: "ab".repeat(32).into(),
+            settings_sha256: Some("cd".repeat(32).into()),
+            fell_back: None,
+        };
+        let answer = RecordedAnswer {
+            status: 500,
+            code: "INTERNAL".into(),
+            body: "\"".repeat(2000),
+            policy_failed: Some("\"".repeat(500)),
+        };
+        let caller = Caller::local(Some(1000), Some("ops".into()));
+        let unmade = Unmade::new("\"".repeat(4000).as_bytes(), caller, answer, 34..=64);
+        let size = unmade.size("\"42", &decision);
+        let record = unmade.record(&next_decision_id(), "\"42", &decision);
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.len() <= size, "{} > {size}", json.len());
+    }
+
     /// Every kind of call, and a body that is not UTF-8, reads back as written.
     #[test]
     fn reads_back_as_written() {
