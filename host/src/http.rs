@@ -86,7 +86,8 @@ struct Decided {
     pid: String,
     decision: Decision,
     /// Its decision record, if something reads it (the audit log, a
-    /// shadow), to be made where it is read.
+    /// shadow), to be made on the log's thread (a shadow's copy in the
+    /// request).
     record: Option<Unmade>,
 }
 

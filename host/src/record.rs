@@ -131,8 +131,9 @@ pub struct RecordedAnswer {
 /// A decided request's record before it is made: what it holds besides
 /// the decision, the decision id and the `{pid}` segment, which travel with
 /// it anyway. The audit log makes the record on the log's thread, where it
-/// is written, so a request neither copies the decision's parts nor leaves
-/// those copies for another thread to free.
+/// is written, so a request neither copies the decision's parts for it nor
+/// leaves those copies for another thread to free (a shadow makes its own
+/// copy in the request, when its queue has room).
 #[derive(Debug, Clone)]
 pub struct Unmade {
     body: Body,
@@ -178,16 +179,20 @@ impl Unmade {
         }
     }
 
-    /// About the bytes of its record as JSON, for bounding what waits to
-    /// be written: a fixed part, what a caller or policy chose (the `{pid}`
-    /// segment, body, answer, failure; escaped, up to twice as long), and
-    /// each call kept (at most; a header read again is kept once).
+    /// About the bytes of its record, for bounding what waits to be
+    /// written ([`logs::defer`](crate::logs::defer)): a fixed part, what a
+    /// caller or policy chose (the `{pid}` segment, body, answer and its
+    /// code, failure) twice, for what escaping adds to quotes and
+    /// backslashes (a control character's six bytes are beyond it), and
+    /// every call (the record keeps at most [`MAX_CALLS`], but which ones
+    /// depends on the headers read again). Never less than the record
+    /// holds before it is written.
     pub fn size(&self, pid: &str, decision: &Decision) -> usize {
         let (Body::Text(body) | Body::Hex(body)) = &self.body;
-        let kept = decision.actions.iter().take(MAX_CALLS);
-        let calls: usize = kept.map(Action::size).sum();
-        let failed = self.answer.policy_failed.as_ref().map_or(0, String::len);
-        let texts = pid.len() + body.len() + self.answer.body.len() + failed;
+        let calls: usize = decision.actions.iter().map(Action::size).sum();
+        let answer = &self.answer;
+        let failed = answer.policy_failed.as_ref().map_or(0, String::len);
+        let texts = pid.len() + body.len() + answer.code.len() + answer.body.len() + failed;
         512 + 2 * texts + calls
     }
 }
@@ -291,28 +296,30 @@ mod tests {
         assert_eq!(left_out, calls.len() - MAX_CALLS - 1);
     }
 
-    /// What bounds the queue of lines to be written, the size of a record
-    /// before it is made, is no less than the record's JSON when what a
-    /// caller or policy chose is at its longest: a body, an answer, a
-    /// failure and a header's value all quotes, each escaped.
+    /// What the queue of lines to be written counts for a record before it
+    /// is made is no less than the record's JSON when what a caller or
+    /// policy chose is all quotes (each escaped, twice as long): a body, an
+    /// answer and its code, a failure, a header's value, read after the
+    /// same header was read more times than a record keeps calls.
     #[test]
     fn an_unmade_records_size_bounds_its_json() {
         use crate::policy::{CallError, Limit};
+        let read = |name: &str, value: String| Action::ReadHeader {
+            name: name.into(),
+            value: Some(value),
+        };
+        let mut actions: Vec<Action> = (0..MAX_CALLS + 1).map(|_| read("a", "x".into())).collect();
+        actions.push(read("b", "\"".repeat(3000)));
+        actions.push(Action::Signalled {
+            pid: 42,
+            signal: 15,
+            scope: Scope::Tree,
+            authority: Authority::OnBehalfOf(1000),
+            outcome: Ok((1..=10).collect()),
+        });
         let decision = Decision {
             answer: Err(CallError::Limit(Limit::Memory)),
-            actions: vec![
-                Action::ReadHeader {
-                    name: "x-big".into(),
-                    value: Some("\"".repeat(3000)),
-                },
-                Action::Signalled {
-                    pid: 42,
-                    signal: 15,
-                    scope: Scope::Tree,
-                    authority: Authority::OnBehalfOf(1000),
-                    outcome: Ok((1..=10).collect()),
-                },
-            ],
+            actions,
             took: std::time::Duration::ZERO,
             policy_sha256: "ab".repeat(32).into(),
             settings_sha256: Some("cd".repeat(32).into()),
@@ -320,7 +327,7 @@ mod tests {
         };
         let answer = RecordedAnswer {
             status: 500,
-            code: "INTERNAL".into(),
+            code: "\"".repeat(100),
             body: "\"".repeat(2000),
             policy_failed: Some("\"".repeat(500)),
         };
