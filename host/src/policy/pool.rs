@@ -58,8 +58,7 @@ impl Pool {
     /// Put an instance that answered well back for the next call, unless
     /// isolation forbids it, it still holds a process handle, it has served
     /// its share of calls or grown nearly full, or the pool is full.
-    /// `ended`: when its call ended, the start of its idle time.
-    pub(super) fn keep(&self, mut instance: Instance, ended: Instant) {
+    pub(super) fn keep(&self, mut instance: Instance) {
         if self.isolation == Isolation::FreshInstance
             || instance.calls >= MAX_CALLS
             || instance.store.data().open_processes > 0
@@ -69,10 +68,7 @@ impl Pool {
         }
         let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
-            // Kept in order of that time ([`Pool::trim`] relies on it),
-            // though a call that ended earlier may be kept a little later.
-            let since = idle.last().map_or(ended, |(last, _)| ended.max(*last));
-            idle.push((since, instance));
+            idle.push((Instant::now(), instance));
         }
     }
 

@@ -369,16 +369,15 @@ impl Policy {
                 .and_then(|wit| Answer::check(wit.status, wit.body, limits.response_bytes)),
         };
         let actions = instance.take_actions();
-        let ended = Instant::now();
         // A call that trapped or answered badly may have left the guest's
         // state broken: its instance goes. A sound one may serve again.
         if answer.is_ok() {
-            self.pool.keep(instance, ended);
+            self.pool.keep(instance);
         }
         Decision {
             answer,
             actions,
-            took: ended - started,
+            took: started.elapsed(),
             policy_sha256: self.sha256.clone(),
             settings_sha256: self.settings.as_ref().map(|(sha256, _)| sha256.clone()),
             fell_back: None,
