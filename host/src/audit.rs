@@ -71,9 +71,12 @@ pub fn log(
         return;
     }
     let size = decided.as_ref().map_or(512, |(segment, decision, record)| {
-        let calls: usize = decision.actions.iter().map(Action::size).sum();
-        let record = record.as_ref().map_or(0, |r| r.size(segment, decision));
-        512 + 2 * segment.len() + calls + record
+        // The record's size counts every call; without one they wait here all the same.
+        let calls = match record {
+            Some(record) => record.size(segment, decision),
+            None => decision.actions.iter().map(Action::size).sum(),
+        };
+        512 + 2 * segment.len() + calls
     });
     let (principal, peer) = (principal.map(str::to_string), peer.clone());
     logs::defer(size, move || {

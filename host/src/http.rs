@@ -292,11 +292,11 @@ pub async fn handle(
             code,
             decided,
         } = reply;
-        let id = decision_id.as_deref().unwrap_or_default();
         if let (Some(shadow), Some(decided)) = (&app.shadow, &decided)
             && let Some(record) = &decided.record
         {
-            shadow.judge(|| (record.clone()).record(id, &decided.pid, &decided.decision));
+            let id = decision_id.as_deref().unwrap_or_default();
+            shadow.judge(|| record.clone().record(id, &decided.pid, &decided.decision));
         }
         if signal_route {
             audit::log(

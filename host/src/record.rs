@@ -143,8 +143,8 @@ pub struct Unmade {
 }
 
 impl Unmade {
-    /// The record of a request with `body` from `caller`, answered
-    /// `answer`, on a host whose real-time signals are `realtime`.
+    /// What the record of a request with `body` from `caller`, answered
+    /// `answer`, on a host whose real-time signals are `realtime`, is made of.
     pub fn new(
         body: &[u8],
         caller: Caller,
