@@ -31,32 +31,30 @@ const WAITS: &[&str] = &[
 const OFF_THE_PATH: &[&str] = &["sigd-epoch", "sigd-log"];
 
 /// A process-scope signal (the default policy, the audit event at `info`)
-/// reads the target's `/proc/<pid>/stat` once and no other file of it (no
-/// rule asked for uids, so not `status`), sends one signal (no probe of
-/// the target's liveness besides) and makes at most 20 syscalls on the
-/// request path, waits aside.
+/// reads no `/proc` file at all: the target's pidfd says whether it has
+/// exited (one `poll`), no rule asked for uids, and the guard needs a
+/// start time only for a pid an ancestor of sigd has. It sends one signal
+/// (no probe of the target's liveness besides) and makes at most 20
+/// syscalls on the request path, waits aside.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
-fn a_process_signal_reads_proc_once() {
+fn a_process_signal_reads_no_proc_file() {
     require_private_pid_namespace();
     let sigd = Sigd::start(&["--no-cache"]);
     let mut target = stubborn();
     let body = r#"{"signal": 15}"#;
     let counted = count_syscalls(&sigd, target.id(), body);
-    let stat = format!("/proc/{}/stat", target.id());
     let per_request = |n: usize| n as f64 / REQUESTS as f64;
-    let opened = |path: &str| counted.opened.get(path).copied().unwrap_or(0);
-    assert_eq!(
-        per_request(opened(&stat)),
-        1.0,
-        "reads of the target's stat per request; files opened: {:?}",
-        counted.opened
-    );
-    let other_proc: usize = (counted.opened.iter())
-        .filter(|(path, _)| path.starts_with("/proc/") && **path != stat)
+    let proc_files: usize = (counted.opened.iter())
+        .filter(|(path, _)| path.starts_with("/proc/"))
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(other_proc, 0, "other /proc files: {:?}", counted.opened);
+    assert_eq!(proc_files, 0, "/proc files opened: {:?}", counted.opened);
+    let polled: usize = ["poll", "ppoll"]
+        .map(|call| counted.calls.get(call).copied().unwrap_or(0))
+        .iter()
+        .sum();
+    assert_eq!(per_request(polled), 1.0, "polls (of the pidfd) per request");
     let sent = counted.calls.get("pidfd_send_signal").copied().unwrap_or(0);
     assert_eq!(per_request(sent), 1.0, "pidfd_send_signal per request");
     let work: usize = (counted.calls.iter())

@@ -30,20 +30,20 @@ fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// `check` passes the default policy and names the package version it
-/// targets and its imports; a policy built for 0.3.0 passes (0.3.1 only
-/// adds); a policy importing WASI passes with WASI flagged.
+/// targets and its imports; a policy built for 0.3.0 passes (0.3.1 and
+/// 0.3.2 only add); a policy importing WASI passes with WASI flagged.
 #[test]
 fn check_reports_world_imports_and_verdict() {
     let dir = scratch("kit_check_ok");
     let (ok, out) = policy(&dir, &["check", common::DEFAULT_POLICY_FILE]);
     assert!(ok, "{out}");
-    assert!(out.contains("targets   sigd:policy@0.3.1"), "{out}");
-    assert!(out.contains("exports   sigd:policy/handler@0.3.1"), "{out}");
-    assert!(out.contains("imports   sigd:policy/host@0.3.1"), "{out}");
+    assert!(out.contains("targets   sigd:policy@0.3.2"), "{out}");
+    assert!(out.contains("exports   sigd:policy/handler@0.3.2"), "{out}");
+    assert!(out.contains("imports   sigd:policy/host@0.3.2"), "{out}");
     assert!(out.contains("verdict   OK"), "{out}");
     assert!(!out.contains("(WASI)"), "{out}");
 
-    // 0.3.1 only adds to 0.3.0: a policy built for 0.3.0 runs unchanged.
+    // 0.3.1 and 0.3.2 only add to 0.3.0: a policy built for 0.3.0 runs unchanged.
     let older = file(&dir, "older.wasm", &common::policy_for_version("0.3.0"));
     let (ok, out) = policy(&dir, &["check", older.to_str().unwrap()]);
     assert!(ok && out.contains("targets   sigd:policy@0.3.0"), "{out}");
@@ -78,7 +78,7 @@ fn check_explains_what_is_wrong() {
         (
             "old.wasm",
             common::policy_for_version("0.2.0"),
-            "it targets sigd:policy@0.2.0, but this sigd speaks sigd:policy@0.3.1",
+            "it targets sigd:policy@0.2.0, but this sigd speaks sigd:policy@0.3.2",
         ),
     ];
     for (name, bytes, why) in cases {

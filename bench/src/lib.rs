@@ -100,13 +100,13 @@ impl<'a> sigd_policy::Host for &'a Host {
         self.0.borrow().realtime_signals()
     }
 
-    fn open_with_state(&self, pid: i32) -> Option<(Opened<'a>, bool)> {
-        let (process, state) = self.0.borrow_mut().open_with_state(pid)?;
+    fn open_alive(&self, pid: i32) -> Option<(Opened<'a>, bool)> {
+        let (process, alive) = self.0.borrow_mut().open_alive(pid)?;
         let opened = Opened {
             host: self,
             process,
         };
-        Some((opened, !state.has_exited()))
+        Some((opened, alive))
     }
 
     fn open_with_info(&self, pid: i32) -> Option<(Opened<'a>, sigd_policy::Target)> {

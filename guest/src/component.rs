@@ -44,8 +44,8 @@ impl Host for Imports {
             .clone()
     }
 
-    fn open_with_state(&self, pid: i32) -> Option<(wit::Process, bool)> {
-        wit::Process::open_with_state(pid).map(|(process, state)| (process, is_running(state)))
+    fn open_alive(&self, pid: i32) -> Option<(wit::Process, bool)> {
+        wit::Process::open_alive(pid)
     }
 
     fn open_with_info(&self, pid: i32) -> Option<(wit::Process, Target)> {

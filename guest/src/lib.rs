@@ -94,9 +94,9 @@ pub trait Host {
     /// SIGRTMIN..=SIGRTMAX of the host's libc.
     fn realtime_signals(&self) -> RangeInclusive<i32>;
     /// A handle on the process `pid`, if there is one, and whether it can
-    /// still take a signal (false for a zombie or a dying process): WIT
-    /// `open-with-state`, one host call.
-    fn open_with_state(&self, pid: i32) -> Option<(Self::Process, bool)>;
+    /// still take a signal (false once it has exited: a zombie): WIT
+    /// `open-alive`, one host call that reads nothing of `/proc`.
+    fn open_alive(&self, pid: i32) -> Option<(Self::Process, bool)>;
     /// A handle on the process `pid`, if there is one, and what the host
     /// knows of it: WIT `open-with-info`, one host call.
     fn open_with_info(&self, pid: i32) -> Option<(Self::Process, Target)>;
@@ -399,11 +399,12 @@ fn order_signal(
                 .ok_or(Rejection::NotPermitted { pid, uid: None })?,
         ),
     };
-    // The target's facts only when a setting asks about them: a state is
-    // cheaper to learn. Either way one host call opens it and tells.
+    // The target's facts only when a setting asks about them: whether it
+    // is alive costs the host no `/proc` read. Either way one host call
+    // opens it and tells.
     let not_found = || Rejection::ProcessNotFound(pid);
     let (process, running) = match settings.asks_about_targets(&grant) {
-        false => host.open_with_state(pid).ok_or_else(not_found)?,
+        false => host.open_alive(pid).ok_or_else(not_found)?,
         true => {
             let (process, target) = host.open_with_info(pid).ok_or_else(not_found)?;
             let running = target.running;

@@ -41,7 +41,7 @@ impl Host for FakeHost {
     fn realtime_signals(&self) -> RangeInclusive<i32> {
         34..=64
     }
-    fn open_with_state(&self, pid: i32) -> Option<(FakeProcess, bool)> {
+    fn open_alive(&self, pid: i32) -> Option<(FakeProcess, bool)> {
         let process = self.open(pid)?;
         let running = process.running;
         Some((process, running))

@@ -155,7 +155,7 @@ fn write(
             Some((pid, _)) => Pid::Opened(pid),
             None => Pid::Asked(decided.map(|(pid, _)| pid).unwrap_or_default()),
         },
-        start_time: opened.map(|(_, start)| start),
+        start_time: opened.and_then(|(_, start)| start),
         signal: signalled.map(|(signal, ..)| signal),
         scope: signalled.map(|(_, scope, _)| scope.name()),
         decision,

@@ -365,7 +365,7 @@ impl GuardedTable {
         let mut found = vec![(target.pid(), target.clone())];
         for _ in 0..FREEZE_ROUNDS {
             for (pid, member) in &found {
-                if protected.holds(*pid, member.start_time()) {
+                if protected.holds_process(member.as_ref()) {
                     return Err(KillError::Protected);
                 }
                 if let Authority::OnBehalfOf(uid) = authority {
@@ -397,25 +397,22 @@ impl GuardedTable {
     /// Whom `scope` reaches from `target`, once none of them is protected.
     fn members(&self, target: &Arc<dyn Process>, scope: Scope) -> Result<Members, KillError> {
         let protected = self.protected();
-        // Each process by its pid and start time.
-        let refuse_protected = |processes: &[(i32, u64)]| match processes
+        let refuse_protected = |processes: &[&Arc<dyn Process>]| match processes
             .iter()
-            .any(|&(pid, started)| protected.holds(pid, started))
+            .any(|process| protected.holds_process(process.as_ref()))
         {
             true => Err(KillError::Protected),
             false => Ok(()),
         };
         match scope {
             Scope::Process => {
-                refuse_protected(&[(target.pid(), target.start_time())])?;
+                refuse_protected(&[target])?;
                 Ok(Members::Process)
             }
             Scope::Group => self.group(target, &protected),
             Scope::Tree => {
                 let tree = self.tree(target)?;
-                let processes: Vec<_> =
-                    tree.iter().map(|(pid, p)| (*pid, p.start_time())).collect();
-                refuse_protected(&processes)?;
+                refuse_protected(&tree.values().collect::<Vec<_>>())?;
                 Ok(Members::Each(tree.into_iter().collect()))
             }
         }
@@ -582,6 +579,15 @@ impl Protected {
     /// reaches: pid 1, sigd, or one of its ancestors.
     fn holds(&self, pid: i32, started: u64) -> bool {
         pid <= 1 || pid == self.own_pid || self.ancestors.contains(&(pid, started))
+    }
+
+    /// [`holds`](Protected::holds) for an opened process, whose start time
+    /// is asked for only if its pid is an ancestor's, and read then (by
+    /// [`Process::info`]) if the look that opened it read none.
+    fn holds_process(&self, process: &dyn Process) -> bool {
+        let started =
+            || (process.start_time()).or_else(|| process.info().map(|info| info.start_time));
+        self.holds_pid(process.pid(), started)
     }
 
     /// [`holds`](Protected::holds) for the process that has `pid` now,
@@ -895,8 +901,8 @@ mod tests {
             fn pid(&self) -> i32 {
                 42
             }
-            fn start_time(&self) -> u64 {
-                1
+            fn start_time(&self) -> Option<u64> {
+                Some(1)
             }
             fn info(&self) -> Option<ProcessInfo> {
                 None

@@ -34,8 +34,16 @@ pub enum Action {
     /// It asked to open `pid`, and the host had no room to (it was told
     /// there is none; the answer is the host's, see [`Decision::try_again`](crate::decision::Decision::try_again)).
     NoRoom { pid: i32, error: NoRoom },
-    /// It opened the process `pid`, which started at `start_time`.
-    Opened { pid: i32, start_time: u64 },
+    /// It opened the process `pid`, which started at `start_time` (absent
+    /// when the look that opened it read no start time: `open-alive`).
+    Opened {
+        pid: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<u64>,
+    },
+    /// It asked whether `pid` had exited, in the look that opened it
+    /// (`open-alive`): `alive` if it had not.
+    Probed { pid: i32, alive: bool },
     /// It asked for `pid`'s state: the state then, `None` once gone.
     Inspected { pid: i32, state: Option<RunState> },
     /// It asked for `pid`'s facts: those then, `None` once gone.
@@ -106,9 +114,10 @@ impl Target {
     }
 }
 
-/// What a look that opened a process found of it.
+/// What a look that opened a process found of it (see [`Opened`]).
 struct Seen {
-    state: RunState,
+    alive: bool,
+    state: Option<RunState>,
     info: Option<ProcessInfo>,
 }
 
@@ -219,12 +228,29 @@ impl HostCalls {
             .map(|(target, _)| target)
     }
 
+    /// A handle on the process `pid` and whether it has not exited (false
+    /// for a zombie), from one look at it that reads no `/proc` file
+    /// (`open`, noted with what it found), if there is one.
+    pub fn open_alive(&mut self, pid: i32) -> Option<(Target, bool)> {
+        let (target, seen) = self.open_looking(pid, Look::Alive)?;
+        let alive = match (seen, &mut self.reach) {
+            (Some(seen), _) => seen.alive,
+            (None, Reach::Recorded(recorded)) => match recorded.alive(pid) {
+                Some(alive) => alive,
+                None => return self.unanswered(format!("process {pid}: alive")),
+            },
+            (None, Reach::Live(_)) => return None, // a live look always sees
+        };
+        self.actions.push(Action::Probed { pid, alive });
+        Some((target, alive))
+    }
+
     /// A handle on the process `pid` and its state now, from one look at
     /// it (`open` and `state`, noted as both), if there is one.
     pub fn open_with_state(&mut self, pid: i32) -> Option<(Target, RunState)> {
         let (target, seen) = self.open_looking(pid, Look::State)?;
-        let state = match seen {
-            Some(Seen { state, .. }) => {
+        let state = match seen.and_then(|seen| seen.state) {
+            Some(state) => {
                 let inspected = Some(state);
                 self.actions.push(Action::Inspected {
                     pid,
@@ -264,10 +290,11 @@ impl HostCalls {
             Reach::Live(processes) => match processes.open(pid, look) {
                 Ok(Some(Opened {
                     process,
+                    alive,
                     state,
                     info,
                 })) => {
-                    let seen = Seen { state, info };
+                    let seen = Seen { alive, state, info };
                     (Ok(Some(process.start_time())), Some(process), Some(seen))
                 }
                 Ok(None) => (Ok(None), None, None),

@@ -359,7 +359,7 @@ mod tests {
                 },
                 Action::Opened {
                     pid: 42,
-                    start_time: 7,
+                    start_time: Some(7),
                 },
                 Action::Inspected {
                     pid: 42,

@@ -66,8 +66,9 @@ impl Recorded {
         })
     }
 
-    /// How opening `pid` went: its start time, no such process, no room.
-    pub fn open(&mut self, pid: i32) -> Option<Result<Option<u64>, NoRoom>> {
+    /// How opening `pid` went: opened (with its start time, if that look
+    /// read one), no such process, no room.
+    pub fn open(&mut self, pid: i32) -> Option<Result<Option<Option<u64>>, NoRoom>> {
         self.take(true, |call| match *call {
             Action::Opened { pid: p, start_time } if p == pid => Some(Ok(Some(start_time))),
             Action::NoProcess { pid: p } if p == pid => Some(Ok(None)),
@@ -79,6 +80,20 @@ impl Recorded {
     pub fn info(&mut self, pid: i32) -> Option<Option<ProcessInfo>> {
         self.take(false, |call| match call {
             Action::Described { pid: p, info } if *p == pid => Some(info.clone()),
+            _ => None,
+        })
+    }
+
+    /// Whether `pid` had not exited: as a look that opened it found, or as
+    /// a state or facts read said (they hold it; gone is not alive).
+    pub fn alive(&mut self, pid: i32) -> Option<bool> {
+        let running = |state: RunState| !state.has_exited();
+        self.take(false, |call| match call {
+            Action::Probed { pid: p, alive } if *p == pid => Some(*alive),
+            Action::Inspected { pid: p, state } if *p == pid => Some(state.is_some_and(running)),
+            Action::Described { pid: p, info } if *p == pid => {
+                Some(info.as_ref().is_some_and(|info| running(info.state)))
+            }
             _ => None,
         })
     }
@@ -402,7 +417,7 @@ mod tests {
         };
         let opened = Action::Opened {
             pid: 42,
-            start_time: 7,
+            start_time: Some(7),
         };
         let inspected = Action::Inspected {
             pid: 42,
@@ -432,5 +447,29 @@ mod tests {
         assert_eq!(calls.info(&target), Some(facts));
         let mut calls = HostCalls::replaying(Recorded::new(&one_look));
         assert_eq!(calls.open_with_state(42).unwrap().1, RunState::Sleeping);
+
+        // A state (or facts) read says whether it was alive; whether it was
+        // alive says no state.
+        let mut calls = HostCalls::replaying(Recorded::new(&two_calls));
+        assert!(calls.open_alive(42).unwrap().1);
+        let probed = record(vec![
+            Action::Opened {
+                pid: 42,
+                start_time: None,
+            },
+            Action::Probed {
+                pid: 42,
+                alive: false,
+            },
+        ]);
+        let mut calls = HostCalls::replaying(Recorded::new(&probed));
+        assert!(!calls.open_alive(42).unwrap().1);
+        assert_eq!(calls.take_actions(), probed.calls);
+        let mut calls = HostCalls::replaying(Recorded::new(&probed));
+        assert!(calls.open_with_state(42).is_none());
+        assert!(matches!(
+            calls.take_actions().last(),
+            Some(Action::Unanswered { .. })
+        ));
     }
 }

@@ -2,7 +2,7 @@
 //
 // sigd hands every `POST /api/v1/processes/{pid}/signal` to a policy, a
 // WebAssembly component built against wit/policy.wit (package
-// sigd:policy@0.3.1, world `policy`). This file is such a policy. It answers
+// sigd:policy@0.3.2, world `policy`). This file is such a policy. It answers
 // every request as the default policy built into sigd (guest/src/*.rs, in
 // Rust) does without settings: the same checks in the same order, the same
 // statuses, codes, sentences and bodies, and the same authority: a caller with
@@ -24,7 +24,7 @@
 //         -o javascript.wasm examples/policies/javascript/policy.js
 //     sigd serve --policy javascript.wasm
 //
-// How WIT looks from here: the import `sigd:policy/host@0.3.1` gives
+// How WIT looks from here: the import `sigd:policy/host@0.3.2` gives
 // functions and the `Process` class; option<T> is T or undefined; enums are
 // strings ('zombie', 'not-found'); a tuple is an array; a result's error is
 // thrown (its `payload` is the kill-error); list<s32> is an Int32Array; the
@@ -35,7 +35,7 @@
 // the Rust policy's serde_json does, so that even odd bodies get the same
 // answer; a policy of your own may just as well use JSON.parse.
 
-import { Process, realtimeSignals } from 'sigd:policy/host@0.3.1';
+import { Process, realtimeSignals } from 'sigd:policy/host@0.3.2';
 
 // --- The rules: what makes one policy differ from another ------------------
 
@@ -110,15 +110,15 @@ function orderSignal(rules, pidText, body, caller) {
     onBehalfOf = caller.peer.uid;
   }
 
-  // One host call opens the target and tells its state.
-  const opened = Process.openWithState(pid);
+  // One host call opens the target and tells whether it is alive.
+  const opened = Process.openAlive(pid);
   if (opened === undefined) throw processNotFound(pid);
-  const [process, state] = opened;
+  const [process, alive] = opened;
   let delivered;
   let exit;
   let scheduled = true;
   try {
-    if (state === 'zombie' || state === 'dead') throw processNotRunning(pid);
+    if (!alive) throw processNotRunning(pid);
     delivered = orHostRefusal(pid, asked.signal, onBehalfOf, () =>
       process.signal(asked.signal, asked.scope, onBehalfOf));
     // Delivered: nothing fails the answer now. An escalation the host

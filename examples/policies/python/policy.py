@@ -2,7 +2,7 @@
 #
 # sigd hands every `POST /api/v1/processes/{pid}/signal` to a policy, a
 # WebAssembly component built against wit/policy.wit (package
-# sigd:policy@0.3.1, world `policy`). This file, with serde_json_reader.py
+# sigd:policy@0.3.2, world `policy`). This file, with serde_json_reader.py
 # beside it, is such a policy. It answers every request as the default policy
 # built into sigd (guest/src/*.rs, in Rust) does without settings: the same
 # checks in the same order, the same statuses, codes, sentences and bodies,
@@ -40,7 +40,7 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.exports.handler import Request, Response
 from wit_world.imports import host
-from wit_world.imports.host import ExitStatus_Code, ExitStatus_Signal, KillError, RunState, Scope
+from wit_world.imports.host import ExitStatus_Code, ExitStatus_Signal, KillError, Scope
 
 from serde_json_reader import BadJson, WrongShape, read_fields
 
@@ -127,13 +127,13 @@ def order_signal(rules: Rules, pid_text: str, body: bytes, caller) -> dict:
             raise not_permitted(pid, None)
         on_behalf_of = caller.peer.uid
 
-    # One host call opens the target and tells its state.
-    opened = host.Process.open_with_state(pid)
+    # One host call opens the target and tells whether it is alive.
+    opened = host.Process.open_alive(pid)
     if opened is None:
         raise process_not_found(pid)
-    process, state = opened
+    process, alive = opened
     with process:  # leaving the block drops the handle (and its pidfd)
-        if state in (RunState.ZOMBIE, RunState.DEAD):
+        if not alive:
             raise process_not_running(pid)
         try:
             delivered = process.signal(asked.signal, asked.scope, on_behalf_of)

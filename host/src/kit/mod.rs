@@ -195,9 +195,14 @@ pub fn describe_action(action: &Action) -> String {
         },
         Action::NoProcess { pid } => format!("process.open({pid}) -> none"),
         Action::NoRoom { pid, error } => format!("process.open({pid}) -> none ({error})"),
-        Action::Opened { pid, start_time } => {
-            format!("process.open({pid}) -> process {pid} (started at tick {start_time})")
-        }
+        Action::Opened { pid, start_time } => match start_time {
+            Some(tick) => format!("process.open({pid}) -> process {pid} (started at tick {tick})"),
+            None => format!("process.open({pid}) -> process {pid}"),
+        },
+        Action::Probed { pid, alive } => match alive {
+            true => format!("process {pid}: alive -> yes"),
+            false => format!("process {pid}: alive -> no, exited"),
+        },
         Action::Inspected { pid, state } => match state {
             Some(state) => format!("process {pid}: state -> {state:?}"),
             None => format!("process {pid}: state -> gone"),

@@ -228,7 +228,8 @@ impl ProcessTable for Simulated {
         });
         Ok(Some(Opened {
             process,
-            state: info.state,
+            alive: !info.state.has_exited(),
+            state: (look != Look::Alive).then_some(info.state),
             info: (look == Look::Info).then_some(info),
         }))
     }
@@ -251,8 +252,8 @@ impl Process for SimulatedHandle {
         self.pid
     }
 
-    fn start_time(&self) -> u64 {
-        self.info().map_or(0, |info| info.start_time)
+    fn start_time(&self) -> Option<u64> {
+        self.info().map(|info| info.start_time)
     }
 
     fn info(&self) -> Option<ProcessInfo> {

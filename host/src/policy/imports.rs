@@ -92,6 +92,11 @@ impl wit::HostProcess for State {
         self.handle(process)
     }
 
+    fn open_alive(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, bool)> {
+        let (process, alive) = self.calls.open_alive(pid)?;
+        Some((self.handle(process)?, alive))
+    }
+
     fn open_with_state(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, wit::RunState)> {
         let (process, state) = self.calls.open_with_state(pid)?;
         Some((self.handle(process)?, state.into()))

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 /// The WIT package policies are written against, and its version.
 pub const WIT_PACKAGE: &str = "sigd:policy";
-pub const WIT_VERSION: &str = "0.3.1";
+pub const WIT_VERSION: &str = "0.3.2";
 /// The WIT text itself (`wit/policy.wit`), for `sigd policy wit`.
 pub const WIT: &str = include_str!("../../../wit/policy.wit");
 

@@ -93,8 +93,10 @@ impl ProcessTable for System {
     }
 
     fn open(&self, pid: i32, look: Look) -> Result<Option<Opened>, NoRoom> {
-        if pidfds() && matches!(look, Look::State) {
-            return open_for_state(pid);
+        match look {
+            Look::Alive if pidfds() => return open_alive(pid),
+            Look::State if pidfds() => return open_for_state(pid),
+            _ => {}
         }
         let pidfd = match pidfds() {
             false => None,
@@ -109,15 +111,37 @@ impl ProcessTable for System {
         };
         let process = Arc::new(SystemProcess {
             pid,
-            start_time: info.start_time,
+            start_time: Some(info.start_time),
             pidfd: pidfd.map(Arc::new),
         });
         Ok(Some(Opened {
             process,
-            state: info.state,
+            alive: !info.state.has_exited(),
+            state: Some(info.state),
             info: Some(info),
         }))
     }
+}
+
+/// Open `pid` by pidfd and learn from the pidfd alone whether it has
+/// exited: no `/proc` file is opened, so nothing else about it is known
+/// (its start time included: [`Process::info`] reads it when asked).
+fn open_alive(pid: i32) -> Result<Option<Opened>, NoRoom> {
+    let Some(pidfd) = open_pidfd(pid)? else {
+        return Ok(None);
+    };
+    let exited = pidfd.has_exited().map_err(NoRoom)?;
+    let process = Arc::new(SystemProcess {
+        pid,
+        start_time: None,
+        pidfd: Some(Arc::new(pidfd)),
+    });
+    Ok(Some(Opened {
+        process,
+        alive: !exited,
+        state: None,
+        info: None,
+    }))
 }
 
 /// Open `pid` by pidfd and learn its state from its `stat` alone (a pidfd
@@ -144,12 +168,13 @@ fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
     };
     let process = Arc::new(SystemProcess {
         pid,
-        start_time: stat.start_time,
+        start_time: Some(stat.start_time),
         pidfd: Some(Arc::new(pidfd)),
     });
     Ok(Some(Opened {
         process,
-        state,
+        alive: !state.has_exited(),
+        state: Some(state),
         info: None,
     }))
 }
@@ -315,15 +340,19 @@ fn proc_shows_as_own(status: &str, (mine, parent): (i32, i32)) -> Result<(), For
 #[derive(Debug)]
 pub struct SystemProcess {
     pid: i32,
-    /// Its start time when opened: tells it from a later process with its pid.
-    start_time: u64,
+    /// Its start time when opened: tells it from a later process with its
+    /// pid. `None` only with a pidfd (opened by [`Look::Alive`]), which
+    /// tells it by itself.
+    start_time: Option<u64>,
     pidfd: Option<Arc<Pidfd>>,
 }
 
 impl SystemProcess {
-    /// Whether `info` describes this process rather than a successor.
+    /// Whether `info` describes this process rather than a successor
+    /// (read through the pidfd, when no start time was read, it does).
     fn is_mine(&self, info: &ProcessInfo) -> bool {
-        info.start_time == self.start_time
+        self.start_time
+            .is_none_or(|start_time| info.start_time == start_time)
     }
 
     /// Whether facts just read of this pid were this process's. A start
@@ -348,7 +377,7 @@ impl Process for SystemProcess {
         self.pid
     }
 
-    fn start_time(&self) -> u64 {
+    fn start_time(&self) -> Option<u64> {
         self.start_time
     }
 
@@ -359,7 +388,10 @@ impl Process for SystemProcess {
     fn state(&self) -> Option<RunState> {
         // `stat` alone says it (the uids in `status` are not needed).
         let stat = read_stat(self.pid).ok().flatten()?;
-        if stat.start_time != self.start_time || !self.still_here() {
+        let successor = self
+            .start_time
+            .is_some_and(|started| stat.start_time != started);
+        if successor || !self.still_here() {
             return None; // a successor with its pid
         }
         state_of(stat.state, stat.threads)
@@ -420,10 +452,11 @@ impl Process for SystemProcess {
         }
         let (pid, start_time) = (self.pid, self.start_time);
         Box::pin(async move {
-            // No pidfd to poll: look every 10 ms.
-            while read_process(pid)
-                .is_some_and(|info| info.start_time == start_time && !info.state.has_exited())
-            {
+            // No pidfd to poll (so a start time was read): look every 10 ms.
+            while read_process(pid).is_some_and(|info| {
+                start_time.is_none_or(|started| info.start_time == started)
+                    && !info.state.has_exited()
+            }) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -733,7 +766,7 @@ mod tests {
         let opened = System.open(me, Look::Info).unwrap().unwrap();
         let info = opened.process.info().unwrap();
         assert_eq!(opened.info.as_ref(), Some(&info));
-        assert_eq!(opened.state, info.state);
+        assert_eq!(opened.state, Some(info.state));
         assert_eq!(info.pid, me);
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
         assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
@@ -765,6 +798,39 @@ mod tests {
             read_with(as_reaped, |bytes| Some(bytes.len())).unwrap(),
             None
         );
+    }
+
+    /// Opening for liveness alone learns from the pidfd what `stat` says:
+    /// alive while the process runs, not once it has exited (a zombie,
+    /// unreaped). It reads no start time, and `info` then reads the facts
+    /// of this process; once it is reaped, none.
+    #[test]
+    fn a_pidfd_says_whether_its_process_has_exited() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let opened = System.open(pid, Look::Alive).unwrap().unwrap();
+        assert!(opened.alive);
+        assert_eq!((opened.state, opened.process.start_time()), (None, None));
+        let started = read_stat(pid).unwrap().unwrap().start_time;
+        let info = opened.process.info().unwrap();
+        assert_eq!((info.pid, info.start_time), (pid, started));
+        child.kill().unwrap();
+        wait_until("a zombie", || {
+            read_stat(pid).unwrap().map(|stat| stat.state) == Some('Z')
+        });
+        let zombie = System.open(pid, Look::Alive).unwrap().unwrap();
+        assert!(!zombie.alive);
+        let stated = System.open(pid, Look::State).unwrap().unwrap();
+        assert_eq!(
+            (stated.alive, stated.state),
+            (false, Some(RunState::Zombie))
+        );
+        child.wait().unwrap();
+        assert!(System.open(pid, Look::Alive).unwrap().is_none());
+        assert_eq!(opened.process.info(), None);
     }
 
     /// The race `open_for_state` closes: `stat` opened for one process,

@@ -326,6 +326,8 @@ pub trait ProcessTable: Send + Sync + 'static {
 /// How much opening a process learns of it, in the same look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Look {
+    /// Only whether it has exited (on Linux, from its pidfd: no `/proc` file).
+    Alive,
     /// Its scheduler state (on Linux, `/proc/<pid>/stat` alone).
     State,
     /// All its facts, its ids included (`stat` and `status`).
@@ -335,8 +337,10 @@ pub enum Look {
 /// A process just opened, and what the look that opened it found.
 pub struct Opened {
     pub process: Arc<dyn Process>,
-    /// Its scheduler state then.
-    pub state: RunState,
+    /// Whether it had not exited then (false for a zombie).
+    pub alive: bool,
+    /// Its scheduler state then, unless [`Look::Alive`] asked for less.
+    pub state: Option<RunState>,
     /// Its facts then, if [`Look::Info`] asked for them.
     pub info: Option<ProcessInfo>,
 }
@@ -346,8 +350,12 @@ pub struct Opened {
 pub trait Process: Send + Sync + 'static {
     /// Its pid.
     fn pid(&self) -> i32;
-    /// When it started (clock ticks after boot), as read when opened.
-    fn start_time(&self) -> u64;
+    /// When it started (clock ticks after boot), as read when opened;
+    /// `None` if the look that opened it read no start time
+    /// ([`Look::Alive`]): [`info`] has it.
+    ///
+    /// [`info`]: Process::info
+    fn start_time(&self) -> Option<u64>;
     /// Its facts now: `None` once it is gone entirely (exited and reaped).
     fn info(&self) -> Option<ProcessInfo>;
     /// Its scheduler state now, `None` once it is gone entirely: [`info`]'s

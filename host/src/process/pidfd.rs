@@ -98,6 +98,24 @@ impl Pidfd {
         matches!(self.send(0), Ok(()) | Err(Errno::EPERM))
     }
 
+    /// Whether the process has exited: a zombie its parent has not reaped
+    /// yet, or reaped. The pidfd polls readable once every thread of the
+    /// process has exited, so a leader that exited while its other threads
+    /// run has not (as `/proc` shows it: a zombie leader of live threads).
+    /// `Err` only if poll fails (out of memory).
+    pub fn has_exited(&self) -> Result<bool, Errno> {
+        let mut polled = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes the one pollfd passed, only during
+        // the call; a timeout of 0 never sleeps.
+        let ready = unsafe { libc::poll(&mut polled, 1, 0) };
+        Errno::result(ready)?;
+        Ok(polled.revents & libc::POLLIN != 0)
+    }
+
     /// How the process ended, once it has exited and been reaped, as a
     /// wait status (`None` before that, or on kernels before 6.15).
     pub fn exit_status(&self) -> Option<i32> {
