@@ -1,8 +1,11 @@
 //! `sigd-bare`: the limit the benchmarks measure sigd against. A bare hyper
 //! server that makes only the syscalls a signal needs (pidfd_open, one read
-//! of `/proc/<pid>/stat`, pidfd_send_signal) and answers a small JSON 200:
-//! no policy, no guard, no auth, no limits, no log, no metrics. Not a
-//! server for anything else; `bench/run.py` runs it beside sigd.
+//! of `/proc/<pid>/stat`, pidfd_send_signal: issue 16's yardstick) and
+//! answers a small JSON 200: no policy, no guard, no auth, no limits, no
+//! log, no metrics. With `--poll` it learns whether the target has exited
+//! as sigd's default policy does since WIT 0.3.2 (`open-alive`): a poll of
+//! the pidfd instead of the `stat` read. Not a server for anything else;
+//! `bench/run.py` runs it beside sigd.
 
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
@@ -24,6 +27,10 @@ struct Args {
     /// Where to listen: HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:9002")]
     listen: SocketAddr,
+    /// Poll the target's pidfd (has it exited?) instead of reading its
+    /// `/proc/<pid>/stat`: sigd's own syscalls since WIT 0.3.2.
+    #[arg(long)]
+    poll: bool,
 }
 
 fn main() -> ExitCode {
@@ -42,20 +49,25 @@ fn main() -> ExitCode {
 async fn serve(args: Args) -> std::io::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
+    let poll = args.poll;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let service = service_fn(move |request| signal(request, poll));
         tokio::spawn(
             hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(signal)),
+                .serve_connection(TokioIo::new(stream), service),
         );
     }
 }
 
 /// One request: the pid from the path, the signal from the body, and the
 /// three syscalls.
-async fn signal(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn signal(
+    request: Request<Incoming>,
+    poll: bool,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let pid = request
         .uri()
         .path()
@@ -68,7 +80,7 @@ async fn signal(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyp
         .and_then(|body| body["signal"].as_i64())
         .and_then(|signal| i32::try_from(signal).ok());
     let (status, body) = match (pid, signal) {
-        (Some(pid), Some(signal)) => match send(pid, signal) {
+        (Some(pid), Some(signal)) => match send(pid, signal, poll) {
             Ok(()) => (
                 StatusCode::OK,
                 format!(
@@ -88,13 +100,21 @@ async fn signal(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyp
     Ok(response)
 }
 
-/// pidfd_open, one read of `/proc/<pid>/stat` (what sigd learns a target's
-/// state from), pidfd_send_signal.
-fn send(pid: i32, signal: i32) -> std::io::Result<()> {
+/// pidfd_open, one read of `/proc/<pid>/stat` (what sigd learned a
+/// target's state from before WIT 0.3.2) or, with `poll`, a poll of the
+/// pidfd (what it learns whether the target has exited from now),
+/// pidfd_send_signal.
+fn send(pid: i32, signal: i32, poll: bool) -> std::io::Result<()> {
     let pidfd = Pidfd::open(pid)?;
-    let mut stat = [0; 1024];
-    if std::fs::File::open(format!("/proc/{pid}/stat"))?.read(&mut stat)? == 0 {
-        return Err(std::io::ErrorKind::NotFound.into());
+    if poll {
+        if pidfd.has_exited()? {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+    } else {
+        let mut stat = [0; 1024];
+        if std::fs::File::open(format!("/proc/{pid}/stat"))?.read(&mut stat)? == 0 {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
     }
     Ok(pidfd.send(signal)?)
 }
