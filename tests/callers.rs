@@ -469,7 +469,9 @@ fn callers_without_a_token_are_held_to_kill() {
 
 /// Named tokens and settings: a principal limited by the settings gets
 /// exactly what they allow (only SIGTERM, only to nobody's processes),
-/// another gets sigd's authority, and each refusal names its rule.
+/// another gets sigd's authority, and each refusal names its rule. A rule
+/// on targets makes the policy look at them whole (`open-with-info`), so
+/// their audit events name the start time the look read.
 /// Settings the policy rejects stop start-up with its sentence; on a reload
 /// they leave the last good policy and settings serving.
 #[test]
@@ -510,6 +512,14 @@ fn settings_limit_principals() {
     sigd.post(&path(&own), r#"{"signal": 15}"#, &ci)
         .assert(200, "");
     assert_killed_by(&mut own, 15);
+    sigd.expect_log(r#"decision="delivered""#);
+    let log = sigd.log();
+    let delivered = (log.lines())
+        .find(|line| line.contains("sigd::audit") && line.contains(r#"decision="delivered""#));
+    assert!(
+        delivered.is_some_and(|line| line.contains(" start_time=")),
+        "{log}"
+    );
     let mut roots = target();
     sigd.post(&path(&roots), r#"{"signal": 15}"#, &ci)
         .assert(403, "TARGET_NOT_ALLOWED");

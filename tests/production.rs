@@ -407,7 +407,7 @@ fn audit_events() {
     assert_eq!(delivered["pid"], child.id().to_string());
     // The default policy asks only whether the target is alive
     // (`open-alive`), which reads no start time.
-    assert_eq!(delivered["start_time"], Value::Null, "{delivered}");
+    assert!(delivered.get("start_time").is_none(), "{delivered}");
     assert_eq!(delivered["signal"], 9);
     assert_eq!(delivered["scope"], "process");
     assert_eq!(delivered["decision"], "delivered");

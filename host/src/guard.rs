@@ -1030,6 +1030,73 @@ mod tests {
         );
     }
 
+    /// An opened process whose look read no start time (`open-alive`) is
+    /// protected as one whose look did: its facts are read for its start
+    /// time only when its pid is an ancestor's, and one whose facts cannot
+    /// be read (gone since) is taken for the ancestor.
+    #[test]
+    fn a_process_opened_without_a_start_time_is_judged_by_its_facts() {
+        struct Unstarted {
+            pid: i32,
+            started: Option<u64>,
+            asked: std::sync::atomic::AtomicBool,
+        }
+        impl Process for Unstarted {
+            fn pid(&self) -> i32 {
+                self.pid
+            }
+            fn start_time(&self) -> Option<u64> {
+                None
+            }
+            fn info(&self) -> Option<ProcessInfo> {
+                self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.started.map(|start_time| ProcessInfo {
+                    pid: self.pid,
+                    ppid: 1,
+                    pgid: self.pid,
+                    sid: self.pid,
+                    uids: Ids::all(0),
+                    gids: Ids::all(0),
+                    state: RunState::Sleeping,
+                    start_time,
+                    command: "x".into(),
+                    exit_code: None,
+                })
+            }
+            fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
+                Err(KillError::NotFound)
+            }
+            fn send(&self, _signal: i32) -> Result<(), KillError> {
+                Ok(())
+            }
+            fn exited(&self) -> crate::process::Exited {
+                Box::pin(std::future::pending())
+            }
+            fn exit_status(&self) -> Option<crate::process::ExitStatus> {
+                None
+            }
+        }
+        let protected = Protected {
+            own_pid: SIGD,
+            ancestors: BTreeSet::from([(20, 50)]),
+            group: Some(SIGD),
+        };
+        let judged = |pid, started| {
+            let process = Unstarted {
+                pid,
+                started,
+                asked: Default::default(),
+            };
+            let held = protected.holds_process(&process);
+            (held, process.asked.into_inner())
+        };
+        assert_eq!(judged(21, Some(50)), (false, false), "no ancestor's pid");
+        assert_eq!(judged(20, Some(50)), (true, true), "the ancestor");
+        assert_eq!(judged(20, Some(51)), (false, true), "a later process");
+        assert_eq!(judged(20, None), (true, true), "gone: taken for it");
+        assert_eq!(judged(SIGD, None), (true, false), "sigd, by its pid");
+    }
+
     /// The simulated table, looked at as if at `now`, its group listings
     /// leaving out `hidden` (as if it had moved to another group).
     struct Looked {

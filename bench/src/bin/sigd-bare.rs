@@ -13,7 +13,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sigd::process::pidfd::Pidfd;
+use sigd::process::pidfd::{Liveness, Pidfd};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -107,7 +107,7 @@ async fn signal(
 fn send(pid: i32, signal: i32, poll: bool) -> std::io::Result<()> {
     let pidfd = Pidfd::open(pid)?;
     if poll {
-        if pidfd.has_exited()? {
+        if pidfd.liveness()? != Liveness::Running {
             return Err(std::io::ErrorKind::NotFound.into());
         }
     } else {

@@ -4,7 +4,7 @@
 //! group it leads, through its pidfd ([`SystemProcess`]'s `send` and
 //! `send_to_group`).
 
-use super::pidfd::{self, Pidfd};
+use super::pidfd::{self, Liveness, Pidfd};
 use super::stat::{Stat, Status, status_values};
 use super::{
     ExitStatus, Exited, Ids, KillError, Listed, Look, NoRoom, Opened, Process, ProcessInfo,
@@ -125,12 +125,17 @@ impl ProcessTable for System {
 
 /// Open `pid` by pidfd and learn from the pidfd alone whether it has
 /// exited: no `/proc` file is opened, so nothing else about it is known
-/// (its start time included: [`Process::info`] reads it when asked).
+/// (its start time included: [`Process::info`] reads it when asked). One
+/// reaped since it was opened is none, as [`open_for_state`] finds it.
 fn open_alive(pid: i32) -> Result<Option<Opened>, NoRoom> {
     let Some(pidfd) = open_pidfd(pid)? else {
         return Ok(None);
     };
-    let exited = pidfd.has_exited().map_err(NoRoom)?;
+    let alive = match pidfd.liveness().map_err(NoRoom)? {
+        Liveness::Running => true,
+        Liveness::Exited => false,
+        Liveness::Reaped => return Ok(None),
+    };
     let process = Arc::new(SystemProcess {
         pid,
         start_time: None,
@@ -138,7 +143,7 @@ fn open_alive(pid: i32) -> Result<Option<Opened>, NoRoom> {
     });
     Ok(Some(Opened {
         process,
-        alive: !exited,
+        alive,
         state: None,
         info: None,
     }))
@@ -348,11 +353,16 @@ pub struct SystemProcess {
 }
 
 impl SystemProcess {
-    /// Whether `info` describes this process rather than a successor
-    /// (read through the pidfd, when no start time was read, it does).
+    /// Whether `info` describes this process rather than a successor:
+    /// its start time tells, or else the pidfd it was read through does
+    /// (facts read through a pidfd are its process's). With neither,
+    /// nothing tells: not this process.
     fn is_mine(&self, info: &ProcessInfo) -> bool {
-        self.start_time
-            .is_none_or(|start_time| info.start_time == start_time)
+        match (self.start_time, &self.pidfd) {
+            (Some(start_time), _) => info.start_time == start_time,
+            (None, Some(_)) => true,
+            (None, None) => false,
+        }
     }
 
     /// Whether facts just read of this pid were this process's. A start
@@ -802,8 +812,11 @@ mod tests {
 
     /// Opening for liveness alone learns from the pidfd what `stat` says:
     /// alive while the process runs, not once it has exited (a zombie,
-    /// unreaped). It reads no start time, and `info` then reads the facts
-    /// of this process; once it is reaped, none.
+    /// unreaped), and no process once it is reaped (a pidfd held across
+    /// the reap says so). It reads no start time, and `info` then reads the
+    /// facts of this process; once it is reaped, none. (A leader that
+    /// exited while another thread runs is alive: `tests/abuse.rs`,
+    /// `a_process_whose_main_thread_exited_is_signalled`.)
     #[test]
     fn a_pidfd_says_whether_its_process_has_exited() {
         let mut child = std::process::Command::new("sleep")
@@ -811,6 +824,8 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        let held = Pidfd::open(pid).unwrap();
+        assert_eq!(held.liveness(), Ok(Liveness::Running));
         let opened = System.open(pid, Look::Alive).unwrap().unwrap();
         assert!(opened.alive);
         assert_eq!((opened.state, opened.process.start_time()), (None, None));
@@ -823,12 +838,14 @@ mod tests {
         });
         let zombie = System.open(pid, Look::Alive).unwrap().unwrap();
         assert!(!zombie.alive);
+        assert_eq!(held.liveness(), Ok(Liveness::Exited));
         let stated = System.open(pid, Look::State).unwrap().unwrap();
         assert_eq!(
             (stated.alive, stated.state),
             (false, Some(RunState::Zombie))
         );
         child.wait().unwrap();
+        assert_eq!(held.liveness(), Ok(Liveness::Reaped));
         assert!(System.open(pid, Look::Alive).unwrap().is_none());
         assert_eq!(opened.process.info(), None);
     }

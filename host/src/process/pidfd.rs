@@ -41,6 +41,17 @@ struct PidfdInfo {
     exit_code: i32,
 }
 
+/// Where a process held by a pidfd is in its life ([`Pidfd::liveness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Some thread of it still runs.
+    Running,
+    /// Every thread has exited; its parent has not reaped it (a zombie).
+    Exited,
+    /// Reaped: its pid may already be another process's.
+    Reaped,
+}
+
 /// A process's real, effective and saved user and group ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Credentials {
@@ -98,22 +109,34 @@ impl Pidfd {
         matches!(self.send(0), Ok(()) | Err(Errno::EPERM))
     }
 
-    /// Whether the process has exited: a zombie its parent has not reaped
-    /// yet, or reaped. The pidfd polls readable once every thread of the
-    /// process has exited, so a leader that exited while its other threads
-    /// run has not (as `/proc` shows it: a zombie leader of live threads).
-    /// `Err` only if poll fails (out of memory).
-    pub fn has_exited(&self) -> Result<bool, Errno> {
+    /// Whether the process runs, has exited (a zombie its parent has not
+    /// reaped yet) or is reaped, from a poll of the pidfd: it polls
+    /// readable once every thread of the process has exited, so a leader
+    /// that exited while its other threads run has not (as `/proc` shows
+    /// it: a zombie leader of live threads), and hung up once the process
+    /// is reaped. A poll a signal handler interrupts (EINTR) is made again;
+    /// `Err` only if poll fails otherwise (out of memory).
+    pub fn liveness(&self) -> Result<Liveness, Errno> {
         let mut polled = libc::pollfd {
             fd: self.0.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: poll reads and writes the one pollfd passed, only during
-        // the call; a timeout of 0 never sleeps.
-        let ready = unsafe { libc::poll(&mut polled, 1, 0) };
-        Errno::result(ready)?;
-        Ok(polled.revents & libc::POLLIN != 0)
+        loop {
+            // SAFETY: poll reads and writes the one pollfd passed, only
+            // during the call; a timeout of 0 never sleeps.
+            let ready = unsafe { libc::poll(&mut polled, 1, 0) };
+            match Errno::result(ready) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(errno),
+                Ok(_) => break,
+            }
+        }
+        Ok(match polled.revents {
+            revents if revents & libc::POLLHUP != 0 => Liveness::Reaped,
+            revents if revents & libc::POLLIN != 0 => Liveness::Exited,
+            _ => Liveness::Running,
+        })
     }
 
     /// How the process ended, once it has exited and been reaped, as a
