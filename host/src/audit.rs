@@ -72,11 +72,11 @@ pub fn log(
     }
     let size = decided.as_ref().map_or(512, |(segment, decision, record)| {
         // The record's size counts every call; without one they wait here all the same.
-        let calls = match record {
+        let record_or_calls = match record {
             Some(record) => record.size(segment, decision),
             None => decision.actions.iter().map(Action::size).sum(),
         };
-        512 + 2 * segment.len() + calls
+        512 + 2 * segment.len() + record_or_calls
     });
     let (principal, peer) = (principal.map(str::to_string), peer.clone());
     logs::defer(size, move || {

@@ -21,7 +21,7 @@
 
 use crate::escalations::Escalations;
 use crate::process::{
-    ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessTable, RunState,
+    ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessTable, RunState, Seen,
 };
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
@@ -484,8 +484,10 @@ impl GuardedTable {
             let Some(opened) = self.0.table.open(pid, Look::Info)? else {
                 continue;
             };
-            let info = opened.info.as_ref();
-            if info.is_some_and(|info| info.pgid == listed.pgid && info.start_time <= listed.at) {
+            if let Seen::Info(info) = &opened.seen
+                && info.pgid == listed.pgid
+                && info.start_time <= listed.at
+            {
                 members.push((pid, opened.process));
             }
         }
@@ -820,6 +822,76 @@ mod tests {
 
     const SIGD: i32 = 30;
 
+    /// The facts of root's process `pid`, asleep, leading a group and a
+    /// session of its own.
+    fn sleeping(pid: i32, ppid: i32, start_time: u64) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            ppid,
+            pgid: pid,
+            sid: pid,
+            uids: Ids::all(0),
+            gids: Ids::all(0),
+            state: RunState::Sleeping,
+            start_time,
+            command: format!("p{pid}"),
+            exit_code: None,
+        }
+    }
+
+    /// One opened process as a test has it: its start time as the look
+    /// that opened it read it, its facts (`None`: gone, or unreadable) and
+    /// its uids as `uids` gives them; `asked` tells whether its facts were.
+    struct Fake {
+        pid: i32,
+        start_time: Option<u64>,
+        info: Option<ProcessInfo>,
+        uids: Result<Option<Ids>, NoRoom>,
+        asked: std::sync::atomic::AtomicBool,
+    }
+
+    impl Fake {
+        fn new(pid: i32, start_time: Option<u64>, info: Option<ProcessInfo>) -> Fake {
+            let uids = Ok(info.as_ref().map(|info| info.uids));
+            let asked = Default::default();
+            Fake {
+                pid,
+                start_time,
+                info,
+                uids,
+                asked,
+            }
+        }
+    }
+
+    impl Process for Fake {
+        fn pid(&self) -> i32 {
+            self.pid
+        }
+        fn start_time(&self) -> Option<u64> {
+            self.start_time
+        }
+        fn info(&self) -> Option<ProcessInfo> {
+            self.asked.store(true, Ordering::Relaxed);
+            self.info.clone()
+        }
+        fn uids(&self) -> Result<Option<Ids>, NoRoom> {
+            self.uids
+        }
+        fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
+            Err(KillError::NotFound)
+        }
+        fn send(&self, _signal: i32) -> Result<(), KillError> {
+            Ok(())
+        }
+        fn exited(&self) -> crate::process::Exited {
+            Box::pin(std::future::pending())
+        }
+        fn exit_status(&self) -> Option<crate::process::ExitStatus> {
+            None
+        }
+    }
+
     /// A table of (pid, ppid, start time) whose processes can die, move and
     /// be born while a guard holds it; it counts its lookups.
     #[derive(Clone, Default)]
@@ -836,19 +908,7 @@ mod tests {
         fn set(&self, processes: &[(i32, i32, u64)]) {
             let mut table = self.0.0.lock().unwrap();
             for &(pid, ppid, start_time) in processes {
-                let info = ProcessInfo {
-                    pid,
-                    ppid,
-                    pgid: pid,
-                    sid: pid,
-                    uids: Ids::all(0),
-                    gids: Ids::all(0),
-                    state: RunState::Sleeping,
-                    start_time,
-                    command: format!("p{pid}"),
-                    exit_code: None,
-                };
-                table.insert(pid, info);
+                table.insert(pid, sleeping(pid, ppid, start_time));
             }
         }
 
@@ -896,34 +956,11 @@ mod tests {
     /// room is the answer (503), as it is for opening one.
     #[test]
     fn no_room_for_the_uids_is_no_answer_about_the_process() {
-        struct Unreadable;
-        impl Process for Unreadable {
-            fn pid(&self) -> i32 {
-                42
-            }
-            fn start_time(&self) -> Option<u64> {
-                Some(1)
-            }
-            fn info(&self) -> Option<ProcessInfo> {
-                None
-            }
-            fn uids(&self) -> Result<Option<Ids>, NoRoom> {
-                Err(NoRoom(nix::errno::Errno::EMFILE))
-            }
-            fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
-                Err(KillError::NotFound)
-            }
-            fn send(&self, _signal: i32) -> Result<(), KillError> {
-                Ok(())
-            }
-            fn exited(&self) -> crate::process::Exited {
-                Box::pin(std::future::pending())
-            }
-            fn exit_status(&self) -> Option<crate::process::ExitStatus> {
-                None
-            }
-        }
-        let member: Arc<dyn Process> = Arc::new(Unreadable);
+        let unreadable = Fake {
+            uids: Err(NoRoom(nix::errno::Errno::EMFILE)),
+            ..Fake::new(42, Some(1), None)
+        };
+        let member: Arc<dyn Process> = Arc::new(unreadable);
         let refused = may_signal(&member, 1000);
         assert_eq!(
             refused,
@@ -1036,57 +1073,14 @@ mod tests {
     /// be read (gone since) is taken for the ancestor.
     #[test]
     fn a_process_opened_without_a_start_time_is_judged_by_its_facts() {
-        struct Unstarted {
-            pid: i32,
-            started: Option<u64>,
-            asked: std::sync::atomic::AtomicBool,
-        }
-        impl Process for Unstarted {
-            fn pid(&self) -> i32 {
-                self.pid
-            }
-            fn start_time(&self) -> Option<u64> {
-                None
-            }
-            fn info(&self) -> Option<ProcessInfo> {
-                self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
-                self.started.map(|start_time| ProcessInfo {
-                    pid: self.pid,
-                    ppid: 1,
-                    pgid: self.pid,
-                    sid: self.pid,
-                    uids: Ids::all(0),
-                    gids: Ids::all(0),
-                    state: RunState::Sleeping,
-                    start_time,
-                    command: "x".into(),
-                    exit_code: None,
-                })
-            }
-            fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
-                Err(KillError::NotFound)
-            }
-            fn send(&self, _signal: i32) -> Result<(), KillError> {
-                Ok(())
-            }
-            fn exited(&self) -> crate::process::Exited {
-                Box::pin(std::future::pending())
-            }
-            fn exit_status(&self) -> Option<crate::process::ExitStatus> {
-                None
-            }
-        }
         let protected = Protected {
             own_pid: SIGD,
             ancestors: BTreeSet::from([(20, 50)]),
             group: Some(SIGD),
         };
-        let judged = |pid, started| {
-            let process = Unstarted {
-                pid,
-                started,
-                asked: Default::default(),
-            };
+        let judged = |pid, started: Option<u64>| {
+            let info = started.map(|start_time| sleeping(pid, 1, start_time));
+            let process = Fake::new(pid, None, info);
             let held = protected.holds_process(&process);
             (held, process.asked.into_inner())
         };

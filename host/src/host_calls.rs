@@ -11,7 +11,9 @@
 //! adapt to it in a few lines each.
 
 use crate::guard::{Authority, GuardedTable, Scope, Waited};
-use crate::process::{ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessInfo, RunState};
+use crate::process::{
+    ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessInfo, RunState, Seen,
+};
 use crate::replay::Recorded;
 use crate::signal;
 use http::HeaderMap;
@@ -112,13 +114,6 @@ impl Target {
     pub fn pid(&self) -> i32 {
         self.pid
     }
-}
-
-/// What a look that opened a process found of it (see [`Opened`]).
-struct Seen {
-    alive: bool,
-    state: Option<RunState>,
-    info: Option<ProcessInfo>,
 }
 
 /// What the calls reach: the processes, or a record of a decision.
@@ -222,9 +217,10 @@ impl HostCalls {
         value
     }
 
-    /// A handle on the process `pid`, if there is one.
+    /// A handle on the process `pid`, if there is one (the cheapest look:
+    /// what it sees is not kept).
     pub fn open(&mut self, pid: i32) -> Option<Target> {
-        self.open_looking(pid, Look::State)
+        self.open_looking(pid, Look::Alive)
             .map(|(target, _)| target)
     }
 
@@ -233,15 +229,15 @@ impl HostCalls {
     /// (`open`, noted with what it found), if there is one.
     pub fn open_alive(&mut self, pid: i32) -> Option<(Target, bool)> {
         let (target, seen) = self.open_looking(pid, Look::Alive)?;
-        let alive = match (seen, &mut self.reach) {
-            (Some(seen), _) => seen.alive,
-            (None, Reach::Recorded(recorded)) => match recorded.alive(pid) {
-                Some(alive) => alive,
-                None => return self.unanswered(format!("process {pid}: alive")),
-            },
-            (None, Reach::Live(_)) => return None, // a live look always sees
+        let alive = match seen {
+            Some(seen) => {
+                let alive = seen.alive();
+                self.actions.push(Action::Probed { pid, alive });
+                alive
+            }
+            // Replaying: the record answers as it answered.
+            None => self.alive(&target)?,
         };
-        self.actions.push(Action::Probed { pid, alive });
         Some((target, alive))
     }
 
@@ -249,7 +245,7 @@ impl HostCalls {
     /// it (`open` and `state`, noted as both), if there is one.
     pub fn open_with_state(&mut self, pid: i32) -> Option<(Target, RunState)> {
         let (target, seen) = self.open_looking(pid, Look::State)?;
-        let state = match seen.and_then(|seen| seen.state) {
+        let state = match seen.as_ref().and_then(Seen::state) {
             Some(state) => {
                 let inspected = Some(state);
                 self.actions.push(Action::Inspected {
@@ -269,7 +265,7 @@ impl HostCalls {
     /// one.
     pub fn open_with_info(&mut self, pid: i32) -> Option<(Target, ProcessInfo)> {
         let (target, seen) = self.open_looking(pid, Look::Info)?;
-        let info = match seen.and_then(|seen| seen.info) {
+        let info = match seen.and_then(Seen::into_info) {
             Some(info) => {
                 self.actions.push(Action::Described {
                     pid,
@@ -286,36 +282,30 @@ impl HostCalls {
     /// Open `pid` (noted as `open`) and what the same look found, if it
     /// reached a process (`None` when replaying: the record answers).
     fn open_looking(&mut self, pid: i32, look: Look) -> Option<(Target, Option<Seen>)> {
-        let (opened, process, seen) = match &mut self.reach {
+        let (action, process, seen) = match &mut self.reach {
             Reach::Live(processes) => match processes.open(pid, look) {
-                Ok(Some(Opened {
-                    process,
-                    alive,
-                    state,
-                    info,
-                })) => {
-                    let seen = Seen { alive, state, info };
-                    (Ok(Some(process.start_time())), Some(process), Some(seen))
+                Ok(Some(Opened { process, seen })) => {
+                    let start_time = process.start_time();
+                    (
+                        Action::Opened { pid, start_time },
+                        Some(process),
+                        Some(seen),
+                    )
                 }
-                Ok(None) => (Ok(None), None, None),
+                Ok(None) => (Action::NoProcess { pid }, None, None),
                 Err(error) => {
                     tracing::warn!(pid, %error, "cannot open a process");
-                    (Err(error), None, None)
+                    (Action::NoRoom { pid, error }, None, None)
                 }
             },
             Reach::Recorded(recorded) => match recorded.open(pid) {
-                Some(opened) => (opened, None, None),
+                Some(action) => (action, None, None),
                 None => return self.unanswered(format!("process.open({pid})")),
             },
         };
-        let action = match opened {
-            Ok(Some(start_time)) => Action::Opened { pid, start_time },
-            Ok(None) => Action::NoProcess { pid },
-            Err(error) => Action::NoRoom { pid, error },
-        };
+        let opened = matches!(action, Action::Opened { .. });
         self.actions.push(action);
-        let target = Target { pid, process };
-        opened.ok().flatten().map(|_| (target, seen))
+        opened.then(|| (Target { pid, process }, seen))
     }
 
     /// What the host knows of `target` now; `None` once it is gone.
@@ -334,6 +324,22 @@ impl HostCalls {
             info: info.clone(),
         });
         info
+    }
+
+    /// Whether `target` has not exited now (from its state); replaying, as
+    /// the record says. Noted as `probed`, what `open-alive` learns.
+    fn alive(&mut self, target: &Target) -> Option<bool> {
+        let pid = target.pid;
+        let alive = match (&mut self.reach, &target.process) {
+            (Reach::Live(_), Some(process)) => process.state().is_some_and(|s| !s.has_exited()),
+            (Reach::Recorded(recorded), _) => match recorded.alive(pid) {
+                Some(alive) => alive,
+                None => return self.unanswered(format!("process {pid}: alive")),
+            },
+            (Reach::Live(_), None) => false,
+        };
+        self.actions.push(Action::Probed { pid, alive });
+        Some(alive)
     }
 
     /// Its scheduler state now; `None` once it is gone.

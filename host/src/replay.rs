@@ -14,7 +14,7 @@ use crate::guard::{Authority, Scope, Waited};
 use crate::host_calls::Action;
 use crate::http;
 use crate::policy::Policy;
-use crate::process::{KillError, NoRoom, ProcessInfo, RunState};
+use crate::process::{KillError, ProcessInfo, RunState};
 use crate::record::{MAX_CALLS, Record};
 use serde::Serialize;
 use std::ops::RangeInclusive;
@@ -66,13 +66,16 @@ impl Recorded {
         })
     }
 
-    /// How opening `pid` went: opened (with its start time, if that look
-    /// read one), no such process, no room.
-    pub fn open(&mut self, pid: i32) -> Option<Result<Option<Option<u64>>, NoRoom>> {
+    /// How opening `pid` went, as noted: `opened`, `no_process` or `no_room`.
+    pub fn open(&mut self, pid: i32) -> Option<Action> {
         self.take(true, |call| match *call {
-            Action::Opened { pid: p, start_time } if p == pid => Some(Ok(Some(start_time))),
-            Action::NoProcess { pid: p } if p == pid => Some(Ok(None)),
-            Action::NoRoom { pid: p, error } if p == pid => Some(Err(error)),
+            Action::Opened { pid: p, .. }
+            | Action::NoProcess { pid: p }
+            | Action::NoRoom { pid: p, .. }
+                if p == pid =>
+            {
+                Some(call.clone())
+            }
             _ => None,
         })
     }
@@ -84,18 +87,14 @@ impl Recorded {
         })
     }
 
-    /// Whether `pid` had not exited: as a look that opened it found, or as
-    /// a state or facts read said (they hold it; gone is not alive).
+    /// Whether `pid` had not exited: as a look that opened it found, or
+    /// else as a state (or facts) read said (gone is not alive).
     pub fn alive(&mut self, pid: i32) -> Option<bool> {
-        let running = |state: RunState| !state.has_exited();
-        self.take(false, |call| match call {
-            Action::Probed { pid: p, alive } if *p == pid => Some(*alive),
-            Action::Inspected { pid: p, state } if *p == pid => Some(state.is_some_and(running)),
-            Action::Described { pid: p, info } if *p == pid => {
-                Some(info.as_ref().is_some_and(|info| running(info.state)))
-            }
+        let probed = self.take(false, |call| match *call {
+            Action::Probed { pid: p, alive } if p == pid => Some(alive),
             _ => None,
-        })
+        });
+        probed.or_else(|| Some(self.state(pid)?.is_some_and(|state| !state.has_exited())))
     }
 
     /// A state read, or the state of facts read (they hold it).

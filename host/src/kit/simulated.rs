@@ -13,7 +13,7 @@
 
 use crate::process::{
     ExitStatus, Exited, Ids, KillError, Listed, Look, NoRoom, Opened, Process, ProcessInfo,
-    ProcessTable, RunState,
+    ProcessTable, RunState, Seen,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -226,12 +226,12 @@ impl ProcessTable for Simulated {
             table: self.clone(),
             pid,
         });
-        Ok(Some(Opened {
-            process,
-            alive: !info.state.has_exited(),
-            state: (look != Look::Alive).then_some(info.state),
-            info: (look == Look::Info).then_some(info),
-        }))
+        let seen = match look {
+            Look::Alive => Seen::Alive(!info.state.has_exited()),
+            Look::State => Seen::State(info.state),
+            Look::Info => Seen::Info(info),
+        };
+        Ok(Some(Opened { process, seen }))
     }
 }
 

@@ -8,7 +8,7 @@ use super::pidfd::{self, Liveness, Pidfd};
 use super::stat::{Stat, Status, status_values};
 use super::{
     ExitStatus, Exited, Ids, KillError, Listed, Look, NoRoom, Opened, Process, ProcessInfo,
-    ProcessTable, RunState,
+    ProcessTable, RunState, Seen,
 };
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -116,9 +116,7 @@ impl ProcessTable for System {
         });
         Ok(Some(Opened {
             process,
-            alive: !info.state.has_exited(),
-            state: Some(info.state),
-            info: Some(info),
+            seen: Seen::Info(info),
         }))
     }
 }
@@ -143,9 +141,7 @@ fn open_alive(pid: i32) -> Result<Option<Opened>, NoRoom> {
     });
     Ok(Some(Opened {
         process,
-        alive,
-        state: None,
-        info: None,
+        seen: Seen::Alive(alive),
     }))
 }
 
@@ -178,9 +174,7 @@ fn open_for_state(pid: i32) -> Result<Option<Opened>, NoRoom> {
     });
     Ok(Some(Opened {
         process,
-        alive: !state.has_exited(),
-        state: Some(state),
-        info: None,
+        seen: Seen::State(state),
     }))
 }
 
@@ -775,8 +769,8 @@ mod tests {
         let me = std::process::id() as i32;
         let opened = System.open(me, Look::Info).unwrap().unwrap();
         let info = opened.process.info().unwrap();
-        assert_eq!(opened.info.as_ref(), Some(&info));
-        assert_eq!(opened.state, Some(info.state));
+        assert_eq!(opened.seen.state(), Some(info.state));
+        assert_eq!(opened.seen.into_info().as_ref(), Some(&info));
         assert_eq!(info.pid, me);
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
         assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
@@ -827,8 +821,11 @@ mod tests {
         let held = Pidfd::open(pid).unwrap();
         assert_eq!(held.liveness(), Ok(Liveness::Running));
         let opened = System.open(pid, Look::Alive).unwrap().unwrap();
-        assert!(opened.alive);
-        assert_eq!((opened.state, opened.process.start_time()), (None, None));
+        assert!(opened.seen.alive());
+        assert_eq!(
+            (opened.seen.state(), opened.process.start_time()),
+            (None, None)
+        );
         let started = read_stat(pid).unwrap().unwrap().start_time;
         let info = opened.process.info().unwrap();
         assert_eq!((info.pid, info.start_time), (pid, started));
@@ -837,11 +834,11 @@ mod tests {
             read_stat(pid).unwrap().map(|stat| stat.state) == Some('Z')
         });
         let zombie = System.open(pid, Look::Alive).unwrap().unwrap();
-        assert!(!zombie.alive);
+        assert!(!zombie.seen.alive());
         assert_eq!(held.liveness(), Ok(Liveness::Exited));
         let stated = System.open(pid, Look::State).unwrap().unwrap();
         assert_eq!(
-            (stated.alive, stated.state),
+            (stated.seen.alive(), stated.seen.state()),
             (false, Some(RunState::Zombie))
         );
         child.wait().unwrap();
@@ -920,7 +917,7 @@ mod tests {
             System.lookup(pid).is_some_and(|info| named(&info))
         });
         let opened = System.open(pid, Look::Info).unwrap().unwrap();
-        let info = opened.info.unwrap();
+        let info = opened.seen.into_info().unwrap();
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
         assert!(named(&info), "{info:?}");
         // Running `sleep` (or still on its way into it), not exited.
@@ -994,7 +991,9 @@ mod tests {
             let expected = ([65534, 1, 2], [65534, 3, 4]);
             assert_eq!((credentials.uids, credentials.gids), expected);
         }
-        let info = System.open(pid, Look::Info).unwrap().unwrap().info.unwrap();
+        let info = (System.open(pid, Look::Info).unwrap().unwrap().seen)
+            .into_info()
+            .unwrap();
         assert_eq!(
             (info.uids, info.gids),
             (ids([65534, 1, 2]), ids([65534, 3, 4]))

@@ -337,12 +337,47 @@ pub enum Look {
 /// A process just opened, and what the look that opened it found.
 pub struct Opened {
     pub process: Arc<dyn Process>,
-    /// Whether it had not exited then (false for a zombie).
-    pub alive: bool,
-    /// Its scheduler state then, unless [`Look::Alive`] asked for less.
-    pub state: Option<RunState>,
-    /// Its facts then, if [`Look::Info`] asked for them.
-    pub info: Option<ProcessInfo>,
+    pub seen: Seen,
+}
+
+/// What a look at a process found then: what its [`Look`] asked for, or
+/// more (a table that reads all its facts anyway gives them all).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// Whether it had not exited ([`Look::Alive`]).
+    Alive(bool),
+    /// Its scheduler state ([`Look::State`]).
+    State(RunState),
+    /// All its facts ([`Look::Info`]).
+    Info(ProcessInfo),
+}
+
+impl Seen {
+    /// Whether it had not exited (false for a zombie).
+    pub fn alive(&self) -> bool {
+        match self {
+            Seen::Alive(alive) => *alive,
+            Seen::State(state) => !state.has_exited(),
+            Seen::Info(info) => !info.state.has_exited(),
+        }
+    }
+
+    /// Its scheduler state, unless the look learned less.
+    pub fn state(&self) -> Option<RunState> {
+        match self {
+            Seen::Alive(_) => None,
+            Seen::State(state) => Some(*state),
+            Seen::Info(info) => Some(info.state),
+        }
+    }
+
+    /// Its facts, if the look read them all.
+    pub fn into_info(self) -> Option<ProcessInfo> {
+        match self {
+            Seen::Info(info) => Some(info),
+            Seen::Alive(_) | Seen::State(_) => None,
+        }
+    }
 }
 
 /// One process, held so that nothing done through it reaches another
