@@ -248,3 +248,24 @@ fn wasi_is_linked_only_for_policies_that_import_it() {
     let answer = RUNTIME.block_on(probe.call(&processes, request("42", r#"{"signal": 15}"#)));
     assert!(answer.answer.is_ok(), "{:?}", answer.answer);
 }
+
+/// The `policy_cost` bench's boundary alone (`tests/guests/floor`) is like
+/// for like: for the bench's request (SIGTERM to a process that survives
+/// it) it makes the host do what the default policy makes it do, and
+/// answers with the same status and body. So what it costs over the same
+/// host calls made natively is the boundary's cost, not a different call's.
+#[test]
+fn the_floor_policy_calls_and_answers_as_the_default_does() {
+    let floor = std::fs::read(common::FLOOR_POLICY).unwrap();
+    let (floor, default) = (load(&floor), load(DEFAULT_POLICY));
+    let decide = |loaded: &Loaded| {
+        let request = request("44", r#"{"signal": 15}"#);
+        RUNTIME.block_on(loaded.policy.call(&loaded.processes, request))
+    };
+    let (floor, default) = (decide(&floor), decide(&default));
+    assert_eq!(floor.actions, default.actions);
+    assert!(!default.actions.is_empty());
+    let (floor, default) = (floor.answer.unwrap(), default.answer.unwrap());
+    assert_eq!(default.status, 200);
+    assert_eq!((floor.status, &floor.body), (default.status, &default.body));
+}

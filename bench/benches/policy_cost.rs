@@ -4,7 +4,11 @@
 //! all over the same simulated process table (no syscalls), all inside the
 //! same async runtime; and what calling on an async fiber (as sigd does,
 //! so a long call yields and a wait suspends) costs a call that returns at
-//! once (`fiber`). Run: `cargo bench -p sigd-bench --bench policy_cost`.
+//! once (`fiber`). And the boundary alone (`floor`): a policy that makes
+//! the same host calls with none of the logic (`tests/guests/floor`),
+//! called as a component and linked natively; the difference is what the
+//! component boundary costs whatever a policy decides. Run: `cargo bench
+//! -p sigd-bench --bench policy_cost`.
 
 use divan::Bencher;
 use sigd::caller::Caller;
@@ -72,6 +76,60 @@ fn wasm_fresh(bencher: Bencher) {
     bencher.with_inputs(request).bench_local_values(|request| {
         runtime.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
     });
+}
+
+/// The same host calls, answered the same, with none of the logic.
+mod floor {
+    use super::{PROCESSES, request, runtime};
+    use divan::Bencher;
+    use sigd::decision::Decision;
+    use sigd::guard::{Authority, Scope};
+    use sigd::host_calls::HostCalls;
+    use sigd::policy::{Answer, CallLimits, Isolation, Request, Runtime};
+    use std::time::Instant;
+
+    /// The floor policy's host calls and answer, linked natively (a
+    /// decision made as [`sigd_bench::Native`] makes one).
+    fn decide(request: Request) -> Decision {
+        let started = Instant::now();
+        let mut calls = HostCalls::new(PROCESSES.clone(), request.headers);
+        let uid = request.caller.peer.credentials.map(|c| c.uid);
+        let answer = sigd_test_guest_floor::answer(&request.pid, |pid| {
+            let (process, alive) = calls.open_alive(pid)?;
+            let sent = calls.signal(&process, 15, Scope::Process, Authority::from(uid));
+            Some((alive, sent.ok()?))
+        });
+        let limit = CallLimits::default().response_bytes;
+        Decision {
+            answer: Answer::check(answer.status, answer.body, limit),
+            actions: calls.take_actions(),
+            took: started.elapsed(),
+            policy_sha256: "native floor".into(),
+            settings_sha256: None,
+            fell_back: None,
+        }
+    }
+
+    /// Natively.
+    #[divan::bench]
+    fn native(bencher: Bencher) {
+        let runtime = runtime();
+        bencher.with_inputs(request).bench_local_values(|request| {
+            runtime.block_on(async { decide(request).answer.unwrap() })
+        });
+    }
+
+    /// As a component, on a reused instance.
+    #[divan::bench]
+    fn wasm_reused(bencher: Bencher) {
+        let component = std::fs::read(sigd_test_guests::FLOOR_POLICY).unwrap();
+        let runtime = Runtime::new(CallLimits::default(), Isolation::ReuseSound, None).unwrap();
+        let policy = runtime.load(&component).unwrap();
+        let tokio = super::runtime();
+        bencher.with_inputs(request).bench_local_values(|request| {
+            tokio.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
+        });
+    }
 }
 
 /// A component call that returns at once, synchronously and on a fiber:

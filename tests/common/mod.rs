@@ -23,7 +23,7 @@ pub const SIGD: &str = env!("CARGO_BIN_EXE_sigd");
 /// The default policy as a file (guest/), built by host/build.rs.
 pub const DEFAULT_POLICY_FILE: &str = env!("SIGD_POLICY_DEFAULT");
 /// The strict example and the test guests, built for the tests only.
-pub use sigd_test_guests::{HOSTILE_POLICY, STRICT_POLICY, WASI_PROBE_POLICY};
+pub use sigd_test_guests::{FLOOR_POLICY, HOSTILE_POLICY, STRICT_POLICY, WASI_PROBE_POLICY};
 
 /// `io`, again for as long as it fails with `EINTR`. A blocking read with a
 /// timeout (`SO_RCVTIMEO`) fails so when the test process is stopped and

@@ -1,6 +1,7 @@
 //! Builds the components the tests load (never part of a release build of
-//! sigd, which builds only the default policy): the strict example policy
-//! and the guests that misbehave on purpose.
+//! sigd, which builds only the default policy): the strict example policy,
+//! the guests that misbehave on purpose, and the wasm boundary alone (for
+//! the `policy_cost` bench).
 
 #[path = "../../host/build/wasm_guests.rs"]
 mod wasm_guests;
@@ -13,6 +14,7 @@ fn main() {
         "examples/policies/strict",
         "tests/guests/hostile",
         "tests/guests/wasi-probe",
+        "tests/guests/floor",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
@@ -29,5 +31,6 @@ fn main() {
             "sigd-test-guest-wasi-probe",
             "sigd_test_guest_wasi_probe",
         ),
+        ("FLOOR", "sigd-test-guest-floor", "sigd_test_guest_floor"),
     ]);
 }

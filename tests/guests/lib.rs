@@ -7,3 +7,5 @@ pub const STRICT_POLICY: &str = env!("SIGD_POLICY_STRICT");
 pub const HOSTILE_POLICY: &str = env!("SIGD_POLICY_HOSTILE");
 /// A policy that imports WASI and reports what it got (`tests/guests/wasi-probe`).
 pub const WASI_PROBE_POLICY: &str = env!("SIGD_POLICY_WASI_PROBE");
+/// The wasm boundary alone, for the `policy_cost` bench (`tests/guests/floor`).
+pub const FLOOR_POLICY: &str = env!("SIGD_POLICY_FLOOR");
