@@ -269,3 +269,18 @@ fn the_floor_policy_calls_and_answers_as_the_default_does() {
     assert_eq!(default.status, 200);
     assert_eq!((floor.status, &floor.body), (default.status, &default.body));
 }
+
+/// The floor policy stops short as the bench's cases say: a body of
+/// `answer` makes no host call, `open` only opens (and drops) the process;
+/// both answer as the whole call does.
+#[test]
+fn the_floor_policy_stops_short_when_asked() {
+    let floor = load(&std::fs::read(common::FLOOR_POLICY).unwrap());
+    let signalled = RUNTIME.block_on(floor.policy.call(&floor.processes, request("44", "{}")));
+    let answer = signalled.answer.unwrap();
+    for (body, calls) in [("answer", 0), ("open", 2)] {
+        let decision = RUNTIME.block_on(floor.policy.call(&floor.processes, request("44", body)));
+        assert_eq!(decision.actions[..], signalled.actions[..calls], "{body}");
+        assert_eq!(decision.answer.unwrap(), answer, "{body}");
+    }
+}

@@ -7,7 +7,8 @@
 //! once (`fiber`). And the boundary alone (`floor`): a policy that makes
 //! the same host calls with none of the logic (`tests/guests/floor`),
 //! called as a component and linked natively; the difference is what the
-//! component boundary costs whatever a policy decides. Run: `cargo bench
+//! component boundary costs whatever a policy decides (and, stopping short,
+//! what a call with no host call costs, and what each host call adds). Run: `cargo bench
 //! -p sigd-bench --bench policy_cost`.
 
 use divan::Bencher;
@@ -78,7 +79,10 @@ fn wasm_fresh(bencher: Bencher) {
     });
 }
 
-/// The same host calls, answered the same, with none of the logic.
+/// The same host calls, answered the same, with none of the logic
+/// (`tests/guests/floor`); and stopping short of them, to tell what each
+/// adds: `answer` (no host call), `open` (open-alive and drop), `signal`
+/// (open-alive, signal and drop: what the default policy makes).
 mod floor {
     use super::{PROCESSES, request, runtime};
     use divan::Bencher;
@@ -86,19 +90,37 @@ mod floor {
     use sigd::guard::{Authority, Scope};
     use sigd::host_calls::HostCalls;
     use sigd::policy::{Answer, CallLimits, Isolation, Request, Runtime};
+    use sigd_test_guest_floor::Reach;
     use std::time::Instant;
+
+    /// How far each case goes: the floor policy reads it from the body.
+    const REACH: &[&str] = &["answer", "open", "signal"];
+
+    /// The request of a case.
+    fn asking(reach: &str) -> Request {
+        let mut request = request();
+        if reach != "signal" {
+            request.body = reach.as_bytes().to_vec();
+        }
+        request
+    }
 
     /// The floor policy's host calls and answer, linked natively (a
     /// decision made as [`sigd_bench::Native`] makes one).
     fn decide(request: Request) -> Decision {
         let started = Instant::now();
         let mut calls = HostCalls::new(PROCESSES.clone(), request.headers);
-        let uid = request.caller.peer.credentials.map(|c| c.uid);
-        let answer = sigd_test_guest_floor::answer(&request.pid, |pid| {
-            let (process, alive) = calls.open_alive(pid)?;
-            let sent = calls.signal(&process, 15, Scope::Process, Authority::from(uid));
-            Some((alive, sent.ok()?))
-        });
+        let authority = Authority::from(request.caller.peer.credentials.map(|c| c.uid));
+        let answer =
+            sigd_test_guest_floor::answer(&request.pid, |pid| match Reach::of(&request.body) {
+                Reach::Answer => Some((true, vec![pid])),
+                Reach::Open => Some((calls.open_alive(pid)?.1, vec![pid])),
+                Reach::Signal => {
+                    let (process, alive) = calls.open_alive(pid)?;
+                    let sent = calls.signal(&process, 15, Scope::Process, authority);
+                    Some((alive, sent.ok()?))
+                }
+            });
         let limit = CallLimits::default().response_bytes;
         Decision {
             answer: Answer::check(answer.status, answer.body, limit),
@@ -111,24 +133,28 @@ mod floor {
     }
 
     /// Natively.
-    #[divan::bench]
-    fn native(bencher: Bencher) {
+    #[divan::bench(args = REACH)]
+    fn native(bencher: Bencher, reach: &str) {
         let runtime = runtime();
-        bencher.with_inputs(request).bench_local_values(|request| {
-            runtime.block_on(async { decide(request).answer.unwrap() })
-        });
+        bencher
+            .with_inputs(|| asking(reach))
+            .bench_local_values(|request| {
+                runtime.block_on(async { decide(request).answer.unwrap() })
+            });
     }
 
     /// As a component, on a reused instance.
-    #[divan::bench]
-    fn wasm_reused(bencher: Bencher) {
+    #[divan::bench(args = REACH)]
+    fn wasm_reused(bencher: Bencher, reach: &str) {
         let component = std::fs::read(sigd_test_guests::FLOOR_POLICY).unwrap();
         let runtime = Runtime::new(CallLimits::default(), Isolation::ReuseSound, None).unwrap();
         let policy = runtime.load(&component).unwrap();
         let tokio = super::runtime();
-        bencher.with_inputs(request).bench_local_values(|request| {
-            tokio.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
-        });
+        bencher
+            .with_inputs(|| asking(reach))
+            .bench_local_values(|request| {
+                tokio.block_on(async { policy.call(&PROCESSES, request).await.answer.unwrap() })
+            });
     }
 }
 
