@@ -55,10 +55,11 @@ impl Pool {
         !gone.is_empty() && left == 0 // `gone` is dropped here, outside the lock
     }
 
-    /// Put an instance that answered well back for the next call, unless
+    /// Put an instance that answered well back for the next call (its call
+    /// ended `now`), unless
     /// isolation forbids it, it still holds a process handle, it has served
     /// its share of calls or grown nearly full, or the pool is full.
-    pub(super) fn keep(&self, mut instance: Instance) {
+    pub(super) fn keep(&self, mut instance: Instance, now: Instant) {
         if self.isolation == Isolation::FreshInstance
             || instance.calls >= MAX_CALLS
             || instance.store.data().open_processes > 0
@@ -68,7 +69,7 @@ impl Pool {
         }
         let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
-            idle.push((Instant::now(), instance));
+            idle.push((now, instance));
         }
     }
 
@@ -80,12 +81,12 @@ impl Pool {
 }
 
 /// One instance of a policy: its store, its bindings once instantiated, and
-/// its output streams.
+/// its stdout and stderr (a policy that imports no WASI has neither: it
+/// cannot write, so nothing is drained and logged after its calls).
 pub(super) struct Instance {
     store: Store<State>,
     handler: Option<Bindings>,
-    stdout: GuestOutput,
-    stderr: GuestOutput,
+    output: Option<(GuestOutput, GuestOutput)>,
     calls: u64,
 }
 
@@ -97,12 +98,15 @@ impl Instance {
         limits: &CallLimits,
         calls: HostCalls,
         wasi: bool,
+        started: Instant,
     ) -> Instance {
-        let (stdout, stderr) = (
-            GuestOutput::new(limits.output_bytes),
-            GuestOutput::new(limits.output_bytes),
-        );
-        let wasi = wasi.then(|| {
+        let output = wasi.then(|| {
+            (
+                GuestOutput::new(limits.output_bytes),
+                GuestOutput::new(limits.output_bytes),
+            )
+        });
+        let wasi = output.as_ref().map(|(stdout, stderr)| {
             WasiCtx::builder()
                 .stdout(stdout.clone())
                 .stderr(stderr.clone())
@@ -138,24 +142,23 @@ impl Instance {
         let mut instance = Instance {
             store,
             handler: None,
-            stdout,
-            stderr,
+            output,
             calls: 0,
         };
-        instance.start();
+        instance.start(started);
         instance
     }
 
-    /// Set a reused store up for the call `calls`.
-    pub(super) fn prepare(&mut self, calls: HostCalls) {
+    /// Set a reused store up for the call `calls`, which started at `started`.
+    pub(super) fn prepare(&mut self, calls: HostCalls, started: Instant) {
         self.store.data_mut().calls = calls;
-        self.start();
+        self.start(started);
     }
 
-    /// Start a call's clock and epoch deadline.
-    fn start(&mut self) {
+    /// Start a call's clock (from `started`) and epoch deadline.
+    fn start(&mut self, started: Instant) {
         self.calls += 1;
-        self.store.data().clock.start();
+        self.store.data().clock.start(started);
         self.store.set_epoch_deadline(1);
     }
 
@@ -216,7 +219,9 @@ impl Instance {
 
     /// Log what the guest wrote to stdout and stderr in this call.
     pub(super) fn log_output(&self, policy_sha256: &str) {
-        guest_output::log(policy_sha256, &self.stdout, &self.stderr);
+        if let Some((stdout, stderr)) = &self.output {
+            guest_output::log(policy_sha256, stdout, stderr);
+        }
     }
 }
 

@@ -342,10 +342,10 @@ impl Policy {
         let running = self.runtime.ticker.enter();
         let mut instance = match self.pool.take() {
             Some(mut instance) => {
-                instance.prepare(calls);
+                instance.prepare(calls, started);
                 instance
             }
-            None => Instance::new(&self.pre, limits, calls, self.wasi),
+            None => Instance::new(&self.pre, limits, calls, self.wasi, started),
         };
         let request = WitRequest {
             pid,
@@ -369,15 +369,16 @@ impl Policy {
                 .and_then(|wit| Answer::check(wit.status, wit.body, limits.response_bytes)),
         };
         let actions = instance.take_actions();
+        let ended = Instant::now();
         // A call that trapped or answered badly may have left the guest's
         // state broken: its instance goes. A sound one may serve again.
         if answer.is_ok() {
-            self.pool.keep(instance);
+            self.pool.keep(instance, ended);
         }
         Decision {
             answer,
             actions,
-            took: started.elapsed(),
+            took: ended.saturating_duration_since(started),
             policy_sha256: self.sha256.clone(),
             settings_sha256: self.settings.as_ref().map(|(sha256, _)| sha256.clone()),
             fell_back: None,

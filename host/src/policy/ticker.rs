@@ -134,11 +134,13 @@ impl Counted {
 }
 
 impl GuestClock {
-    /// A call starts (it runs).
-    pub fn start(&self) {
-        let mut counted = self.lock();
-        *counted = Counted::default();
-        counted.mark();
+    /// A call starts (it runs), at `started` (a time its caller has read
+    /// already: no clock is read here).
+    pub fn start(&self, started: Instant) {
+        *self.lock() = Counted {
+            since: Some(Since::Wall(started)),
+            ..Counted::default()
+        };
     }
 
     /// The guest's running time so far, counted up to now: what the epoch
@@ -226,7 +228,7 @@ mod tests {
             while thread_cpu_time() - started < time {}
         };
         let clock = GuestClock::default();
-        clock.start();
+        clock.start(Instant::now());
         clock.ran(); // past the first tick: CPU time from here on
         burn(Duration::from_millis(5));
         clock.suspend();
@@ -246,14 +248,14 @@ mod tests {
     #[test]
     fn before_the_first_tick_wall_time_counts_up_to_a_tick() {
         let clock = GuestClock::default();
-        clock.start();
+        clock.start(Instant::now());
         clock.suspend();
         std::thread::sleep(Duration::from_millis(20));
         clock.resume();
         clock.suspend();
         assert!(clock.ran() < TICK / 2, "{:?}", clock.ran());
 
-        clock.start();
+        clock.start(Instant::now());
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(clock.ran(), TICK);
     }
