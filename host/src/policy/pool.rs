@@ -56,10 +56,10 @@ impl Pool {
     }
 
     /// Put an instance that answered well back for the next call (its call
-    /// ended `now`), unless
-    /// isolation forbids it, it still holds a process handle, it has served
-    /// its share of calls or grown nearly full, or the pool is full.
-    pub(super) fn keep(&self, mut instance: Instance, now: Instant) {
+    /// ended `ended`), unless isolation forbids it, it still holds a process
+    /// handle, it has served its share of calls or grown nearly full, or
+    /// the pool is full.
+    pub(super) fn keep(&self, mut instance: Instance, ended: Instant) {
         if self.isolation == Isolation::FreshInstance
             || instance.calls >= MAX_CALLS
             || instance.store.data().open_processes > 0
@@ -69,7 +69,10 @@ impl Pool {
         }
         let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
-            idle.push((now, instance));
+            // `trim` needs the idle list in order of time; a call that
+            // ended a moment before one kept ahead of it counts from then.
+            let since = idle.last().map_or(ended, |(last, _)| ended.max(*last));
+            idle.push((since, instance));
         }
     }
 
@@ -229,3 +232,44 @@ impl Instance {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(super) struct SettingsRejected(pub(super) String);
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CallLimits, DEFAULT_POLICY, Runtime, imports};
+    use super::*;
+    use crate::guard::GuardedTable;
+    use crate::host_calls::Headers;
+    use crate::kit::simulated::Simulated;
+    use wasmtime::component::Linker;
+
+    /// Instances kept in another order than their calls ended in stay in
+    /// order of time, which `trim` counts on (an instance whose call ended
+    /// before one kept ahead of it counts as idle from that one's end); and
+    /// `trim` lets go of those idle long enough.
+    #[test]
+    fn kept_instances_stay_in_order_of_time() {
+        let runtime = Runtime::new(CallLimits::default(), Isolation::ReuseSound, None).unwrap();
+        let unlinked = runtime.compile(DEFAULT_POLICY).unwrap();
+        let mut linker = Linker::new(runtime.engine());
+        imports::add_host_to_linker(&mut linker).unwrap();
+        let pre = linker.instantiate_pre(unlinked.component()).unwrap();
+        let pre = BindingsPre::new(pre).unwrap();
+        let table = GuardedTable::for_pid(Simulated::from_json("[]").unwrap(), 4242);
+        let calls = || HostCalls::new(table.clone(), Headers::json_body());
+        let limits = CallLimits::default();
+        let instance = || Instance::new(&pre, &limits, calls(), false, Instant::now());
+
+        let pool = Pool::new(Isolation::ReuseSound);
+        let now = Instant::now();
+        let earlier = now.checked_sub(Duration::from_secs(1)).unwrap();
+        pool.keep(instance(), now);
+        pool.keep(instance(), earlier);
+        let idle: Vec<Instant> = pool.lock().iter().map(|(since, _)| *since).collect();
+        assert_eq!(idle, [now, now]);
+
+        assert!(!pool.trim(Duration::from_secs(60)), "none idle a minute");
+        assert_eq!(pool.lock().len(), 2);
+        assert!(pool.trim(Duration::ZERO), "all idle for no time at all");
+        assert!(pool.take().is_none());
+    }
+}
