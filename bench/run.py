@@ -335,7 +335,9 @@ FLOOR_REACH = ("answer", "open", "signal")
 
 
 def policy_cost():
-    """Median ns per policy call, from the divan bench (native, reused, fresh)."""
+    """Median ns per policy call, from the divan bench, by path: native, reused,
+    fresh, the fiber's empty calls (`fiber/<call>`) and the floor's cases
+    (`floor/<native|wasm_reused>/<reach>`)."""
     triple = subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout
     triple = re.search(r"host: (\S+)", triple).group(1)
     # crt-static for the host triple, as `make build` builds the shipped binary.
@@ -348,14 +350,18 @@ def policy_cost():
     ).stdout
     costs = {}
     floor = [f"floor/{how}/{reach}" for how in ("native", "wasm_reused") for reach in FLOOR_REACH]
-    names = ["native", "wasm_reused", "wasm_fresh", "sync_call", "async_call", "block_on_alone"] + floor
+    fiber = [f"fiber/{call}" for call in ("sync_call", "async_call", "block_on_alone")]
+    names = ["native", "wasm_reused", "wasm_fresh"] + fiber + floor
     lines = output.splitlines()
     for name in names:
-        # "├─ async_call  ..." (the name whole: sync_call is in async_call);
-        # "floor/native/open": "─ open" after "─ native" after "─ floor".
+        # A path's rows, each a level further in (a level indents by three
+        # characters, "│  " or spaces), whatever order divan sorts them in:
+        # "fiber/async_call" is "─ async_call" (the name whole: sync_call is
+        # in async_call) one level in, after "─ fiber" at the top.
         at = 0
-        for part in name.split("/"):
-            at += next(i for i, l in enumerate(lines[at:]) if re.search(rf"─ {part}\b", l))
+        for depth, part in enumerate(name.split("/")):
+            row = re.compile(rf"^(?:[│ ]  ){{{depth}}}[├╰]─ {part}\b")
+            at += next(i for i, l in enumerate(lines[at:]) if row.search(l))
         # Columns: the name and fastest, slowest, median, ... (the tree's
         # own "│" taken off the front of a nested name first).
         median = re.sub(r"^[│├╰─\s]+", "", lines[at]).split("│")[2].strip()
@@ -461,7 +467,7 @@ def main():
                    f"{added:.2f} us, of it the boundary alone {boundary:.2f} us, a call making no host call "
         f"{boundaries['answer'] / 1000:.2f} us"))
     # The async call runs inside a block_on, which the sync one needs not.
-    fiber = costs["async_call"] - costs["block_on_alone"] - costs["sync_call"]
+    fiber = costs["fiber/async_call"] - costs["fiber/block_on_alone"] - costs["fiber/sync_call"]
     s, b, r, m = figures["sigd"], figures["baseline"], figures["bare"], figures["sigd-slim"]
     checks.append(("exec to first 200 <= 20 ms", s["start_ms"] <= 20, f"{s['start_ms']:.1f} ms"))
     checks.append(("idle RSS <= 16 MiB", s["idle_rss_mib"] <= 16, f"{s['idle_rss_mib']:.1f} MiB"))
@@ -485,8 +491,9 @@ def main():
         "|---|---|---|---|---|",
         f"| policy call, median | {costs['wasm_reused']:.0f} ns reused, {costs['wasm_fresh']:.0f} ns fresh "
         f"| | {costs['native']:.0f} ns | |",
-        f"| of it, the async fiber (an empty call: {costs['async_call']:.0f} ns async in a "
-        f"{costs['block_on_alone']:.0f} ns block_on, {costs['sync_call']:.0f} ns sync) | {fiber:.0f} ns | | | |",
+        f"| of it, the async fiber (an empty call: {costs['fiber/async_call']:.0f} ns async in a "
+        f"{costs['fiber/block_on_alone']:.0f} ns block_on, {costs['fiber/sync_call']:.0f} ns sync) "
+        f"| {fiber:.0f} ns | | | |",
         f"| the boundary alone: a policy making the same host calls with no logic "
         f"(tests/guests/floor), as a component over linked natively "
         f"({costs['floor/wasm_reused/signal']:.0f} ns over {costs['floor/native/signal']:.0f} ns) "

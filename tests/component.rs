@@ -250,10 +250,12 @@ fn wasi_is_linked_only_for_policies_that_import_it() {
 }
 
 /// The `policy_cost` bench's boundary alone (`tests/guests/floor`) is like
-/// for like: for the bench's request (SIGTERM to a process that survives
-/// it) it makes the host do what the default policy makes it do, and
-/// answers with the same status and body. So what it costs over the same
-/// host calls made natively is the boundary's cost, not a different call's.
+/// for like: for a request like the bench's (SIGTERM to a process that
+/// survives it, from a local caller without a token) it makes the host do
+/// what the default policy makes it do, and answers with the same status
+/// and body. So what it costs over the same host calls made natively is the
+/// boundary's cost, not a different call's. (The bench itself checks the
+/// native floor against the component before it measures them.)
 #[test]
 fn the_floor_policy_calls_and_answers_as_the_default_does() {
     let floor = std::fs::read(common::FLOOR_POLICY).unwrap();

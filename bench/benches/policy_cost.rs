@@ -143,13 +143,18 @@ mod floor {
             });
     }
 
-    /// As a component, on a reused instance.
+    /// As a component, on a reused instance; first checked against the
+    /// native floor: the same host calls, the same answer.
     #[divan::bench(args = REACH)]
     fn wasm_reused(bencher: Bencher, reach: &str) {
         let component = std::fs::read(sigd_test_guests::FLOOR_POLICY).unwrap();
         let runtime = Runtime::new(CallLimits::default(), Isolation::ReuseSound, None).unwrap();
         let policy = runtime.load(&component).unwrap();
         let tokio = super::runtime();
+        let wasm = tokio.block_on(policy.call(&PROCESSES, asking(reach)));
+        let native = decide(asking(reach));
+        assert_eq!(wasm.actions, native.actions, "{reach}");
+        assert_eq!(wasm.answer.unwrap(), native.answer.unwrap(), "{reach}");
         bencher
             .with_inputs(|| asking(reach))
             .bench_local_values(|request| {

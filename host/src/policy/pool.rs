@@ -1,6 +1,7 @@
 //! The instances of one policy: each with its own store (memory limiter,
-//! deadline clock, captured output), reused for the next call when it
-//! answered well and [`Isolation`] allows, within the pool's bounds.
+//! deadline clock, and for a policy that imports WASI its captured output),
+//! reused for the next call when it answered well and [`Isolation`] allows,
+//! within the pool's bounds.
 
 use super::bindings::{Bindings, BindingsPre, WitRequest, WitResponse};
 use super::guest_output::{self, GuestOutput};
@@ -245,7 +246,7 @@ mod tests {
     /// Instances kept in another order than their calls ended in stay in
     /// order of time, which `trim` counts on (an instance whose call ended
     /// before one kept ahead of it counts as idle from that one's end); and
-    /// `trim` lets go of those idle long enough.
+    /// `trim` lets go of exactly those idle long enough, the oldest.
     #[test]
     fn kept_instances_stay_in_order_of_time() {
         let runtime = Runtime::new(CallLimits::default(), Isolation::ReuseSound, None).unwrap();
@@ -262,13 +263,18 @@ mod tests {
         let pool = Pool::new(Isolation::ReuseSound);
         let now = Instant::now();
         let earlier = now.checked_sub(Duration::from_secs(1)).unwrap();
+        pool.keep(instance(), earlier);
         pool.keep(instance(), now);
         pool.keep(instance(), earlier);
         let idle: Vec<Instant> = pool.lock().iter().map(|(since, _)| *since).collect();
-        assert_eq!(idle, [now, now]);
+        assert_eq!(idle, [earlier, now, now]);
 
-        assert!(!pool.trim(Duration::from_secs(60)), "none idle a minute");
-        assert_eq!(pool.lock().len(), 2);
+        assert!(
+            !pool.trim(Duration::from_millis(500)),
+            "two have not been idle that long"
+        );
+        let idle: Vec<Instant> = pool.lock().iter().map(|(since, _)| *since).collect();
+        assert_eq!(idle, [now, now], "the one idle a second went");
         assert!(pool.trim(Duration::ZERO), "all idle for no time at all");
         assert!(pool.take().is_none());
     }

@@ -82,7 +82,10 @@ impl Drop for Running<'_> {
 /// yield, a wait in the host, a WASI wait) and starts it again on the thread
 /// that resumes it (see [`clocked`]); the epoch callback reads it at each
 /// tick. So neither a busy machine nor a busy sigd fails a policy, and only
-/// the guest's own work counts against its deadline.
+/// the guest's own work counts against its deadline. (Until its first tick a
+/// call counts from when sigd began it, its instance's setup included, and
+/// at most one tick of that: the setup can make a call yield at that tick,
+/// never reach its deadline.)
 ///
 /// A thread's CPU clock is a syscall (no vDSO answers
 /// `CLOCK_THREAD_CPUTIME_ID`), so it is read only once a call has reached
@@ -134,8 +137,8 @@ impl Counted {
 }
 
 impl GuestClock {
-    /// A call starts (it runs), at `started` (a time its caller has read
-    /// already: no clock is read here).
+    /// A call starts, at `started`: when sigd began it, which its caller
+    /// read already (no clock is read here); from then it counts as running.
     pub fn start(&self, started: Instant) {
         *self.lock() = Counted {
             since: Some(Since::Wall(started)),

@@ -50,6 +50,7 @@ pub enum Reach {
 }
 
 impl Reach {
+    /// How far a call with this body goes.
     pub fn of(body: &[u8]) -> Reach {
         match body {
             b"answer" => Reach::Answer,
@@ -65,12 +66,17 @@ impl Reach {
 pub fn answer(pid: &str, signal: impl FnOnce(i32) -> Option<(bool, Vec<i32>)>) -> WitResponse {
     let pid = pid.parse().unwrap_or(0);
     match signal(pid) {
-        Some((true, delivered)) => WitResponse {
-            status: 200,
-            body: format!(
-                r#"{{"success":true,"pid":{pid},"signal":15,"signal_name":"SIGTERM","scope":"process","delivered_to":{delivered:?}}}"#
-            ),
-        },
+        Some((true, delivered)) => {
+            // As JSON writes it: `[1,2]`, no spaces.
+            let delivered: Vec<String> = delivered.iter().map(i32::to_string).collect();
+            let delivered = delivered.join(",");
+            WitResponse {
+                status: 200,
+                body: format!(
+                    r#"{{"success":true,"pid":{pid},"signal":15,"signal_name":"SIGTERM","scope":"process","delivered_to":[{delivered}]}}"#
+                ),
+            }
+        }
         _ => WitResponse {
             status: 404,
             body: r#"{"error":"not signalled","code":"PROCESS_NOT_FOUND"}"#.into(),
