@@ -7,8 +7,9 @@ mod common;
 use common::*;
 use serde_json::json;
 use sigd::guard::{Authority, GuardedTable, Scope};
-use sigd::process::{KillError, Look, ProcessTable, System};
+use sigd::process::{KillError, Look, Process, ProcessTable, System};
 use std::process::Child;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Whether `pid` is alive (not gone, not a zombie).
@@ -18,92 +19,111 @@ fn alive(pid: i32) -> bool {
 
 /// Give the next process created in this namespace the pid `pid`, through
 /// /proc/sys/kernel/ns_last_pid (pid 1 of a namespace may write it). Other
-/// tests fork meanwhile and may take it first: try again.
-fn recycle(pid: i32) -> Child {
+/// tests fork meanwhile and may take it first: try again. `None` if it
+/// stays taken (another test's process holds it): start over with another.
+fn recycle(pid: i32) -> Option<Child> {
     for _ in 0..1000 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
         let child = target();
         if child.id() as i32 == pid {
-            return child;
+            return Some(child);
         }
         let mut stray = child;
         stray.kill().unwrap();
         stray.wait().unwrap();
     }
-    panic!("could not recycle pid {pid}");
+    None
+}
+
+/// A process opened through `processes` as `look` says, its start time,
+/// then killed and reaped, and its pid given to a new process: the handle,
+/// the start time and the new process.
+fn reused(processes: &GuardedTable, look: Look) -> (Arc<dyn Process>, Option<u64>, Child) {
+    for _ in 0..20 {
+        let mut first = target();
+        let pid = first.id() as i32;
+        let handle = processes
+            .open(pid, look)
+            .expect("room to open it")
+            .expect("open the process")
+            .process;
+        let started = start_time(pid);
+        first.kill().unwrap();
+        first.wait().unwrap();
+        if let Some(second) = recycle(pid) {
+            return (handle, started, second);
+        }
+    }
+    panic!("no pid could be given again in 20 tries");
+}
+
+/// The start time of the process that has `pid` now.
+fn start_time(pid: i32) -> Option<u64> {
+    System.lookup(pid).map(|info| info.start_time)
 }
 
 /// A process opened (checked), then gone, its pid handed to a new process:
 /// sending through the old handle reaches nothing, and the new process
-/// lives. A signal by pid would have killed it.
+/// lives. A signal by pid would have killed it. So for a handle opened as a
+/// request opens one (`Look::Alive`: a pidfd, no start time read) and for
+/// one whose look read its `stat` too.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn pid_reuse_signals_nothing() {
     require_private_pid_namespace();
     let processes = GuardedTable::new(System);
-    let mut first = target();
-    let pid = first.id() as i32;
-    let handle = processes
-        .open(pid, Look::State)
-        .expect("room to open it")
-        .expect("open the first process")
-        .process;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let mut second = recycle(pid);
-    assert_eq!(second.id() as i32, pid, "the pid was reused");
-
-    assert_eq!(handle.send(9), Err(KillError::NotFound));
-    assert_eq!(
-        processes.signal(&handle, 9, Scope::Process, Authority::Sigd),
-        Err(KillError::NotFound)
-    );
-    assert_eq!(
-        processes.signal(&handle, 9, Scope::Tree, Authority::Sigd),
-        Err(KillError::NotFound)
-    );
-    assert!(
-        handle.info().is_none(),
-        "the handle's facts are not the new process's"
-    );
-    assert_alive_then_kill(&mut second);
+    for look in [Look::Alive, Look::State] {
+        let (handle, _, mut second) = reused(&processes, look);
+        assert_eq!(handle.send(9), Err(KillError::NotFound), "{look:?}");
+        assert_eq!(
+            processes.signal(&handle, 9, Scope::Process, Authority::Sigd),
+            Err(KillError::NotFound),
+            "{look:?}"
+        );
+        assert_eq!(
+            processes.signal(&handle, 9, Scope::Tree, Authority::Sigd),
+            Err(KillError::NotFound),
+            "{look:?}"
+        );
+        assert!(
+            handle.info().is_none(),
+            "{look:?}: the handle's facts are not the new process's"
+        );
+        assert_alive_then_kill(&mut second);
+    }
 }
 
 /// A successor with the old pid that started within the same clock tick
 /// (so the same start time in `/proc/<pid>/stat`) is still not taken for
-/// the process a handle holds: its facts and state are not the handle's.
-/// Tries until a successor lands in the same tick, as one did in CI.
+/// the process a handle holds: its facts and state are not the handle's,
+/// whether the look that opened it read a start time or not (`Look::Alive`,
+/// a request's). Tries until a successor lands in the same tick, as one did
+/// in CI.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn pid_reuse_within_one_tick_is_still_told_apart() {
     require_private_pid_namespace();
-    let start_time = |pid: i32| System.lookup(pid).map(|info| info.start_time);
-    for _ in 0..200 {
-        let mut first = target();
-        let pid = first.id() as i32;
-        let handle = processes_open(pid);
-        first.kill().unwrap();
-        first.wait().unwrap();
-        let mut second = recycle(pid);
-        if start_time(pid) != handle.start_time() {
+    let processes = GuardedTable::new(System);
+    'looks: for look in [Look::Alive, Look::State] {
+        for _ in 0..200 {
+            let (handle, started, mut second) = reused(&processes, look);
+            if start_time(second.id() as i32) != started {
+                assert_alive_then_kill(&mut second);
+                continue; // a later tick: not the case under test
+            }
+            assert!(
+                handle.info().is_none(),
+                "{look:?}: the successor's facts were taken"
+            );
+            assert!(
+                handle.state().is_none(),
+                "{look:?}: the successor's state was taken"
+            );
             assert_alive_then_kill(&mut second);
-            continue; // a later tick: not the case under test
+            continue 'looks;
         }
-        assert!(handle.info().is_none(), "the successor's facts were taken");
-        assert!(handle.state().is_none(), "the successor's state was taken");
-        assert_alive_then_kill(&mut second);
-        return;
+        panic!("{look:?}: no successor started within its predecessor's clock tick in 200 tries");
     }
-    panic!("no successor started within its predecessor's clock tick in 200 tries");
-}
-
-/// Open `pid` through the guarded system table, as a request does.
-fn processes_open(pid: i32) -> std::sync::Arc<dyn sigd::process::Process> {
-    GuardedTable::new(System)
-        .open(pid, Look::State)
-        .expect("room to open it")
-        .expect("open the process")
-        .process
 }
 
 /// An escalation pending on a process that ends and whose pid is reused
@@ -113,16 +133,22 @@ fn processes_open(pid: i32) -> std::sync::Arc<dyn sigd::process::Process> {
 fn escalation_survives_pid_reuse() {
     require_private_pid_namespace();
     let sigd = Sigd::start(&["--no-cache"]);
-    let mut first = stubborn();
-    let pid = first.id() as i32;
     let body = r#"{"signal": "TERM", "escalate": {"after_ms": 400, "signal": "KILL"}}"#;
-    sigd.signal(pid, body).assert(200, "");
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let mut second = recycle(pid);
-    std::thread::sleep(Duration::from_millis(700));
-    sigd.expect_log("exited in time; no escalation");
-    assert_alive_then_kill(&mut second);
+    for _ in 0..20 {
+        let mut first = stubborn();
+        let pid = first.id() as i32;
+        sigd.signal(pid, body).assert(200, "");
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let Some(mut second) = recycle(pid) else {
+            continue; // another test's process took the pid: again
+        };
+        std::thread::sleep(Duration::from_millis(700));
+        sigd.expect_log("exited in time; no escalation");
+        assert_alive_then_kill(&mut second);
+        return;
+    }
+    panic!("no pid could be given again in 20 tries");
 }
 
 /// `group` reaches every process of the target's group, and nothing else.
