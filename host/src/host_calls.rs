@@ -229,15 +229,17 @@ impl HostCalls {
     /// (`open`, noted with what it found), if there is one.
     pub fn open_alive(&mut self, pid: i32) -> Option<(Target, bool)> {
         let (target, seen) = self.open_looking(pid, Look::Alive)?;
-        let alive = match seen {
-            Some(seen) => {
-                let alive = seen.alive();
-                self.actions.push(Action::Probed { pid, alive });
-                alive
-            }
+        let alive = match (seen, &mut self.reach) {
+            (Some(seen), _) => seen.alive(),
             // Replaying: the record answers as it answered.
-            None => self.alive(&target)?,
+            (None, Reach::Recorded(recorded)) => match recorded.alive(pid) {
+                Some(alive) => alive,
+                None => return self.unanswered(format!("process {pid}: alive")),
+            },
+            // A live look always says what it saw.
+            (None, Reach::Live(_)) => false,
         };
+        self.actions.push(Action::Probed { pid, alive });
         Some((target, alive))
     }
 
@@ -324,22 +326,6 @@ impl HostCalls {
             info: info.clone(),
         });
         info
-    }
-
-    /// Whether `target` has not exited now (from its state); replaying, as
-    /// the record says. Noted as `probed`, what `open-alive` learns.
-    fn alive(&mut self, target: &Target) -> Option<bool> {
-        let pid = target.pid;
-        let alive = match (&mut self.reach, &target.process) {
-            (Reach::Live(_), Some(process)) => process.state().is_some_and(|s| !s.has_exited()),
-            (Reach::Recorded(recorded), _) => match recorded.alive(pid) {
-                Some(alive) => alive,
-                None => return self.unanswered(format!("process {pid}: alive")),
-            },
-            (Reach::Live(_), None) => false,
-        };
-        self.actions.push(Action::Probed { pid, alive });
-        Some(alive)
     }
 
     /// Its scheduler state now; `None` once it is gone.

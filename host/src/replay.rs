@@ -435,10 +435,7 @@ mod tests {
 
         let mut calls = HostCalls::replaying(Recorded::new(&two_calls));
         assert!(calls.open_with_info(42).is_none());
-        assert!(matches!(
-            calls.take_actions().last(),
-            Some(Action::Unanswered { .. })
-        ));
+        assert!(last_unanswered(&mut calls));
 
         let one_look = record(vec![opened.clone(), described.clone()]);
         let mut calls = HostCalls::replaying(Recorded::new(&one_look));
@@ -466,9 +463,11 @@ mod tests {
         assert_eq!(calls.take_actions(), probed.calls);
         let mut calls = HostCalls::replaying(Recorded::new(&probed));
         assert!(calls.open_with_state(42).is_none());
-        assert!(matches!(
-            calls.take_actions().last(),
-            Some(Action::Unanswered { .. })
-        ));
+        assert!(last_unanswered(&mut calls));
+    }
+
+    /// Whether the last call `calls` made was one the record could not answer.
+    fn last_unanswered(calls: &mut crate::host_calls::HostCalls) -> bool {
+        matches!(calls.take_actions().last(), Some(Action::Unanswered { .. }))
     }
 }
