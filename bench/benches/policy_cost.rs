@@ -88,9 +88,8 @@ mod floor {
     use divan::Bencher;
     use sigd::decision::Decision;
     use sigd::guard::{Authority, Scope};
-    use sigd::host_calls::HostCalls;
+    use sigd::host_calls::{HostCalls, Target};
     use sigd::policy::{Answer, CallLimits, Isolation, Request, Runtime};
-    use sigd_test_guest_floor::Reach;
     use std::time::Instant;
 
     /// How far each case goes: the floor policy reads it from the body.
@@ -105,22 +104,38 @@ mod floor {
         request
     }
 
-    /// The floor policy's host calls and answer, linked natively (a
-    /// decision made as [`sigd_bench::Native`] makes one).
+    /// sigd's host calls, as the floor's two.
+    struct Native<'a> {
+        calls: &'a mut HostCalls,
+        authority: Authority,
+    }
+
+    impl sigd_test_guest_floor::Host for Native<'_> {
+        type Process = Target;
+
+        fn open_alive(&mut self, pid: i32) -> Option<(Target, bool)> {
+            self.calls.open_alive(pid)
+        }
+
+        fn signal(&mut self, process: &Target) -> Option<Vec<i32>> {
+            let sent = self
+                .calls
+                .signal(process, 15, Scope::Process, self.authority);
+            sent.ok()
+        }
+    }
+
+    /// The floor policy's call, linked natively (a decision made as
+    /// [`sigd_bench::Native`] makes one).
     fn decide(request: Request) -> Decision {
         let started = Instant::now();
         let mut calls = HostCalls::new(PROCESSES.clone(), request.headers);
         let authority = Authority::from(request.caller.peer.credentials.map(|c| c.uid));
-        let answer =
-            sigd_test_guest_floor::answer(&request.pid, |pid| match Reach::of(&request.body) {
-                Reach::Answer => Some((true, vec![pid])),
-                Reach::Open => Some((calls.open_alive(pid)?.1, vec![pid])),
-                Reach::Signal => {
-                    let (process, alive) = calls.open_alive(pid)?;
-                    let sent = calls.signal(&process, 15, Scope::Process, authority);
-                    Some((alive, sent.ok()?))
-                }
-            });
+        let mut native = Native {
+            calls: &mut calls,
+            authority,
+        };
+        let answer = sigd_test_guest_floor::handle(&request.pid, &request.body, &mut native);
         let limit = CallLimits::default().response_bytes;
         Decision {
             answer: Answer::check(answer.status, answer.body, limit),

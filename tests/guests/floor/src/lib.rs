@@ -11,7 +11,7 @@
 //! A body of `answer` or `open` makes it stop short (see [`Reach`]), so the
 //! bench can tell what each host call adds.
 
-use sigd_policy::component::bindings::sigd::policy::host::{Process, Scope};
+use sigd_policy::component::bindings::sigd::policy::host::{self as wit, Scope};
 use sigd_policy::component::{Guest, WitRequest, WitResponse};
 
 /// The policy's export.
@@ -25,17 +25,52 @@ impl Guest for Floor {
     fn handle_signal(request: WitRequest) -> WitResponse {
         // On behalf of the caller's uid, as the default policy signals for
         // a caller without a token.
-        let on_behalf_of = request.caller.peer.map(|peer| peer.uid);
-        answer(&request.pid, |pid| match Reach::of(&request.body) {
-            Reach::Answer => Some((true, vec![pid])),
-            Reach::Open => Some((Process::open_alive(pid)?.1, vec![pid])),
-            Reach::Signal => {
-                let (process, alive) = Process::open_alive(pid)?;
-                let sent = process.signal(15, Scope::Process, on_behalf_of);
-                Some((alive, sent.ok()?))
-            }
-        })
+        let mut imports = Imports {
+            on_behalf_of: request.caller.peer.map(|peer| peer.uid),
+        };
+        handle(&request.pid, &request.body, &mut imports)
     }
+}
+
+/// The two host calls the floor makes: the component's imports, or (in the
+/// bench) sigd's host calls linked natively.
+pub trait Host {
+    /// An opened process.
+    type Process;
+    /// `open-alive`: the process `pid` and whether it is alive.
+    fn open_alive(&mut self, pid: i32) -> Option<(Self::Process, bool)>;
+    /// `signal` SIGTERM to `process` alone: the pids reached.
+    fn signal(&mut self, process: &Self::Process) -> Option<Vec<i32>>;
+}
+
+/// The component's imports, signalling on behalf of `on_behalf_of`.
+struct Imports {
+    on_behalf_of: Option<u32>,
+}
+
+impl Host for Imports {
+    type Process = wit::Process;
+
+    fn open_alive(&mut self, pid: i32) -> Option<(wit::Process, bool)> {
+        wit::Process::open_alive(pid)
+    }
+
+    fn signal(&mut self, process: &wit::Process) -> Option<Vec<i32>> {
+        process.signal(15, Scope::Process, self.on_behalf_of).ok()
+    }
+}
+
+/// The floor's whole call: the request's `{pid}` segment and body, and the
+/// host calls as far as the body says (see [`Reach`]).
+pub fn handle<H: Host>(pid: &str, body: &[u8], host: &mut H) -> WitResponse {
+    answer(pid, |pid| match Reach::of(body) {
+        Reach::Answer => Some((true, vec![pid])),
+        Reach::Open => Some((host.open_alive(pid)?.1, vec![pid])),
+        Reach::Signal => {
+            let (process, alive) = host.open_alive(pid)?;
+            Some((alive, host.signal(&process)?))
+        }
+    })
 }
 
 /// How far a call goes, as its body says.
@@ -63,7 +98,7 @@ impl Reach {
 /// The answer for the `{pid}` segment `pid`, given what signalling it did:
 /// whether it was alive and the pids reached (`None`: it was not found or
 /// not signalled).
-pub fn answer(pid: &str, signal: impl FnOnce(i32) -> Option<(bool, Vec<i32>)>) -> WitResponse {
+fn answer(pid: &str, signal: impl FnOnce(i32) -> Option<(bool, Vec<i32>)>) -> WitResponse {
     let pid = pid.parse().unwrap_or(0);
     match signal(pid) {
         Some((true, delivered)) => {
