@@ -1043,16 +1043,21 @@ mod tests {
         assert!(protects(&guard, 10, 5), "the walk before was dropped");
     }
 
+    /// sigd's protected set with one ancestor, pid 20, started at tick 50.
+    fn ancestor_20() -> Protected {
+        Protected {
+            own_pid: SIGD,
+            ancestors: BTreeSet::from([(20, 50)]),
+            group: Some(SIGD),
+        }
+    }
+
     /// A process is told protected by its pid alone where the pid says it
     /// (pid 1, sigd); an ancestor's pid needs its start time, which is read
     /// for no other pid.
     #[test]
     fn only_an_ancestors_pid_needs_a_start_time() {
-        let protected = Protected {
-            own_pid: SIGD,
-            ancestors: BTreeSet::from([(20, 50)]),
-            group: Some(SIGD),
-        };
+        let protected = ancestor_20();
         let unread = || -> Option<u64> { panic!("a start time read") };
         assert!(protected.holds_pid(1, unread) && protected.holds_pid(SIGD, unread));
         assert!(!protected.holds_pid(21, unread));
@@ -1073,11 +1078,7 @@ mod tests {
     /// be read (gone since) is taken for the ancestor.
     #[test]
     fn a_process_opened_without_a_start_time_is_judged_by_its_facts() {
-        let protected = Protected {
-            own_pid: SIGD,
-            ancestors: BTreeSet::from([(20, 50)]),
-            group: Some(SIGD),
-        };
+        let protected = ancestor_20();
         let judged = |pid, started: Option<u64>| {
             let info = started.map(|start_time| sleeping(pid, 1, start_time));
             let process = Fake::new(pid, None, info);

@@ -763,14 +763,24 @@ mod tests {
     use super::*;
     use crate::process::ProcessTable;
 
-    /// sigd finds itself in /proc, running, with its real uid.
+    /// sigd finds itself in /proc, running, with its real uid; the look
+    /// that opened it saw what `info` reads after (but the scheduler state:
+    /// the main thread may run in one read and wait in the other).
     #[test]
     fn lookup_self() {
         let me = std::process::id() as i32;
         let opened = System.open(me, Look::Info).unwrap().unwrap();
         let info = opened.process.info().unwrap();
-        assert_eq!(opened.seen.state(), Some(info.state));
-        assert_eq!(opened.seen.into_info().as_ref(), Some(&info));
+        let state = opened.seen.state();
+        let seen = opened.seen.into_info().unwrap();
+        assert_eq!(state, Some(seen.state));
+        assert_eq!(
+            ProcessInfo {
+                state: info.state,
+                ..seen
+            },
+            info
+        );
         assert_eq!(info.pid, me);
         assert_eq!(info.uids.real, nix::unistd::getuid().as_raw());
         assert_eq!(info.uids.effective, nix::unistd::geteuid().as_raw());
@@ -784,10 +794,7 @@ mod tests {
     /// probe after reading.
     #[test]
     fn process_files_outlive_no_reaping() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .unwrap();
+        let mut child = sleeper();
         let pid = child.id() as i32;
         let as_zombie = open_proc_file(pid, "stat").unwrap().unwrap();
         let as_reaped = open_proc_file(pid, "stat").unwrap().unwrap();
@@ -813,10 +820,7 @@ mod tests {
     /// `a_process_whose_main_thread_exited_is_signalled`.)
     #[test]
     fn a_pidfd_says_whether_its_process_has_exited() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .unwrap();
+        let mut child = sleeper();
         let pid = child.id() as i32;
         let held = Pidfd::open(pid).unwrap();
         assert_eq!(held.liveness(), Ok(Liveness::Running));
@@ -856,13 +860,12 @@ mod tests {
     #[ignore = "reuses a pid: run in a private PID namespace (make test does)"]
     fn a_stat_opened_before_a_pid_reuse_reads_nothing_after() {
         assert_eq!(std::process::id(), 1, "run in a private PID namespace");
-        let sleeper = || std::process::Command::new("sleep").arg("100").spawn();
-        let mut first = sleeper().unwrap();
+        let mut first = sleeper();
         let pid = first.id() as i32;
         let stale = open_proc_file(pid, "stat").unwrap().unwrap();
         first.kill().unwrap();
         first.wait().unwrap();
-        let mut second = with_pid(pid, || sleeper().unwrap());
+        let mut second = with_pid(pid, sleeper);
         let successor = open_pidfd(pid).unwrap().expect("a pidfd for the successor");
         assert_eq!(read_with(stale, |bytes| Some(bytes.len())).unwrap(), None);
         assert!(
@@ -1018,10 +1021,7 @@ mod tests {
     #[ignore = "reuses a pid: run in a private PID namespace (make test does)"]
     fn uids_of_a_reused_pid_are_nobodys() {
         assert_eq!(std::process::id(), 1, "run in a private PID namespace");
-        let mut first = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .unwrap();
+        let mut first = sleeper();
         let pid = first.id() as i32;
         let opened = System.open(pid, Look::State).unwrap().unwrap();
         assert_eq!(opened.process.uids().unwrap(), Some(Ids::all(0)));
@@ -1062,6 +1062,14 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "never: {what}");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// `sleep 100`, a child of this test's.
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap()
     }
 
     /// `sleep 100` as uid and gid 65534, without groups.
