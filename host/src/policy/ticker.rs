@@ -85,7 +85,8 @@ impl Drop for Running<'_> {
 /// the guest's own work counts against its deadline. (Until its first tick a
 /// call counts from when sigd began it, its instance's setup included, and
 /// at most one tick of that: the setup can make a call yield at that tick,
-/// never reach its deadline.)
+/// not reach a deadline longer than a tick; with a deadline of a tick or
+/// less, any call that reaches its first tick traps, setup or not.)
 ///
 /// A thread's CPU clock is a syscall (no vDSO answers
 /// `CLOCK_THREAD_CPUTIME_ID`), so it is read only once a call has reached
