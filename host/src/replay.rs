@@ -87,25 +87,41 @@ impl Recorded {
         })
     }
 
-    /// Whether `pid` had not exited: as a look that opened it found, or
-    /// else as a state (or facts) read said (gone is not alive).
+    /// Whether `pid` had not exited when it was opened: as the look that
+    /// opened it found (`probed`), or else as the state read noted right
+    /// after its `opened` said (`open-with-state` and `open-with-info` note
+    /// the look that opened it so; gone is not alive). A state read later
+    /// in the record, after a signal say, does not tell how it was at the
+    /// open: not answered.
     pub fn alive(&mut self, pid: i32) -> Option<bool> {
         let probed = self.take(false, |call| match *call {
             Action::Probed { pid: p, alive } if p == pid => Some(alive),
             _ => None,
         });
-        probed.or_else(|| Some(self.state(pid)?.is_some_and(|state| !state.has_exited())))
+        probed.or_else(|| {
+            Some(
+                self.state_when_opened(pid)?
+                    .is_some_and(|s| !s.has_exited()),
+            )
+        })
+    }
+
+    /// The state read noted right after `pid`'s `opened` (the same look),
+    /// if not used yet, marking it used.
+    fn state_when_opened(&mut self, pid: i32) -> Option<Option<RunState>> {
+        let opened = self.calls.iter().position(|(call, _)| match *call {
+            Action::Opened { pid: p, .. } => p == pid,
+            _ => false,
+        })?;
+        let (call, used) = self.calls.get_mut(opened + 1)?;
+        let state = state_read(call, pid).filter(|_| !*used)?;
+        *used = true;
+        Some(state)
     }
 
     /// A state read, or the state of facts read (they hold it).
     pub fn state(&mut self, pid: i32) -> Option<Option<RunState>> {
-        self.take(false, |call| match call {
-            Action::Inspected { pid: p, state } if *p == pid => Some(*state),
-            Action::Described { pid: p, info } if *p == pid => {
-                Some(info.as_ref().map(|info| info.state))
-            }
-            _ => None,
-        })
+        self.take(false, |call| state_read(call, pid))
     }
 
     pub fn signal(
@@ -336,6 +352,18 @@ fn part(verdict: &Verdict, field: &str) -> String {
     }
 }
 
+/// The state `call` read of `pid`, if it read one: a state read, or
+/// facts read (they hold it).
+fn state_read(call: &Action, pid: i32) -> Option<Option<RunState>> {
+    match call {
+        Action::Inspected { pid: p, state } if *p == pid => Some(*state),
+        Action::Described { pid: p, info } if *p == pid => {
+            Some(info.as_ref().map(|info| info.state))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,7 +407,8 @@ mod tests {
     /// made with `open` then `state` answers `open-with-state` (and the
     /// other way round), one made with `info` answers a state too, and what
     /// the record never learned (a process's facts, from a state alone) is
-    /// not guessed.
+    /// not guessed; nor is whether a process was alive when opened from a
+    /// state read later in the record.
     #[test]
     fn a_look_is_answered_however_it_was_asked() {
         use crate::host_calls::HostCalls;
@@ -464,6 +493,29 @@ mod tests {
         let mut calls = HostCalls::replaying(Recorded::new(&probed));
         assert!(calls.open_with_state(42).is_none());
         assert!(last_unanswered(&mut calls));
+
+        // A state read after the signal (a policy that opened with `open`,
+        // signalled, then looked) says nothing of the process when it was
+        // opened: not answered, where it answered "not alive" before.
+        let gone = Action::Inspected {
+            pid: 42,
+            state: None,
+        };
+        let signalled = Action::Signalled {
+            pid: 42,
+            signal: 9,
+            scope: Scope::Process,
+            authority: Authority::Sigd,
+            outcome: Ok(vec![42]),
+        };
+        let looked_after = record(vec![opened.clone(), signalled, gone.clone()]);
+        let mut calls = HostCalls::replaying(Recorded::new(&looked_after));
+        assert!(calls.open_alive(42).is_none());
+        assert!(last_unanswered(&mut calls));
+        // Right after the open, the same read is the opening look's.
+        let looked_at_once = record(vec![opened, gone]);
+        let mut calls = HostCalls::replaying(Recorded::new(&looked_at_once));
+        assert!(!calls.open_alive(42).unwrap().1);
     }
 
     /// Whether the last call `calls` made was one the record could not answer.
