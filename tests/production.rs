@@ -603,54 +603,16 @@ fn connection_cap_closes_the_idle_longest() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_stalled_stderr_never_holds_up_a_request() {
     require_private_pid_namespace();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut sigd = Command::new(SIGD)
-        .args(["serve", "--no-cache", "--listen", &listen])
-        .env_remove("SIGD_TOKEN")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let exchange = |request: &str| -> String {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-            return String::new();
-        };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut reply = String::new();
-        if stream.write_all(request.as_bytes()).is_ok() {
-            let _ = stream.read_to_string(&mut reply);
-        }
-        reply
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .starts_with("HTTP/1.1 200")
-    {
-        assert!(Instant::now() < deadline, "sigd did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (mut sigd, port) = sigd_logging_to_a_pipe();
     let stubborn = stubborn();
     // 60 KB each, in its decision record too: 300 fill the 8 MiB queue.
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
-    let request = format!(
-        "POST /api/v1/processes/{}/signal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        stubborn.id(),
-        body.len()
-    );
+    let request = signal_request(stubborn.id(), &body);
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     for _ in 0..300 {
         let sent = Instant::now();
-        let reply = exchange(&request);
+        let reply = exchange(port, &request);
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         slowest = slowest.max(sent.elapsed());
     }
@@ -659,12 +621,7 @@ fn a_stalled_stderr_never_holds_up_a_request() {
         started.elapsed()
     );
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
-    let metrics = exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let dropped: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("sigd_log_lines_dropped_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sigd_log_lines_dropped_total in {metrics}"));
+    let dropped = lines_dropped(port);
     println!("{dropped} lines dropped");
     assert!(dropped > 0.0, "the 64 KiB pipe took every line?");
     // Read the pipe: what was queued is written, then the drops are said.
@@ -685,10 +642,109 @@ fn a_stalled_stderr_never_holds_up_a_request() {
         String::from_utf8_lossy(&text).into_owned()
     });
     // A request more, so the writer wakes after the pipe has room.
-    exchange(&request);
+    exchange(port, &request);
     let log = reader.join().unwrap();
     assert!(log.contains("log lines dropped"), "{log}");
     let _ = sigd.kill();
     let _ = sigd.wait();
     assert_alive_then_kill(&mut { stubborn });
+}
+
+/// An audit event a broken stderr cannot take is still counted: with the
+/// reader of sigd's stderr gone (every write fails with EPIPE), each of 20
+/// signal requests, all answered, counts in `sigd_log_lines_dropped_total`.
+/// Before, the failed writes were ignored and the count stayed 0.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn lines_a_broken_stderr_loses_are_counted() {
+    require_private_pid_namespace();
+    let (mut sigd, port) = sigd_logging_to_a_pipe();
+    drop(sigd.stderr.take());
+    let stubborn = stubborn();
+    let request = signal_request(stubborn.id(), r#"{"signal": 15}"#);
+    for _ in 0..20 {
+        let reply = exchange(port, &request);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut dropped = lines_dropped(port);
+    while dropped < 20.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        dropped = lines_dropped(port);
+    }
+    assert!(
+        dropped >= 20.0,
+        "{dropped} lines counted dropped of 20 audit events"
+    );
+    let _ = sigd.kill();
+    let _ = sigd.wait();
+    assert_alive_then_kill(&mut { stubborn });
+}
+
+/// sigd serving on a free loopback port at `info`, its stderr a pipe (the
+/// child's), once it answers `/healthz`.
+fn sigd_logging_to_a_pipe() -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let sigd = Command::new(SIGD)
+        .args(["serve", "--no-cache", "--listen", &listen])
+        .env_remove("SIGD_TOKEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !exchange(
+        port,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .starts_with("HTTP/1.1 200")
+    {
+        assert!(Instant::now() < deadline, "sigd did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (sigd, port)
+}
+
+/// A signal request for `pid` with `body`, on a connection of its own.
+fn signal_request(pid: u32, body: &str) -> String {
+    format!(
+        "POST /api/v1/processes/{pid}/signal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Send `request` to sigd on `port` and read its whole answer (`""` if
+/// it could not connect).
+fn exchange(port: u16, request: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reply = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut reply);
+    }
+    reply
+}
+
+/// `sigd_log_lines_dropped_total` of sigd on `port`.
+fn lines_dropped(port: u16) -> f64 {
+    let metrics = exchange(
+        port,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sigd_log_lines_dropped_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sigd_log_lines_dropped_total in {metrics}"))
 }

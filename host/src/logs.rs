@@ -14,7 +14,8 @@
 //! never waits on stderr: when the queue holds [`MAX_QUEUED_BYTES`]
 //! (stderr is a pipe no one reads, say), a line or event is dropped,
 //! counted (`sigd_log_lines_dropped_total`, [`dropped_lines`]) and, once
-//! there is room, the drops are logged.
+//! there is room, the drops are logged. Lines a write to stderr fails to
+//! take (its reader gone) are counted the same way.
 //!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
 //! except that an audit event's fields, one JSON object already (its
@@ -187,14 +188,15 @@ thread_local! {
     static HAPPENED: Cell<Option<SystemTime>> = const { Cell::new(None) };
 }
 
-/// Write `message` to `out` (`flushed` gets who asked for a flush): a
+/// Write `message` into `out` (`flushed` gets who asked for a flush): a
 /// line as it is, a deferred event as it is logged here, timed when it
-/// happened.
-fn write_message(message: Message, out: &mut impl Write, flushed: &mut Vec<mpsc::Sender<()>>) {
+/// happened. Whether it wrote a line.
+fn write_message(message: Message, out: &mut Vec<u8>, flushed: &mut Vec<mpsc::Sender<()>>) -> bool {
     match message {
         Message::Line(line) => {
             QUEUED.fetch_sub(line.len(), Ordering::Relaxed);
-            let _ = out.write_all(&line);
+            out.extend_from_slice(&line);
+            true
         }
         Message::Deferred(Deferred {
             at,
@@ -210,13 +212,49 @@ fn write_message(message: Message, out: &mut impl Write, flushed: &mut Vec<mpsc:
             let logged = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(log)));
             HAPPENED.set(None);
             let lines = HERE.take().unwrap_or_default();
-            if logged.is_ok() {
-                let _ = out.write_all(&lines);
-            } else {
+            if logged.is_err() {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
             }
+            out.extend_from_slice(&lines);
+            logged.is_ok() && !lines.is_empty()
         }
-        Message::Flush(done) => flushed.push(done),
+        Message::Flush(done) => {
+            flushed.push(done);
+            false
+        }
+    }
+}
+
+/// The most bytes of lines the writer thread gathers for one write(2).
+const BATCH_BYTES: usize = 64 << 10;
+
+/// Lines gathered for one write(2), and how many: a write that fails
+/// (stderr a pipe whose reader is gone, say) counts them dropped.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    lines: u64,
+}
+
+impl Batch {
+    /// Gather what `message` writes ([`write_message`]).
+    fn add(&mut self, message: Message, flushed: &mut Vec<mpsc::Sender<()>>) {
+        if write_message(message, &mut self.bytes, flushed) {
+            self.lines += 1;
+        }
+    }
+
+    /// Write the lines gathered to `out`, and start again: whether they
+    /// were all written (if not, they are counted dropped: a line cut short
+    /// is lost all the same).
+    fn write_to(&mut self, out: &mut impl Write) -> bool {
+        let written = self.bytes.is_empty() || out.write_all(&self.bytes).is_ok();
+        if !written {
+            DROPPED.fetch_add(self.lines, Ordering::Relaxed);
+        }
+        self.bytes.clear();
+        self.lines = 0;
+        written
     }
 }
 
@@ -298,10 +336,11 @@ impl Drop for LogWriter {
     /// or here if it never started.
     fn drop(&mut self) {
         if let Some(lines) = self.lines.take() {
-            let mut stderr = std::io::stderr().lock();
+            let mut batch = Batch::default();
             for message in lines.try_iter() {
-                write_message(message, &mut stderr, &mut Vec::new());
+                batch.add(message, &mut Vec::new());
             }
+            batch.write_to(&mut std::io::stderr());
             return;
         }
         let (done, written) = mpsc::channel();
@@ -318,25 +357,33 @@ const GATHER: Duration = Duration::from_millis(5);
 
 /// The writer thread: every line queued, as many per write(2) as gather
 /// in [`GATHER`] while lines keep coming (blocked, without a timer, while
-/// none do); then, if lines were dropped since, a warning.
+/// none do); then, if lines were dropped since, a warning: once stderr
+/// takes lines again, if it failed (a warning of lines lost to a stderr
+/// that fails would be lost, and counted, in turn).
 fn write_lines(lines: mpsc::Receiver<Message>) {
-    let mut stderr = std::io::BufWriter::with_capacity(64 << 10, std::io::stderr());
+    let mut stderr = std::io::stderr();
+    let mut batch = Batch::default();
     let mut reported = 0;
     let mut next = lines.recv().ok();
     while let Some(first) = next.take() {
         let mut flushed = Vec::new();
+        let mut written = true;
         for message in std::iter::once(first).chain(lines.try_iter()) {
-            write_message(message, &mut stderr, &mut flushed);
+            batch.add(message, &mut flushed);
+            if batch.bytes.len() >= BATCH_BYTES {
+                written &= batch.write_to(&mut stderr);
+            }
         }
-        let _ = stderr.flush();
+        written &= batch.write_to(&mut stderr);
         for done in flushed {
             let _ = done.send(());
         }
         let dropped = dropped_lines();
-        if dropped > reported {
+        if written && dropped > reported {
             tracing::warn!(
                 dropped = dropped - reported,
-                "log lines dropped: stderr did not keep up (sigd_log_lines_dropped_total)"
+                "log lines dropped: stderr did not keep up or could not be written \
+                 (sigd_log_lines_dropped_total)"
             );
             reported = dropped;
         }

@@ -145,7 +145,7 @@ impl Default for Metrics {
         );
         r.register(
             "log_lines_dropped",
-            "Log lines dropped because stderr did not keep up (requests never wait on it)",
+            "Log lines dropped because stderr did not keep up or could not be written (requests never wait on it)",
             metrics.log_dropped.clone(),
         );
         r.register(
