@@ -376,6 +376,82 @@ fn metrics_count_traps_and_reloads() {
     );
 }
 
+/// A caller that hangs up cannot take a signal's audit event with it: a
+/// request whose signal was delivered is answered to its end and audited
+/// after its caller half-closed (hyper ends the connection at the EOF) or
+/// reset its connection while the policy waited (`wait_ms`). Before, the
+/// connection's end dropped the request mid-wait: the target was stopped
+/// and no event said so. The request keeps its connection's slot till then:
+/// with one slot, a new connection is served only once the wait is over.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_caller_that_hangs_up_is_still_audited() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache", "--max-connections", "1"]);
+    let mut targets = Vec::new();
+    for (audited, reset) in [(1, false), (2, true)] {
+        let target = target();
+        let body = r#"{"signal": "SIGSTOP", "wait_ms": 1000}"#;
+        let request = format!(
+            "POST /api/v1/processes/{}/signal HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            target.id(),
+            body.len()
+        );
+        let mut stream = TcpStream::connect(sigd.addr).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", target.id())).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('T')
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !stopped() {
+            assert!(Instant::now() < deadline, "the signal was not delivered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if reset {
+            // SO_LINGER 0: close sends a reset.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and a linger struct of the size given.
+            let set = unsafe {
+                nix::libc::setsockopt(
+                    fd,
+                    nix::libc::SOL_SOCKET,
+                    nix::libc::SO_LINGER,
+                    (&raw const linger).cast(),
+                    std::mem::size_of::<nix::libc::linger>() as u32,
+                )
+            };
+            assert_eq!(set, 0);
+        } else {
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        drop(stream);
+        let (hung_up, health) = (Instant::now(), sigd.get("/healthz"));
+        assert_eq!(health.status, 200, "{}", health.body);
+        let waited = hung_up.elapsed();
+        assert!(
+            waited > Duration::from_millis(500),
+            "served in {waited:?}: no slot held"
+        );
+        let log = sigd.expect_log_count(r#"decision="delivered""#, audited);
+        assert!(log.contains(&format!(r#"pid="{}""#, target.id())), "{log}");
+        targets.push(target);
+    }
+    for mut target in targets {
+        let _ = (target.kill(), target.wait());
+    }
+}
+
 /// Each signal request writes one audit event, as one JSON object per line
 /// with `--log-format json`: pid, start time (none read: the default policy
 /// asks only whether its target is alive), signal, scope, decision,

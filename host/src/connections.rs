@@ -121,6 +121,18 @@ impl Connections {
         }
     }
 
+    /// Wait until every slot is given up: every connection ended, and
+    /// every request still being answered after its connection did.
+    pub async fn all_given_up(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if self.lock().open.is_empty() {
+                return;
+            }
+            freed.await;
+        }
+    }
+
     /// The task serving the connection in slot `id`, to end if it must
     /// make room (nothing if it has ended already).
     pub fn served_by(&self, id: u64, task: AbortHandle) {

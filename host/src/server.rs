@@ -18,8 +18,10 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
@@ -309,7 +311,12 @@ pub async fn run(
     // Requests still waiting for an exit near the drain's end are answered
     // (their waits cut short) in time for the answer to get out.
     let deadline = tokio::time::Instant::now() + limits.drain;
-    let closed = graceful.shutdown();
+    // Every connection closed, and every request its caller left before
+    // the answer answered (each holds its connection's slot).
+    let closed = async {
+        graceful.shutdown().await;
+        connections.all_given_up().await;
+    };
     tokio::pin!(closed);
     tokio::select! {
         () = &mut closed => info!("all connections closed"),
@@ -357,13 +364,26 @@ async fn accept_loop(
         let served = app.clone();
         let peer = Arc::new(peer);
         let of = peer.clone();
-        let activity = slot.activity.clone();
+        let slot = Arc::new(slot);
+        let held = slot.clone();
         let service = service_fn(move |mut request: hyper::Request<_>| {
-            let (app, peer, activity) = (served.clone(), of.clone(), activity.clone());
+            let (app, peer, slot) = (served.clone(), of.clone(), held.clone());
+            let activity = slot.activity.clone();
             activity.set(State::ReadingBody);
             request.extensions_mut().insert(activity.clone());
-            async move {
+            // Answered to its end even if its connection ends first (its
+            // caller hung up or reset it, and hyper drops this future): a
+            // decision is never cut short between the signal it sent and
+            // its audit event. The request holds the connection's slot
+            // until then, so requests still being answered stay within
+            // the cap.
+            let answering = ToTheEnd::new(async move {
                 let response = http::handle(&app, &peer, request).await;
+                drop(slot);
+                response
+            });
+            async move {
+                let response = answering.await;
                 activity.set(State::Awaiting);
                 response
             }
@@ -383,5 +403,51 @@ async fn accept_loop(
             drop((slot, open));
         });
         connections.served_by(id, task.abort_handle());
+    }
+}
+
+/// A future run to its end: dropped before it is, it finishes in a task of
+/// its own (a request's answer, when the connection that asked for it ends
+/// first). Boxed, so the rest of it can move to that task; no task is
+/// spawned while it is awaited to the end, the usual case.
+struct ToTheEnd<F: Future + Send + 'static>(Option<Pin<Box<F>>>)
+where
+    F::Output: Send + 'static;
+
+impl<F: Future + Send + 'static> ToTheEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    fn new(future: F) -> ToTheEnd<F> {
+        ToTheEnd(Some(Box::pin(future)))
+    }
+}
+
+impl<F: Future + Send + 'static> Future for ToTheEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(future) = self.0.as_mut() else {
+            return Poll::Pending; // polled after its end: never by hyper
+        };
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for ToTheEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(future);
+        }
     }
 }
