@@ -106,17 +106,17 @@ impl Recorded {
         })
     }
 
-    /// The state read noted right after `pid`'s `opened` (the same look),
-    /// if not used yet, marking it used.
+    /// The first state read not used yet that was noted right after an
+    /// `opened` of `pid` (the same look), marking it used.
     fn state_when_opened(&mut self, pid: i32) -> Option<Option<RunState>> {
-        let opened = self.calls.iter().position(|(call, _)| match *call {
-            Action::Opened { pid: p, .. } => p == pid,
-            _ => false,
+        let opened = |call: &Action| matches!(*call, Action::Opened { pid: p, .. } if p == pid);
+        let calls = &self.calls;
+        let at = (1..calls.len()).find(|&at| {
+            opened(&calls[at - 1].0) && !calls[at].1 && state_read(&calls[at].0, pid).is_some()
         })?;
-        let (call, used) = self.calls.get_mut(opened + 1)?;
-        let state = state_read(call, pid).filter(|_| !*used)?;
+        let (call, used) = &mut self.calls[at];
         *used = true;
-        Some(state)
+        state_read(call, pid)
     }
 
     /// A state read, or the state of facts read (they hold it).
@@ -508,13 +508,27 @@ mod tests {
             authority: Authority::Sigd,
             outcome: Ok(vec![42]),
         };
+        let signalled_too = signalled.clone();
         let looked_after = record(vec![opened.clone(), signalled, gone.clone()]);
         let mut calls = HostCalls::replaying(Recorded::new(&looked_after));
         assert!(calls.open_alive(42).is_none());
         assert!(last_unanswered(&mut calls));
-        // Right after the open, the same read is the opening look's.
-        let looked_at_once = record(vec![opened, gone]);
+        // Right after the open, the same read is the opening look's; each
+        // open's, when the record opened the process again.
+        let looked_at_once = record(vec![opened.clone(), gone.clone()]);
         let mut calls = HostCalls::replaying(Recorded::new(&looked_at_once));
+        assert!(!calls.open_alive(42).unwrap().1);
+        let opened_again = record(vec![
+            opened.clone(),
+            signalled_too.clone(),
+            opened.clone(),
+            inspected.clone(),
+        ]);
+        let mut calls = HostCalls::replaying(Recorded::new(&opened_again));
+        assert!(calls.open_alive(42).unwrap().1);
+        let looked_twice = record(vec![opened.clone(), inspected, opened, gone]);
+        let mut calls = HostCalls::replaying(Recorded::new(&looked_twice));
+        assert!(calls.open_alive(42).unwrap().1);
         assert!(!calls.open_alive(42).unwrap().1);
     }
 
