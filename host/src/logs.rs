@@ -26,6 +26,7 @@ use crate::cli::LogFormat;
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{OnceLock, mpsc};
@@ -228,33 +229,83 @@ fn write_message(message: Message, out: &mut Vec<u8>, flushed: &mut Vec<mpsc::Se
 /// The most bytes of lines the writer thread gathers for one write(2).
 const BATCH_BYTES: usize = 64 << 10;
 
-/// Lines gathered for one write(2), and how many: a write that fails
-/// (stderr a pipe whose reader is gone, say) counts them dropped.
+/// Lines gathered for one write(2), and where each ends: a write that
+/// fails (stderr a pipe whose reader is gone, say) counts the lines it did
+/// not write whole as dropped.
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
-    lines: u64,
+    /// The end of each message's lines in `bytes`.
+    ends: Vec<usize>,
+    /// A failed write cut a line short: the next batch starts on a line of
+    /// its own.
+    cut: bool,
 }
 
 impl Batch {
     /// Gather what `message` writes ([`write_message`]).
     fn add(&mut self, message: Message, flushed: &mut Vec<mpsc::Sender<()>>) {
+        if self.bytes.is_empty() && self.cut {
+            self.bytes.push(b'\n');
+            self.cut = false;
+        }
         if write_message(message, &mut self.bytes, flushed) {
-            self.lines += 1;
+            self.ends.push(self.bytes.len());
         }
     }
 
-    /// Write the lines gathered to `out`, and start again: whether they
-    /// were all written (if not, they are counted dropped: a line cut short
-    /// is lost all the same).
-    fn write_to(&mut self, out: &mut impl Write) -> bool {
-        let written = self.bytes.is_empty() || out.write_all(&self.bytes).is_ok();
-        if !written {
-            DROPPED.fetch_add(self.lines, Ordering::Relaxed);
+    /// Write the lines gathered to `out`, waiting while it is full (a
+    /// non-blocking stderr), and start again: `None` if there was nothing
+    /// to write, else how many lines a failed write did not write whole
+    /// (counted dropped; 0: all written).
+    fn write_to(&mut self, out: &mut (impl Write + AsFd)) -> Option<usize> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let mut written = 0;
+        let failed = loop {
+            let error = match out.write(&self.bytes[written..]) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    written += n;
+                    if written == self.bytes.len() {
+                        break false;
+                    }
+                    continue;
+                }
+                Err(error) => error,
+            };
+            match error.kind() {
+                std::io::ErrorKind::Interrupted => {}
+                std::io::ErrorKind::WouldBlock if writable(out.as_fd()) => {}
+                _ => break true,
+            }
+        };
+        let mut lost = 0;
+        if failed {
+            lost = self.ends.iter().filter(|end| **end > written).count();
+            DROPPED.fetch_add(lost as u64, Ordering::Relaxed);
+            self.cut = written > 0 && self.bytes[written - 1] != b'\n';
         }
         self.bytes.clear();
-        self.lines = 0;
-        written
+        self.ends.clear();
+        Some(lost)
+    }
+}
+
+/// Wait until `fd` can be written to (or has failed, which the write then
+/// says); false if even that cannot be waited for.
+fn writable(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        match poll(
+            &mut [PollFd::new(fd, PollFlags::POLLOUT)],
+            PollTimeout::NONE,
+        ) {
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -364,22 +415,27 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
     let mut stderr = std::io::stderr();
     let mut batch = Batch::default();
     let mut reported = 0;
+    // Whether the last write to stderr took all it was given.
+    let mut stderr_works = true;
     let mut next = lines.recv().ok();
     while let Some(first) = next.take() {
         let mut flushed = Vec::new();
-        let mut written = true;
         for message in std::iter::once(first).chain(lines.try_iter()) {
             batch.add(message, &mut flushed);
             if batch.bytes.len() >= BATCH_BYTES {
-                written &= batch.write_to(&mut stderr);
+                stderr_works = batch
+                    .write_to(&mut stderr)
+                    .map_or(stderr_works, |lost| lost == 0);
             }
         }
-        written &= batch.write_to(&mut stderr);
+        stderr_works = batch
+            .write_to(&mut stderr)
+            .map_or(stderr_works, |lost| lost == 0);
         for done in flushed {
             let _ = done.send(());
         }
         let dropped = dropped_lines();
-        if written && dropped > reported {
+        if stderr_works && dropped > reported {
             tracing::warn!(
                 dropped = dropped - reported,
                 "log lines dropped: stderr did not keep up or could not be written \
@@ -740,6 +796,57 @@ mod tests {
             };
             assert!(!line.starts_with(b"2000-"), "{line:?}");
         });
+    }
+
+    /// A batch of lines written to a non-blocking pipe that fills waits for
+    /// room rather than losing lines; one whose reader goes away halfway
+    /// counts as lost only the lines it did not write whole, and the next
+    /// batch starts on a line of its own (not glued to the one cut short).
+    #[test]
+    fn a_batch_loses_only_what_stderr_did_not_take() {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        use std::io::Read;
+        let lines = |batch: &mut Batch| {
+            for i in 0..100 {
+                let line = format!("line {i:03} {}\n", "x".repeat(90)).into_bytes();
+                assert!(reserve(line.len()));
+                batch.add(Message::Line(line), &mut Vec::new());
+            }
+        };
+        let pipe = || {
+            let (reader, writer) = nix::unistd::pipe().unwrap();
+            fcntl(&writer, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+            fcntl(&writer, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+            (std::fs::File::from(reader), std::fs::File::from(writer))
+        };
+
+        let (mut reader, mut writer) = pipe();
+        let read = std::thread::spawn(move || {
+            let mut all = String::new();
+            reader.read_to_string(&mut all).unwrap();
+            all
+        });
+        let mut batch = Batch::default();
+        lines(&mut batch);
+        assert_eq!(batch.write_to(&mut writer), Some(0));
+        drop(writer);
+        let all = read.join().unwrap();
+        assert_eq!(all.lines().count(), 100);
+        assert!(all.lines().all(|line| line.len() == 99), "{all}");
+
+        let (reader, mut writer) = pipe();
+        let gone = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(reader);
+        });
+        lines(&mut batch);
+        // 4096 bytes of lines of 100 went in: 40 whole, the 41st cut.
+        assert_eq!(batch.write_to(&mut writer), Some(60));
+        gone.join().unwrap();
+        lines(&mut batch);
+        assert!(batch.bytes.starts_with(b"\nline 000"));
+        batch.bytes.clear();
+        batch.ends.clear();
     }
 
     /// In lines for people, an audit event's fields (written already) go
