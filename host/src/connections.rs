@@ -26,6 +26,11 @@ pub enum State {
     Answering = 2,
 }
 
+/// An [`Activity`]'s state once its connection was ended to make room:
+/// its request, if one comes, is not answered. (It is out of the table by
+/// then, so nothing asks what it is doing.)
+const EVICTED: u8 = u8::MAX;
+
 /// One connection's activity, shared by its task and the table; the
 /// request carries it (as an extension) so the handler can say when the
 /// body is in.
@@ -38,15 +43,40 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// Now doing `state`.
-    pub fn set(&self, state: State) {
+    /// Now doing `state`, unless the connection was ended to make room
+    /// (false): then it has nothing more to do. A request that gets to
+    /// [`State::Answering`] so is never evicted, and one evicted never
+    /// gets there.
+    pub fn advance(&self, state: State) -> bool {
         let now = self.epoch.elapsed().as_micros() as u64;
-        self.since_us.store(now, Ordering::Relaxed);
-        self.state.store(state as u8, Ordering::Relaxed);
+        let advanced = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (current != EVICTED).then_some(state as u8)
+            })
+            .is_ok();
+        if advanced {
+            self.since_us.store(now, Ordering::Relaxed);
+        }
+        advanced
+    }
+
+    /// Whether its request is being answered.
+    pub fn answering(&self) -> bool {
+        self.state.load(Ordering::Acquire) == State::Answering as u8
+    }
+
+    /// Mark it evicted, if it is still doing `seen`.
+    fn evict(&self, seen: State) -> bool {
+        let seen = seen as u8;
+        let evicted =
+            self.state
+                .compare_exchange(seen, EVICTED, Ordering::AcqRel, Ordering::Acquire);
+        evicted.is_ok()
     }
 
     fn get(&self) -> (State, u64) {
-        let state = match self.state.load(Ordering::Relaxed) {
+        let state = match self.state.load(Ordering::Acquire) {
             0 => State::Awaiting,
             1 => State::ReadingBody,
             _ => State::Answering,
@@ -145,16 +175,19 @@ impl Connections {
         let mut table = self.lock();
         let mut evicted = None;
         if table.open.len() >= self.max {
-            let (id, state) = table
-                .open
-                .iter()
+            let mut candidates: Vec<_> = (table.open.iter())
                 .filter(|(_, entry)| entry.abort.is_some())
                 .map(|(id, entry)| (*id, entry.activity.get()))
-                .filter(|(_, (state, _))| *state != State::Answering)
-                // The earliest state first; then the longest in it; then
-                // the one admitted first.
-                .min_by_key(|(id, (state, since))| (*state, *since, *id))
-                .map(|(id, (state, _))| (id, state))?;
+                .filter(|(_, (state, _))| *state < State::Answering)
+                .collect();
+            // The earliest state first; then the longest in it; then the
+            // one admitted first. One whose request has just got to
+            // answering (since it was looked at) is passed over.
+            candidates.sort_unstable_by_key(|(id, (state, since))| (*state, *since, *id));
+            let (id, state) = candidates
+                .into_iter()
+                .map(|(id, (state, _))| (id, state))
+                .find(|(id, state)| table.open[id].activity.evict(*state))?;
             if let Some(Entry {
                 abort: Some(abort), ..
             }) = table.open.remove(&id)
@@ -201,8 +234,8 @@ mod tests {
 
     /// With every slot taken, a newcomer ends the connection awaiting a
     /// request longest, then one reading a body; one answering a request
-    /// is never ended, and with only those left the newcomer waits for a
-    /// slot to be given up.
+    /// is never ended (nor answers, once its connection is), and with only
+    /// those left the newcomer waits for a slot to be given up.
     #[tokio::test]
     async fn makes_room_idle_first_and_never_ends_an_answer() {
         let connections = Connections::new(3);
@@ -214,20 +247,23 @@ mod tests {
             assert_eq!(evicted, None);
             let running = task();
             connections.served_by(slot.id(), running.abort_handle());
-            slot.activity.set(state);
+            assert!(slot.activity.advance(state));
             slots.push(slot);
             tasks.push(running);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let (newcomer, evicted) = connections.admit().await;
         assert_eq!(evicted, Some(State::Awaiting));
-        newcomer.activity.set(State::Answering);
+        assert!(newcomer.activity.advance(State::Answering));
         connections.served_by(newcomer.id(), task().abort_handle());
         let (_second, evicted) = connections.admit().await;
         assert_eq!(evicted, Some(State::ReadingBody));
         tokio::task::yield_now().await;
         assert!(tasks[0].is_finished() && tasks[1].is_finished());
         assert!(!tasks[2].is_finished());
+        // A request of an evicted connection never gets to answering.
+        assert!(!slots[1].activity.advance(State::Answering));
+        assert!(!slots[0].activity.answering());
         // Only answering connections (and one not yet served) are left.
         let third = tokio::time::timeout(Duration::from_millis(50), connections.admit()).await;
         assert!(third.is_err(), "admitted with every slot answering");

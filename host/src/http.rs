@@ -347,8 +347,11 @@ async fn respond<'a>(
         .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
     // From here on the request is being answered: its connection keeps
     // its slot (see crate::connections).
-    if let Some(connection) = connection {
-        connection.set(connections::State::Answering);
+    // Unless it was ended to make room (it never answers then).
+    if let Some(connection) = connection
+        && !connection.advance(connections::State::Answering)
+    {
+        return Err(HttpError::Busy);
     }
     // A record is kept only for what reads it: the audit log, a shadow.
     let recorded = audit::enabled() || app.shadow.is_some();

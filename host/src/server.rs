@@ -6,7 +6,7 @@
 //! in-flight requests finish within a drain limit, and closes the rest.
 
 use crate::caller::Peer;
-use crate::connections::{Connections, State};
+use crate::connections::{Activity, Connections, State};
 use crate::http::{self, App};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -369,22 +369,25 @@ async fn accept_loop(
         let service = service_fn(move |mut request: hyper::Request<_>| {
             let (app, peer, slot) = (served.clone(), of.clone(), held.clone());
             let activity = slot.activity.clone();
-            activity.set(State::ReadingBody);
             request.extensions_mut().insert(activity.clone());
             // Answered to its end even if its connection ends first (its
-            // caller hung up or reset it, and hyper drops this future): a
-            // decision is never cut short between the signal it sent and
-            // its audit event. The request holds the connection's slot
-            // until then, so requests still being answered stay within
-            // the cap.
-            let answering = ToTheEnd::new(async move {
-                let response = http::handle(&app, &peer, request).await;
+            // caller hung up or reset it, and hyper drops this future), once
+            // it is being answered: a decision is never cut short between
+            // the signal it sent and its audit event. The request holds the
+            // connection's slot until then, so requests still being
+            // answered stay within the cap.
+            let answering = ToTheEnd::new(activity.clone(), async move {
+                let response = match slot.activity.advance(State::ReadingBody) {
+                    true => http::handle(&app, &peer, request).await,
+                    // The connection was ended to make room.
+                    false => Ok(http::HttpError::Busy.response().0),
+                };
                 drop(slot);
                 response
             });
             async move {
                 let response = answering.await;
-                activity.set(State::Awaiting);
+                activity.advance(State::Awaiting);
                 response
             }
         });
@@ -406,20 +409,27 @@ async fn accept_loop(
     }
 }
 
-/// A future run to its end: dropped before it is, it finishes in a task of
-/// its own (a request's answer, when the connection that asked for it ends
-/// first). Boxed, so the rest of it can move to that task; no task is
-/// spawned while it is awaited to the end, the usual case.
-struct ToTheEnd<F: Future + Send + 'static>(Option<Pin<Box<F>>>)
+/// A request's answer, run to its end once its request is being answered
+/// ([`Activity::answering`]: the policy may have acted): dropped then (its
+/// connection ended first), it finishes in a task of its own; dropped
+/// before, it is cancelled, nothing having been decided. Boxed, so the rest
+/// of it can move to that task; no task is spawned while it is awaited to
+/// the end, the usual case.
+struct ToTheEnd<F: Future + Send + 'static>
 where
-    F::Output: Send + 'static;
+    F::Output: Send + 'static,
+{
+    future: Option<Pin<Box<F>>>,
+    activity: Arc<Activity>,
+}
 
 impl<F: Future + Send + 'static> ToTheEnd<F>
 where
     F::Output: Send + 'static,
 {
-    fn new(future: F) -> ToTheEnd<F> {
-        ToTheEnd(Some(Box::pin(future)))
+    fn new(activity: Arc<Activity>, future: F) -> ToTheEnd<F> {
+        let future = Some(Box::pin(future));
+        ToTheEnd { future, activity }
     }
 }
 
@@ -430,11 +440,11 @@ where
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let Some(future) = self.0.as_mut() else {
+        let Some(future) = self.future.as_mut() else {
             return Poll::Pending; // polled after its end: never by hyper
         };
         let output = std::task::ready!(future.as_mut().poll(cx));
-        self.0 = None;
+        self.future = None;
         Poll::Ready(output)
     }
 }
@@ -444,7 +454,8 @@ where
     F::Output: Send + 'static,
 {
     fn drop(&mut self) {
-        if let Some(future) = self.0.take()
+        if let Some(future) = self.future.take()
+            && self.activity.answering()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(future);
