@@ -215,9 +215,10 @@ fn write_message(message: Message, out: &mut Vec<u8>, flushed: &mut Vec<mpsc::Se
             let lines = HERE.take().unwrap_or_default();
             if logged.is_err() {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
+                return false;
             }
             out.extend_from_slice(&lines);
-            logged.is_ok() && !lines.is_empty()
+            !lines.is_empty()
         }
         Message::Flush(done) => {
             flushed.push(done);
@@ -237,8 +238,9 @@ struct Batch {
     bytes: Vec<u8>,
     /// The end of each message's lines in `bytes`.
     ends: Vec<usize>,
-    /// A failed write cut a line short: the next batch starts on a line of
-    /// its own.
+    /// The last write of lines failed; if it cut one short, the next batch
+    /// starts on a line of its own.
+    failing: bool,
     cut: bool,
 }
 
@@ -254,42 +256,39 @@ impl Batch {
         }
     }
 
+    /// [`write_to`](Batch::write_to) `out`, the lines lost counted dropped.
+    fn write_counted(&mut self, out: &mut (impl Write + AsFd)) {
+        let lost = self.write_to(out);
+        DROPPED.fetch_add(lost as u64, Ordering::Relaxed);
+    }
+
     /// Write the lines gathered to `out`, waiting while it is full (a
-    /// non-blocking stderr), and start again: `None` if there was nothing
-    /// to write, else how many lines a failed write did not write whole
-    /// (counted dropped; 0: all written).
-    fn write_to(&mut self, out: &mut (impl Write + AsFd)) -> Option<usize> {
+    /// non-blocking stderr), and start again: how many lines a failed
+    /// write did not write whole (0: all written, or nothing to write).
+    fn write_to(&mut self, out: &mut (impl Write + AsFd)) -> usize {
         if self.bytes.is_empty() {
-            return None;
+            return 0;
         }
         let mut written = 0;
-        let failed = loop {
-            let error = match out.write(&self.bytes[written..]) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    written += n;
-                    if written == self.bytes.len() {
-                        break false;
+        while written < self.bytes.len() {
+            match out.write(&self.bytes[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !writable(out.as_fd()) {
+                        break;
                     }
-                    continue;
                 }
-                Err(error) => error,
-            };
-            match error.kind() {
-                std::io::ErrorKind::Interrupted => {}
-                std::io::ErrorKind::WouldBlock if writable(out.as_fd()) => {}
-                _ => break true,
+                Err(_) => break,
             }
-        };
-        let mut lost = 0;
-        if failed {
-            lost = self.ends.iter().filter(|end| **end > written).count();
-            DROPPED.fetch_add(lost as u64, Ordering::Relaxed);
-            self.cut = written > 0 && self.bytes[written - 1] != b'\n';
         }
+        let lost = self.ends.iter().filter(|end| **end > written).count();
+        self.failing = written < self.bytes.len();
+        self.cut = self.failing && written > 0 && self.bytes[written - 1] != b'\n';
         self.bytes.clear();
         self.ends.clear();
-        Some(lost)
+        lost
     }
 }
 
@@ -398,7 +397,7 @@ impl Drop for LogWriter {
             for message in lines.try_iter() {
                 batch.add(message, &mut Vec::new());
             }
-            batch.write_to(&mut std::io::stderr());
+            batch.write_counted(&mut std::io::stderr());
             return;
         }
         let (done, written) = mpsc::channel();
@@ -422,27 +421,21 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
     let mut stderr = std::io::stderr();
     let mut batch = Batch::default();
     let mut reported = 0;
-    // Whether the last write to stderr took all it was given.
-    let mut stderr_works = true;
     let mut next = lines.recv().ok();
     while let Some(first) = next.take() {
         let mut flushed = Vec::new();
         for message in std::iter::once(first).chain(lines.try_iter()) {
             batch.add(message, &mut flushed);
             if batch.bytes.len() >= BATCH_BYTES {
-                stderr_works = batch
-                    .write_to(&mut stderr)
-                    .map_or(stderr_works, |lost| lost == 0);
+                batch.write_counted(&mut stderr);
             }
         }
-        stderr_works = batch
-            .write_to(&mut stderr)
-            .map_or(stderr_works, |lost| lost == 0);
+        batch.write_counted(&mut stderr);
         for done in flushed {
             let _ = done.send(());
         }
         let dropped = dropped_lines();
-        if stderr_works && dropped > reported {
+        if !batch.failing && dropped > reported {
             tracing::warn!(
                 dropped = dropped - reported,
                 "log lines dropped: stderr did not keep up or could not be written \
@@ -835,7 +828,8 @@ mod tests {
         });
         let mut batch = Batch::default();
         lines(&mut batch);
-        assert_eq!(batch.write_to(&mut writer), Some(0));
+        assert_eq!(batch.write_to(&mut writer), 0);
+        assert!(!batch.failing);
         drop(writer);
         let all = read.join().unwrap();
         assert_eq!(all.lines().count(), 100);
@@ -848,7 +842,8 @@ mod tests {
         });
         lines(&mut batch);
         // 4096 bytes of lines of 100 went in: 40 whole, the 41st cut.
-        assert_eq!(batch.write_to(&mut writer), Some(60));
+        assert_eq!(batch.write_to(&mut writer), 60);
+        assert!(batch.failing);
         gone.join().unwrap();
         lines(&mut batch);
         assert!(batch.bytes.starts_with(b"\nline 000"));
