@@ -8,9 +8,12 @@
 use crate::caller::Peer;
 use crate::connections::{Activity, Connections, State};
 use crate::http::{self, App};
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -377,10 +380,11 @@ async fn accept_loop(
             // connection's slot until then, so requests still being
             // answered stay within the cap.
             let answering = ToTheEnd::new(activity.clone(), async move {
-                let response = match slot.activity.advance(State::ReadingBody) {
-                    true => http::handle(&app, &peer, request).await,
+                let response = if slot.activity.advance(State::ReadingBody) {
+                    http::handle(&app, &peer, request).await
+                } else {
                     // The connection was ended to make room.
-                    false => Ok(http::HttpError::Busy.response().0),
+                    Ok(http::HttpError::Busy.response().0)
                 };
                 drop(slot);
                 response
@@ -409,37 +413,34 @@ async fn accept_loop(
     }
 }
 
+/// What answering a request comes to (`http::handle`'s).
+type Answer = Result<hyper::Response<Full<Bytes>>, Infallible>;
+
 /// A request's answer, run to its end once its request is being answered
 /// ([`Activity::answering`]: the policy may have acted): dropped then (its
 /// connection ended first), it finishes in a task of its own; dropped
 /// before, it is cancelled, nothing having been decided. Boxed, so the rest
 /// of it can move to that task; no task is spawned while it is awaited to
 /// the end, the usual case.
-struct ToTheEnd<F: Future + Send + 'static>
-where
-    F::Output: Send + 'static,
-{
-    future: Option<Pin<Box<F>>>,
+struct ToTheEnd {
+    future: Option<Pin<Box<dyn Future<Output = Answer> + Send>>>,
     activity: Arc<Activity>,
 }
 
-impl<F: Future + Send + 'static> ToTheEnd<F>
-where
-    F::Output: Send + 'static,
-{
-    fn new(activity: Arc<Activity>, future: F) -> ToTheEnd<F> {
-        let future = Some(Box::pin(future));
+impl ToTheEnd {
+    fn new(
+        activity: Arc<Activity>,
+        future: impl Future<Output = Answer> + Send + 'static,
+    ) -> ToTheEnd {
+        let future = Some(Box::pin(future) as Pin<Box<dyn Future<Output = Answer> + Send>>);
         ToTheEnd { future, activity }
     }
 }
 
-impl<F: Future + Send + 'static> Future for ToTheEnd<F>
-where
-    F::Output: Send + 'static,
-{
-    type Output = F::Output;
+impl Future for ToTheEnd {
+    type Output = Answer;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
         let Some(future) = self.future.as_mut() else {
             return Poll::Pending; // polled after its end: never by hyper
         };
@@ -449,10 +450,7 @@ where
     }
 }
 
-impl<F: Future + Send + 'static> Drop for ToTheEnd<F>
-where
-    F::Output: Send + 'static,
-{
+impl Drop for ToTheEnd {
     fn drop(&mut self) {
         if let Some(future) = self.future.take()
             && self.activity.answering()
