@@ -391,47 +391,20 @@ fn a_caller_that_hangs_up_is_still_audited() {
     let mut targets = Vec::new();
     for (audited, reset) in [(1, false), (2, true)] {
         let target = target();
-        let body = r#"{"signal": "SIGSTOP", "wait_ms": 1000}"#;
-        let request = format!(
-            "POST /api/v1/processes/{}/signal HTTP/1.1\r\nHost: x\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            target.id(),
-            body.len()
-        );
-        let mut stream = TcpStream::connect(sigd.addr).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let stopped = || {
-            std::fs::read_to_string(format!("/proc/{}/stat", target.id())).is_ok_and(|stat| {
-                stat.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('T')
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !stopped() {
-            assert!(Instant::now() < deadline, "the signal was not delivered");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let request = signal_request(target.id(), r#"{"signal": "SIGSTOP", "wait_ms": 1000}"#);
+        let stream = TcpStream::connect(sigd.addr).unwrap();
+        (&stream).write_all(request.as_bytes()).unwrap();
+        wait_for_status(target.id(), "the signal delivered", |status| {
+            status.contains("State:\tT")
+        });
         if reset {
             // SO_LINGER 0: close sends a reset.
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
             let linger = nix::libc::linger {
                 l_onoff: 1,
                 l_linger: 0,
             };
-            // SAFETY: a valid socket and a linger struct of the size given.
-            let set = unsafe {
-                nix::libc::setsockopt(
-                    fd,
-                    nix::libc::SOL_SOCKET,
-                    nix::libc::SO_LINGER,
-                    (&raw const linger).cast(),
-                    std::mem::size_of::<nix::libc::linger>() as u32,
-                )
-            };
-            assert_eq!(set, 0);
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &linger)
+                .unwrap();
         } else {
             stream.shutdown(std::net::Shutdown::Write).unwrap();
         }

@@ -508,8 +508,7 @@ mod tests {
             authority: Authority::Sigd,
             outcome: Ok(vec![42]),
         };
-        let signalled_too = signalled.clone();
-        let looked_after = record(vec![opened.clone(), signalled, gone.clone()]);
+        let looked_after = record(vec![opened.clone(), signalled.clone(), gone.clone()]);
         let mut calls = HostCalls::replaying(Recorded::new(&looked_after));
         assert!(calls.open_alive(42).is_none());
         assert!(last_unanswered(&mut calls));
@@ -520,7 +519,7 @@ mod tests {
         assert!(!calls.open_alive(42).unwrap().1);
         let opened_again = record(vec![
             opened.clone(),
-            signalled_too.clone(),
+            signalled,
             opened.clone(),
             inspected.clone(),
         ]);
