@@ -8,8 +8,10 @@
 //! the same host calls with none of the logic (`tests/guests/floor`),
 //! called as a component and linked natively; the difference is what the
 //! component boundary costs whatever a policy decides (and, stopping short,
-//! what a call with no host call costs, and what each host call adds). Run: `cargo bench
-//! -p sigd-bench --bench policy_cost`.
+//! what a call with no host call costs, and what each host call adds); and
+//! that call with no host call made straight through wasmtime's bindings
+//! (`bindings`), to tell wasmtime's own cost from sigd's runtime around it.
+//! Run: `cargo bench -p sigd-bench --bench policy_cost`.
 
 use divan::Bencher;
 use sigd::caller::Caller;
@@ -225,5 +227,94 @@ mod fiber {
     fn block_on_alone(bencher: Bencher) {
         let runtime = super::runtime();
         bencher.bench_local(|| runtime.block_on(async { 7 }));
+    }
+}
+
+/// The floor's call that makes no host call (`answer`), straight through
+/// wasmtime's generated bindings: no pool, clock, ticker, host calls or
+/// answer check, only wasmtime lowering the request, running the guest
+/// and lifting its answer. Against `floor/wasm_reused/answer`, what sigd's
+/// runtime adds around wasmtime's own call.
+mod bindings {
+    use divan::Bencher;
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::{Engine, Store};
+
+    /// As sigd binds the guest (its calls async), and synchronously.
+    mod called_async {
+        wasmtime::component::bindgen!({ path: "../wit", world: "policy", exports: { default: async } });
+    }
+    mod called_sync {
+        wasmtime::component::bindgen!({ path: "../wit", world: "policy" });
+    }
+
+    /// The floor component in a store of its own, its imports traps (the
+    /// `answer` case calls none), with sigd's engine configuration.
+    fn floor() -> (Store<()>, Component, Linker<()>) {
+        let runtime = sigd::policy::Runtime::new(
+            sigd::policy::CallLimits::default(),
+            sigd::policy::Isolation::ReuseSound,
+            None,
+        )
+        .unwrap();
+        let engine: Engine = runtime.engine().clone();
+        let bytes = std::fs::read(sigd_test_guests::FLOOR_POLICY).unwrap();
+        let component = Component::new(&engine, bytes).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker.define_unknown_imports_as_traps(&component).unwrap();
+        let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        (store, component, linker)
+    }
+
+    /// The request of `floor/*/answer` (`Caller::local(Some(0), None)`'s),
+    /// in a binding's types.
+    macro_rules! answer_request {
+        ($binding:ident) => {{
+            use $binding::exports::sigd::policy::handler as wit;
+            wit::Request {
+                pid: "42".into(),
+                body: b"answer".to_vec(),
+                caller: wit::Caller {
+                    principal: None,
+                    peer: Some(wit::Credentials {
+                        pid: None,
+                        uid: 0,
+                        gid: None,
+                    }),
+                    transport: wit::Transport::Tcp("127.0.0.1:0".into()),
+                },
+            }
+        }};
+    }
+
+    /// On a fiber, inside a `block_on`, as sigd calls.
+    #[divan::bench]
+    fn async_answer(bencher: Bencher) {
+        let (mut store, component, linker) = floor();
+        let runtime = super::runtime();
+        let instance = called_async::Policy::instantiate_async(&mut store, &component, &linker);
+        let policy = runtime.block_on(instance).unwrap();
+        let handler = policy.sigd_policy_handler();
+        bencher
+            .with_inputs(|| answer_request!(called_async))
+            .bench_local_values(|request| {
+                let answer = runtime.block_on(handler.call_handle_signal(&mut store, &request));
+                answer.unwrap().status
+            });
+    }
+
+    /// On the caller's stack.
+    #[divan::bench]
+    fn sync_answer(bencher: Bencher) {
+        let (mut store, component, linker) = floor();
+        let policy = called_sync::Policy::instantiate(&mut store, &component, &linker).unwrap();
+        let handler = policy.sigd_policy_handler();
+        bencher
+            .with_inputs(|| answer_request!(called_sync))
+            .bench_local_values(|request| {
+                let answer = handler.call_handle_signal(&mut store, &request);
+                answer.unwrap().status
+            });
     }
 }
