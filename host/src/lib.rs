@@ -52,6 +52,7 @@ pub mod logs;
 pub mod metrics;
 pub mod options;
 pub mod policy;
+mod poll;
 pub mod privileges;
 pub mod process;
 pub mod record;

@@ -295,24 +295,8 @@ impl Batch {
 /// Wait until `fd` can be written to (or has failed, which the write then
 /// says); false if even that cannot be waited for.
 fn writable(fd: BorrowedFd<'_>) -> bool {
-    use nix::errno::Errno;
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let mut polled = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: poll reads and writes the one pollfd passed, only during
-        // the call, for a descriptor borrowed for as long.
-        let ready = unsafe { libc::poll(&mut polled, 1, -1) };
-        match Errno::result(ready) {
-            Err(Errno::EINTR) => continue,
-            Err(_) => return false,
-            Ok(_) => return true,
-        }
-    }
+    use nix::poll::{PollFlags, PollTimeout};
+    crate::poll::ready(fd, PollFlags::POLLOUT, PollTimeout::NONE).is_ok()
 }
 
 /// The queue events are formatted into (a `MakeWriter`).

@@ -7,7 +7,7 @@
 use nix::errno::Errno;
 use nix::libc;
 use std::future::Future;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
 /// `pidfd_send_signal` flag: signal the process group whose id is the
@@ -117,25 +117,14 @@ impl Pidfd {
     /// is reaped. A poll a signal handler interrupts (EINTR) is made again;
     /// `Err` only if poll fails otherwise (out of memory).
     pub fn liveness(&self) -> Result<Liveness, Errno> {
-        let mut polled = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: poll reads and writes the one pollfd passed, only
-            // during the call; a timeout of 0 never sleeps.
-            let ready = unsafe { libc::poll(&mut polled, 1, 0) };
-            match Errno::result(ready) {
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(errno),
-                Ok(_) => break,
-            }
-        }
-        Ok(match polled.revents {
-            revents if revents & libc::POLLHUP != 0 => Liveness::Reaped,
-            revents if revents & libc::POLLIN != 0 => Liveness::Exited,
-            _ => Liveness::Running,
+        use nix::poll::{PollFlags, PollTimeout};
+        let ready = crate::poll::ready(self.0.as_fd(), PollFlags::POLLIN, PollTimeout::ZERO)?;
+        Ok(if ready.contains(PollFlags::POLLHUP) {
+            Liveness::Reaped
+        } else if ready.contains(PollFlags::POLLIN) {
+            Liveness::Exited
+        } else {
+            Liveness::Running
         })
     }
 
