@@ -98,7 +98,7 @@ mod floor {
     const REACH: &[&str] = &["answer", "open", "signal"];
 
     /// The request of a case.
-    fn asking(reach: &str) -> Request {
+    pub(super) fn asking(reach: &str) -> Request {
         let mut request = request();
         if reach != "signal" {
             request.body = reach.as_bytes().to_vec();
@@ -129,7 +129,7 @@ mod floor {
 
     /// The floor policy's call, linked natively (a decision made as
     /// [`sigd_bench::Native`] makes one).
-    fn decide(request: Request) -> Decision {
+    pub(super) fn decide(request: Request) -> Decision {
         let started = Instant::now();
         let mut calls = HostCalls::new(PROCESSES.clone(), request.headers);
         let authority = Authority::from(request.caller.peer.credentials.map(|c| c.uid));
@@ -267,8 +267,8 @@ mod bindings {
         (store, component, linker)
     }
 
-    /// The request of `floor/*/answer` (`Caller::local(Some(0), None)`'s),
-    /// in a binding's types.
+    /// The request of `floor/*/answer` (`floor::asking("answer")`, its
+    /// caller `Caller::local(Some(0), None)`), in a binding's types.
     macro_rules! answer_request {
         ($binding:ident) => {{
             use $binding::exports::sigd::policy::handler as wit;
@@ -288,6 +288,15 @@ mod bindings {
         }};
     }
 
+    /// Check that the guest answered as the native floor does, then
+    /// bench its calls.
+    fn answered_as_natively(status: u16, body: String) {
+        use sigd::policy::{Answer, CallLimits};
+        let answer = Answer::check(status, body, CallLimits::default().response_bytes);
+        let native = super::floor::decide(super::floor::asking("answer")).answer;
+        assert_eq!(answer.unwrap(), native.unwrap());
+    }
+
     /// On a fiber, inside a `block_on`, as sigd calls.
     #[divan::bench]
     fn async_answer(bencher: Bencher) {
@@ -296,6 +305,10 @@ mod bindings {
         let instance = called_async::Policy::instantiate_async(&mut store, &component, &linker);
         let policy = runtime.block_on(instance).unwrap();
         let handler = policy.sigd_policy_handler();
+        let request = answer_request!(called_async);
+        let first = runtime.block_on(handler.call_handle_signal(&mut store, &request));
+        let first = first.unwrap();
+        answered_as_natively(first.status, first.body);
         bencher
             .with_inputs(|| answer_request!(called_async))
             .bench_local_values(|request| {
@@ -310,6 +323,9 @@ mod bindings {
         let (mut store, component, linker) = floor();
         let policy = called_sync::Policy::instantiate(&mut store, &component, &linker).unwrap();
         let handler = policy.sigd_policy_handler();
+        let request = answer_request!(called_sync);
+        let first = handler.call_handle_signal(&mut store, &request).unwrap();
+        answered_as_natively(first.status, first.body);
         bencher
             .with_inputs(|| answer_request!(called_sync))
             .bench_local_values(|request| {
