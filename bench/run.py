@@ -504,7 +504,7 @@ def main():
         f"({costs['floor/wasm_reused/signal']:.0f} ns over {costs['floor/native/signal']:.0f} ns) "
         f"| {boundaries['signal']:.0f} ns | | | |",
         f"| of it, a call making no host call | {boundaries['answer']:.0f} ns | | | |",
-        f"| of that, wasmtime's own call (the same through its bindings alone, no sigd runtime: "
+        f"| beside it, wasmtime's own call (the same through its bindings alone, no sigd runtime: "
         f"{costs['bindings/async_answer']:.0f} ns in a block_on; {costs['bindings/sync_answer']:.0f} ns "
         f"called sync) | {wasmtime_call:.0f} ns | | | |",
         f"| of it, open-alive and the handle's drop | {boundaries['open'] - boundaries['answer']:.0f} ns | | | |",

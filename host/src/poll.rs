@@ -1,5 +1,6 @@
-//! `poll(2)` on one descriptor, the one place sigd waits for one: a pidfd's
+//! `poll(2)` on one descriptor, the one place sigd calls it: a pidfd's
 //! liveness ([`crate::process::pidfd`]), a full stderr ([`crate::logs`]).
+//! (Waiting for a pidfd's exit goes through tokio's reactor instead.)
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
