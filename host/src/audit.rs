@@ -80,18 +80,20 @@ pub fn log(
     });
     let (principal, peer) = (principal.map(str::to_string), peer.clone());
     logs::defer(size, move || {
-        let decided = decided.map(|(segment, decision, record)| {
-            let record = record.map(|r| r.record(&decision_id, &segment, &decision));
-            (segment, decision, record)
+        let decided = decided.as_ref().map(|(segment, decision, record)| {
+            let record = record
+                .as_ref()
+                .map(|r| r.record(&decision_id, segment, decision));
+            (segment.as_str(), decision, record)
         });
         let decided = (decided.as_ref())
-            .map(|(segment, decision, record)| (segment.as_str(), decision, record.as_ref()));
+            .map(|(segment, decision, record)| (*segment, *decision, record.as_ref()));
         write(
             &decision_id,
             status,
             &code,
             took,
-            trace_id,
+            trace_id.as_deref(),
             principal.as_deref(),
             &peer,
             decided,
@@ -106,7 +108,7 @@ fn write(
     status: u16,
     code: &str,
     took: Duration,
-    trace_id: Option<String>,
+    trace_id: Option<&str>,
     principal: Option<&str>,
     peer: &Peer,
     decided: Option<(&str, &Decision, Option<&Record>)>,
@@ -232,7 +234,7 @@ struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     settings_sha256: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<String>,
+    trace_id: Option<&'a str>,
     escalation: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     wait_cut_short: Option<bool>,

@@ -296,7 +296,7 @@ pub async fn handle(
             && let Some(record) = &decided.record
         {
             let id = decision_id.as_deref().unwrap_or_default();
-            shadow.judge(|| record.clone().record(id, &decided.pid, &decided.decision));
+            shadow.judge(|| record.record(id, &decided.pid, &decided.decision));
         }
         if signal_route {
             audit::log(

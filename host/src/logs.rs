@@ -17,6 +17,13 @@
 //! there is room, the drops are logged. Lines a write to stderr fails to
 //! take (its reader gone) are counted the same way.
 //!
+//! What a deferred event holds was allocated by the thread that deferred
+//! it; freed on the writer thread, every `free` would take that thread's
+//! malloc arena lock while it allocates for the next request, and each
+//! clash costs both a futex and a context switch (BENCHMARKS.md, the
+//! seventeenth round). So an async worker thread ([`runtime`]) takes back
+//! what it deferred, once logged, and frees it itself.
+//!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
 //! except that an audit event's fields, one JSON object already (its
 //! decision `record` an object inside it), are written as the line's own
@@ -135,11 +142,39 @@ enum Message {
 /// An event to log on the writer thread: `log` logs it, as if at `at`
 /// and in `span`.
 struct Deferred {
-    at: SystemTime,
-    span: tracing::Span,
     /// What it counts for in the queue until written: about its line's bytes.
     size: usize,
-    log: Box<dyn FnOnce() + Send>,
+    spent: Spent,
+    /// Where `spent` goes once logged: back to the thread that deferred
+    /// it, if that one takes it back ([`runtime`]).
+    back: Option<mpsc::Sender<Spent>>,
+}
+
+/// What a deferred event holds, all of it allocated where it was deferred.
+struct Spent {
+    at: SystemTime,
+    span: tracing::Span,
+    log: Box<dyn Fn() + Send>,
+}
+
+/// The async runtime, its worker threads taking back (and freeing) the
+/// events they deferred, once logged: at their next [`defer`], and
+/// whenever they go idle.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(|| SPENT.set(Some(mpsc::channel())))
+        .on_thread_park(free_spent)
+        .build()
+}
+
+/// Free the events this thread deferred that have been logged.
+fn free_spent() {
+    SPENT.with_borrow(|spent| {
+        if let Some((_, logged)) = spent {
+            logged.try_iter().for_each(drop);
+        }
+    });
 }
 
 /// Have `log`, which logs one event of about `size` bytes, run on the
@@ -149,18 +184,22 @@ struct Deferred {
 /// request (BENCHMARKS.md, the tenth round). Dropped, and counted, as a
 /// line is when the queue is full or no writer thread started; run here
 /// when no queue was made ([`init`]).
-pub fn defer(size: usize, log: impl FnOnce() + Send + 'static) {
+pub fn defer(size: usize, log: impl Fn() + Send + 'static) {
     let Some(queue) = DEFERRED.get() else {
         return log();
     };
+    free_spent();
     if !reserve(size) {
         return;
     }
     let deferred = Deferred {
-        at: SystemTime::now(),
-        span: tracing::Span::current(),
         size,
-        log: Box::new(log),
+        spent: Spent {
+            at: SystemTime::now(),
+            span: tracing::Span::current(),
+            log: Box::new(log),
+        },
+        back: SPENT.with_borrow(|spent| spent.as_ref().map(|(back, _)| back.clone())),
     };
     if queue.send(Message::Deferred(deferred)).is_err() {
         // No writer thread (it could not start): dropped, as lines are then.
@@ -187,44 +226,59 @@ thread_local! {
     static HERE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
     /// While a deferred event is logged: when it happened.
     static HAPPENED: Cell<Option<SystemTime>> = const { Cell::new(None) };
+    /// On a thread that takes back what it deferred ([`runtime`]): where
+    /// the writer thread sends it once logged, and where it arrives.
+    static SPENT: RefCell<Option<(mpsc::Sender<Spent>, mpsc::Receiver<Spent>)>> =
+        const { RefCell::new(None) };
 }
 
-/// Write `message` into `out` (`flushed` gets who asked for a flush): a
-/// line as it is, a deferred event as it is logged here, timed when it
-/// happened. Whether it wrote a line.
-fn write_message(message: Message, out: &mut Vec<u8>, flushed: &mut Vec<mpsc::Sender<()>>) -> bool {
+/// Write `message` into `out`, noting in `round` who asked for a flush and
+/// what goes back to where it was deferred: a line as it is, a deferred
+/// event as it is logged here (its lines straight into `out`), timed when
+/// it happened. Whether it wrote a line.
+fn write_message(message: Message, out: &mut Vec<u8>, round: &mut Round) -> bool {
     match message {
         Message::Line(line) => {
             QUEUED.fetch_sub(line.len(), Ordering::Relaxed);
             out.extend_from_slice(&line);
             true
         }
-        Message::Deferred(Deferred {
-            at,
-            span,
-            size,
-            log,
-        }) => {
+        Message::Deferred(Deferred { size, spent, back }) => {
             QUEUED.fetch_sub(size, Ordering::Relaxed);
-            HAPPENED.set(Some(at));
-            HERE.set(Some(Vec::new()));
+            let start = out.len();
+            HAPPENED.set(Some(spent.at));
+            HERE.set(Some(std::mem::take(out)));
             // A panic in one event's formatting costs that event (counted
             // as dropped), not the writer thread and every line after it.
-            let logged = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(log)));
+            let logged = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                spent.span.in_scope(|| (spent.log)())
+            }));
             HAPPENED.set(None);
-            let lines = HERE.take().unwrap_or_default();
+            *out = HERE.take().unwrap_or_default();
+            if let Some(back) = back {
+                round.spent.push((back, spent));
+            }
             if logged.is_err() {
+                out.truncate(start);
                 DROPPED.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
-            out.extend_from_slice(&lines);
-            !lines.is_empty()
+            out.len() > start
         }
         Message::Flush(done) => {
-            flushed.push(done);
+            round.flushed.push(done);
             false
         }
     }
+}
+
+/// What one round of the writer thread leaves to do once its lines are
+/// written: say so to who asked for a flush, and send deferred events back
+/// to the threads that take them back.
+#[derive(Default)]
+struct Round {
+    flushed: Vec<mpsc::Sender<()>>,
+    spent: Vec<(mpsc::Sender<Spent>, Spent)>,
 }
 
 /// The most bytes of lines the writer thread gathers for one write(2).
@@ -246,12 +300,12 @@ struct Batch {
 
 impl Batch {
     /// Gather what `message` writes ([`write_message`]).
-    fn add(&mut self, message: Message, flushed: &mut Vec<mpsc::Sender<()>>) {
+    fn add(&mut self, message: Message, round: &mut Round) {
         if self.bytes.is_empty() && self.cut {
             self.bytes.push(b'\n');
             self.cut = false;
         }
-        if write_message(message, &mut self.bytes, flushed) {
+        if write_message(message, &mut self.bytes, round) {
             self.ends.push(self.bytes.len());
         }
     }
@@ -316,7 +370,14 @@ struct Line<'a>(&'a mpsc::Sender<Message>, Vec<u8>);
 
 impl std::io::Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.1.extend_from_slice(bytes);
+        // A deferred event's, logged on the writer thread: written there,
+        // straight into the lines being gathered.
+        let here = HERE.with_borrow_mut(|here| {
+            (here.as_mut().map(|lines| lines.extend_from_slice(bytes))).is_some()
+        });
+        if !here {
+            self.1.extend_from_slice(bytes);
+        }
         Ok(bytes.len())
     }
 
@@ -329,14 +390,7 @@ impl Drop for Line<'_> {
     fn drop(&mut self) {
         let line = std::mem::take(&mut self.1);
         let size = line.len();
-        if line.is_empty() {
-            return;
-        }
-        // A deferred event's, logged on the writer thread: written there.
-        let written = HERE.with_borrow_mut(|here| {
-            (here.as_mut().map(|lines| lines.extend_from_slice(&line))).is_some()
-        });
-        if written || !reserve(size) {
+        if line.is_empty() || !reserve(size) {
             return;
         }
         if self.0.send(Message::Line(line)).is_err() {
@@ -379,7 +433,7 @@ impl Drop for LogWriter {
         if let Some(lines) = self.lines.take() {
             let mut batch = Batch::default();
             for message in lines.try_iter() {
-                batch.add(message, &mut Vec::new());
+                batch.add(message, &mut Round::default());
             }
             batch.write_counted(&mut std::io::stderr());
             return;
@@ -400,22 +454,25 @@ const GATHER: Duration = Duration::from_millis(5);
 /// in [`GATHER`] while lines keep coming (blocked, without a timer, while
 /// none do); then, if lines were dropped since, a warning: once stderr
 /// takes lines again, if it failed (a warning of lines lost to a stderr
-/// that fails would be lost, and counted, in turn).
+/// that fails would be lost, and counted, in turn). The deferred events
+/// logged go back to their threads while more lines keep coming (those
+/// threads are busy, and free them at their next [`defer`]); when none
+/// come, they are freed here, where no request is then allocating.
 fn write_lines(lines: mpsc::Receiver<Message>) {
     let mut stderr = std::io::stderr();
     let mut batch = Batch::default();
     let mut reported = 0;
     let mut next = lines.recv().ok();
     while let Some(first) = next.take() {
-        let mut flushed = Vec::new();
+        let mut round = Round::default();
         for message in std::iter::once(first).chain(lines.try_iter()) {
-            batch.add(message, &mut flushed);
+            batch.add(message, &mut round);
             if batch.bytes.len() >= BATCH_BYTES {
                 batch.write_counted(&mut stderr);
             }
         }
         batch.write_counted(&mut stderr);
-        for done in flushed {
+        for done in round.flushed {
             let _ = done.send(());
         }
         let dropped = dropped_lines();
@@ -429,8 +486,17 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
         }
         std::thread::sleep(GATHER);
         next = match lines.try_recv() {
-            Ok(message) => Some(message),
-            Err(mpsc::TryRecvError::Empty) => lines.recv().ok(),
+            Ok(message) => {
+                // A thread gone has dropped its end: the event is freed here.
+                for (back, spent) in round.spent {
+                    let _ = back.send(spent);
+                }
+                Some(message)
+            }
+            Err(mpsc::TryRecvError::Empty) => {
+                drop(round.spent);
+                lines.recv().ok()
+            }
             Err(mpsc::TryRecvError::Disconnected) => None,
         };
     }
@@ -749,30 +815,36 @@ mod tests {
             .with_ansi(false)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let deferred = |log: Box<dyn FnOnce() + Send>| {
+            let deferred = |log: Box<dyn Fn() + Send>| {
                 assert!(reserve(64));
                 let span = tracing::info_span!("request", id = 7);
                 Message::Deferred(Deferred {
-                    at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
-                    span,
                     size: 64,
-                    log,
+                    spent: Spent {
+                        at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
+                        span,
+                        log,
+                    },
+                    back: None,
                 })
             };
-            let mut out = Vec::new();
+            let mut out = b"before\n".to_vec();
             let message = deferred(Box::new(|| tracing::info!("deferred")));
-            write_message(message, &mut out, &mut Vec::new());
+            write_message(message, &mut out, &mut Round::default());
             let line = String::from_utf8(out).unwrap();
             assert_eq!(
                 line,
-                "2000-03-01T00:00:01.000002Z  INFO request{id=7}: sigd::logs::tests: deferred\n"
+                "before\n2000-03-01T00:00:01.000002Z  INFO request{id=7}: sigd::logs::tests: deferred\n"
             );
             assert!(lines.try_recv().is_err(), "queued behind later lines");
             let dropped = dropped_lines();
-            let mut out = Vec::new();
-            let message = deferred(Box::new(|| panic!("a formatting bug")));
-            write_message(message, &mut out, &mut Vec::new());
-            assert!(out.is_empty());
+            let mut out = b"before\n".to_vec();
+            let message = deferred(Box::new(|| {
+                tracing::info!("half an event");
+                panic!("a formatting bug")
+            }));
+            write_message(message, &mut out, &mut Round::default());
+            assert_eq!(out, b"before\n", "the failed event's lines are taken out");
             assert_eq!(dropped_lines(), dropped + 1);
             tracing::info!("logged as usual");
             let Ok(Message::Line(line)) = lines.try_recv() else {
@@ -780,6 +852,53 @@ mod tests {
             };
             assert!(!line.starts_with(b"2000-"), "{line:?}");
         });
+    }
+
+    /// What a deferred event holds is freed by the thread that deferred it
+    /// (so no request's memory is freed on the writer thread, contending
+    /// for its arena) while lines keep coming; when they stop, the writer
+    /// thread frees it, so a thread gone idle keeps nothing.
+    #[test]
+    fn a_logged_event_is_freed_where_it_was_deferred_while_busy() {
+        let (queue, lines) = mpsc::channel();
+        std::thread::spawn(move || write_lines(lines));
+        let (back, logged) = mpsc::channel();
+        let event = |held: &Arc<()>| {
+            let held = held.clone();
+            Message::Deferred(Deferred {
+                size: 0,
+                spent: Spent {
+                    at: SystemTime::now(),
+                    span: tracing::Span::none(),
+                    log: Box::new(move || assert!(Arc::strong_count(&held) > 1)),
+                },
+                back: Some(back.clone()),
+            })
+        };
+        let busy = Arc::new(());
+        queue.send(event(&busy)).unwrap();
+        // Lines keep coming (empty ones: nothing is written).
+        let returned = (0..1000).find_map(|_| {
+            queue.send(Message::Line(Vec::new())).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+            logged.try_recv().ok()
+        });
+        assert!(returned.is_some(), "not sent back while lines kept coming");
+        assert_eq!(Arc::strong_count(&busy), 2, "freed before it came back");
+        drop(returned);
+        assert_eq!(Arc::strong_count(&busy), 1);
+
+        let idle = Arc::new(());
+        queue.send(event(&idle)).unwrap();
+        let freed = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            Arc::strong_count(&idle) == 1
+        });
+        assert!(freed, "a thread gone idle would keep it");
+        assert!(
+            logged.try_recv().is_err(),
+            "sent back with no line after it"
+        );
     }
 
     /// A batch of lines written to a non-blocking pipe that fills waits for
@@ -794,7 +913,7 @@ mod tests {
             for i in 0..100 {
                 let line = format!("line {i:03} {}\n", "x".repeat(90)).into_bytes();
                 assert!(reserve(line.len()));
-                batch.add(Message::Line(line), &mut Vec::new());
+                batch.add(Message::Line(line), &mut Round::default());
             }
         };
         let pipe = || {

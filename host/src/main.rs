@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     log_writer.start();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match sigd::logs::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("sigd: cannot start the async runtime: {error}");

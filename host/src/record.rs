@@ -160,8 +160,10 @@ impl Unmade {
     }
 
     /// Make the record of `decision` of the request `pid`, under the id
-    /// `decision_id`.
-    pub fn record(self, decision_id: &str, pid: &str, decision: &Decision) -> Record {
+    /// `decision_id`. It copies what it takes: the audit log makes it on
+    /// the log's thread and frees it there, leaving what the request
+    /// allocated to be freed where it was allocated (`logs::defer`).
+    pub fn record(&self, decision_id: &str, pid: &str, decision: &Decision) -> Record {
         let (calls, calls_left_out) = bounded(&decision.actions);
         Record {
             decision_id: decision_id.to_string(),
@@ -169,13 +171,13 @@ impl Unmade {
             settings_sha256: decision.settings_sha256.as_deref().map(str::to_string),
             request: RecordedRequest {
                 pid: pid.to_string(),
-                body: self.body,
-                caller: self.caller,
+                body: self.body.clone(),
+                caller: self.caller.clone(),
             },
             realtime: self.realtime,
             calls,
             calls_left_out,
-            answer: self.answer,
+            answer: self.answer.clone(),
         }
     }
 

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     // for a writer thread of their own, written to stderr many at a time.
     let mut log_writer = sigd::logs::init(LogFormat::Text, "info");
     log_writer.start();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match sigd::logs::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("sigd-baseline: {error}");
