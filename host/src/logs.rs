@@ -159,7 +159,9 @@ struct Spent {
 
 /// The async runtime, its worker threads taking back (and freeing) the
 /// events they deferred, once logged: at their next [`defer`], and
-/// whenever they go idle.
+/// whenever they park. A worker that parked before its last events came
+/// back keeps those (at most what the writer thread's last round took of
+/// its events) until it next wakes.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
