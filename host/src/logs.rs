@@ -21,8 +21,10 @@
 //! it; freed on the writer thread, every `free` would take that thread's
 //! malloc arena lock while it allocates for the next request, and each
 //! clash costs both a futex and a context switch (BENCHMARKS.md, the
-//! seventeenth round). So an async worker thread ([`runtime`]) takes back
-//! what it deferred, once logged, and frees it itself.
+//! seventeenth round). So an async worker thread ([`runtime`]) frees what
+//! it deferred, once logged, itself: the writer thread leaves it in the
+//! thread's [`Graveyard`], up to [`GRAVEYARD_EVENTS`], and frees what is
+//! left there whenever it finds no more lines queued.
 //!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
 //! except that an audit event's fields, one JSON object already (its
@@ -36,7 +38,7 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{OnceLock, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, SystemTime};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -145,9 +147,9 @@ struct Deferred {
     /// What it counts for in the queue until written: about its line's bytes.
     size: usize,
     spent: Spent,
-    /// Where `spent` goes once logged: back to the thread that deferred
-    /// it, if that one takes it back ([`runtime`]).
-    back: Option<mpsc::Sender<Spent>>,
+    /// Where `spent` goes once logged: the graveyard of the thread that
+    /// deferred it, if it has one ([`runtime`]).
+    back: Option<Arc<Graveyard>>,
 }
 
 /// What a deferred event holds, all of it allocated where it was deferred.
@@ -157,26 +159,48 @@ struct Spent {
     log: Box<dyn Fn() + Send>,
 }
 
-/// The async runtime, its worker threads taking back (and freeing) the
-/// events they deferred, once logged: at their next [`defer`], and
-/// whenever they park. A worker that parked before its last events came
-/// back keeps those (at most what the writer thread's last round took of
-/// its events) until it next wakes.
+/// The async runtime, its worker threads freeing the events they
+/// deferred, once logged: at their next [`defer`], and whenever they park.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_start(|| SPENT.set(Some(mpsc::channel())))
+        .on_thread_start(|| GRAVEYARD.set(Some(Arc::default())))
         .on_thread_park(free_spent)
         .build()
 }
 
 /// Free the events this thread deferred that have been logged.
 fn free_spent() {
-    SPENT.with_borrow(|spent| {
-        if let Some((_, logged)) = spent {
-            logged.try_iter().for_each(drop);
+    drop(GRAVEYARD.with_borrow(|graveyard| graveyard.as_ref().map(|g| g.take())));
+}
+
+/// The events one thread deferred, logged, waiting for it to free them.
+#[derive(Default)]
+struct Graveyard(Mutex<Vec<Spent>>);
+
+/// The most logged events a graveyard holds: past that its thread is not
+/// deferring (so not busy), and the writer thread frees them itself.
+const GRAVEYARD_EVENTS: usize = 1024;
+
+impl Graveyard {
+    /// Leave `spent` here, or hand it back if the graveyard is full.
+    fn bury(&self, spent: Spent) -> Option<Spent> {
+        let mut buried = self.lock();
+        if buried.len() >= GRAVEYARD_EVENTS {
+            return Some(spent);
         }
-    });
+        buried.push(spent);
+        None
+    }
+
+    /// All it holds, to be freed by whoever takes it.
+    fn take(&self) -> Vec<Spent> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Spent>> {
+        (self.0.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Have `log`, which logs one event of about `size` bytes, run on the
@@ -201,7 +225,7 @@ pub fn defer(size: usize, log: impl Fn() + Send + 'static) {
             span: tracing::Span::current(),
             log: Box::new(log),
         },
-        back: SPENT.with_borrow(|spent| spent.as_ref().map(|(back, _)| back.clone())),
+        back: GRAVEYARD.with_borrow(|graveyard| graveyard.clone()),
     };
     if queue.send(Message::Deferred(deferred)).is_err() {
         // No writer thread (it could not start): dropped, as lines are then.
@@ -228,10 +252,9 @@ thread_local! {
     static HERE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
     /// While a deferred event is logged: when it happened.
     static HAPPENED: Cell<Option<SystemTime>> = const { Cell::new(None) };
-    /// On a thread that takes back what it deferred ([`runtime`]): where
-    /// the writer thread sends it once logged, and where it arrives.
-    static SPENT: RefCell<Option<(mpsc::Sender<Spent>, mpsc::Receiver<Spent>)>> =
-        const { RefCell::new(None) };
+    /// On a thread that frees what it deferred ([`runtime`]): where the
+    /// writer thread leaves it once logged.
+    static GRAVEYARD: RefCell<Option<Arc<Graveyard>>> = const { RefCell::new(None) };
 }
 
 /// Write `message` into `out`, noting in `round` who asked for a flush and
@@ -275,12 +298,37 @@ fn write_message(message: Message, out: &mut Vec<u8>, round: &mut Round) -> bool
 }
 
 /// What one round of the writer thread leaves to do once its lines are
-/// written: say so to who asked for a flush, and send deferred events back
-/// to the threads that take them back.
+/// written: say so to who asked for a flush, and leave deferred events
+/// for the threads that free them.
 #[derive(Default)]
 struct Round {
     flushed: Vec<mpsc::Sender<()>>,
-    spent: Vec<(mpsc::Sender<Spent>, Spent)>,
+    spent: Vec<(Arc<Graveyard>, Spent)>,
+}
+
+impl Round {
+    /// Leave the events logged so far in their threads' graveyards (those
+    /// full: freed here), noting each graveyard in `graveyards`.
+    fn bury(&mut self, graveyards: &mut Vec<Arc<Graveyard>>) {
+        for (graveyard, spent) in self.spent.drain(..) {
+            if !graveyards
+                .iter()
+                .any(|known| Arc::ptr_eq(known, &graveyard))
+            {
+                graveyards.push(graveyard.clone());
+            }
+            drop(graveyard.bury(spent));
+        }
+    }
+}
+
+/// Free what every graveyard holds (no request is allocating: no line is
+/// queued), and forget those whose threads are gone.
+fn free_graveyards(graveyards: &mut Vec<Arc<Graveyard>>) {
+    for graveyard in graveyards.iter() {
+        drop(graveyard.take());
+    }
+    graveyards.retain(|graveyard| Arc::strong_count(graveyard) > 1);
 }
 
 /// The most bytes of lines the writer thread gathers for one write(2).
@@ -457,12 +505,12 @@ const GATHER: Duration = Duration::from_millis(5);
 /// none do); then, if lines were dropped since, a warning: once stderr
 /// takes lines again, if it failed (a warning of lines lost to a stderr
 /// that fails would be lost, and counted, in turn). The deferred events
-/// logged go back to their threads while more lines keep coming (those
-/// threads are busy, and free them at their next [`defer`]); when none
-/// come, they are freed here, where no request is then allocating.
+/// logged are left, after each write, for their threads to free; what
+/// those have not freed when no line is queued is freed here.
 fn write_lines(lines: mpsc::Receiver<Message>) {
     let mut stderr = std::io::stderr();
     let mut batch = Batch::default();
+    let mut graveyards = Vec::new();
     let mut reported = 0;
     let mut next = lines.recv().ok();
     while let Some(first) = next.take() {
@@ -471,9 +519,11 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
             batch.add(message, &mut round);
             if batch.bytes.len() >= BATCH_BYTES {
                 batch.write_counted(&mut stderr);
+                round.bury(&mut graveyards);
             }
         }
         batch.write_counted(&mut stderr);
+        round.bury(&mut graveyards);
         for done in round.flushed {
             let _ = done.send(());
         }
@@ -488,15 +538,9 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
         }
         std::thread::sleep(GATHER);
         next = match lines.try_recv() {
-            Ok(message) => {
-                // A thread gone has dropped its end: the event is freed here.
-                for (back, spent) in round.spent {
-                    let _ = back.send(spent);
-                }
-                Some(message)
-            }
+            Ok(message) => Some(message),
             Err(mpsc::TryRecvError::Empty) => {
-                drop(round.spent);
+                free_graveyards(&mut graveyards);
                 lines.recv().ok()
             }
             Err(mpsc::TryRecvError::Disconnected) => None,
@@ -856,51 +900,104 @@ mod tests {
         });
     }
 
-    /// What a deferred event holds is freed by the thread that deferred it
-    /// (so no request's memory is freed on the writer thread, contending
-    /// for its arena) while lines keep coming; when they stop, the writer
-    /// thread frees it, so a thread gone idle keeps nothing.
+    /// A logged event, deferred where it is allocated.
+    fn deferred_holding(held: &Arc<()>, back: Option<Arc<Graveyard>>) -> Message {
+        let held = held.clone();
+        Message::Deferred(Deferred {
+            size: 0,
+            spent: Spent {
+                at: SystemTime::now(),
+                span: tracing::Span::none(),
+                log: Box::new(move || {
+                    let _ = &held;
+                }),
+            },
+            back,
+        })
+    }
+
+    /// What a deferred event holds is left, once logged, for the thread
+    /// that deferred it to free, [`GRAVEYARD_EVENTS`] at most (one more is
+    /// freed at once); what its thread has not freed, the writer thread
+    /// frees when no line is queued, and it forgets a graveyard whose
+    /// thread is gone.
     #[test]
-    fn a_logged_event_is_freed_where_it_was_deferred_while_busy() {
+    fn a_logged_event_is_left_for_its_thread_to_free() {
+        let graveyard = Arc::new(Graveyard::default());
+        let held = Arc::new(());
+        let (mut round, mut graveyards) = (Round::default(), Vec::new());
+        for _ in 0..=GRAVEYARD_EVENTS {
+            let event = deferred_holding(&held, Some(graveyard.clone()));
+            write_message(event, &mut Vec::new(), &mut round);
+        }
+        round.bury(&mut graveyards);
+        assert_eq!(Arc::strong_count(&held), 1 + GRAVEYARD_EVENTS);
+        assert_eq!(graveyards.len(), 1);
+
+        GRAVEYARD.set(Some(graveyard.clone()));
+        free_spent();
+        GRAVEYARD.set(None);
+        assert_eq!(Arc::strong_count(&held), 1, "its thread freed them");
+
+        let event = deferred_holding(&held, Some(graveyard.clone()));
+        write_message(event, &mut Vec::new(), &mut round);
+        round.bury(&mut graveyards);
+        assert_eq!(Arc::strong_count(&held), 2);
+        drop(graveyard); // its thread is gone
+        free_graveyards(&mut graveyards);
+        assert_eq!(Arc::strong_count(&held), 1, "the writer thread freed it");
+        assert!(graveyards.is_empty());
+    }
+
+    /// The writer thread frees what a thread gone idle left in its
+    /// graveyard, even when another line (its own warning of lines
+    /// dropped, say) came in the same moment, once no line is queued.
+    #[test]
+    fn the_writer_frees_what_an_idle_thread_left() {
         let (queue, lines) = mpsc::channel();
         std::thread::spawn(move || write_lines(lines));
-        let (back, logged) = mpsc::channel();
-        let event = |held: &Arc<()>| {
-            let held = held.clone();
-            Message::Deferred(Deferred {
-                size: 0,
-                spent: Spent {
-                    at: SystemTime::now(),
-                    span: tracing::Span::none(),
-                    log: Box::new(move || assert!(Arc::strong_count(&held) > 1)),
-                },
-                back: Some(back.clone()),
-            })
-        };
-        let busy = Arc::new(());
-        queue.send(event(&busy)).unwrap();
-        // Lines keep coming (empty ones: nothing is written).
-        let returned = (0..1000).find_map(|_| {
-            queue.send(Message::Line(Vec::new())).unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-            logged.try_recv().ok()
-        });
-        assert!(returned.is_some(), "not sent back while lines kept coming");
-        assert_eq!(Arc::strong_count(&busy), 2, "freed before it came back");
-        drop(returned);
-        assert_eq!(Arc::strong_count(&busy), 1);
-
-        let idle = Arc::new(());
-        queue.send(event(&idle)).unwrap();
+        let graveyard = Arc::new(Graveyard::default());
+        let held = Arc::new(());
+        queue
+            .send(deferred_holding(&held, Some(graveyard)))
+            .unwrap();
+        queue.send(Message::Line(Vec::new())).unwrap();
+        std::thread::sleep(GATHER / 2);
+        queue.send(Message::Line(Vec::new())).unwrap();
         let freed = (0..1000).any(|_| {
             std::thread::sleep(Duration::from_millis(1));
-            Arc::strong_count(&idle) == 1
+            Arc::strong_count(&held) == 1
         });
-        assert!(freed, "a thread gone idle would keep it");
-        assert!(
-            logged.try_recv().is_err(),
-            "sent back with no line after it"
-        );
+        assert!(freed, "an idle thread's graveyard kept it");
+    }
+
+    /// The runtime's worker threads each have a graveyard, and free what
+    /// it holds when they park.
+    #[test]
+    fn the_runtimes_workers_free_their_graveyards_when_they_park() {
+        let runtime = runtime().unwrap();
+        let graveyard = runtime
+            .block_on(runtime.spawn(async { GRAVEYARD.with_borrow(Clone::clone) }))
+            .unwrap()
+            .expect("a worker thread without a graveyard");
+        let held = Arc::new(());
+        let Message::Deferred(deferred) = deferred_holding(&held, None) else {
+            unreachable!()
+        };
+        assert!(graveyard.bury(deferred.spent).is_none());
+        // Work for every worker, which then parks.
+        let freed = (0..100).any(|_| {
+            runtime.block_on(async {
+                let busy = (0..4)
+                    .map(|_| tokio::spawn(async { std::thread::sleep(Duration::from_millis(2)) }));
+                for task in busy.collect::<Vec<_>>() {
+                    task.await.unwrap();
+                }
+            });
+            std::thread::sleep(Duration::from_millis(5));
+            Arc::strong_count(&held) == 1
+        });
+        assert!(freed, "a parked worker kept what it deferred");
     }
 
     /// A batch of lines written to a non-blocking pipe that fills waits for
