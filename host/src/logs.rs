@@ -23,8 +23,9 @@
 //! clash costs both a futex and a context switch (BENCHMARKS.md, the
 //! seventeenth round). So an async worker thread ([`runtime`]) frees what
 //! it deferred, once logged, itself: the writer thread leaves it in the
-//! thread's [`Graveyard`], up to [`GRAVEYARD_EVENTS`], and frees what is
-//! left there whenever it finds no more lines queued.
+//! thread's [`Graveyard`], up to [`GRAVEYARD_BYTES`], and frees it there
+//! itself if the thread has freed nothing for a round (it is idle then),
+//! or when no line is queued.
 //!
 //! JSON objects are written by [`JsonLines`]: tracing's own JSON format,
 //! except that an audit event's fields, one JSON object already (its
@@ -154,6 +155,8 @@ struct Deferred {
 
 /// What a deferred event holds, all of it allocated where it was deferred.
 struct Spent {
+    /// What it counted for in the queue: about its bytes.
+    size: usize,
     at: SystemTime,
     span: tracing::Span,
     log: Box<dyn Fn() + Send>,
@@ -165,40 +168,75 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(|| GRAVEYARD.set(Some(Arc::default())))
-        .on_thread_park(free_spent)
+        .on_thread_park(|| free_spent(usize::MAX))
         .build()
 }
 
-/// Free the events this thread deferred that have been logged.
-fn free_spent() {
-    drop(GRAVEYARD.with_borrow(|graveyard| graveyard.as_ref().map(|g| g.take())));
+/// Free the events this thread deferred that have been logged, `most` of
+/// them at most.
+fn free_spent(most: usize) {
+    drop(GRAVEYARD.with_borrow(|graveyard| graveyard.as_ref().map(|g| g.take(most))));
 }
+
+/// The most logged events a request frees ([`defer`]): what its thread
+/// left for longer (its graveyard filled while it was parked) costs no one
+/// request more than that.
+const FREED_PER_DEFER: usize = 64;
 
 /// The events one thread deferred, logged, waiting for it to free them.
 #[derive(Default)]
-struct Graveyard(Mutex<Vec<Spent>>);
+struct Graveyard(Mutex<Buried>);
 
-/// The most logged events a graveyard holds: past that its thread is not
-/// deferring (so not busy), and the writer thread frees them itself.
-const GRAVEYARD_EVENTS: usize = 1024;
+#[derive(Default)]
+struct Buried {
+    events: Vec<Spent>,
+    /// What `events` counted for in the queue.
+    bytes: usize,
+    /// How many times its thread has freed from it.
+    visits: u64,
+}
+
+/// The most a graveyard holds (as its events counted in the queue): past
+/// that, the writer thread frees them itself.
+const GRAVEYARD_BYTES: usize = 1 << 20;
 
 impl Graveyard {
     /// Leave `spent` here, or hand it back if the graveyard is full.
     fn bury(&self, spent: Spent) -> Option<Spent> {
         let mut buried = self.lock();
-        if buried.len() >= GRAVEYARD_EVENTS {
+        if buried.bytes + spent.size > GRAVEYARD_BYTES {
             return Some(spent);
         }
-        buried.push(spent);
+        buried.bytes += spent.size;
+        buried.events.push(spent);
         None
     }
 
-    /// All it holds, to be freed by whoever takes it.
-    fn take(&self) -> Vec<Spent> {
-        std::mem::take(&mut *self.lock())
+    /// The oldest `most` events it holds, for its thread to free.
+    fn take(&self, most: usize) -> Vec<Spent> {
+        let mut buried = self.lock();
+        buried.visits += 1;
+        let most = most.min(buried.events.len());
+        let taken: Vec<Spent> = buried.events.drain(..most).collect();
+        buried.bytes -= taken.iter().map(|spent| spent.size).sum::<usize>();
+        taken
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Spent>> {
+    /// Everything it holds, for the writer thread to free, if `visits`
+    /// (as the writer last saw them, updated here) says its thread has
+    /// not been back since; all of it, whatever the visits, if `always`.
+    fn take_unvisited(&self, visits: &mut u64, always: bool) -> Vec<Spent> {
+        let mut buried = self.lock();
+        let unvisited = buried.visits == *visits;
+        *visits = buried.visits;
+        if !(always || unvisited) {
+            return Vec::new();
+        }
+        buried.bytes = 0;
+        buried.events.drain(..).collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buried> {
         (self.0.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -214,13 +252,14 @@ pub fn defer(size: usize, log: impl Fn() + Send + 'static) {
     let Some(queue) = DEFERRED.get() else {
         return log();
     };
-    free_spent();
+    free_spent(FREED_PER_DEFER);
     if !reserve(size) {
         return;
     }
     let deferred = Deferred {
         size,
         spent: Spent {
+            size,
             at: SystemTime::now(),
             span: tracing::Span::current(),
             log: Box::new(log),
@@ -306,29 +345,35 @@ struct Round {
     spent: Vec<(Arc<Graveyard>, Spent)>,
 }
 
+/// The graveyards the writer thread has left events in, each with its
+/// thread's visits as last seen.
+type Graveyards = Vec<(Arc<Graveyard>, u64)>;
+
 impl Round {
     /// Leave the events logged so far in their threads' graveyards (those
     /// full: freed here), noting each graveyard in `graveyards`.
-    fn bury(&mut self, graveyards: &mut Vec<Arc<Graveyard>>) {
+    fn bury(&mut self, graveyards: &mut Graveyards) {
         for (graveyard, spent) in self.spent.drain(..) {
             if !graveyards
                 .iter()
-                .any(|known| Arc::ptr_eq(known, &graveyard))
+                .any(|(known, _)| Arc::ptr_eq(known, &graveyard))
             {
-                graveyards.push(graveyard.clone());
+                graveyards.push((graveyard.clone(), u64::MAX));
             }
             drop(graveyard.bury(spent));
         }
     }
 }
 
-/// Free what every graveyard holds (no request is allocating: no line is
-/// queued), and forget those whose threads are gone.
-fn free_graveyards(graveyards: &mut Vec<Arc<Graveyard>>) {
-    for graveyard in graveyards.iter() {
-        drop(graveyard.take());
+/// Free what the graveyards hold whose threads have freed nothing since
+/// the last look (they are idle: no request is allocating there), or
+/// what every graveyard holds if `all` (no line is queued: none is
+/// allocating anywhere); forget those whose threads are gone.
+fn free_graveyards(graveyards: &mut Graveyards, all: bool) {
+    for (graveyard, visits) in graveyards.iter_mut() {
+        drop(graveyard.take_unvisited(visits, all));
     }
-    graveyards.retain(|graveyard| Arc::strong_count(graveyard) > 1);
+    graveyards.retain(|(graveyard, _)| Arc::strong_count(graveyard) > 1);
 }
 
 /// The most bytes of lines the writer thread gathers for one write(2).
@@ -505,8 +550,9 @@ const GATHER: Duration = Duration::from_millis(5);
 /// none do); then, if lines were dropped since, a warning: once stderr
 /// takes lines again, if it failed (a warning of lines lost to a stderr
 /// that fails would be lost, and counted, in turn). The deferred events
-/// logged are left, after each write, for their threads to free; what
-/// those have not freed when no line is queued is freed here.
+/// logged are left, after each write, for their threads to free; what a
+/// thread idle for a round, or any when no line is queued, has not freed
+/// is freed here.
 fn write_lines(lines: mpsc::Receiver<Message>) {
     let mut stderr = std::io::stderr();
     let mut batch = Batch::default();
@@ -524,6 +570,7 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
         }
         batch.write_counted(&mut stderr);
         round.bury(&mut graveyards);
+        free_graveyards(&mut graveyards, false);
         for done in round.flushed {
             let _ = done.send(());
         }
@@ -540,7 +587,7 @@ fn write_lines(lines: mpsc::Receiver<Message>) {
         next = match lines.try_recv() {
             Ok(message) => Some(message),
             Err(mpsc::TryRecvError::Empty) => {
-                free_graveyards(&mut graveyards);
+                free_graveyards(&mut graveyards, true);
                 lines.recv().ok()
             }
             Err(mpsc::TryRecvError::Disconnected) => None,
@@ -867,6 +914,7 @@ mod tests {
                 Message::Deferred(Deferred {
                     size: 64,
                     spent: Spent {
+                        size: 64,
                         at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
                         span,
                         log,
@@ -900,12 +948,13 @@ mod tests {
         });
     }
 
-    /// A logged event, deferred where it is allocated.
-    fn deferred_holding(held: &Arc<()>, back: Option<Arc<Graveyard>>) -> Message {
+    /// A logged event of `size`, deferred where it is allocated.
+    fn deferred_holding(held: &Arc<()>, size: usize, back: Option<Arc<Graveyard>>) -> Message {
         let held = held.clone();
         Message::Deferred(Deferred {
             size: 0,
             spent: Spent {
+                size,
                 at: SystemTime::now(),
                 span: tracing::Span::none(),
                 log: Box::new(move || {
@@ -917,62 +966,64 @@ mod tests {
     }
 
     /// What a deferred event holds is left, once logged, for the thread
-    /// that deferred it to free, [`GRAVEYARD_EVENTS`] at most (one more is
-    /// freed at once); what its thread has not freed, the writer thread
-    /// frees when no line is queued, and it forgets a graveyard whose
-    /// thread is gone.
+    /// that deferred it to free, [`GRAVEYARD_BYTES`] at most (an event
+    /// past that is freed at once), a given number at a time; the writer
+    /// thread frees what a thread left unvisited since its last look, or
+    /// everything when told, and forgets a graveyard whose thread is gone.
     #[test]
     fn a_logged_event_is_left_for_its_thread_to_free() {
         let graveyard = Arc::new(Graveyard::default());
         let held = Arc::new(());
         let (mut round, mut graveyards) = (Round::default(), Vec::new());
-        for _ in 0..=GRAVEYARD_EVENTS {
-            let event = deferred_holding(&held, Some(graveyard.clone()));
+        for _ in 0..5 {
+            let event = deferred_holding(&held, GRAVEYARD_BYTES / 4, Some(graveyard.clone()));
             write_message(event, &mut Vec::new(), &mut round);
         }
         round.bury(&mut graveyards);
-        assert_eq!(Arc::strong_count(&held), 1 + GRAVEYARD_EVENTS);
+        assert_eq!(Arc::strong_count(&held), 1 + 4, "one past the bound kept");
         assert_eq!(graveyards.len(), 1);
 
         GRAVEYARD.set(Some(graveyard.clone()));
-        free_spent();
+        free_spent(3);
+        assert_eq!(Arc::strong_count(&held), 1 + 1, "its thread freed 3");
+        free_graveyards(&mut graveyards, false);
+        assert_eq!(Arc::strong_count(&held), 2, "kept at the first look");
+        free_graveyards(&mut graveyards, false);
+        assert_eq!(Arc::strong_count(&held), 1, "its thread was not back");
         GRAVEYARD.set(None);
-        assert_eq!(Arc::strong_count(&held), 1, "its thread freed them");
 
-        let event = deferred_holding(&held, Some(graveyard.clone()));
+        let event = deferred_holding(&held, 1, Some(graveyard.clone()));
         write_message(event, &mut Vec::new(), &mut round);
         round.bury(&mut graveyards);
         assert_eq!(Arc::strong_count(&held), 2);
         drop(graveyard); // its thread is gone
-        free_graveyards(&mut graveyards);
+        free_graveyards(&mut graveyards, true);
         assert_eq!(Arc::strong_count(&held), 1, "the writer thread freed it");
         assert!(graveyards.is_empty());
     }
 
     /// The writer thread frees what a thread gone idle left in its
-    /// graveyard, even when another line (its own warning of lines
-    /// dropped, say) came in the same moment, once no line is queued.
+    /// graveyard while other lines keep coming, one a millisecond: a
+    /// trickle of lines cannot make an idle thread keep it.
     #[test]
-    fn the_writer_frees_what_an_idle_thread_left() {
+    fn the_writer_frees_what_an_idle_thread_left_under_a_trickle() {
         let (queue, lines) = mpsc::channel();
         std::thread::spawn(move || write_lines(lines));
-        let graveyard = Arc::new(Graveyard::default());
         let held = Arc::new(());
+        let graveyard = Arc::new(Graveyard::default());
         queue
-            .send(deferred_holding(&held, Some(graveyard)))
+            .send(deferred_holding(&held, 1, Some(graveyard.clone())))
             .unwrap();
-        queue.send(Message::Line(Vec::new())).unwrap();
-        std::thread::sleep(GATHER / 2);
-        queue.send(Message::Line(Vec::new())).unwrap();
         let freed = (0..1000).any(|_| {
+            queue.send(Message::Line(Vec::new())).unwrap();
             std::thread::sleep(Duration::from_millis(1));
             Arc::strong_count(&held) == 1
         });
         assert!(freed, "an idle thread's graveyard kept it");
     }
 
-    /// The runtime's worker threads each have a graveyard, and free what
-    /// it holds when they park.
+    /// A worker thread of the runtime has a graveyard, and frees what it
+    /// holds when it parks.
     #[test]
     fn the_runtimes_workers_free_their_graveyards_when_they_park() {
         let runtime = runtime().unwrap();
@@ -981,7 +1032,7 @@ mod tests {
             .unwrap()
             .expect("a worker thread without a graveyard");
         let held = Arc::new(());
-        let Message::Deferred(deferred) = deferred_holding(&held, None) else {
+        let Message::Deferred(deferred) = deferred_holding(&held, 1, None) else {
             unreachable!()
         };
         assert!(graveyard.bury(deferred.spent).is_none());
