@@ -145,8 +145,6 @@ enum Message {
 /// An event to log on the writer thread: `log` logs it, as if at `at`
 /// and in `span`.
 struct Deferred {
-    /// What it counts for in the queue until written: about its line's bytes.
-    size: usize,
     spent: Spent,
     /// Where `spent` goes once logged: the graveyard of the thread that
     /// deferred it, if it has one ([`runtime`]).
@@ -155,7 +153,7 @@ struct Deferred {
 
 /// What a deferred event holds, all of it allocated where it was deferred.
 struct Spent {
-    /// What it counted for in the queue: about its bytes.
+    /// What it counts for in the queue until written: about its line's bytes.
     size: usize,
     at: SystemTime,
     span: tracing::Span,
@@ -257,7 +255,6 @@ pub fn defer(size: usize, log: impl Fn() + Send + 'static) {
         return;
     }
     let deferred = Deferred {
-        size,
         spent: Spent {
             size,
             at: SystemTime::now(),
@@ -307,8 +304,8 @@ fn write_message(message: Message, out: &mut Vec<u8>, round: &mut Round) -> bool
             out.extend_from_slice(&line);
             true
         }
-        Message::Deferred(Deferred { size, spent, back }) => {
-            QUEUED.fetch_sub(size, Ordering::Relaxed);
+        Message::Deferred(Deferred { spent, back }) => {
+            QUEUED.fetch_sub(spent.size, Ordering::Relaxed);
             let start = out.len();
             HAPPENED.set(Some(spent.at));
             HERE.set(Some(std::mem::take(out)));
@@ -912,7 +909,6 @@ mod tests {
                 assert!(reserve(64));
                 let span = tracing::info_span!("request", id = 7);
                 Message::Deferred(Deferred {
-                    size: 64,
                     spent: Spent {
                         size: 64,
                         at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
@@ -948,11 +944,12 @@ mod tests {
         });
     }
 
-    /// A logged event of `size`, deferred where it is allocated.
+    /// A logged event of `size` (counted in the queue), deferred where it
+    /// is allocated.
     fn deferred_holding(held: &Arc<()>, size: usize, back: Option<Arc<Graveyard>>) -> Message {
+        assert!(reserve(size));
         let held = held.clone();
         Message::Deferred(Deferred {
-            size: 0,
             spent: Spent {
                 size,
                 at: SystemTime::now(),
@@ -1032,7 +1029,7 @@ mod tests {
             .unwrap()
             .expect("a worker thread without a graveyard");
         let held = Arc::new(());
-        let Message::Deferred(deferred) = deferred_holding(&held, 1, None) else {
+        let Message::Deferred(deferred) = deferred_holding(&held, 0, None) else {
             unreachable!()
         };
         assert!(graveyard.bury(deferred.spent).is_none());
