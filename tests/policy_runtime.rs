@@ -87,6 +87,58 @@ fn limits_end_runaway_calls() {
     }
 }
 
+/// A request still being decided when the drain ends is cut off, and says
+/// so: its audit event is never lost silently. A policy loops (its
+/// deadline 30 s) on one request in flight at SIGTERM, under `--drain 1`:
+/// the connection closes unanswered, sigd exits soon after the drain limit,
+/// and its log counts that one request cut off without an answer or an
+/// audit event. Before, the drain's warning said nothing of it.
+#[test]
+fn requests_cut_off_at_the_drain_limit_are_counted() {
+    let dir = scratch("requests_cut_off_at_the_drain_limit_are_counted");
+    let looping = "(loop $forever (br $forever)) (i32.const 0)";
+    let policy = write_policy(&dir, "loop.wasm", &misbehaving_policy(looping));
+    let args = [
+        "--no-cache",
+        "--policy",
+        &policy,
+        "--policy-deadline-ms",
+        "30000",
+        "--drain",
+        "1",
+    ];
+    let mut sigd = Sigd::start(&args);
+    let mut stream = std::net::TcpStream::connect(sigd.addr).unwrap();
+    let body = r#"{"signal": 15}"#;
+    let request = format!(
+        "POST /api/v1/processes/{TRIGGER_PID}/signal HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    // Counting the request that asks.
+    wait_for_metric(&sigd, "sigd_requests_in_flight", 2.0);
+    let stopping = Instant::now();
+    sigd.send(Signal::SIGTERM);
+    assert!(sigd.wait().success());
+    let exited = stopping.elapsed();
+    println!("exited {exited:?} after SIGTERM");
+    assert!(exited < Duration::from_secs(5), "{exited:?}");
+    let mut reply = Vec::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.read_to_end(&mut reply);
+    assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
+    let log = sigd.log();
+    let warning = log
+        .lines()
+        .find(|line| line.contains("drain limit reached"))
+        .unwrap_or_else(|| panic!("no drain warning:\n{log}"));
+    assert!(warning.contains("cut_off=1"), "{warning}");
+    assert!(!log.contains(" sigd::audit: "), "{log}");
+}
+
 /// A guest stack larger than wasmtime's default fiber (2 MiB) is taken
 /// (sigd refused to start: "max_wasm_stack size cannot exceed the
 /// async_stack_size"): a runaway recursion ends at the limit, and the next

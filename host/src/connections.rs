@@ -163,6 +163,13 @@ impl Connections {
         }
     }
 
+    /// How many requests are being answered now.
+    pub fn answering(&self) -> usize {
+        let table = self.lock();
+        let open = table.open.values();
+        open.filter(|entry| entry.activity.answering()).count()
+    }
+
     /// The task serving the connection in slot `id`, to end if it must
     /// make room (nothing if it has ended already).
     pub fn served_by(&self, id: u64, task: AbortHandle) {
@@ -235,7 +242,8 @@ mod tests {
     /// With every slot taken, a newcomer ends the connection awaiting a
     /// request longest, then one reading a body; one answering a request
     /// is never ended (nor answers, once its connection is), and with only
-    /// those left the newcomer waits for a slot to be given up.
+    /// those left the newcomer waits for a slot to be given up. The table
+    /// counts the requests being answered.
     #[tokio::test]
     async fn makes_room_idle_first_and_never_ends_an_answer() {
         let connections = Connections::new(3);
@@ -264,6 +272,8 @@ mod tests {
         // A request of an evicted connection never gets to answering.
         assert!(!slots[1].activity.advance(State::Answering));
         assert!(!slots[0].activity.answering());
+        // The first answering one and the newcomer (what a drain cut short counts).
+        assert_eq!(connections.answering(), 2);
         // Only answering connections (and one not yet served) are left.
         let third = tokio::time::timeout(Duration::from_millis(50), connections.admit()).await;
         assert!(third.is_err(), "admitted with every slot answering");

@@ -328,7 +328,16 @@ pub async fn run(
             tokio::select! {
                 () = &mut closed => info!("all connections closed"),
                 () = tokio::time::sleep_until(deadline) => {
-                    warn!(drain = ?limits.drain, "drain limit reached; closing remaining connections");
+                    // Requests still being answered end with the process:
+                    // no answer, no audit event. Counted, so none is lost
+                    // silently.
+                    let cut_off = connections.answering();
+                    warn!(
+                        drain = ?limits.drain,
+                        cut_off,
+                        "drain limit reached; closing remaining connections \
+                         (cut_off: requests still being answered, which end unanswered and unaudited)"
+                    );
                 }
             }
         }
