@@ -163,11 +163,35 @@ impl Connections {
         }
     }
 
-    /// How many requests are being answered now.
-    pub fn answering(&self) -> usize {
+    /// The drain's end: end every connection without a request being
+    /// answered (its task aborted; a request of its own never gets to
+    /// answering), and count the requests being answered, which end with
+    /// the process.
+    pub fn close(&self) -> usize {
         let table = self.lock();
-        let open = table.open.values();
-        open.filter(|entry| entry.activity.answering()).count()
+        let mut answering = 0;
+        for entry in table.open.values() {
+            // A connection whose state moves on while it is looked at is
+            // looked at again.
+            loop {
+                let activity = &entry.activity;
+                if activity.answering() {
+                    answering += 1;
+                    break;
+                }
+                if activity.state.load(Ordering::Acquire) == EVICTED {
+                    break;
+                }
+                let (state, _) = activity.get();
+                if state != State::Answering && activity.evict(state) {
+                    if let Some(abort) = &entry.abort {
+                        abort.abort();
+                    }
+                    break;
+                }
+            }
+        }
+        answering
     }
 
     /// The task serving the connection in slot `id`, to end if it must
@@ -242,8 +266,7 @@ mod tests {
     /// With every slot taken, a newcomer ends the connection awaiting a
     /// request longest, then one reading a body; one answering a request
     /// is never ended (nor answers, once its connection is), and with only
-    /// those left the newcomer waits for a slot to be given up. The table
-    /// counts the requests being answered.
+    /// those left the newcomer waits for a slot to be given up.
     #[tokio::test]
     async fn makes_room_idle_first_and_never_ends_an_answer() {
         let connections = Connections::new(3);
@@ -272,13 +295,37 @@ mod tests {
         // A request of an evicted connection never gets to answering.
         assert!(!slots[1].activity.advance(State::Answering));
         assert!(!slots[0].activity.answering());
-        // The first answering one and the newcomer (what a drain cut short counts).
-        assert_eq!(connections.answering(), 2);
         // Only answering connections (and one not yet served) are left.
         let third = tokio::time::timeout(Duration::from_millis(50), connections.admit()).await;
         assert!(third.is_err(), "admitted with every slot answering");
         drop(slots.pop()); // the answering one gives its slot up
         let (_third, evicted) = connections.admit().await;
         assert_eq!(evicted, None);
+    }
+
+    /// At the drain's end every connection without a request being
+    /// answered is ended and can answer none; those answering are counted
+    /// (what the drain's warning says were cut off) and left to run.
+    #[tokio::test]
+    async fn closing_ends_the_idle_and_counts_the_answering() {
+        let connections = Connections::new(4);
+        let mut slots = Vec::new();
+        let mut tasks = Vec::new();
+        for state in [State::Awaiting, State::ReadingBody, State::Answering] {
+            let (slot, _) = connections.admit().await;
+            let running = tokio::spawn(std::future::pending::<()>());
+            connections.served_by(slot.id(), running.abort_handle());
+            assert!(slot.activity.advance(state));
+            slots.push(slot);
+            tasks.push(running);
+        }
+        assert_eq!(connections.close(), 1);
+        tokio::task::yield_now().await;
+        assert!(tasks[0].is_finished() && tasks[1].is_finished());
+        assert!(!tasks[2].is_finished());
+        for ended in &slots[..2] {
+            assert!(!ended.activity.advance(State::Answering));
+        }
+        assert!(slots[2].activity.answering());
     }
 }

@@ -330,13 +330,15 @@ pub async fn run(
                 () = tokio::time::sleep_until(deadline) => {
                     // Requests still being answered end with the process:
                     // no answer, no audit event. Counted, so none is lost
-                    // silently.
-                    let cut_off = connections.answering();
+                    // silently; every other connection is ended first, so
+                    // none starts to be answered after the count.
+                    let cut_off = connections.close();
                     warn!(
                         drain = ?limits.drain,
                         cut_off,
                         "drain limit reached; closing remaining connections \
-                         (cut_off: requests still being answered, which end unanswered and unaudited)"
+                         (cut_off: requests still being decided, which end unanswered and unaudited, \
+                         though they may have signalled already)"
                     );
                 }
             }
