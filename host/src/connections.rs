@@ -75,6 +75,17 @@ impl Activity {
         evicted.is_ok()
     }
 
+    /// Mark it evicted, whatever it is doing, unless its request is being
+    /// answered (false then): in one step, so a request never gets to
+    /// answering after.
+    fn evict_unless_answering(&self) -> bool {
+        let answering = State::Answering as u8;
+        let evicted = (self.state).fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+            (current != answering).then_some(EVICTED)
+        });
+        evicted.is_ok()
+    }
+
     fn get(&self) -> (State, u64) {
         let state = match self.state.load(Ordering::Acquire) {
             0 => State::Awaiting,
@@ -171,24 +182,12 @@ impl Connections {
         let table = self.lock();
         let mut answering = 0;
         for entry in table.open.values() {
-            // A connection whose state moves on while it is looked at is
-            // looked at again.
-            loop {
-                let activity = &entry.activity;
-                if activity.answering() {
-                    answering += 1;
-                    break;
+            if entry.activity.evict_unless_answering() {
+                if let Some(abort) = &entry.abort {
+                    abort.abort();
                 }
-                if activity.state.load(Ordering::Acquire) == EVICTED {
-                    break;
-                }
-                let (state, _) = activity.get();
-                if state != State::Answering && activity.evict(state) {
-                    if let Some(abort) = &entry.abort {
-                        abort.abort();
-                    }
-                    break;
-                }
+            } else {
+                answering += 1;
             }
         }
         answering

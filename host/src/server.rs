@@ -330,8 +330,8 @@ pub async fn run(
                 () = tokio::time::sleep_until(deadline) => {
                     // Requests still being answered end with the process:
                     // no answer, no audit event. Counted, so none is lost
-                    // silently; every other connection is ended first, so
-                    // none starts to be answered after the count.
+                    // silently; every other connection is ended in the same
+                    // pass, so none starts to be answered after the count.
                     let cut_off = connections.close();
                     warn!(
                         drain = ?limits.drain,
