@@ -2,7 +2,9 @@
 //! it again". Each is a task owned here, never a detached one, with what it
 //! will do (pid, signal, scope, when), so the server can count them and, at
 //! shutdown, cancel the ones still waiting, each logged and audited, instead
-//! of losing them silently. At most a set number are pending at once
+//! of losing them silently; one asked for after that (a request the drain
+//! cut off may still be deciding) is logged and audited as cancelled at
+//! once, never started. At most a set number are pending at once
 //! (`--max-escalations`): each holds two file descriptors.
 
 use crate::guard::Scope;
@@ -49,6 +51,8 @@ pub struct Full {
 struct Tasks {
     set: JoinSet<()>,
     pending: HashMap<Id, Pending>,
+    /// Every escalation cancelled at shutdown: none is started after.
+    cancelled_all: bool,
 }
 
 impl Escalations {
@@ -71,7 +75,20 @@ impl Escalations {
         after: Duration,
         watch: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Full> {
+        let pending = Pending {
+            pid,
+            signal,
+            scope,
+            due: SystemTime::now() + after,
+        };
         let mut tasks = self.lock();
+        if tasks.cancelled_all {
+            // Shutting down: it would be cancelled with the rest had it
+            // come a moment sooner, and is so now.
+            drop(tasks);
+            audit_cancelled(&pending);
+            return Ok(());
+        }
         tasks.forget_ended();
         if tasks.set.len() >= self.max_pending {
             return Err(Full {
@@ -79,16 +96,7 @@ impl Escalations {
             });
         }
         let id = tasks.set.spawn(watch).id();
-        let due = SystemTime::now() + after;
-        tasks.pending.insert(
-            id,
-            Pending {
-                pid,
-                signal,
-                scope,
-                due,
-            },
-        );
+        tasks.pending.insert(id, pending);
         Ok(())
     }
 
@@ -101,27 +109,16 @@ impl Escalations {
 
     /// Cancel every pending escalation (none of them will signal), each
     /// logged and audited with its pid, signal and due time; at shutdown.
-    /// Returns the ones cancelled.
+    /// Any scheduled after is cancelled as it comes. Returns the ones
+    /// cancelled now.
     pub fn cancel_all(&self) -> Vec<Pending> {
         let mut tasks = self.lock();
+        tasks.cancelled_all = true;
         tasks.forget_ended();
         tasks.set.abort_all();
         let cancelled: Vec<Pending> = tasks.pending.drain().map(|(_, pending)| pending).collect();
-        for escalation in &cancelled {
-            let due_unix_ms = escalation
-                .due
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as u64);
-            warn!(
-                target: crate::audit::TARGET,
-                pid = escalation.pid,
-                signal = escalation.signal,
-                scope = ?escalation.scope,
-                due_unix_ms,
-                decision = "escalation-cancelled",
-                "escalation cancelled at shutdown"
-            );
-        }
+        drop(tasks);
+        cancelled.iter().for_each(audit_cancelled);
         if !cancelled.is_empty() {
             warn!(
                 pending = cancelled.len(),
@@ -136,6 +133,23 @@ impl Escalations {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The audit event of an escalation cancelled at shutdown.
+fn audit_cancelled(escalation: &Pending) {
+    let due_unix_ms = escalation
+        .due
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    warn!(
+        target: crate::audit::TARGET,
+        pid = escalation.pid,
+        signal = escalation.signal,
+        scope = ?escalation.scope,
+        due_unix_ms,
+        decision = "escalation-cancelled",
+        "escalation cancelled at shutdown"
+    );
 }
 
 impl Tasks {
@@ -154,6 +168,7 @@ impl Tasks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Ended tasks are not counted; pending ones are, until cancelled, and
     /// cancelling says what each would have done.
@@ -174,6 +189,32 @@ mod tests {
         assert_eq!((cancelled[0].pid, cancelled[0].signal), (8, 15));
         assert!(cancelled[0].due > SystemTime::now() + Duration::from_secs(590));
         tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(escalations.pending(), 0);
+    }
+
+    /// Once all are cancelled, one scheduled after (by a request the drain
+    /// cut off) is cancelled too: it never starts, and nothing is left
+    /// pending.
+    #[tokio::test]
+    async fn after_cancelling_all_none_starts() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let escalations = Escalations::default();
+        assert!(escalations.cancel_all().is_empty());
+        let started = Arc::new(AtomicBool::new(false));
+        let watch = {
+            let started = started.clone();
+            async move { started.store(true, Ordering::SeqCst) }
+        };
+        let after = Duration::from_millis(1);
+        assert_eq!(
+            escalations.schedule(7, 9, Scope::Process, after, watch),
+            Ok(())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !started.load(Ordering::SeqCst),
+            "an escalation started after shutdown"
+        );
         assert_eq!(escalations.pending(), 0);
     }
 
