@@ -483,6 +483,45 @@ fn a_full_house_still_answers_health_and_signals() {
     assert!(!evicted.is_empty(), "{metrics}");
 }
 
+/// What the host notes of a policy's calls is bounded, and a signal the
+/// policy sent is audited whatever it does after. A hostile policy signals
+/// a child, then asks 4 times for a header whose name is 6 MB long. It is
+/// stopped at the first such call (answered 200, delivered, `incomplete`),
+/// the audit event says the signal was delivered, and sigd's peak memory
+/// grows by the string's passing copies, not by what it kept. Before: each
+/// name was kept whole for the record (sigd's peak grew by 100+ MB a
+/// request), and the audit event, larger than the whole log queue, was
+/// dropped: a signal sent and never audited.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_policys_host_calls_are_noted_within_bounds() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache", "--policy", HOSTILE_POLICY]);
+    let peak = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", sigd.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = peak();
+    let mut target = target();
+    let pid = target.id();
+    let body = format!(r#"{{"kill": [[{pid}, 10, "process"]], "read": [6000000, 4]}}"#);
+    let reply = sigd.signal(pid, &body);
+    println!("{} {}", reply.status, reply.body);
+    reply.assert(200, "");
+    assert_eq!(reply.json()["delivered_to"], serde_json::json!([pid]));
+    assert!(reply.json()["incomplete"].is_string(), "{}", reply.body);
+    assert_killed_by(&mut target, 10);
+    sigd.expect_log(&format!(r#"decision="delivered" delivered_to="[{pid}]""#));
+    let grown = peak() - before;
+    println!("peak RSS grew by {grown} KiB");
+    assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+}
+
 /// A delivered signal is never answered as a failure, even when the policy
 /// fails after delivering it: a policy that signals and then traps gets
 /// 200 from the host, with the pids reached and `incomplete` saying that

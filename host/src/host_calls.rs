@@ -96,10 +96,26 @@ impl Action {
             Action::Signalled {
                 outcome: Ok(pids), ..
             } => 160 + 12 * pids.len(),
+            Action::Unanswered { asked } => 64 + 2 * asked.len(),
             _ => 160,
         }
     }
+
+    /// Whether it is something the host did to a process (a signal, an
+    /// escalation), which is noted whatever it costs.
+    pub fn acted(&self) -> bool {
+        matches!(self, Action::Signalled { .. } | Action::Escalated { .. })
+    }
 }
+
+/// The most a policy call's host calls may note, by [`Action::size`]: far
+/// beyond what any honest decision notes (a few hundred bytes; every header
+/// of a request read once is at most twice `--max-header-bytes`), and what
+/// bounds the memory a hostile policy can make the host hold for a call,
+/// and the size of its audit event. A call that would note more is
+/// stopped ([`HostCalls::overspent`]); what the host did to a process
+/// before is noted all the same.
+pub const MAX_NOTED_BYTES: usize = 256 * 1024;
 
 /// A process a policy opened: the handle on it, or (replaying) its pid alone.
 #[derive(Clone)]
@@ -161,6 +177,9 @@ pub struct HostCalls {
     reach: Reach,
     headers: Headers,
     actions: Vec<Action>,
+    /// What `actions` hold, by [`Action::size`], and what was not kept
+    /// past [`MAX_NOTED_BYTES`].
+    noted: usize,
 }
 
 impl HostCalls {
@@ -170,6 +189,7 @@ impl HostCalls {
             reach: Reach::Live(processes),
             headers,
             actions: Vec::new(),
+            noted: 0,
         }
     }
 
@@ -179,17 +199,35 @@ impl HostCalls {
             reach: Reach::Recorded(recorded),
             headers: Headers::default(),
             actions: Vec::new(),
+            noted: 0,
         }
     }
 
     /// What the policy made the host do so far, in order, taken out.
     pub fn take_actions(&mut self) -> Vec<Action> {
+        self.noted = 0;
         std::mem::take(&mut self.actions)
+    }
+
+    /// Whether the calls so far would have noted more than
+    /// [`MAX_NOTED_BYTES`]: the policy must be stopped, its last call not
+    /// kept (but for a signal or an escalation, which are).
+    pub fn overspent(&self) -> bool {
+        self.noted > MAX_NOTED_BYTES
+    }
+
+    /// Note `action`, unless it is no act on a process and would take the
+    /// calls past [`MAX_NOTED_BYTES`].
+    fn note(&mut self, action: Action) {
+        self.noted = self.noted.saturating_add(action.size());
+        if !self.overspent() || action.acted() {
+            self.actions.push(action);
+        }
     }
 
     /// Note what the record could not answer; `None` to answer with.
     fn unanswered<T>(&mut self, call: String) -> Option<T> {
-        self.actions.push(Action::Unanswered { asked: call });
+        self.note(Action::Unanswered { asked: call });
         None
     }
 
@@ -210,7 +248,7 @@ impl HostCalls {
                 None => return self.unanswered(format!("request-header({name:?})")),
             },
         };
-        self.actions.push(Action::ReadHeader {
+        self.note(Action::ReadHeader {
             name,
             value: value.clone(),
         });
@@ -239,7 +277,7 @@ impl HostCalls {
             // A live look always says what it saw.
             (None, Reach::Live(_)) => false,
         };
-        self.actions.push(Action::Probed { pid, alive });
+        self.note(Action::Probed { pid, alive });
         Some((target, alive))
     }
 
@@ -250,7 +288,7 @@ impl HostCalls {
         let state = match seen.as_ref().and_then(Seen::state) {
             Some(state) => {
                 let inspected = Some(state);
-                self.actions.push(Action::Inspected {
+                self.note(Action::Inspected {
                     pid,
                     state: inspected,
                 });
@@ -269,7 +307,7 @@ impl HostCalls {
         let (target, seen) = self.open_looking(pid, Look::Info)?;
         let info = match seen.and_then(Seen::into_info) {
             Some(info) => {
-                self.actions.push(Action::Described {
+                self.note(Action::Described {
                     pid,
                     info: Some(info.clone()),
                 });
@@ -306,7 +344,7 @@ impl HostCalls {
             },
         };
         let opened = matches!(action, Action::Opened { .. });
-        self.actions.push(action);
+        self.note(action);
         opened.then(|| (Target { pid, process }, seen))
     }
 
@@ -321,7 +359,7 @@ impl HostCalls {
             },
             (Reach::Live(_), None) => None,
         };
-        self.actions.push(Action::Described {
+        self.note(Action::Described {
             pid,
             info: info.clone(),
         });
@@ -339,7 +377,7 @@ impl HostCalls {
             },
             (Reach::Live(_), None) => None,
         };
-        self.actions.push(Action::Inspected { pid, state });
+        self.note(Action::Inspected { pid, state });
         state
     }
 
@@ -370,7 +408,7 @@ impl HostCalls {
             }
             (Reach::Live(_), None) => Err(KillError::NotFound),
         };
-        self.actions.push(Action::Signalled {
+        self.note(Action::Signalled {
             pid,
             signal,
             scope,
@@ -409,7 +447,7 @@ impl HostCalls {
             }
             (Reach::Live(_), None) => Err(KillError::NotFound),
         };
-        self.actions.push(Action::Escalated {
+        self.note(Action::Escalated {
             pid,
             after_ms,
             signal,
@@ -434,7 +472,7 @@ impl HostCalls {
             },
             (Reach::Live(_), None) => return None,
         };
-        self.actions.push(Action::Waited {
+        self.note(Action::Waited {
             pid,
             timeout_ms,
             waited,
@@ -455,6 +493,43 @@ fn log_failure<T>(outcome: &Result<T, KillError>) {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    /// What the calls of one policy call note is bounded: reads of a huge
+    /// header name are kept until the next would pass the bound, then not
+    /// kept, and the calls say they overspent (the import then stops the
+    /// guest); a signal past the bound is noted all the same. A new call
+    /// starts from nothing.
+    #[test]
+    fn what_a_call_notes_is_bounded() {
+        use crate::process::NoProcesses;
+        let mut calls = HostCalls::new(GuardedTable::new(NoProcesses), Headers::default());
+        let name = "x".repeat(40_000);
+        let mut reads = 0;
+        while !calls.overspent() {
+            assert_eq!(calls.request_header(name.clone()), None);
+            reads += 1;
+        }
+        assert_eq!(reads, MAX_NOTED_BYTES / (64 + 2 * name.len()) + 1);
+        assert_eq!(
+            calls.actions.len(),
+            reads - 1,
+            "the read past the bound was kept"
+        );
+        let held: usize = calls.actions.iter().map(Action::size).sum();
+        assert!(held <= MAX_NOTED_BYTES);
+        let target = Target {
+            pid: 42,
+            process: None,
+        };
+        let refused = calls.signal(&target, 15, Scope::Process, Authority::Sigd);
+        assert_eq!(refused, Err(KillError::NotFound));
+        assert!(
+            calls.actions.last().is_some_and(Action::acted),
+            "a signal was not noted"
+        );
+        assert_eq!(calls.take_actions().len(), reads);
+        assert!(!calls.overspent());
+    }
 
     /// A policy reads a header in any case, its first value if it came more
     /// than once, never `authorization` (however many times it came), and

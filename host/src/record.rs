@@ -7,8 +7,10 @@
 //! sha256 of the policy and settings that decided.
 //!
 //! Bounded: the body is at most `--max-body-bytes` and the answer at most
-//! the policy's response limit (64 KiB each by default); at most
-//! [`MAX_CALLS`] calls are kept (`calls_left_out` counts the rest), each
+//! the policy's response limit (64 KiB each by default); every signal and
+//! escalation is kept (what the host notes of a call is bounded,
+//! [`MAX_NOTED_BYTES`](crate::host_calls::MAX_NOTED_BYTES)), and at most
+//! [`MAX_CALLS`] other calls (`calls_left_out` counts the rest), each
 //! header read once, and at most [`MAX_LISTED`] pids over all of a
 //! record's signals.
 
@@ -19,7 +21,8 @@ use crate::policy::hex;
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;
 
-/// The most host calls a record keeps.
+/// The most host calls a record keeps, but for signals and escalations,
+/// which it keeps all.
 pub const MAX_CALLS: usize = 64;
 
 /// A new decision id: 32 hex digits, the first 16 drawn once per sigd
@@ -199,16 +202,21 @@ impl Unmade {
     }
 }
 
-/// The first [`MAX_CALLS`] of `calls`, each header read kept once (a
-/// policy reading one header again and again would repeat its value), and
-/// at most [`MAX_LISTED`] pids over all the signals' lists; and how many
-/// calls were left out past those.
+/// Every signal and escalation of `calls`, and the first [`MAX_CALLS`]
+/// others, each header read kept once (a policy reading one header again
+/// and again would repeat its value), with at most [`MAX_LISTED`] pids
+/// over all the signals' lists; and how many calls were left out past
+/// those. So no act of the host goes unrecorded, however many calls a
+/// policy makes before it.
 fn bounded(calls: &[Action]) -> (Vec<Action>, usize) {
     let mut kept: Vec<Action> = Vec::new();
+    let mut others = 0;
+    let mut left_out = 0;
     let mut pids_left = MAX_LISTED;
-    for (i, call) in calls.iter().enumerate() {
-        if kept.len() == MAX_CALLS {
-            return (kept, calls.len() - i);
+    for call in calls {
+        if !call.acted() && others == MAX_CALLS {
+            left_out += 1;
+            continue;
         }
         let mut call = call.clone();
         match &mut call {
@@ -225,9 +233,10 @@ fn bounded(calls: &[Action]) -> (Vec<Action>, usize) {
             }
             _ => {}
         }
+        others += usize::from(!call.acted());
         kept.push(call);
     }
-    (kept, 0)
+    (kept, left_out)
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -264,8 +273,9 @@ mod tests {
     use std::time::Duration;
 
     /// A record keeps a header read once however often the policy read it,
-    /// at most MAX_LISTED pids over all its signals, and MAX_CALLS calls,
-    /// counting the rest.
+    /// at most MAX_LISTED pids over all its signals, every signal, and
+    /// MAX_CALLS other calls, counting the rest: a signal after them is
+    /// kept too (before, a policy could hide one behind 64 reads).
     #[test]
     fn records_are_bounded() {
         let header = Action::ReadHeader {
@@ -279,8 +289,9 @@ mod tests {
             authority: Authority::Sigd,
             outcome: Ok((1..=700).collect()),
         };
-        let mut calls = vec![header.clone(), header, signal.clone(), signal];
+        let mut calls = vec![header.clone(), header, signal.clone(), signal.clone()];
         calls.extend((0..100).map(|pid| Action::NoProcess { pid }));
+        calls.push(signal);
         let (kept, left_out) = bounded(&calls);
         let headers = kept
             .iter()
@@ -294,8 +305,15 @@ mod tests {
             })
             .sum();
         assert_eq!(pids, MAX_LISTED);
-        assert_eq!(kept.len(), MAX_CALLS);
-        assert_eq!(left_out, calls.len() - MAX_CALLS - 1);
+        let signals = kept.iter().filter(|c| c.acted()).count();
+        assert_eq!(signals, 3);
+        assert!(
+            kept.last().is_some_and(Action::acted),
+            "the last signal was left out"
+        );
+        assert_eq!(kept.len(), MAX_CALLS + signals);
+        // Besides the signals and the header read again: the calls left out.
+        assert_eq!(left_out, calls.len() - kept.len() - 1);
     }
 
     /// What the queue of lines to be written counts for a record before it

@@ -13,9 +13,14 @@ mod generated {
         world: "policy",
         // Calls into the guest are async so a long one yields to other
         // requests at every epoch tick. Of the host's functions only
-        // waiting for an exit is async; the rest are quick.
+        // waiting for an exit is async; the rest are quick. Each may stop
+        // the guest (a trap): one that took what the host notes of a call
+        // past its bound.
         exports: { default: async },
-        imports: { "sigd:policy/host.[method]process.wait-exit": async },
+        imports: {
+            "sigd:policy/host.[method]process.wait-exit": async | trappable,
+            default: trappable,
+        },
         with: { "sigd:policy/host.process": crate::policy::imports::OpenProcess },
     });
 }

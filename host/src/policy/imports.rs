@@ -6,7 +6,7 @@
 use super::bindings::{Bindings, wit};
 use super::limiter::MemoryLimiter;
 use super::ticker::GuestClock;
-use crate::host_calls::{HostCalls, Target};
+use crate::host_calls::{HostCalls, MAX_NOTED_BYTES, Target};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -74,47 +74,76 @@ impl State {
     fn process(&self, this: &Resource<OpenProcess>) -> Option<Target> {
         self.table.get(this).ok().map(|open| open.0.clone())
     }
+
+    /// `answer` for the guest, unless its calls took what the host notes
+    /// of them past their bound: then the guest is stopped (a trap), and
+    /// gets nothing.
+    fn answer<T>(&self, answer: T) -> wasmtime::Result<T> {
+        if self.calls.overspent() {
+            wasmtime::bail!(
+                "its host calls would have noted more than {MAX_NOTED_BYTES} bytes \
+                 (header names and values it asked for, again and again)"
+            );
+        }
+        Ok(answer)
+    }
 }
 
 impl wit::Host for State {
-    fn realtime_signals(&mut self) -> wit::SignalRange {
-        self.calls.realtime_signals().into()
+    fn realtime_signals(&mut self) -> wasmtime::Result<wit::SignalRange> {
+        Ok(self.calls.realtime_signals().into())
     }
 
-    fn request_header(&mut self, name: String) -> Option<String> {
-        self.calls.request_header(name)
+    fn request_header(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        let value = self.calls.request_header(name);
+        self.answer(value)
     }
 }
 
 impl wit::HostProcess for State {
-    fn open(&mut self, pid: i32) -> Option<Resource<OpenProcess>> {
-        let process = self.calls.open(pid)?;
-        self.handle(process)
+    fn open(&mut self, pid: i32) -> wasmtime::Result<Option<Resource<OpenProcess>>> {
+        let process = self.calls.open(pid);
+        let handle = process.and_then(|process| self.handle(process));
+        self.answer(handle)
     }
 
-    fn open_alive(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, bool)> {
-        let (process, alive) = self.calls.open_alive(pid)?;
-        Some((self.handle(process)?, alive))
+    fn open_alive(&mut self, pid: i32) -> wasmtime::Result<Option<(Resource<OpenProcess>, bool)>> {
+        let opened = self.calls.open_alive(pid);
+        let handle = opened.and_then(|(process, alive)| Some((self.handle(process)?, alive)));
+        self.answer(handle)
     }
 
-    fn open_with_state(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, wit::RunState)> {
-        let (process, state) = self.calls.open_with_state(pid)?;
-        Some((self.handle(process)?, state.into()))
+    fn open_with_state(
+        &mut self,
+        pid: i32,
+    ) -> wasmtime::Result<Option<(Resource<OpenProcess>, wit::RunState)>> {
+        let opened = self.calls.open_with_state(pid);
+        let handle =
+            opened.and_then(|(process, state)| Some((self.handle(process)?, state.into())));
+        self.answer(handle)
     }
 
-    fn open_with_info(&mut self, pid: i32) -> Option<(Resource<OpenProcess>, wit::ProcessInfo)> {
-        let (process, info) = self.calls.open_with_info(pid)?;
-        Some((self.handle(process)?, info.into()))
+    fn open_with_info(
+        &mut self,
+        pid: i32,
+    ) -> wasmtime::Result<Option<(Resource<OpenProcess>, wit::ProcessInfo)>> {
+        let opened = self.calls.open_with_info(pid);
+        let handle = opened.and_then(|(process, info)| Some((self.handle(process)?, info.into())));
+        self.answer(handle)
     }
 
-    fn info(&mut self, this: Resource<OpenProcess>) -> Option<wit::ProcessInfo> {
-        let process = self.process(&this)?;
-        self.calls.info(&process).map(Into::into)
+    fn info(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<Option<wit::ProcessInfo>> {
+        let info = self
+            .process(&this)
+            .and_then(|process| self.calls.info(&process));
+        self.answer(info.map(Into::into))
     }
 
-    fn state(&mut self, this: Resource<OpenProcess>) -> Option<wit::RunState> {
-        let process = self.process(&this)?;
-        self.calls.state(&process).map(Into::into)
+    fn state(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<Option<wit::RunState>> {
+        let state = self
+            .process(&this)
+            .and_then(|process| self.calls.state(&process));
+        self.answer(state.map(Into::into))
     }
 
     fn signal(
@@ -123,12 +152,14 @@ impl wit::HostProcess for State {
         signal: i32,
         scope: wit::Scope,
         on_behalf_of: Option<u32>,
-    ) -> Result<Vec<i32>, wit::KillError> {
-        let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
+    ) -> wasmtime::Result<Result<Vec<i32>, wit::KillError>> {
+        let Some(process) = self.process(&this) else {
+            return self.answer(Err(wit::KillError::NotFound));
+        };
         let authority = on_behalf_of.into();
         let sent =
             self.off_the_clock(|calls| calls.signal(&process, signal, scope.into(), authority));
-        Ok(sent?)
+        self.answer(sent.map_err(Into::into))
     }
 
     fn escalate(
@@ -138,23 +169,27 @@ impl wit::HostProcess for State {
         signal: i32,
         scope: wit::Scope,
         on_behalf_of: Option<u32>,
-    ) -> Result<(), wit::KillError> {
-        let process = self.process(&this).ok_or(wit::KillError::NotFound)?;
+    ) -> wasmtime::Result<Result<(), wit::KillError>> {
+        let Some(process) = self.process(&this) else {
+            return self.answer(Err(wit::KillError::NotFound));
+        };
         let authority = on_behalf_of.into();
         let outcome = self.off_the_clock(|calls| {
             calls.escalate(&process, after_ms, signal, scope.into(), authority)
         });
-        Ok(outcome?)
+        self.answer(outcome.map_err(Into::into))
     }
 
     async fn wait_exit(
         &mut self,
         this: Resource<OpenProcess>,
         timeout_ms: u32,
-    ) -> Option<wit::ExitStatus> {
-        let process = self.process(&this)?;
+    ) -> wasmtime::Result<Option<wit::ExitStatus>> {
+        let Some(process) = self.process(&this) else {
+            return self.answer(None);
+        };
         let exit = self.calls.wait_exit(&process, timeout_ms).await;
-        exit.map(Into::into)
+        self.answer(exit.map(Into::into))
     }
 
     fn drop(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<()> {

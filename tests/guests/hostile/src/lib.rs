@@ -7,7 +7,10 @@
 //! `authorization` header. A fourth element, a uid, sends the signal on
 //! behalf of that uid, whatever the caller: the host must still apply
 //! kill(2)'s rule for it. With `"then": "trap"` it traps once it has
-//! signalled, instead of answering.
+//! signalled, instead of answering. With `"read": [bytes, times]` it asks,
+//! once it has signalled, `times` times for a header whose name is `bytes`
+//! long: what the host notes of a call must stay bounded, and the signals
+//! audited.
 
 use serde_json::{Value, json};
 use sigd_policy::component::bindings::sigd::policy::host::{
@@ -52,6 +55,16 @@ impl Guest for Hostile {
                 }
             })
             .collect();
+        if let [bytes, times] = body["read"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let name = "x".repeat(bytes.as_u64().unwrap_or_default() as usize);
+            for _ in 0..times.as_u64().unwrap_or_default() {
+                request_header(&name);
+            }
+        }
         if body["then"] == "trap" {
             panic!("trapping after the signals, as asked");
         }
