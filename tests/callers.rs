@@ -593,3 +593,79 @@ fn callers_a_user_namespace_cannot_name_match_no_one() {
     assert_eq!(refused["code"], "NOT_PERMITTED");
     assert_alive_then_kill(&mut roots);
 }
+
+/// Requests from one client running as nobody, each on its own connection
+/// and all sent before any answer is read (so waits overlap): `count`
+/// times the body `sys.argv[4]` to `/api/v1/processes/PID/signal`; prints
+/// each answer's body, one a line.
+const NOBODY_FLOODS: &str = r#"
+import socket, sys
+port, pid, count, body = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
+sockets = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /api/v1/processes/" + pid.encode() + b"/signal HTTP/1.1\r\n"
+              b"Host: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    sockets.append(s)
+for s in sockets:
+    print(s.makefile("rb").read().split(b"\r\n\r\n", 1)[1].decode())
+"#;
+
+/// No one caller takes all of what sigd keeps only so many of. With room
+/// for 16 pending escalations and 16 waits, a client running as nobody
+/// that asks for 16 of each on its own process gets its share, 2 of each
+/// (the rest answered, the signal delivered, the escalation not scheduled
+/// and the wait cut short), and root's escalation and wait are still
+/// honoured. Before, nobody's flood took every one (a probe with the
+/// defaults: 4,096 escalations in about 4 s, 8,192 descriptors held), and
+/// the operator's SIGKILL escalation was refused.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn no_caller_takes_every_escalation_or_wait() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache", "--max-escalations", "16", "--max-waits", "16"]);
+    let port = sigd.addr.port().to_string();
+    let mut own = nobodys_target();
+    let pid = own.id().to_string();
+
+    let escalate = r#"{"signal": "WINCH", "escalate": {"after_ms": 600000, "signal": "WINCH"}}"#;
+    let output = as_nobody(NOBODY_FLOODS, &[&port, &pid, "16", escalate])
+        .output()
+        .unwrap();
+    let answers = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(answers.lines().count(), 16, "{answers}");
+    let refused = answers.matches(r#""scheduled":false"#).count();
+    assert_eq!(refused, 14, "{answers}");
+    let mut stubborn = stubborn();
+    let body = r#"{"signal": "WINCH", "escalate": {"after_ms": 200, "signal": "KILL"}}"#;
+    let reply = sigd.signal(stubborn.id(), body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(!reply.body.contains("scheduled"), "{}", reply.body);
+    assert_killed_by(&mut stubborn, 9);
+
+    let wait = r#"{"signal": "WINCH", "wait_ms": 20000}"#;
+    let waiting = as_nobody(NOBODY_FLOODS, &[&port, &pid, "16", wait])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut mine = target();
+    let killer = {
+        let pid = mine.id() as i32;
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let pid = nix::unistd::Pid::from_raw(pid);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        })
+    };
+    let reply = sigd.signal(mine.id(), r#"{"signal": "WINCH", "wait_ms": 20000}"#);
+    killer.join().unwrap();
+    assert_eq!(reply.json()["exit"]["exited"], true, "{}", reply.body);
+    wait_exit(&mut mine);
+    own.kill().unwrap();
+    let answers = String::from_utf8(waiting.wait_with_output().unwrap().stdout).unwrap();
+    let cut_short = answers.matches(r#""cut_short":true"#).count();
+    assert_eq!(cut_short, 14, "{answers}");
+    let _ = own.wait();
+}

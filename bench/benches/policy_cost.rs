@@ -131,7 +131,8 @@ mod floor {
     /// [`sigd_bench::Native`] makes one).
     pub(super) fn decide(request: Request) -> Decision {
         let started = Instant::now();
-        let mut calls = HostCalls::new(PROCESSES.clone(), request.headers);
+        let holder = sigd::shares::Holder::of(&request.caller);
+        let mut calls = HostCalls::new(PROCESSES.clone(), request.headers, holder);
         let authority = Authority::from(request.caller.peer.credentials.map(|c| c.uid));
         let mut native = Native {
             calls: &mut calls,

@@ -13,6 +13,7 @@ use sigd::host_calls::{HostCalls, Target};
 use sigd::policy::{Answer, CallLimits, Request};
 use sigd::process::{ExitStatus, KillError};
 use sigd::reload::FailMode;
+use sigd::shares::Holder;
 use sigd_policy::{Rules, Settings};
 use std::cell::RefCell;
 use std::ops::RangeInclusive;
@@ -42,6 +43,7 @@ impl Native {
         let host = Host(RefCell::new(HostCalls::new(
             processes.clone(),
             request.headers,
+            Holder::of(&request.caller),
         )));
         let caller = sigd_policy::Caller {
             principal: request.caller.principal,

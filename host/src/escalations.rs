@@ -5,12 +5,14 @@
 //! of losing them silently; one asked for after that (a request the drain
 //! cut off may still be deciding) is logged and audited as cancelled at
 //! once, never started. At most a set number are pending at once
-//! (`--max-escalations`): each holds two file descriptors.
+//! (`--max-escalations`), and at most a share of them for any one caller
+//! ([`crate::shares`]): each holds two file descriptors.
 
 use crate::guard::Scope;
+use crate::shares::{Holder, Shares};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::{Id, JoinSet};
 use tracing::warn;
@@ -32,6 +34,8 @@ pub const DEFAULT_MAX_PENDING: usize = 4096;
 pub struct Escalations {
     tasks: Mutex<Tasks>,
     max_pending: usize,
+    /// Each caller's share of `max_pending`.
+    shares: Arc<Shares>,
 }
 
 impl Default for Escalations {
@@ -40,9 +44,10 @@ impl Default for Escalations {
     }
 }
 
-/// An escalation refused: `max` are pending already.
+/// An escalation refused: `max` are pending already, as many as sigd
+/// keeps, or as many as it keeps for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{max} escalations are pending already, the most sigd keeps")]
+#[error("{max} escalations are pending already, the most sigd keeps (in all, or for this caller)")]
 pub struct Full {
     pub max: usize,
 }
@@ -61,18 +66,20 @@ impl Escalations {
         Escalations {
             tasks: Mutex::default(),
             max_pending,
+            shares: Shares::of(max_pending),
         }
     }
 
-    /// Run `watch` as an owned task: it waits `after`, then sends `signal`
-    /// to `pid`'s `scope` if it still runs. Refused if the most that may be
-    /// pending are.
+    /// Run `watch` as an owned task for `holder`: it waits `after`, then
+    /// sends `signal` to `pid`'s `scope` if it still runs. Refused if the
+    /// most that may be pending are, or the most for `holder`.
     pub fn schedule(
         &self,
         pid: i32,
         signal: i32,
         scope: Scope,
         after: Duration,
+        holder: &Holder,
         watch: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Full> {
         let pending = Pending {
@@ -95,7 +102,14 @@ impl Escalations {
                 max: self.max_pending,
             });
         }
-        let id = tasks.set.spawn(watch).id();
+        let share = (self.shares.take(holder)).map_err(|taken| Full { max: taken.share })?;
+        let id = tasks
+            .set
+            .spawn(async move {
+                let _share = share; // held while it is pending
+                watch.await
+            })
+            .id();
         tasks.pending.insert(id, pending);
         Ok(())
     }
@@ -168,7 +182,6 @@ impl Tasks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     /// Ended tasks are not counted; pending ones are, until cancelled, and
     /// cancelling says what each would have done.
@@ -177,10 +190,17 @@ mod tests {
         let escalations = Escalations::default();
         let after = Duration::from_secs(600);
         escalations
-            .schedule(7, 9, Scope::Process, after, async {})
+            .schedule(7, 9, Scope::Process, after, &Holder::Root, async {})
             .unwrap();
         escalations
-            .schedule(8, 15, Scope::Tree, after, tokio::time::sleep(after))
+            .schedule(
+                8,
+                15,
+                Scope::Tree,
+                after,
+                &Holder::Root,
+                tokio::time::sleep(after),
+            )
             .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(escalations.pending(), 1);
@@ -207,7 +227,7 @@ mod tests {
         };
         let after = Duration::from_millis(1);
         assert_eq!(
-            escalations.schedule(7, 9, Scope::Process, after, watch),
+            escalations.schedule(7, 9, Scope::Process, after, &Holder::Root, watch),
             Ok(())
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -224,7 +244,8 @@ mod tests {
     async fn refuses_past_the_cap() {
         let escalations = Escalations::new(2);
         let after = Duration::from_secs(600);
-        let schedule = |watch| escalations.schedule(7, 9, Scope::Process, after, watch);
+        let schedule =
+            |watch| escalations.schedule(7, 9, Scope::Process, after, &Holder::Root, watch);
         schedule(Box::pin(tokio::time::sleep(after))).unwrap();
         schedule(Box::pin(tokio::time::sleep(Duration::from_millis(10)))).unwrap();
         assert_eq!(
@@ -234,5 +255,39 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         schedule(Box::pin(tokio::time::sleep(after))).unwrap();
         assert_eq!(escalations.pending(), 2);
+    }
+
+    /// One caller may hold only its share of the pending escalations:
+    /// past it, its next is refused while another caller's and root's are
+    /// scheduled; once one of its own has ended, it may schedule again.
+    #[tokio::test]
+    async fn a_caller_holds_only_its_share() {
+        let escalations = Escalations::new(16);
+        let tenant = Holder::Uid(1000);
+        let after = Duration::from_secs(600);
+        let schedule = |holder: &Holder, after| {
+            escalations.schedule(
+                7,
+                9,
+                Scope::Process,
+                after,
+                holder,
+                tokio::time::sleep(after),
+            )
+        };
+        schedule(&tenant, Duration::from_millis(10)).unwrap();
+        schedule(&tenant, after).unwrap();
+        assert_eq!(schedule(&tenant, after), Err(Full { max: 2 }));
+        schedule(&Holder::Uid(1001), after).unwrap();
+        for _ in 0..5 {
+            schedule(&Holder::Root, after).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(escalations.pending(), 7);
+        schedule(&tenant, after).unwrap();
+        // Cancelled, each gives its share back.
+        escalations.cancel_all();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(escalations.shares.held(&tenant), 0);
     }
 }

@@ -23,6 +23,7 @@ use crate::escalations::Escalations;
 use crate::process::{
     ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessTable, RunState, Seen,
 };
+use crate::shares::{Holder, Shares};
 use crate::signal;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -127,6 +128,8 @@ struct Inner {
     escalations: Escalations,
     /// One permit per request that may wait for an exit at once.
     waits: Arc<Semaphore>,
+    /// Each caller's share of the permits.
+    wait_shares: Arc<Shares>,
     /// True once waits are to end now (the drain is ending).
     cut_waits: watch::Sender<bool>,
     /// sigd's ancestry as last walked, kept until sigd's parent changes.
@@ -175,6 +178,7 @@ impl GuardedTable {
             table: Box::new(table),
             escalations,
             waits: Arc::new(Semaphore::new(max_waits)),
+            wait_shares: Shares::of(max_waits),
             cut_waits: watch::Sender::new(false),
             ancestry: Mutex::new(Ancestry::default()),
         }))
@@ -219,7 +223,7 @@ impl GuardedTable {
 
     /// After `after`, if `target` still runs, send `signal` to its `scope`.
     /// Checks what it can now and returns; [`Escalations`] keeps watch
-    /// (refused if as many are pending as it keeps).
+    /// (refused if as many are pending as it keeps, in all or for `holder`).
     pub fn escalate(
         &self,
         target: Arc<dyn Process>,
@@ -227,6 +231,7 @@ impl GuardedTable {
         signal: i32,
         scope: Scope,
         authority: Authority,
+        holder: &Holder,
     ) -> Result<(), KillError> {
         if !signal::is_deliverable(signal) {
             return Err(KillError::InvalidSignal);
@@ -235,32 +240,38 @@ impl GuardedTable {
         self.check_authority(&target, members, authority)?;
         let guard = self.clone();
         let pid = target.pid();
-        let scheduled = self
-            .0
-            .escalations
-            .schedule(pid, signal, scope, after, async move {
-                let fire = || guard.deliver(&target, signal, scope, authority);
-                tokio::select! {
-                    () = target.exited() => info!(pid, "exited in time; no escalation"),
-                    () = tokio::time::sleep(after) => match fire() {
-                        Ok(reached) => info!(pid, signal, ?scope, ?reached, "escalated"),
-                        Err(KillError::NotFound) => info!(pid, "exited in time; no escalation"),
-                        Err(error) => warn!(pid, signal, ?scope, %error, "escalation failed"),
-                    },
-                }
-            });
+        let scheduled =
+            self.0
+                .escalations
+                .schedule(pid, signal, scope, after, holder, async move {
+                    let fire = || guard.deliver(&target, signal, scope, authority);
+                    tokio::select! {
+                        () = target.exited() => info!(pid, "exited in time; no escalation"),
+                        () = tokio::time::sleep(after) => match fire() {
+                            Ok(reached) => info!(pid, signal, ?scope, ?reached, "escalated"),
+                            Err(KillError::NotFound) => info!(pid, "exited in time; no escalation"),
+                            Err(error) => warn!(pid, signal, ?scope, %error, "escalation failed"),
+                        },
+                    }
+                });
         if let Err(full) = scheduled {
-            warn!(pid, signal, %full, "escalation refused");
+            warn!(pid, signal, ?holder, %full, "escalation refused");
         }
         Ok(scheduled?)
     }
 
     /// Wait at most `timeout` (and never more than [`MAX_WAIT`]) for
-    /// `target` to exit. The wait is cut short, at once, if as many
-    /// requests wait already as may, and when [`cut_waits_short`] is called.
+    /// `target` to exit, for `holder`. The wait is cut short, at once, if
+    /// as many requests wait already as may (in all, or for `holder`), and
+    /// when [`cut_waits_short`] is called.
     ///
     /// [`cut_waits_short`]: GuardedTable::cut_waits_short
-    pub async fn wait_exit(&self, target: &Arc<dyn Process>, timeout: Duration) -> Waited {
+    pub async fn wait_exit(
+        &self,
+        target: &Arc<dyn Process>,
+        timeout: Duration,
+        holder: &Holder,
+    ) -> Waited {
         let started = tokio::time::Instant::now();
         let ended = |exit, cut_short| Waited {
             exit,
@@ -268,6 +279,9 @@ impl GuardedTable {
             cut_short,
         };
         let mut cut = self.0.cut_waits.subscribe();
+        let Ok(_share) = self.0.wait_shares.take(holder) else {
+            return ended(None, true);
+        };
         let Ok(_permit) = self.0.waits.clone().try_acquire_owned() else {
             return ended(None, true);
         };
@@ -514,18 +528,22 @@ impl GuardedTable {
 
     /// One walk of the process table: the descendants of `tree`'s processes
     /// that are not in it yet, each opened and, once opened, still the
-    /// child of its parent (so the handle names a real descendant).
+    /// child of its parent, the process held (so the handle names a real
+    /// descendant). A parent is known by its pid, so its children are
+    /// taken only if it has not been reaped since they were seen to be its
+    /// own: until then no other process can have its pid.
     fn grow(&self, tree: &HashMap<i32, Arc<dyn Process>>) -> Result<Vec<Member>, NoRoom> {
         let table = &self.0.table;
         let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
         for process in table.snapshot() {
             children.entry(process.ppid).or_default().push(process.pid);
         }
-        let mut found = Vec::new();
+        let mut found: Vec<Member> = Vec::new();
         let mut seen: BTreeSet<i32> = tree.keys().copied().collect();
-        let mut frontier: Vec<i32> = tree.keys().copied().collect();
+        let mut frontier: Vec<Arc<dyn Process>> = tree.values().cloned().collect();
         while let Some(parent) = frontier.pop() {
-            for &child in children.get(&parent).into_iter().flatten() {
+            let mut born = Vec::new();
+            for &child in children.get(&parent.pid()).into_iter().flatten() {
                 if !seen.insert(child) {
                     continue;
                 }
@@ -535,11 +553,15 @@ impl GuardedTable {
                 else {
                     continue;
                 };
-                if handle.info().is_some_and(|info| info.ppid == parent) {
-                    found.push((child, handle));
-                    frontier.push(child);
+                if handle.info().is_some_and(|info| info.ppid == parent.pid()) {
+                    born.push((child, handle));
                 }
             }
+            if born.is_empty() || parent.state().is_none() {
+                continue; // none, or the pid they name as their parent's may be another's
+            }
+            frontier.extend(born.iter().map(|(_, handle)| handle.clone()));
+            found.extend(born);
         }
         Ok(found)
     }
@@ -948,6 +970,103 @@ mod tests {
 
         fn open(&self, _pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
             Ok(None)
+        }
+    }
+
+    /// A process that is reaped once `reaped` is set; its facts till then.
+    struct Reapable {
+        info: ProcessInfo,
+        reaped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Process for Reapable {
+        fn pid(&self) -> i32 {
+            self.info.pid
+        }
+        fn start_time(&self) -> Option<u64> {
+            Some(self.info.start_time)
+        }
+        fn info(&self) -> Option<ProcessInfo> {
+            (!self.reaped.load(Ordering::SeqCst)).then(|| self.info.clone())
+        }
+        fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
+            Err(KillError::NotFound)
+        }
+        fn send(&self, _signal: i32) -> Result<(), KillError> {
+            Ok(())
+        }
+        fn exited(&self) -> crate::process::Exited {
+            Box::pin(std::future::pending())
+        }
+        fn exit_status(&self) -> Option<crate::process::ExitStatus> {
+            None
+        }
+    }
+
+    /// A tree 10 -> 11 -> 12 as listed, where 11 is reaped (and its pid
+    /// taken by an unrelated process, 12's real parent) as 12 is opened,
+    /// when `reuse` says so.
+    struct ReusedParent {
+        reuse: bool,
+        reaped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl ProcessTable for ReusedParent {
+        fn lookup(&self, pid: i32) -> Option<ProcessInfo> {
+            match pid {
+                1 => Some(sleeping(1, 0, 1)),
+                SIGD => Some(sleeping(SIGD, 1, 2)),
+                _ => None,
+            }
+        }
+        fn snapshot(&self) -> Vec<Listed> {
+            [sleeping(10, 1, 5), sleeping(11, 10, 6), sleeping(12, 11, 7)]
+                .iter()
+                .map(Listed::from)
+                .collect()
+        }
+        fn now(&self) -> u64 {
+            u64::MAX
+        }
+        fn open(&self, pid: i32, _look: Look) -> Result<Option<Opened>, NoRoom> {
+            let (ppid, reaped) = match pid {
+                11 => (10, self.reaped.clone()),
+                12 => {
+                    self.reaped.store(self.reuse, Ordering::SeqCst);
+                    (11, Arc::default())
+                }
+                _ => return Ok(None),
+            };
+            let info = sleeping(pid, ppid, pid as u64);
+            let process = Arc::new(Reapable { info, reaped });
+            let seen = Seen::State(RunState::Sleeping);
+            Ok(Some(Opened { process, seen }))
+        }
+    }
+
+    /// A tree is walked through the processes the guard holds, not their
+    /// pids alone: a child listed under a member's pid is taken only if that
+    /// member still held its pid (was not reaped) after the child was seen
+    /// to be its child. Before, a member reaped during the walk, its pid
+    /// taken by an unrelated process, brought that process's children into
+    /// the tree, and a tree signal reached them.
+    #[test]
+    fn a_tree_is_walked_through_its_members_not_their_pids() {
+        for reuse in [false, true] {
+            let table = ReusedParent {
+                reuse,
+                reaped: Arc::default(),
+            };
+            let guard = GuardedTable::for_pid(table, SIGD);
+            let target: Arc<dyn Process> =
+                Arc::new(Fake::new(10, Some(5), Some(sleeping(10, 1, 5))));
+            let tree = guard.tree(&target).unwrap();
+            let pids: BTreeSet<i32> = tree.keys().copied().collect();
+            let expected = match reuse {
+                false => BTreeSet::from([10, 11, 12]),
+                true => BTreeSet::from([10, 11]),
+            };
+            assert_eq!(pids, expected, "reuse: {reuse}");
         }
     }
 

@@ -15,6 +15,7 @@ use crate::process::{
     ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessInfo, RunState, Seen,
 };
 use crate::replay::Recorded;
+use crate::shares::Holder;
 use crate::signal;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, HeaderName};
@@ -176,6 +177,8 @@ impl Headers {
 pub struct HostCalls {
     reach: Reach,
     headers: Headers,
+    /// Who asks: what it holds (escalations, waits) counts against its share.
+    holder: Holder,
     actions: Vec<Action>,
     /// What `actions` hold, by [`Action::size`], and what was not kept
     /// past [`MAX_NOTED_BYTES`].
@@ -183,11 +186,13 @@ pub struct HostCalls {
 }
 
 impl HostCalls {
-    /// The calls of one request with these `headers`, reaching `processes`.
-    pub fn new(processes: GuardedTable, headers: Headers) -> HostCalls {
+    /// The calls of one request from `holder` with these `headers`,
+    /// reaching `processes`.
+    pub fn new(processes: GuardedTable, headers: Headers, holder: Holder) -> HostCalls {
         HostCalls {
             reach: Reach::Live(processes),
             headers,
+            holder,
             actions: Vec::new(),
             noted: 0,
         }
@@ -198,6 +203,7 @@ impl HostCalls {
         HostCalls {
             reach: Reach::Recorded(recorded),
             headers: Headers::default(),
+            holder: Holder::Unknown, // it holds nothing: nothing is live
             actions: Vec::new(),
             noted: 0,
         }
@@ -432,7 +438,14 @@ impl HostCalls {
         let outcome = match (&mut self.reach, &target.process) {
             (Reach::Live(processes), Some(process)) => {
                 let after = Duration::from_millis(after_ms.into());
-                let outcome = processes.escalate(process.clone(), after, signal, scope, authority);
+                let outcome = processes.escalate(
+                    process.clone(),
+                    after,
+                    signal,
+                    scope,
+                    authority,
+                    &self.holder,
+                );
                 log_failure(&outcome);
                 outcome
             }
@@ -464,7 +477,7 @@ impl HostCalls {
         let waited = match (&mut self.reach, &target.process) {
             (Reach::Live(processes), Some(process)) => {
                 let timeout = Duration::from_millis(timeout_ms.into());
-                processes.wait_exit(process, timeout).await
+                processes.wait_exit(process, timeout, &self.holder).await
             }
             (Reach::Recorded(recorded), _) => match recorded.wait_exit(pid, timeout_ms) {
                 Some(waited) => waited,
@@ -502,7 +515,11 @@ mod tests {
     #[test]
     fn what_a_call_notes_is_bounded() {
         use crate::process::NoProcesses;
-        let mut calls = HostCalls::new(GuardedTable::new(NoProcesses), Headers::default());
+        let mut calls = HostCalls::new(
+            GuardedTable::new(NoProcesses),
+            Headers::default(),
+            Holder::Unknown,
+        );
         let name = "x".repeat(40_000);
         let mut reads = 0;
         while !calls.overspent() {

@@ -61,5 +61,6 @@ pub mod replay;
 pub mod serve;
 pub mod server;
 pub mod shadow;
+pub mod shares;
 pub mod signal;
 pub mod systemd;

@@ -241,6 +241,7 @@ mod tests {
     use crate::guard::GuardedTable;
     use crate::host_calls::Headers;
     use crate::kit::simulated::Simulated;
+    use crate::shares::Holder;
     use wasmtime::component::Linker;
 
     /// Instances kept in another order than their calls ended in stay in
@@ -256,7 +257,7 @@ mod tests {
         let pre = linker.instantiate_pre(unlinked.component()).unwrap();
         let pre = BindingsPre::new(pre).unwrap();
         let table = GuardedTable::for_pid(Simulated::from_json("[]").unwrap(), 4242);
-        let calls = || HostCalls::new(table.clone(), Headers::json_body());
+        let calls = || HostCalls::new(table.clone(), Headers::json_body(), Holder::Root);
         let limits = CallLimits::default();
         let instance = || Instance::new(&pre, &limits, calls(), false, Instant::now());
 

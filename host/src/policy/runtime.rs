@@ -23,6 +23,7 @@ use crate::guard::GuardedTable;
 use crate::host_calls::HostCalls;
 use crate::record::Record;
 use crate::replay::Recorded;
+use crate::shares::Holder;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
@@ -318,7 +319,7 @@ impl Policy {
             headers,
             caller,
         } = request;
-        let calls = HostCalls::new(processes.clone(), headers);
+        let calls = HostCalls::new(processes.clone(), headers, Holder::of(&caller));
         self.decide(calls, pid, body, &caller).await
     }
 
