@@ -10,6 +10,7 @@ use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto, socket,
 };
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -129,22 +130,31 @@ impl Peer {
         }
     }
 
-    /// The peer of a TCP connection from `remote` to sigd's `local` address:
+    /// The peer of the TCP connection `stream` sigd accepted from `remote`:
     /// when it comes from this machine, its socket's owner.
-    pub fn tcp(local: SocketAddr, remote: SocketAddr) -> Peer {
+    ///
+    /// The owner is looked up by the connection's addresses and ports, which
+    /// a client that has reset its connection no longer holds: another
+    /// client can connect from the same port, and the lookup would find its
+    /// socket. So the owner found counts only if sigd's side of the
+    /// connection is still connected after the lookup: then the client's
+    /// socket was still the one holding them when it was looked up.
+    pub fn tcp(stream: &tokio::net::TcpStream, remote: SocketAddr) -> io::Result<Peer> {
+        let local = stream.local_addr()?;
         let from_here = remote.ip().is_loopback() || remote.ip() == local.ip();
         let credentials = from_here
             .then(|| tcp_socket_owner(local, remote))
             .flatten()
+            .filter(|_| stream.peer_addr().is_ok())
             .map(|uid| Credentials {
                 pid: None,
                 uid,
                 gid: None,
             });
-        Peer {
+        Ok(Peer {
             transport: Transport::Tcp(Remote::new(remote)),
             credentials,
-        }
+        })
     }
 }
 
@@ -271,8 +281,6 @@ mod tests {
             assert_eq!(tcp_socket_owner(local, remote), Some(me));
         }
         println!("sock_diag lookup: {:?} each", started.elapsed() / lookups);
-        let peer = Peer::tcp(local, remote);
-        assert_eq!(peer.credentials.map(|c| c.uid), Some(me));
         // A 4-tuple with no socket behind it is not guessed at.
         let nobody = SocketAddr::from(([127, 0, 0, 1], 1));
         assert_eq!(tcp_socket_owner(local, nobody), None);
@@ -281,5 +289,49 @@ mod tests {
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert_eq!(tcp_socket_owner(local, remote), None);
+    }
+
+    /// A connection its client reset before sigd accepted it has no owner,
+    /// though a new client connected from the same port holds its
+    /// addresses and ports by the time sigd looks: that client's socket
+    /// (and uid) is not taken for the reset one's. The new client's own
+    /// connection is found to be its own. Before, the reset connection got
+    /// the new client's uid: a user could send requests and reset them,
+    /// and have them decided as whoever connected next from that port.
+    #[tokio::test]
+    async fn a_reset_connection_is_not_taken_for_its_ports_next_owner() {
+        use std::time::Duration;
+        use tokio::net::{TcpListener, TcpSocket};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let first = TcpSocket::new_v4().unwrap();
+        first.set_reuseaddr(true).unwrap();
+        // Deprecated for blocking a drop on unsent data; here there is
+        // none, and the reset on drop is the point.
+        #[allow(deprecated)]
+        first.set_linger(Some(Duration::ZERO)).unwrap();
+        let first = first.connect(address).await.unwrap();
+        let port = first.local_addr().unwrap();
+        drop(first); // a reset, not a close: the port is free at once
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let next = TcpSocket::new_v4().unwrap();
+        next.set_reuseaddr(true).unwrap();
+        next.bind(port).unwrap();
+        let _next = next.connect(address).await.unwrap();
+
+        let me = nix::unistd::geteuid().as_raw();
+        let (reset, remote) = listener.accept().await.unwrap();
+        assert_eq!(remote, port);
+        assert_eq!(
+            tcp_socket_owner(address, remote),
+            Some(me),
+            "the next client's"
+        );
+        let peer = Peer::tcp(&reset, remote).unwrap();
+        assert_eq!(peer.credentials, None);
+        let (live, remote) = listener.accept().await.unwrap();
+        assert_eq!(remote, port);
+        let peer = Peer::tcp(&live, remote).unwrap();
+        assert_eq!(peer.credentials.map(|c| c.uid), Some(me));
     }
 }

@@ -198,7 +198,7 @@ impl Listener {
                 let (stream, remote) = listener.accept().await?;
                 // Answers are one write each: send them at once.
                 stream.set_nodelay(true)?;
-                let peer = Peer::tcp(stream.local_addr()?, remote);
+                let peer = Peer::tcp(&stream, remote)?;
                 Ok((Box::new(stream), peer))
             }
             Listener::Unix { listener, .. } => {
