@@ -483,6 +483,62 @@ fn a_full_house_still_answers_health_and_signals() {
     assert!(!evicted.is_empty(), "{metrics}");
 }
 
+/// A tree that cannot be stopped holds up no one else. A process waiting
+/// in vfork (state D: SIGSTOP cannot stop it) makes every tree signal to it
+/// wait out the freeze's limit, 100 ms a walk. While 16 clients keep
+/// sending such signals, `/healthz` is still answered within a few
+/// milliseconds. Before, the freeze's wait blocked a worker of the async
+/// runtime (2 here), and `/healthz` waited hundreds of milliseconds to
+/// seconds behind them.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn an_unstoppable_tree_holds_up_no_one() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache"]);
+    // The child of vfork pauses in the parent's memory; the parent waits in D.
+    let vforks = "import ctypes, os\nlibc = ctypes.CDLL(None)\n\
+                  print(os.getpid(), flush=True)\nif libc.syscall(58) == 0:\n    libc.syscall(34)\n";
+    let mut stuck = Command::new("/usr/bin/python3");
+    stuck.args(["-c", vforks]).stdout(Stdio::piped());
+    let mut stuck = spawn_with_default_signals(stuck);
+    wait_for_status(stuck.id(), "a parent waiting in vfork", |s| {
+        s.contains("State:\tD")
+    });
+    let pid = stuck.id();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let latencies = std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let reply = sigd.signal(pid, r#"{"signal": "WINCH", "scope": "tree"}"#);
+                    assert_eq!(reply.status, 200, "{}", reply.body);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let mut latencies: Vec<Duration> = (0..20)
+            .map(|_| {
+                let started = Instant::now();
+                assert_eq!(sigd.get("/healthz").status, 200);
+                let took = started.elapsed();
+                std::thread::sleep(Duration::from_millis(20));
+                took
+            })
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        latencies.sort();
+        latencies
+    });
+    println!("/healthz under unstoppable tree signals: {latencies:?}");
+    let _ = Command::new("pkill")
+        .args(["-9", "-P", &pid.to_string()])
+        .status();
+    stuck.kill().unwrap();
+    let _ = stuck.wait();
+    let median = latencies[latencies.len() / 2];
+    assert!(median < Duration::from_millis(50), "median {median:?}");
+}
+
 /// What the host notes of a policy's calls is bounded, and a signal the
 /// policy sent is audited whatever it does after. A hostile policy signals
 /// a child, then asks 4 times for a header whose name is 6 MB long. It is

@@ -373,6 +373,16 @@ impl GuardedTable {
         signal: i32,
         authority: Authority,
     ) -> Result<Vec<i32>, KillError> {
+        blocking(|| self.freeze_and_signal_tree(target, signal, authority))
+    }
+
+    /// [`signal_tree`](GuardedTable::signal_tree), on the calling thread.
+    fn freeze_and_signal_tree(
+        &self,
+        target: &Arc<dyn Process>,
+        signal: i32,
+        authority: Authority,
+    ) -> Result<Vec<i32>, KillError> {
         let protected = self.protected();
         let mut frozen = Frozen::default();
         let mut tree = HashMap::new();
@@ -735,6 +745,21 @@ fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
             Err(KillError::NotFound) => Ok(()),
             _ => Err(KillError::NotPermitted),
         },
+    }
+}
+
+/// Run `work`, which may block its thread for a while (a tree's freeze
+/// waits up to [`STOP_WAIT`] a walk for processes that cannot stop, such
+/// as one waiting in vfork), without holding up the other tasks of the
+/// async runtime it runs on: on a worker of a multi-threaded runtime,
+/// tokio first hands that worker's other tasks to another thread.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
