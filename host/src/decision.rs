@@ -69,7 +69,7 @@ impl Decision {
     }
 
     /// Whether an escalation was refused because as many were pending as
-    /// sigd keeps.
+    /// sigd keeps, in all or for the caller.
     pub fn refused_an_escalation(&self) -> bool {
         self.actions.iter().any(|action| {
             matches!(

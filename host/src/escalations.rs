@@ -45,11 +45,16 @@ impl Default for Escalations {
 }
 
 /// An escalation refused: `max` are pending already, as many as sigd
-/// keeps, or as many as it keeps for the caller.
+/// keeps, or (`share`) as many as it keeps for this caller, or for all
+/// callers without a token ([`crate::shares`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{max} escalations are pending already, the most sigd keeps (in all, or for this caller)")]
+#[error("{max} escalations are pending already, the most sigd keeps{}", match share {
+    true => " for callers without a token (each, or all of them)",
+    false => "",
+})]
 pub struct Full {
     pub max: usize,
+    pub share: bool,
 }
 
 #[derive(Default)]
@@ -100,9 +105,13 @@ impl Escalations {
         if tasks.set.len() >= self.max_pending {
             return Err(Full {
                 max: self.max_pending,
+                share: false,
             });
         }
-        let share = (self.shares.take(holder)).map_err(|taken| Full { max: taken.share })?;
+        let share = (self.shares.take(*holder)).map_err(|taken| Full {
+            max: taken.share,
+            share: true,
+        })?;
         let id = tasks
             .set
             .spawn(async move {
@@ -190,7 +199,7 @@ mod tests {
         let escalations = Escalations::default();
         let after = Duration::from_secs(600);
         escalations
-            .schedule(7, 9, Scope::Process, after, &Holder::Root, async {})
+            .schedule(7, 9, Scope::Process, after, &Holder::Trusted, async {})
             .unwrap();
         escalations
             .schedule(
@@ -198,7 +207,7 @@ mod tests {
                 15,
                 Scope::Tree,
                 after,
-                &Holder::Root,
+                &Holder::Trusted,
                 tokio::time::sleep(after),
             )
             .unwrap();
@@ -227,7 +236,7 @@ mod tests {
         };
         let after = Duration::from_millis(1);
         assert_eq!(
-            escalations.schedule(7, 9, Scope::Process, after, &Holder::Root, watch),
+            escalations.schedule(7, 9, Scope::Process, after, &Holder::Trusted, watch),
             Ok(())
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -245,12 +254,15 @@ mod tests {
         let escalations = Escalations::new(2);
         let after = Duration::from_secs(600);
         let schedule =
-            |watch| escalations.schedule(7, 9, Scope::Process, after, &Holder::Root, watch);
+            |watch| escalations.schedule(7, 9, Scope::Process, after, &Holder::Trusted, watch);
         schedule(Box::pin(tokio::time::sleep(after))).unwrap();
         schedule(Box::pin(tokio::time::sleep(Duration::from_millis(10)))).unwrap();
         assert_eq!(
             schedule(Box::pin(tokio::time::sleep(after))),
-            Err(Full { max: 2 })
+            Err(Full {
+                max: 2,
+                share: false
+            })
         );
         tokio::time::sleep(Duration::from_millis(30)).await;
         schedule(Box::pin(tokio::time::sleep(after))).unwrap();
@@ -277,10 +289,16 @@ mod tests {
         };
         schedule(&tenant, Duration::from_millis(10)).unwrap();
         schedule(&tenant, after).unwrap();
-        assert_eq!(schedule(&tenant, after), Err(Full { max: 2 }));
+        assert_eq!(
+            schedule(&tenant, after),
+            Err(Full {
+                max: 2,
+                share: true
+            })
+        );
         schedule(&Holder::Uid(1001), after).unwrap();
         for _ in 0..5 {
-            schedule(&Holder::Root, after).unwrap();
+            schedule(&Holder::Trusted, after).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert_eq!(escalations.pending(), 7);
@@ -288,6 +306,6 @@ mod tests {
         // Cancelled, each gives its share back.
         escalations.cancel_all();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(escalations.shares.held(&tenant), 0);
+        assert_eq!(escalations.shares.held(tenant), 0);
     }
 }

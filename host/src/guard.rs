@@ -279,7 +279,7 @@ impl GuardedTable {
             cut_short,
         };
         let mut cut = self.0.cut_waits.subscribe();
-        let Ok(_share) = self.0.wait_shares.take(holder) else {
+        let Ok(_share) = self.0.wait_shares.take(*holder) else {
             return ended(None, true);
         };
         let Ok(_permit) = self.0.waits.clone().try_acquire_owned() else {
@@ -567,7 +567,7 @@ impl GuardedTable {
                     born.push((child, handle));
                 }
             }
-            if born.is_empty() || parent.state().is_none() {
+            if born.is_empty() || !parent.holds_its_pid() {
                 continue; // none, or the pid they name as their parent's may be another's
             }
             frontier.extend(born.iter().map(|(_, handle)| handle.clone()));
@@ -1018,7 +1018,10 @@ mod tests {
             Err(KillError::NotFound)
         }
         fn send(&self, _signal: i32) -> Result<(), KillError> {
-            Ok(())
+            match self.reaped.load(Ordering::SeqCst) {
+                true => Err(KillError::NotFound),
+                false => Ok(()),
+            }
         }
         fn exited(&self) -> crate::process::Exited {
             Box::pin(std::future::pending())

@@ -10,6 +10,7 @@
 //! (`policy/imports.rs`) and any native caller (the benchmark's baseline)
 //! adapt to it in a few lines each.
 
+use crate::decision::MAX_LISTED;
 use crate::guard::{Authority, GuardedTable, Scope, Waited};
 use crate::process::{
     ExitStatus, KillError, Look, NoRoom, Opened, Process, ProcessInfo, RunState, Seen,
@@ -118,6 +119,10 @@ impl Action {
 /// before is noted all the same.
 pub const MAX_NOTED_BYTES: usize = 256 * 1024;
 
+/// The most one act on a process counts toward [`MAX_NOTED_BYTES`]: a
+/// signal's size with as many pids as a record keeps.
+const MOST_AN_ACT_COUNTS: usize = 160 + 12 * MAX_LISTED;
+
 /// A process a policy opened: the handle on it, or (replaying) its pid alone.
 #[derive(Clone)]
 pub struct Target {
@@ -223,9 +228,19 @@ impl HostCalls {
     }
 
     /// Note `action`, unless it is no act on a process and would take the
-    /// calls past [`MAX_NOTED_BYTES`].
+    /// calls past [`MAX_NOTED_BYTES`]. What counts is what the policy
+    /// chose: a header read counts its name, not its value (each header is
+    /// noted once, so the values are bounded by the request), and an act
+    /// counts as its record keeps it, at most [`MAX_LISTED`] pids (a
+    /// signal to a group of thousands does not stop the policy before it
+    /// can ask for its escalation).
     fn note(&mut self, action: Action) {
-        self.noted = self.noted.saturating_add(action.size());
+        let counts = match &action {
+            Action::ReadHeader { name, .. } => 64 + 2 * name.len(),
+            acted if acted.acted() => acted.size().min(MOST_AN_ACT_COUNTS),
+            other => other.size(),
+        };
+        self.noted = self.noted.saturating_add(counts);
         if !self.overspent() || action.acted() {
             self.actions.push(action);
         }
@@ -254,10 +269,16 @@ impl HostCalls {
                 None => return self.unanswered(format!("request-header({name:?})")),
             },
         };
-        self.note(Action::ReadHeader {
-            name,
-            value: value.clone(),
+        // A header is noted once, however often it is read (as a record
+        // keeps it): its value is then noted at most once, so the values
+        // noted are never more than the request brought.
+        let noted_already = self.actions.iter().any(|action| {
+            matches!(action, Action::ReadHeader { name: read, .. } if read.eq_ignore_ascii_case(&name))
         });
+        if !noted_already {
+            let value = value.clone();
+            self.note(Action::ReadHeader { name, value });
+        }
         value
     }
 
@@ -520,13 +541,18 @@ mod tests {
             Headers::default(),
             Holder::Unknown,
         );
-        let name = "x".repeat(40_000);
-        let mut reads = 0;
+        let name = |n: usize| format!("{n}{}", "x".repeat(40_000));
+        // The same header read again is noted once.
+        for _ in 0..100 {
+            assert_eq!(calls.request_header(name(0)), None);
+        }
+        assert_eq!(calls.actions.len(), 1);
+        let mut reads = 1;
         while !calls.overspent() {
-            assert_eq!(calls.request_header(name.clone()), None);
+            assert_eq!(calls.request_header(name(reads)), None);
             reads += 1;
         }
-        assert_eq!(reads, MAX_NOTED_BYTES / (64 + 2 * name.len()) + 1);
+        assert_eq!(reads, MAX_NOTED_BYTES / (64 + 2 * name(0).len()) + 1);
         assert_eq!(
             calls.actions.len(),
             reads - 1,
@@ -545,6 +571,19 @@ mod tests {
             "a signal was not noted"
         );
         assert_eq!(calls.take_actions().len(), reads);
+        assert!(!calls.overspent());
+        // A signal to thousands counts as its record keeps it, so a policy
+        // may signal a large group and still ask for its escalation.
+        let group = Action::Signalled {
+            pid: 42,
+            signal: 15,
+            scope: Scope::Group,
+            authority: Authority::Sigd,
+            outcome: Ok((1..=30_000).collect()),
+        };
+        for _ in 0..MAX_NOTED_BYTES / MOST_AN_ACT_COUNTS {
+            calls.note(group.clone());
+        }
         assert!(!calls.overspent());
     }
 

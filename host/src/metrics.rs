@@ -119,7 +119,7 @@ impl Default for Metrics {
         );
         r.register(
             "escalations_refused",
-            "Escalations refused: as many were pending as --max-escalations allows",
+            "Escalations refused: as many were pending as --max-escalations allows, or as the caller's share of it",
             metrics.escalations_refused.clone(),
         );
         r.register(

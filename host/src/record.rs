@@ -400,6 +400,7 @@ mod tests {
                     authority: Authority::Sigd,
                     outcome: Err(KillError::EscalationsFull(crate::escalations::Full {
                         max: 4,
+                        share: true,
                     })),
                 },
                 Action::Waited {

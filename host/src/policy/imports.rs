@@ -81,8 +81,8 @@ impl State {
     fn answer<T>(&self, answer: T) -> wasmtime::Result<T> {
         if self.calls.overspent() {
             wasmtime::bail!(
-                "its host calls would have noted more than {MAX_NOTED_BYTES} bytes \
-                 (header names and values it asked for, again and again)"
+                "its host calls would have noted more than {MAX_NOTED_BYTES} bytes for the \
+                 decision record (a read header counts its name and value twice)"
             );
         }
         Ok(answer)

@@ -257,7 +257,7 @@ mod tests {
         let pre = linker.instantiate_pre(unlinked.component()).unwrap();
         let pre = BindingsPre::new(pre).unwrap();
         let table = GuardedTable::for_pid(Simulated::from_json("[]").unwrap(), 4242);
-        let calls = || HostCalls::new(table.clone(), Headers::json_body(), Holder::Root);
+        let calls = || HostCalls::new(table.clone(), Headers::json_body(), Holder::Trusted);
         let limits = CallLimits::default();
         let instance = || Instance::new(&pre, &limits, calls(), false, Instant::now());
 

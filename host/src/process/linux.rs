@@ -419,6 +419,11 @@ impl Process for SystemProcess {
             .map(|status| ids(status.uids)))
     }
 
+    /// A probe of its pidfd (no pidfd: it cannot tell, and says so).
+    fn holds_its_pid(&self) -> bool {
+        self.still_here()
+    }
+
     fn send(&self, signal: i32) -> Result<(), KillError> {
         let sent = match &self.pidfd {
             Some(pidfd) => pidfd.send(signal),

@@ -199,7 +199,8 @@ impl From<i32> for NoRoom {
 impl KillError {
     /// How a decision record names it: `not-found`, `invalid-signal`,
     /// `protected`, `permission-denied`, `not-permitted`, `no-room:ERRNO`,
-    /// `moving`, `escalations-full:MAX`, `failed:ERRNO` (errnos by number).
+    /// `moving`, `escalations-full:MAX`, `escalations-share:MAX` (the
+    /// caller's share was full), `failed:ERRNO` (errnos by number).
     pub fn name(&self) -> String {
         match self {
             KillError::NotFound => "not-found".into(),
@@ -209,6 +210,9 @@ impl KillError {
             KillError::NotPermitted => "not-permitted".into(),
             KillError::NoRoom(NoRoom(errno)) => format!("no-room:{}", *errno as i32),
             KillError::Moving => "moving".into(),
+            KillError::EscalationsFull(full) if full.share => {
+                format!("escalations-share:{}", full.max)
+            }
             KillError::EscalationsFull(full) => format!("escalations-full:{}", full.max),
             KillError::Failed(errno) => format!("failed:{}", *errno as i32),
         }
@@ -244,9 +248,10 @@ impl TryFrom<String> for KillError {
             ("no-room", Some(_)) => KillError::NoRoom(NoRoom(errno().ok_or("bad errno")?)),
             ("moving", None) => KillError::Moving,
             ("failed", Some(_)) => KillError::Failed(errno().ok_or("bad errno")?),
-            ("escalations-full", Some(max)) => {
+            (kind @ ("escalations-full" | "escalations-share"), Some(max)) => {
                 let max = usize::try_from(max).map_err(|_| "bad count")?;
-                KillError::EscalationsFull(crate::escalations::Full { max })
+                let share = kind == "escalations-share";
+                KillError::EscalationsFull(crate::escalations::Full { max, share })
             }
             _ => return Err(format!("{name:?} is not a kill error")),
         };
@@ -408,6 +413,15 @@ pub trait Process: Send + Sync + 'static {
     /// [`info`]: Process::info
     fn uids(&self) -> Result<Option<Ids>, NoRoom> {
         Ok(self.info().map(|info| info.uids))
+    }
+    /// Whether it still holds its pid: it has not been reaped (a zombie
+    /// has not), so no other process can have that pid. Whether [`info`]
+    /// has its facts, unless the table can tell without a read (a read
+    /// that found no room would say it is gone).
+    ///
+    /// [`info`]: Process::info
+    fn holds_its_pid(&self) -> bool {
+        self.info().is_some()
     }
     /// Send `signal` to it.
     fn send(&self, signal: i32) -> Result<(), KillError>;
