@@ -127,20 +127,21 @@ fn write(
             signal,
             scope,
             outcome,
+            unlisted,
             ..
-        } => Some((*signal, *scope, outcome)),
+        } => Some((*signal, *scope, outcome, *unlisted)),
         _ => None,
     });
     // What happened: "delivered", the host's refusal, or the answer's code.
     let (decision, errno) = match signalled {
-        Some((_, _, Ok(_))) => (Cow::Borrowed("delivered"), None),
-        Some((_, _, Err(error))) => (Cow::Borrowed("refused"), Some(errno(error))),
+        Some((_, _, Ok(_), _)) => (Cow::Borrowed("delivered"), None),
+        Some((_, _, Err(error), _)) => (Cow::Borrowed("refused"), Some(errno(error))),
         None if code.is_empty() => (Cow::Borrowed("answered"), None),
         None => (Cow::Owned(code.to_ascii_lowercase()), None),
     };
-    let delivered: &[i32] = match signalled {
-        Some((_, _, Ok(pids))) => pids,
-        _ => &[],
+    let (delivered, unlisted): (&[i32], usize) = match signalled {
+        Some((_, _, Ok(pids), unlisted)) => (pids, unlisted),
+        _ => (&[], 0),
     };
     let (transport, remote) = match &peer.transport {
         Transport::Tcp(remote) => ("tcp", Some(remote)),
@@ -159,11 +160,11 @@ fn write(
         },
         start_time: opened.and_then(|(_, start)| start),
         signal: signalled.map(|(signal, ..)| signal),
-        scope: signalled.map(|(_, scope, _)| scope.name()),
+        scope: signalled.map(|(_, scope, ..)| scope.name()),
         decision,
         errno,
         delivered_to: Listed(&delivered[..delivered.len().min(MAX_LISTED)]),
-        delivered_count: delivered.len(),
+        delivered_count: delivered.len() + unlisted,
         status,
         code,
         latency_us: took.as_micros() as u64,

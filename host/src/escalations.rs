@@ -46,10 +46,10 @@ impl Default for Escalations {
 
 /// An escalation refused: `max` are pending already, as many as sigd
 /// keeps, or (`share`) as many as it keeps for this caller, or for all
-/// callers without a token ([`crate::shares`]).
+/// callers held to shares ([`crate::shares`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{max} escalations are pending already, the most sigd keeps{}", match share {
-    true => " for callers without a token (each, or all of them)",
+    true => " for this caller, or for all callers held to shares",
     false => "",
 })]
 pub struct Full {
@@ -108,7 +108,7 @@ impl Escalations {
                 share: false,
             });
         }
-        let share = (self.shares.take(*holder)).map_err(|taken| Full {
+        let share = (self.shares.take(holder)).map_err(|taken| Full {
             max: taken.share,
             share: true,
         })?;
@@ -306,6 +306,6 @@ mod tests {
         // Cancelled, each gives its share back.
         escalations.cancel_all();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(escalations.shares.held(tenant), 0);
+        assert_eq!(escalations.shares.held(&tenant), 0);
     }
 }

@@ -279,7 +279,7 @@ impl GuardedTable {
             cut_short,
         };
         let mut cut = self.0.cut_waits.subscribe();
-        let Ok(_share) = self.0.wait_shares.take(*holder) else {
+        let Ok(_share) = self.0.wait_shares.take(holder) else {
             return ended(None, true);
         };
         let Ok(_permit) = self.0.waits.clone().try_acquire_owned() else {

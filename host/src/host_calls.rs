@@ -53,7 +53,8 @@ pub enum Action {
     /// It asked for `pid`'s facts: those then, `None` once gone.
     Described { pid: i32, info: Option<ProcessInfo> },
     /// It asked for `signal` to `pid`'s `scope` with `authority`; the pids
-    /// reached, or why not.
+    /// reached, or why not. At most [`MAX_LISTED`] pids are listed over
+    /// all of a call's signals; `unlisted` counts those reached past them.
     Signalled {
         pid: i32,
         signal: i32,
@@ -61,6 +62,8 @@ pub enum Action {
         #[serde(rename = "on_behalf_of")]
         authority: Authority,
         outcome: Result<Vec<i32>, KillError>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unlisted: usize,
     },
     /// It asked for `signal` to `pid`'s `scope` after `after_ms` if still
     /// alive, with `authority`.
@@ -119,9 +122,9 @@ impl Action {
 /// before is noted all the same.
 pub const MAX_NOTED_BYTES: usize = 256 * 1024;
 
-/// The most one act on a process counts toward [`MAX_NOTED_BYTES`]: a
-/// signal's size with as many pids as a record keeps.
-const MOST_AN_ACT_COUNTS: usize = 160 + 12 * MAX_LISTED;
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 /// A process a policy opened: the handle on it, or (replaying) its pid alone.
 #[derive(Clone)]
@@ -188,6 +191,8 @@ pub struct HostCalls {
     /// What `actions` hold, by [`Action::size`], and what was not kept
     /// past [`MAX_NOTED_BYTES`].
     noted: usize,
+    /// The pids `actions` list.
+    listed: usize,
 }
 
 impl HostCalls {
@@ -200,6 +205,7 @@ impl HostCalls {
             holder,
             actions: Vec::new(),
             noted: 0,
+            listed: 0,
         }
     }
 
@@ -211,12 +217,14 @@ impl HostCalls {
             holder: Holder::Unknown, // it holds nothing: nothing is live
             actions: Vec::new(),
             noted: 0,
+            listed: 0,
         }
     }
 
     /// What the policy made the host do so far, in order, taken out.
     pub fn take_actions(&mut self) -> Vec<Action> {
         self.noted = 0;
+        self.listed = 0;
         std::mem::take(&mut self.actions)
     }
 
@@ -228,16 +236,28 @@ impl HostCalls {
     }
 
     /// Note `action`, unless it is no act on a process and would take the
-    /// calls past [`MAX_NOTED_BYTES`]. What counts is what the policy
-    /// chose: a header read counts its name, not its value (each header is
-    /// noted once, so the values are bounded by the request), and an act
-    /// counts as its record keeps it, at most [`MAX_LISTED`] pids (a
-    /// signal to a group of thousands does not stop the policy before it
-    /// can ask for its escalation).
-    fn note(&mut self, action: Action) {
+    /// calls past [`MAX_NOTED_BYTES`]. A signal's pids are listed up to
+    /// [`MAX_LISTED`] over all of the call's signals, the rest counted
+    /// (so a signal to a group of thousands does not stop the policy before
+    /// it can ask for its escalation, and many such hold no more). A header
+    /// read counts its name, not its value: each header is noted once, so
+    /// the values are bounded by the request.
+    fn note(&mut self, mut action: Action) {
+        if let Action::Signalled {
+            outcome: Ok(pids),
+            unlisted,
+            ..
+        } = &mut action
+        {
+            let room = MAX_LISTED.saturating_sub(self.listed);
+            if pids.len() > room {
+                *unlisted += pids.len() - room;
+                pids.truncate(room);
+            }
+            self.listed += pids.len();
+        }
         let counts = match &action {
             Action::ReadHeader { name, .. } => 64 + 2 * name.len(),
-            acted if acted.acted() => acted.size().min(MOST_AN_ACT_COUNTS),
             other => other.size(),
         };
         self.noted = self.noted.saturating_add(counts);
@@ -441,6 +461,7 @@ impl HostCalls {
             scope,
             authority,
             outcome: outcome.clone(),
+            unlisted: 0,
         });
         outcome
     }
@@ -572,19 +593,31 @@ mod tests {
         );
         assert_eq!(calls.take_actions().len(), reads);
         assert!(!calls.overspent());
-        // A signal to thousands counts as its record keeps it, so a policy
-        // may signal a large group and still ask for its escalation.
+        // Signals to thousands list MAX_LISTED pids over all of them and
+        // count the rest, so a policy may signal a large group and still
+        // ask for its escalation, and many such signals hold no more.
         let group = Action::Signalled {
             pid: 42,
             signal: 15,
             scope: Scope::Group,
             authority: Authority::Sigd,
             outcome: Ok((1..=30_000).collect()),
+            unlisted: 0,
         };
-        for _ in 0..MAX_NOTED_BYTES / MOST_AN_ACT_COUNTS {
+        for _ in 0..20 {
             calls.note(group.clone());
         }
         assert!(!calls.overspent());
+        let listed = |action: &Action| match action {
+            Action::Signalled {
+                outcome: Ok(pids),
+                unlisted,
+                ..
+            } => (pids.len(), *unlisted),
+            _ => (0, 0),
+        };
+        assert_eq!(listed(&calls.actions[0]), (MAX_LISTED, 30_000 - MAX_LISTED));
+        assert_eq!(listed(&calls.actions[19]), (0, 30_000));
     }
 
     /// A policy reads a header in any case, its first value if it came more

@@ -627,16 +627,18 @@ async fn read_body(body: Incoming, max: usize) -> Result<Bytes, HttpError> {
 /// saying that whatever else the request asked for was not done. `None` if
 /// nothing was delivered.
 fn delivered_anyway(decision: &Decision) -> Option<String> {
-    let (pid, signal, scope, pids) = decision.actions.iter().find_map(|action| match action {
-        Action::Signalled {
-            pid,
-            signal,
-            scope,
-            outcome: Ok(pids),
-            ..
-        } => Some((*pid, *signal, *scope, pids)),
-        _ => None,
-    })?;
+    let (pid, signal, scope, pids, unlisted) =
+        decision.actions.iter().find_map(|action| match action {
+            Action::Signalled {
+                pid,
+                signal,
+                scope,
+                outcome: Ok(pids),
+                unlisted,
+                ..
+            } => Some((*pid, *signal, *scope, pids, *unlisted)),
+            _ => None,
+        })?;
     let mut answer = serde_json::json!({
         "success": true,
         "pid": pid,
@@ -644,8 +646,8 @@ fn delivered_anyway(decision: &Decision) -> Option<String> {
         "scope": scope.name(),
         "delivered_to": &pids[..pids.len().min(MAX_LISTED)],
     });
-    if pids.len() > MAX_LISTED {
-        answer["delivered_count"] = pids.len().into();
+    if pids.len() + unlisted > MAX_LISTED {
+        answer["delivered_count"] = (pids.len() + unlisted).into();
     }
     answer["incomplete"] = "the policy failed after the signal was delivered: anything else \
                             the request asked for (an escalation, a wait) was not done"

@@ -226,8 +226,11 @@ fn bounded(calls: &[Action]) -> (Vec<Action>, usize) {
                 continue;
             }
             Action::Signalled {
-                outcome: Ok(pids), ..
+                outcome: Ok(pids),
+                unlisted,
+                ..
             } => {
+                *unlisted += pids.len().saturating_sub(pids_left);
                 pids.truncate(pids_left);
                 pids_left -= pids.len();
             }
@@ -288,6 +291,7 @@ mod tests {
             scope: Scope::Tree,
             authority: Authority::Sigd,
             outcome: Ok((1..=700).collect()),
+            unlisted: 0,
         };
         let mut calls = vec![header.clone(), header, signal.clone(), signal.clone()];
         calls.extend((0..100).map(|pid| Action::NoProcess { pid }));
@@ -336,6 +340,7 @@ mod tests {
             scope: Scope::Tree,
             authority: Authority::OnBehalfOf(1000),
             outcome: Ok((1..=10).collect()),
+            unlisted: 0,
         });
         let decision = Decision {
             answer: Err(CallError::Limit(Limit::Memory)),
@@ -391,6 +396,7 @@ mod tests {
                     scope: Scope::Tree,
                     authority: Authority::OnBehalfOf(1000),
                     outcome: Ok(vec![42, 43]),
+                    unlisted: 0,
                 },
                 Action::Escalated {
                     pid: 42,

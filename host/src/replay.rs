@@ -138,6 +138,7 @@ impl Recorded {
                 scope: sc,
                 authority: a,
                 outcome,
+                ..
             } if (*p, *s, *sc, *a) == (pid, signal, scope, authority) => Some(outcome.clone()),
             _ => None,
         })
@@ -389,6 +390,7 @@ mod tests {
             scope: Scope::Process,
             authority: Authority::Sigd,
             outcome: Ok(vec![42]),
+            unlisted: 0,
         };
         let verdict = |calls: &[Action]| Verdict::of(200, "", calls);
         let kills = verdict(&[term.clone(), escalated(9, Ok(()))]);
@@ -507,6 +509,7 @@ mod tests {
             scope: Scope::Process,
             authority: Authority::Sigd,
             outcome: Ok(vec![42]),
+            unlisted: 0,
         };
         let looked_after = record(vec![opened.clone(), signalled.clone(), gone.clone()]);
         let mut calls = HostCalls::replaying(Recorded::new(&looked_after));

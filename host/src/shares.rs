@@ -1,25 +1,26 @@
 //! Fair shares of what sigd keeps only so many of at once (pending
-//! escalations, waits for an exit), for callers the operator did not vouch
-//! for: a caller without a token (known by its uid) holds at most an
-//! [`SHARE`]th of them, and all such callers together at most half. So a
-//! co-tenant, even one with many uids, leaves room for the operator's own
-//! calls. Root and callers with a token are held to no share: root may
-//! signal anything anyway, and a token is the operator's to give (where
-//! tokens are required, every caller has one and no share applies).
+//! escalations, waits for an exit): a caller held to shares holds at most
+//! an [`SHARE`]th of them, and all such callers together at most half, so
+//! a co-tenant, even one with many uids or tokens, leaves room for the
+//! operator's own calls. Held to shares: a caller without a token (by its
+//! uid; callers whose uid cannot be told share one), and one with a named
+//! token (by its principal). Held to none: root, which may signal anything
+//! anyway, and the principal of a token given alone
+//! ([`SINGLE_TOKEN_PRINCIPAL`]), whoever holds it being the operator.
 
+use crate::auth::SINGLE_TOKEN_PRINCIPAL;
 use crate::caller::Caller;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// The part of the whole one caller without a token may hold: an eighth.
+/// The part of the whole one caller held to shares may hold: an eighth.
 pub const SHARE: usize = 8;
 
-/// Who holds a share: root or a caller with a token (held to none), or a
-/// caller without one as the kernel knows it (those it cannot tell share
-/// one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Who holds a share (see the module's text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Holder {
     Trusted,
+    Principal(Arc<str>),
     Uid(u32),
     Unknown,
 }
@@ -28,8 +29,9 @@ impl Holder {
     /// Who `caller` is, for its shares.
     pub fn of(caller: &Caller) -> Holder {
         let uid = caller.peer.credentials.map(|credentials| credentials.uid);
-        match (uid, &caller.principal) {
-            (Some(0), _) | (_, Some(_)) => Holder::Trusted,
+        match (uid, caller.principal.as_deref()) {
+            (Some(0), _) | (_, Some(SINGLE_TOKEN_PRINCIPAL)) => Holder::Trusted,
+            (_, Some(principal)) => Holder::Principal(principal.into()),
             (Some(uid), None) => Holder::Uid(uid),
             (None, None) => Holder::Unknown,
         }
@@ -39,7 +41,7 @@ impl Holder {
 /// Each caller's share of a whole.
 #[derive(Debug)]
 pub struct Shares {
-    /// The most one caller without a token may hold.
+    /// The most one caller held to shares may hold.
     share: usize,
     /// The most all of them together may hold.
     untrusted: usize,
@@ -53,8 +55,8 @@ struct Held {
     all: usize,
 }
 
-/// A refusal: the caller holds its share already, or all callers without
-/// a token hold theirs; `share` is the most that applied.
+/// A refusal: the caller holds its share already, or all callers held to
+/// shares hold theirs; `share` is the most that applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Taken {
     pub share: usize,
@@ -72,16 +74,16 @@ impl Shares {
     }
 
     /// One more for `holder`, given back when dropped; refused if it holds
-    /// its share already, or all callers without a token hold theirs.
-    pub fn take(self: &Arc<Shares>, holder: Holder) -> Result<Share, Taken> {
-        if holder != Holder::Trusted {
+    /// its share already, or all callers held to shares hold theirs.
+    pub fn take(self: &Arc<Shares>, holder: &Holder) -> Result<Share, Taken> {
+        if *holder != Holder::Trusted {
             let mut held = self.lock();
             if held.all >= self.untrusted {
                 return Err(Taken {
                     share: self.untrusted,
                 });
             }
-            let count = held.by.entry(holder).or_default();
+            let count = held.by.entry(holder.clone()).or_default();
             if *count >= self.share {
                 return Err(Taken { share: self.share });
             }
@@ -90,13 +92,13 @@ impl Shares {
         }
         Ok(Share {
             shares: self.clone(),
-            holder,
+            holder: holder.clone(),
         })
     }
 
     /// How many `holder` holds now.
-    pub fn held(&self, holder: Holder) -> usize {
-        self.lock().by.get(&holder).copied().unwrap_or_default()
+    pub fn held(&self, holder: &Holder) -> usize {
+        self.lock().by.get(holder).copied().unwrap_or_default()
     }
 
     fn lock(&self) -> MutexGuard<'_, Held> {
@@ -131,34 +133,56 @@ impl Drop for Share {
 mod tests {
     use super::*;
 
-    /// A caller without a token gets an eighth of the whole and no more,
+    /// A caller held to shares gets an eighth of the whole and no more,
     /// until it gives one back; another's share is its own; all of them
-    /// together get half; root and token holders are never refused.
+    /// together get half; root and a lone token's holder are never refused.
     #[test]
     fn each_caller_holds_at_most_its_share() {
         let shares = Shares::of(64);
         let tenant = Holder::Uid(1000);
-        let mut held: Vec<Share> = (0..8).map(|_| shares.take(tenant).unwrap()).collect();
-        assert_eq!(shares.take(tenant).unwrap_err(), Taken { share: 8 });
-        let others: Vec<Share> = (1..=2)
-            .flat_map(|n| (0..8).map(move |_| Holder::Uid(1000 + n)))
-            .chain(std::iter::repeat_n(Holder::Unknown, 8))
-            .map(|holder| shares.take(holder).unwrap())
-            .collect();
+        let mut held: Vec<Share> = (0..8).map(|_| shares.take(&tenant).unwrap()).collect();
+        assert_eq!(shares.take(&tenant).unwrap_err(), Taken { share: 8 });
+        let others: Vec<Share> = [
+            Holder::Principal("ci".into()),
+            Holder::Unknown,
+            Holder::Uid(1001),
+        ]
+        .iter()
+        .flat_map(|holder| std::iter::repeat_n(holder, 8))
+        .map(|holder| shares.take(holder).unwrap())
+        .collect();
         assert_eq!(others.len(), 24);
         assert_eq!(
-            shares.take(Holder::Uid(2000)).unwrap_err(),
+            shares.take(&Holder::Uid(2000)).unwrap_err(),
             Taken { share: 32 }
         );
         let trusted: Vec<Share> = (0..100)
-            .map(|_| shares.take(Holder::Trusted).unwrap())
+            .map(|_| shares.take(&Holder::Trusted).unwrap())
             .collect();
         held.pop();
-        assert_eq!(shares.held(tenant), 7);
-        held.push(shares.take(tenant).unwrap());
+        assert_eq!(shares.held(&tenant), 7);
+        held.push(shares.take(&tenant).unwrap());
         drop((held, others, trusted));
-        assert_eq!(shares.held(tenant), 0);
+        assert_eq!(shares.held(&tenant), 0);
         let left = shares.lock();
         assert!(left.by.is_empty() && left.all == 0, "{left:?}");
+    }
+
+    /// Root and a lone token are held to no share; a named token, and a
+    /// caller without one, are, each on its own.
+    #[test]
+    fn who_is_held_to_shares() {
+        let caller = |uid: Option<u32>, principal: Option<&str>| {
+            Holder::of(&Caller::local(uid, principal.map(String::from)))
+        };
+        assert_eq!(caller(Some(0), None), Holder::Trusted);
+        assert_eq!(caller(Some(0), Some("ci")), Holder::Trusted);
+        assert_eq!(caller(None, Some(SINGLE_TOKEN_PRINCIPAL)), Holder::Trusted);
+        assert_eq!(
+            caller(Some(1000), Some("ci")),
+            Holder::Principal("ci".into())
+        );
+        assert_eq!(caller(Some(1000), None), Holder::Uid(1000));
+        assert_eq!(caller(None, None), Holder::Unknown);
     }
 }

@@ -217,13 +217,17 @@ pub fn describe_action(action: &Action) -> String {
             scope,
             authority,
             outcome: result,
+            unlisted,
         } => format!(
             "process {pid}: signal({signal}, {scope:?}{}) -> {}",
             on_behalf(authority),
             outcome(
                 result
                     .as_ref()
-                    .map(|pids| format!("delivered to {pids:?}"))
+                    .map(|pids| match unlisted {
+                        0 => format!("delivered to {pids:?}"),
+                        more => format!("delivered to {pids:?} and {more} more"),
+                    })
                     .map_err(ToString::to_string)
             )
         ),

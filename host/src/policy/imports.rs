@@ -82,7 +82,7 @@ impl State {
         if self.calls.overspent() {
             wasmtime::bail!(
                 "its host calls would have noted more than {MAX_NOTED_BYTES} bytes for the \
-                 decision record (a read header counts its name and value twice)"
+                 decision record (header names it asked for, and its calls)"
             );
         }
         Ok(answer)

@@ -419,9 +419,13 @@ impl Process for SystemProcess {
             .map(|status| ids(status.uids)))
     }
 
-    /// A probe of its pidfd (no pidfd: it cannot tell, and says so).
+    /// A probe of its pidfd, which opens nothing; without one, whether a
+    /// read of its facts still finds its start time.
     fn holds_its_pid(&self) -> bool {
-        self.still_here()
+        match &self.pidfd {
+            Some(pidfd) => pidfd.is_alive(),
+            None => self.state().is_some(),
+        }
     }
 
     fn send(&self, signal: i32) -> Result<(), KillError> {
