@@ -45,6 +45,11 @@ pub enum TokenError {
     DuplicateName(usize, String),
     #[error("line {0}: this token is given twice")]
     DuplicateToken(usize),
+    /// `default` names only a token given alone, whose holder is the
+    /// operator ([`crate::shares`]): a named token that took it would be
+    /// trusted as that one.
+    #[error("line {0}: the name \"default\" is a lone token's; give this token another")]
+    ReservedName(usize),
 }
 
 impl Tokens {
@@ -76,6 +81,9 @@ impl Tokens {
             let valid_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
             if principal.len() > 64 || !principal.chars().all(valid_name) {
                 return Err(TokenError::BadName(line));
+            }
+            if principal == SINGLE_TOKEN_PRINCIPAL && lines.len() > 1 {
+                return Err(TokenError::ReservedName(line));
             }
             if token.chars().any(char::is_control) {
                 return Err(TokenError::Malformed(line));
@@ -203,6 +211,10 @@ mod tests {
             TokenError::DuplicateToken(2)
         );
         assert!(Tokens::parse("abc\r\n").is_ok());
+        assert_eq!(
+            Tokens::parse("ci t1\ndefault t2").unwrap_err(),
+            TokenError::ReservedName(2)
+        );
     }
 
     /// A file of `NAME TOKEN` lines names each request's principal.

@@ -252,7 +252,8 @@ impl HostCalls {
             let room = MAX_LISTED.saturating_sub(self.listed);
             if pids.len() > room {
                 *unlisted += pids.len() - room;
-                pids.truncate(room);
+                // A copy, not a truncation, which would keep all the room.
+                *pids = pids[..room].to_vec();
             }
             self.listed += pids.len();
         }
@@ -618,6 +619,15 @@ mod tests {
         };
         assert_eq!(listed(&calls.actions[0]), (MAX_LISTED, 30_000 - MAX_LISTED));
         assert_eq!(listed(&calls.actions[19]), (0, 30_000));
+        let held: usize = (calls.actions.iter())
+            .map(|action| match action {
+                Action::Signalled {
+                    outcome: Ok(pids), ..
+                } => pids.capacity(),
+                _ => 0,
+            })
+            .sum();
+        assert!(held <= MAX_LISTED, "{held} pids' room held");
     }
 
     /// A policy reads a header in any case, its first value if it came more
