@@ -113,11 +113,11 @@ impl Action {
     }
 }
 
-/// The most a policy call's host calls may note, by [`Action::size`]: far
-/// beyond what any honest decision notes (a few hundred bytes; every header
-/// of a request read once is at most twice `--max-header-bytes`), and what
-/// bounds the memory a hostile policy can make the host hold for a call,
-/// and the size of its audit event. A call that would note more is
+/// The most a policy call's host calls may note, by [`Action::size`] but
+/// for a header read, which counts its name only (see [`HostCalls::note`]):
+/// far beyond what any honest decision notes (a few hundred bytes), and
+/// what bounds the memory a hostile policy can make the host hold for a
+/// call, and the size of its audit event. A call that would note more is
 /// stopped ([`HostCalls::overspent`]); what the host did to a process
 /// before is noted all the same.
 pub const MAX_NOTED_BYTES: usize = 256 * 1024;
@@ -188,8 +188,7 @@ pub struct HostCalls {
     /// Who asks: what it holds (escalations, waits) counts against its share.
     holder: Holder,
     actions: Vec<Action>,
-    /// What `actions` hold, by [`Action::size`], and what was not kept
-    /// past [`MAX_NOTED_BYTES`].
+    /// What the calls counted toward [`MAX_NOTED_BYTES`], kept or not.
     noted: usize,
     /// The pids `actions` list.
     listed: usize,
@@ -236,13 +235,23 @@ impl HostCalls {
     }
 
     /// Note `action`, unless it is no act on a process and would take the
-    /// calls past [`MAX_NOTED_BYTES`]. A signal's pids are listed up to
-    /// [`MAX_LISTED`] over all of the call's signals, the rest counted
-    /// (so a signal to a group of thousands does not stop the policy before
-    /// it can ask for its escalation, and many such hold no more). A header
-    /// read counts its name, not its value: each header is noted once, so
-    /// the values are bounded by the request.
+    /// calls past [`MAX_NOTED_BYTES`]: the one place a call's notes are
+    /// bounded, which a decision record keeps as they are (but for
+    /// [`MAX_CALLS`](crate::record::MAX_CALLS)). A header is noted once,
+    /// however often it is read, and counts its name, not its value: the
+    /// values noted are bounded by the request. A signal's pids are listed
+    /// up to [`MAX_LISTED`] over all of the call's signals, the rest
+    /// counted (so a signal to a group of thousands does not stop the
+    /// policy before it can ask for its escalation, and many such hold no
+    /// more).
     fn note(&mut self, mut action: Action) {
+        if let Action::ReadHeader { name, .. } = &action
+            && self.actions.iter().any(|noted| {
+                matches!(noted, Action::ReadHeader { name: read, .. } if read.eq_ignore_ascii_case(name))
+            })
+        {
+            return;
+        }
         if let Action::Signalled {
             outcome: Ok(pids),
             unlisted,
@@ -290,16 +299,8 @@ impl HostCalls {
                 None => return self.unanswered(format!("request-header({name:?})")),
             },
         };
-        // A header is noted once, however often it is read (as a record
-        // keeps it): its value is then noted at most once, so the values
-        // noted are never more than the request brought.
-        let noted_already = self.actions.iter().any(|action| {
-            matches!(action, Action::ReadHeader { name: read, .. } if read.eq_ignore_ascii_case(&name))
-        });
-        if !noted_already {
-            let value = value.clone();
-            self.note(Action::ReadHeader { name, value });
-        }
+        let noted = value.clone();
+        self.note(Action::ReadHeader { name, value: noted });
         value
     }
 
@@ -535,6 +536,17 @@ impl HostCalls {
         });
         waited.exit
     }
+}
+
+/// `actions` as one call's host calls note them (for tests of what is
+/// made of the notes).
+#[cfg(test)]
+pub(crate) fn noted(actions: impl IntoIterator<Item = Action>) -> Vec<Action> {
+    use crate::process::NoProcesses;
+    let table = GuardedTable::new(NoProcesses);
+    let mut calls = HostCalls::new(table, Headers::default(), Holder::Unknown);
+    actions.into_iter().for_each(|action| calls.note(action));
+    calls.take_actions()
 }
 
 /// A failure of the kill syscall itself is the host's to report: the policy

@@ -11,11 +11,11 @@
 //! escalation is kept (what the host notes of a call is bounded,
 //! [`MAX_NOTED_BYTES`](crate::host_calls::MAX_NOTED_BYTES)), and at most
 //! [`MAX_CALLS`] other calls (`calls_left_out` counts the rest), each
-//! header read once, and at most [`MAX_LISTED`] pids over all of a
+//! header read once, and at most [`MAX_LISTED`](crate::decision::MAX_LISTED) pids over all of a
 //! record's signals.
 
 use crate::caller::Caller;
-use crate::decision::{Decision, MAX_LISTED};
+use crate::decision::Decision;
 use crate::host_calls::Action;
 use crate::policy::hex;
 use serde::{Deserialize, Serialize};
@@ -189,9 +189,9 @@ impl Unmade {
     /// caller or policy chose (the `{pid}` segment, body, answer and its
     /// code, failure) twice, for what escaping adds to quotes and
     /// backslashes (a control character's six bytes are beyond it), and
-    /// every call (the record keeps at most [`MAX_CALLS`], but which ones
-    /// depends on the headers read again). Never less than the record
-    /// holds before it is written.
+    /// every call (the record keeps at most [`MAX_CALLS`] of those that
+    /// are not acts). Never less than the record holds before it is
+    /// written.
     pub fn size(&self, pid: &str, decision: &Decision) -> usize {
         let (Body::Text(body) | Body::Hex(body)) = &self.body;
         let calls: usize = decision.actions.iter().map(Action::size).sum();
@@ -203,41 +203,19 @@ impl Unmade {
 }
 
 /// Every signal and escalation of `calls`, and the first [`MAX_CALLS`]
-/// others, each header read kept once (a policy reading one header again
-/// and again would repeat its value), with at most [`MAX_LISTED`] pids
-/// over all the signals' lists; and how many calls were left out past
-/// those. So no act of the host goes unrecorded, however many calls a
-/// policy makes before it.
+/// others; and how many were left out past those. So no act of the host
+/// goes unrecorded, however many calls a policy makes before it. (The
+/// calls come as the host noted them, bounded there: each header once, at
+/// most [`MAX_LISTED`](crate::decision::MAX_LISTED) pids over all signals; `HostCalls::note`.)
 fn bounded(calls: &[Action]) -> (Vec<Action>, usize) {
-    let mut kept: Vec<Action> = Vec::new();
-    let mut others = 0;
-    let mut left_out = 0;
-    let mut pids_left = MAX_LISTED;
+    let (mut kept, mut others, mut left_out) = (Vec::new(), 0, 0);
     for call in calls {
-        if !call.acted() && others == MAX_CALLS {
+        if call.acted() || others < MAX_CALLS {
+            others += usize::from(!call.acted());
+            kept.push(call.clone());
+        } else {
             left_out += 1;
-            continue;
         }
-        let mut call = call.clone();
-        match &mut call {
-            Action::ReadHeader { name, .. }
-                if kept.iter().any(|k| matches!(k, Action::ReadHeader { name: n, .. } if n.eq_ignore_ascii_case(name))) =>
-            {
-                continue;
-            }
-            Action::Signalled {
-                outcome: Ok(pids),
-                unlisted,
-                ..
-            } => {
-                *unlisted += pids.len().saturating_sub(pids_left);
-                pids.truncate(pids_left);
-                pids_left -= pids.len();
-            }
-            _ => {}
-        }
-        others += usize::from(!call.acted());
-        kept.push(call);
     }
     (kept, left_out)
 }
@@ -275,10 +253,11 @@ mod tests {
     use crate::process::{ExitStatus, KillError};
     use std::time::Duration;
 
-    /// A record keeps a header read once however often the policy read it,
-    /// at most MAX_LISTED pids over all its signals, every signal, and
-    /// MAX_CALLS other calls, counting the rest: a signal after them is
-    /// kept too (before, a policy could hide one behind 64 reads).
+    /// A record of calls as the host notes them keeps a header read once
+    /// however often the policy read it, at most MAX_LISTED pids over all
+    /// its signals, every signal, and MAX_CALLS other calls, counting the
+    /// rest: a signal after them is kept too (before, a policy could hide
+    /// one behind 64 reads).
     #[test]
     fn records_are_bounded() {
         let header = Action::ReadHeader {
@@ -296,7 +275,7 @@ mod tests {
         let mut calls = vec![header.clone(), header, signal.clone(), signal.clone()];
         calls.extend((0..100).map(|pid| Action::NoProcess { pid }));
         calls.push(signal);
-        let (kept, left_out) = bounded(&calls);
+        let (kept, left_out) = bounded(&crate::host_calls::noted(calls.clone()));
         let headers = kept
             .iter()
             .filter(|c| matches!(c, Action::ReadHeader { .. }));
@@ -308,7 +287,7 @@ mod tests {
                 _ => 0,
             })
             .sum();
-        assert_eq!(pids, MAX_LISTED);
+        assert_eq!(pids, crate::decision::MAX_LISTED);
         let signals = kept.iter().filter(|c| c.acted()).count();
         assert_eq!(signals, 3);
         assert!(
@@ -344,7 +323,7 @@ mod tests {
         });
         let decision = Decision {
             answer: Err(CallError::Limit(Limit::Memory)),
-            actions,
+            actions: crate::host_calls::noted(actions),
             took: std::time::Duration::ZERO,
             policy_sha256: "ab".repeat(32).into(),
             settings_sha256: Some("cd".repeat(32).into()),
