@@ -75,6 +75,16 @@ impl State {
         self.table.get(this).ok().map(|open| open.0.clone())
     }
 
+    /// What an `open-*` found, for the guest: a handle on the process and
+    /// what the same look saw ([`answer`](State::answer)ed).
+    fn opened<T, U: From<T>>(
+        &mut self,
+        opened: Option<(Target, T)>,
+    ) -> wasmtime::Result<Option<(Resource<OpenProcess>, U)>> {
+        let handle = opened.and_then(|(process, seen)| Some((self.handle(process)?, seen.into())));
+        self.answer(handle)
+    }
+
     /// `answer` for the guest, unless its calls took what the host notes
     /// of them past their bound: then the guest is stopped (a trap), and
     /// gets nothing.
@@ -109,8 +119,7 @@ impl wit::HostProcess for State {
 
     fn open_alive(&mut self, pid: i32) -> wasmtime::Result<Option<(Resource<OpenProcess>, bool)>> {
         let opened = self.calls.open_alive(pid);
-        let handle = opened.and_then(|(process, alive)| Some((self.handle(process)?, alive)));
-        self.answer(handle)
+        self.opened(opened)
     }
 
     fn open_with_state(
@@ -118,9 +127,7 @@ impl wit::HostProcess for State {
         pid: i32,
     ) -> wasmtime::Result<Option<(Resource<OpenProcess>, wit::RunState)>> {
         let opened = self.calls.open_with_state(pid);
-        let handle =
-            opened.and_then(|(process, state)| Some((self.handle(process)?, state.into())));
-        self.answer(handle)
+        self.opened(opened)
     }
 
     fn open_with_info(
@@ -128,8 +135,7 @@ impl wit::HostProcess for State {
         pid: i32,
     ) -> wasmtime::Result<Option<(Resource<OpenProcess>, wit::ProcessInfo)>> {
         let opened = self.calls.open_with_info(pid);
-        let handle = opened.and_then(|(process, info)| Some((self.handle(process)?, info.into())));
-        self.answer(handle)
+        self.opened(opened)
     }
 
     fn info(&mut self, this: Resource<OpenProcess>) -> wasmtime::Result<Option<wit::ProcessInfo>> {
