@@ -45,14 +45,8 @@ pub struct Shares {
     share: usize,
     /// The most all of them together may hold.
     untrusted: usize,
-    held: Mutex<Held>,
-}
-
-#[derive(Debug, Default)]
-struct Held {
-    by: HashMap<Holder, usize>,
-    /// The sum of `by`.
-    all: usize,
+    /// How many each holder held to shares holds (none: not there).
+    held: Mutex<HashMap<Holder, usize>>,
 }
 
 /// A refusal: the caller holds its share already, or all callers held to
@@ -78,17 +72,16 @@ impl Shares {
     pub fn take(self: &Arc<Shares>, holder: &Holder) -> Result<Share, Taken> {
         if *holder != Holder::Trusted {
             let mut held = self.lock();
-            if held.all >= self.untrusted {
+            if held.values().sum::<usize>() >= self.untrusted {
                 return Err(Taken {
                     share: self.untrusted,
                 });
             }
-            let count = held.by.entry(holder.clone()).or_default();
+            let count = held.entry(holder.clone()).or_default();
             if *count >= self.share {
                 return Err(Taken { share: self.share });
             }
             *count += 1;
-            held.all += 1;
         }
         Ok(Share {
             shares: self.clone(),
@@ -98,10 +91,10 @@ impl Shares {
 
     /// How many `holder` holds now.
     pub fn held(&self, holder: &Holder) -> usize {
-        self.lock().by.get(holder).copied().unwrap_or_default()
+        self.lock().get(holder).copied().unwrap_or_default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Held> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Holder, usize>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -119,12 +112,11 @@ impl Drop for Share {
             return;
         }
         let mut held = self.shares.lock();
-        if let Some(count) = held.by.get_mut(&self.holder) {
+        if let Some(count) = held.get_mut(&self.holder) {
             *count -= 1;
             if *count == 0 {
-                held.by.remove(&self.holder);
+                held.remove(&self.holder);
             }
-            held.all -= 1;
         }
     }
 }
@@ -165,7 +157,7 @@ mod tests {
         drop((held, others, trusted));
         assert_eq!(shares.held(&tenant), 0);
         let left = shares.lock();
-        assert!(left.by.is_empty() && left.all == 0, "{left:?}");
+        assert!(left.is_empty(), "{left:?}");
     }
 
     /// Root and a lone token are held to no share; a named token, and a
