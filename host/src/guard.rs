@@ -887,26 +887,28 @@ mod tests {
     }
 
     /// One opened process as a test has it: its start time as the look
-    /// that opened it read it, its facts (`None`: gone, or unreadable) and
-    /// its uids as `uids` gives them; `asked` tells whether its facts were.
+    /// that opened it read it, its facts (`None`: gone, or unreadable; and
+    /// once `reaped` is set) and its uids as `uids` gives them; `asked`
+    /// tells whether its facts were.
     struct Fake {
         pid: i32,
         start_time: Option<u64>,
         info: Option<ProcessInfo>,
         uids: Result<Option<Ids>, NoRoom>,
         asked: std::sync::atomic::AtomicBool,
+        reaped: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Fake {
         fn new(pid: i32, start_time: Option<u64>, info: Option<ProcessInfo>) -> Fake {
             let uids = Ok(info.as_ref().map(|info| info.uids));
-            let asked = Default::default();
             Fake {
                 pid,
                 start_time,
                 info,
                 uids,
-                asked,
+                asked: Default::default(),
+                reaped: Default::default(),
             }
         }
     }
@@ -920,7 +922,9 @@ mod tests {
         }
         fn info(&self) -> Option<ProcessInfo> {
             self.asked.store(true, Ordering::Relaxed);
-            self.info.clone()
+            self.info
+                .clone()
+                .filter(|_| !self.reaped.load(Ordering::SeqCst))
         }
         fn uids(&self) -> Result<Option<Ids>, NoRoom> {
             self.uids
@@ -998,36 +1002,6 @@ mod tests {
         }
     }
 
-    /// A process that is reaped once `reaped` is set; its facts till then.
-    struct Reapable {
-        info: ProcessInfo,
-        reaped: Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl Process for Reapable {
-        fn pid(&self) -> i32 {
-            self.info.pid
-        }
-        fn start_time(&self) -> Option<u64> {
-            Some(self.info.start_time)
-        }
-        fn info(&self) -> Option<ProcessInfo> {
-            (!self.reaped.load(Ordering::SeqCst)).then(|| self.info.clone())
-        }
-        fn send_to_group(&self, _signal: i32) -> Result<(), KillError> {
-            Err(KillError::NotFound)
-        }
-        fn send(&self, _signal: i32) -> Result<(), KillError> {
-            Ok(())
-        }
-        fn exited(&self) -> crate::process::Exited {
-            Box::pin(std::future::pending())
-        }
-        fn exit_status(&self) -> Option<crate::process::ExitStatus> {
-            None
-        }
-    }
-
     /// A tree 10 -> 11 -> 12 as listed, where 11 is reaped (and its pid
     /// taken by an unrelated process, 12's real parent) as 12 is opened,
     /// when `reuse` says so.
@@ -1063,7 +1037,8 @@ mod tests {
                 _ => return Ok(None),
             };
             let info = sleeping(pid, ppid, pid as u64);
-            let process = Arc::new(Reapable { info, reaped });
+            let fake = Fake::new(pid, Some(info.start_time), Some(info));
+            let process = Arc::new(Fake { reaped, ..fake });
             let seen = Seen::State(RunState::Sleeping);
             Ok(Some(Opened { process, seen }))
         }
