@@ -378,10 +378,11 @@ fn metrics_count_traps_and_reloads() {
 
 /// A caller that hangs up cannot take a signal's audit event with it: a
 /// request whose signal was delivered is answered to its end and audited
-/// after its caller half-closed (hyper ends the connection at the EOF) or
-/// reset its connection while the policy waited (`wait_ms`). Before, the
-/// connection's end dropped the request mid-wait: the target was stopped
-/// and no event said so. The request keeps its connection's slot till then:
+/// after its caller closed its connection (a FIN, which sigd cannot tell
+/// from a half-close, and which it answers) or reset it (hyper drops the
+/// request) while the policy waited (`wait_ms`). Before, the connection's
+/// end dropped the request mid-wait: the target was stopped and no event
+/// said so. The request keeps its connection's slot till then:
 /// with one slot, a new connection is served only once the wait is over.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
@@ -423,6 +424,31 @@ fn a_caller_that_hangs_up_is_still_audited() {
     for mut target in targets {
         let _ = (target.kill(), target.wait());
     }
+}
+
+/// A client that half-closes its connection once its request is sent
+/// (`shutdown(SHUT_WR)`, as `nc -N` does) still reads its answer: the EOF
+/// ends what it may send, not what it is owed. The answer waits (`wait_ms`),
+/// so sigd surely reads the EOF before it answers; before, hyper ended the
+/// connection there and the client read nothing, though its signal went.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_caller_that_half_closes_is_answered() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache"]);
+    let mut target = target();
+    let request = signal_request(target.id(), r#"{"signal": "SIGSTOP", "wait_ms": 300}"#);
+    let mut stream = TcpStream::connect(sigd.addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer:?}");
+    assert!(answer.contains(r#""exited":false"#), "{answer}");
+    let _ = (target.kill(), target.wait());
 }
 
 /// Each signal request writes one audit event, as one JSON object per line

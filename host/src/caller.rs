@@ -176,8 +176,10 @@ const NLMSG_HEADER: usize = 16;
 /// Where `idiag_uid` and `idiag_inode` sit in `struct inet_diag_msg`.
 const IDIAG_UID_AT: usize = 64;
 const IDIAG_INODE_AT: usize = 68;
-/// `TCP_ESTABLISHED`, as `idiag_state` gives it.
-const TCP_ESTABLISHED: u8 = 1;
+/// The states, as `idiag_state` gives them, of a client socket still
+/// connected to sigd: `TCP_ESTABLISHED`, and `TCP_FIN_WAIT1` and
+/// `TCP_FIN_WAIT2` once the client has shut its side (its request sent).
+const CONNECTED: [u8; 3] = [1, 4, 5];
 
 /// The uid owning the TCP socket at `remote` that is connected to `local`:
 /// one exact `sock_diag` lookup (`inet_diag_req_v2` for that 4-tuple), as
@@ -238,12 +240,17 @@ fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     // the kernel reports uid 0 for a TIME_WAIT entry and for a socket whose
     // owner has closed it (inode 0), and a closed client's lookup can land
     // on another socket. So the state, the inode and the very 4-tuple asked
-    // for must match; anything else is a peer sigd cannot tell.
-    let established = message.first() == Some(&family) && message.get(1) == Some(&TCP_ESTABLISHED);
+    // for must match; anything else is a peer sigd cannot tell. A socket
+    // its owner has only shut for writing holds its ports as one still
+    // sending does, and is no one else's.
+    let connected = message.first() == Some(&family)
+        && message
+            .get(1)
+            .is_some_and(|state| CONNECTED.contains(state));
     let same_sockid =
         message.get(4..4 + 36) == request.get(NLMSG_HEADER + 8..NLMSG_HEADER + 8 + 36);
     let owned = word(IDIAG_INODE_AT).is_some_and(|inode| inode != 0);
-    if !(established && same_sockid && owned) {
+    if !(connected && same_sockid && owned) {
         return None;
     }
     word(IDIAG_UID_AT)
@@ -284,7 +291,12 @@ mod tests {
         // A 4-tuple with no socket behind it is not guessed at.
         let nobody = SocketAddr::from(([127, 0, 0, 1], 1));
         assert_eq!(tcp_socket_owner(local, nobody), None);
-        // Nor is a client that has closed its socket (it lingers in the
+        // A client that has shut its side once its request is sent
+        // (FIN_WAIT2) still holds its socket, and is still known.
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(tcp_socket_owner(local, remote), Some(me));
+        // Not so a client that has closed its socket (it lingers in the
         // kernel, TIME_WAIT or orphaned, reported as root's).
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(50));

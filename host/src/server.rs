@@ -406,7 +406,11 @@ async fn accept_loop(
                 response
             }
         });
+        // `half_close`: a client that shuts its side once its request is
+        // sent (`nc -N`) is still answered; the EOF ends its requests, not
+        // its answer.
         let connection = hyper::server::conn::http1::Builder::new()
+            .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .max_headers(limits.max_headers)
