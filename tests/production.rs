@@ -725,6 +725,53 @@ fn a_stalled_stderr_never_holds_up_a_request() {
     assert_alive_then_kill(&mut { stubborn });
 }
 
+/// A flood of refusals, which any caller can send without end, cannot crowd
+/// a signal out of the audit log: with sigd's stderr a pipe left full, 300
+/// refused requests (60 KB events each, to pid 1) fill what refusals may of
+/// the log queue and are then dropped and counted; the signal delivered
+/// after them (as large) is still logged once the pipe is read. Before, the
+/// refusals filled the whole queue and the signal's event was dropped with
+/// them.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_flood_of_refusals_cannot_crowd_a_signal_out_of_the_log() {
+    require_private_pid_namespace();
+    let (mut sigd, port) = sigd_logging_to_a_pipe();
+    let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
+    let refused = signal_request(1, &body);
+    for _ in 0..300 {
+        let reply = exchange(port, &refused);
+        assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
+    }
+    assert!(lines_dropped(port) > 0.0, "the refusals filled nothing");
+    let mut stubborn = stubborn();
+    let delivered = format!(r#"decision="delivered" delivered_to="[{}]""#, stubborn.id());
+    // As large as a refusal, so it finds no room a refusal would not.
+    let reply = exchange(port, &signal_request(stubborn.id(), &body));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // Read the pipe until the signal's event comes, or sigd is stopped.
+    let mut stderr = sigd.stderr.take().unwrap();
+    let (seen, came) = std::sync::mpsc::channel();
+    let wanted = delivered.clone();
+    let reader = std::thread::spawn(move || {
+        let (mut log, mut buffer) = (Vec::new(), [0u8; 65536]);
+        while let Ok(n @ 1..) = stderr.read(&mut buffer) {
+            log.extend_from_slice(&buffer[..n]);
+            if String::from_utf8_lossy(&log).contains(&wanted) {
+                let _ = seen.send(());
+            }
+        }
+        String::from_utf8_lossy(&log).into_owned()
+    });
+    let _ = came.recv_timeout(Duration::from_secs(10));
+    let _ = (sigd.kill(), sigd.wait());
+    let log = reader.join().unwrap();
+    let refusals = log.matches(r#"decision="refused""#).count();
+    println!("{refusals} refusals logged before the signal");
+    assert!(log.contains(&delivered), "no {delivered} in the log");
+    assert_alive_then_kill(&mut stubborn);
+}
+
 /// An audit event a broken stderr cannot take is still counted: with the
 /// reader of sigd's stderr gone (every write fails with EPIPE), each of 20
 /// signal requests, all answered, counts in `sigd_log_lines_dropped_total`.

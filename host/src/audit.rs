@@ -78,8 +78,18 @@ pub fn log(
         };
         512 + 2 * segment.len() + record_or_calls
     });
+    // What any caller can send without end may fill only half the log's
+    // queue: the rest is kept for what the host did.
+    let did = decided
+        .as_ref()
+        .is_some_and(|(_, decision, _)| decision.actions.iter().any(Action::took_effect));
+    let room = if did {
+        logs::Room::All
+    } else {
+        logs::Room::Half
+    };
     let (principal, peer) = (principal.map(str::to_string), peer.clone());
-    logs::defer(size, move || {
+    logs::defer(size, room, move || {
         let decided = decided.as_ref().map(|(segment, decision, record)| {
             let record = record
                 .as_ref()

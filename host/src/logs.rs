@@ -12,7 +12,9 @@
 //! before it is formatted ([`defer`]): the writer thread formats it, in
 //! its place among the lines and with the time it happened. A request
 //! never waits on stderr: when the queue holds [`MAX_QUEUED_BYTES`]
-//! (stderr is a pipe no one reads, say), a line or event is dropped,
+//! (stderr is a pipe no one reads, say), or half that for the event of a
+//! request that did nothing ([`Room`]: a flood of refusals leaves room for
+//! the events of signals sent), a line or event is dropped,
 //! counted (`sigd_log_lines_dropped_total`, [`dropped_lines`]) and, once
 //! there is room, the drops are logged. Lines a write to stderr fails to
 //! take (its reader gone) are counted the same way.
@@ -70,6 +72,28 @@ pub fn json() -> bool {
 /// The most bytes of log lines queued for stderr; past it lines are dropped
 /// (and counted) rather than a request made to wait.
 pub const MAX_QUEUED_BYTES: usize = 8 << 20;
+
+/// How much of the log queue a deferred event may fill.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Room {
+    /// All of it: an event of what the host did (a signal sent, an
+    /// escalation scheduled), as any other line.
+    All,
+    /// Half: an event of a request that did nothing (refused, or bad),
+    /// which any caller can send without end. A flood of them cannot
+    /// crowd a signal's event out of the log.
+    Half,
+}
+
+impl Room {
+    /// The most bytes queued with which such an event is still taken.
+    fn limit(self) -> usize {
+        match self {
+            Room::All => MAX_QUEUED_BYTES,
+            Room::Half => MAX_QUEUED_BYTES / 2,
+        }
+    }
+}
 
 /// Log lines dropped so far: the queue was full.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -244,14 +268,14 @@ impl Graveyard {
 /// its place among the lines queued: formatting is most of what an audit
 /// event costs, and there, many events in a row, it costs less than in a
 /// request (BENCHMARKS.md, the tenth round). Dropped, and counted, as a
-/// line is when the queue is full or no writer thread started; run here
-/// when no queue was made ([`init`]).
-pub fn defer(size: usize, log: impl Fn() + Send + 'static) {
+/// line is when the queue is full (as far as its `room` goes) or no writer
+/// thread started; run here when no queue was made ([`init`]).
+pub fn defer(size: usize, room: Room, log: impl Fn() + Send + 'static) {
     let Some(queue) = DEFERRED.get() else {
         return log();
     };
     free_spent(FREED_PER_DEFER);
-    if !reserve(size) {
+    if !reserve(size, room) {
         return;
     }
     let deferred = Deferred {
@@ -270,10 +294,10 @@ pub fn defer(size: usize, log: impl Fn() + Send + 'static) {
     }
 }
 
-/// Count `size` more bytes queued, unless that is past
-/// [`MAX_QUEUED_BYTES`]: then count a line dropped, and `false`.
-fn reserve(size: usize) -> bool {
-    if QUEUED.fetch_add(size, Ordering::Relaxed) + size > MAX_QUEUED_BYTES {
+/// Count `size` more bytes queued, unless that is past what `room` may
+/// fill: then count a line dropped, and `false`.
+fn reserve(size: usize, room: Room) -> bool {
+    if QUEUED.fetch_add(size, Ordering::Relaxed) + size > room.limit() {
         QUEUED.fetch_sub(size, Ordering::Relaxed);
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return false;
@@ -482,7 +506,7 @@ impl Drop for Line<'_> {
     fn drop(&mut self) {
         let line = std::mem::take(&mut self.1);
         let size = line.len();
-        if line.is_empty() || !reserve(size) {
+        if line.is_empty() || !reserve(size, Room::All) {
             return;
         }
         if self.0.send(Message::Line(line)).is_err() {
@@ -906,7 +930,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             let deferred = |log: Box<dyn Fn() + Send>| {
-                assert!(reserve(64));
+                assert!(reserve(64, Room::All));
                 let span = tracing::info_span!("request", id = 7);
                 Message::Deferred(Deferred {
                     spent: Spent {
@@ -947,7 +971,7 @@ mod tests {
     /// A logged event of `size` (counted in the queue), deferred where it
     /// is allocated.
     fn deferred_holding(held: &Arc<()>, size: usize, back: Option<Arc<Graveyard>>) -> Message {
-        assert!(reserve(size));
+        assert!(reserve(size, Room::All));
         let held = held.clone();
         Message::Deferred(Deferred {
             spent: Spent {
@@ -1059,7 +1083,7 @@ mod tests {
         let lines = |batch: &mut Batch| {
             for i in 0..100 {
                 let line = format!("line {i:03} {}\n", "x".repeat(90)).into_bytes();
-                assert!(reserve(line.len()));
+                assert!(reserve(line.len(), Room::All));
                 batch.add(Message::Line(line), &mut Round::default());
             }
         };
