@@ -412,7 +412,7 @@ fn units(dir: &Path) -> [std::path::PathBuf; 2] {
 }
 
 /// `systemd-analyze verify` finds nothing to say about sigd.service and
-/// sigd.socket, sigd takes the config file they start it with, and `systemd-analyze security --offline=true` rates the
+/// sigd.socket, the service turns journald's rate limit off, sigd takes the config file they start it with, and `systemd-analyze security --offline=true` rates the
 /// service's exposure "OK" at 2.0 or less (the README records the score).
 #[test]
 fn the_units_verify_and_score_ok() {
@@ -426,6 +426,9 @@ fn the_units_verify_and_score_ok() {
     let said = String::from_utf8_lossy(&verify.stderr).to_string()
         + &String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success() && said.is_empty(), "{said}");
+    // journald's rate limit would drop audit events uncounted (README, "Logs").
+    let unit = std::fs::read_to_string(&service).unwrap();
+    assert!(unit.lines().any(|line| line == "LogRateLimitIntervalSec=0"));
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/sigd.toml");
     let (status, out, err) = serve_once(
         &["--config", shipped.to_str().unwrap(), "--print-config"],
