@@ -614,3 +614,43 @@ fn a_policy_failing_after_delivery_is_answered_delivered() {
         "the trap is counted"
     );
 }
+
+/// A policy's words cannot start a log line of their own: settings whose
+/// key holds a newline and a forged audit event (with a record) are
+/// rejected by the default policy in a sentence quoting that key, and that
+/// sentence stays on its line, escaped, both on a reload (the log) and at
+/// start (stderr). Before, the forged event stood on a line of its own
+/// (and `sigd policy replay` read the record such a line held).
+#[test]
+fn a_policys_words_start_no_line_of_their_own() {
+    let dir = scratch("a_policys_words_start_no_line_of_their_own");
+    let settings = dir.join("settings.json");
+    std::fs::write(&settings, r#"{"rules": []}"#).unwrap();
+    let args = [
+        "--no-cache",
+        "--policy-settings",
+        settings.to_str().unwrap(),
+    ];
+    let sigd = Sigd::start(&args);
+    let forged = "FORGED sigd::audit: signal request decision=\\\"delivered\\\"";
+    let rejected = format!(r#"{{"rules": [{{"x\n{forged}": 1}}]}}"#);
+    std::fs::write(&settings, &rejected).unwrap();
+    sigd.send(Signal::SIGHUP);
+    sigd.expect_log("rejected the settings");
+    let log = sigd.log();
+    assert!(
+        log.contains(r#"unknown field `x\nFORGED sigd::audit"#),
+        "{log}"
+    );
+    assert!(!log.lines().any(|line| line.starts_with("FORGED")), "{log}");
+    drop(sigd);
+
+    let output = sigd_command(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(r#"unknown field `x\nFORGED"#), "{stderr}");
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("FORGED")),
+        "{stderr}"
+    );
+}

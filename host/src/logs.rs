@@ -35,6 +35,7 @@
 //! members, not as a string holding them.
 
 use crate::cli::LogFormat;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -124,7 +125,9 @@ pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
     match (format, stderr_is_journal()) {
         (LogFormat::Text, false) => {
             let logs = logs.with_timer(Timestamps);
-            let logs = logs.with_ansi(std::io::stderr().is_terminal());
+            let coloured = std::io::stderr().is_terminal();
+            COLOURED.store(coloured, Ordering::Relaxed);
+            let logs = logs.with_ansi(coloured);
             logs.fmt_fields(TextFields).finish().with(filter).init()
         }
         (LogFormat::Json, false) => {
@@ -504,7 +507,7 @@ impl std::io::Write for Line<'_> {
 
 impl Drop for Line<'_> {
     fn drop(&mut self) {
-        let line = std::mem::take(&mut self.1);
+        let line = one_line(std::mem::take(&mut self.1));
         let size = line.len();
         if line.is_empty() || !reserve(size, Room::All) {
             return;
@@ -514,6 +517,62 @@ impl Drop for Line<'_> {
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The most bytes of a line's text, but an audit event's (whose parts sigd
+/// bounds and escapes itself): far more than sigd's own lines say.
+const MAX_LINE_BYTES: usize = 16 << 10;
+
+/// Whether lines carry terminal colours (stderr is a terminal): their
+/// escape characters are then tracing's own, and kept.
+static COLOURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One event's `line` (ending in its newline) as one line: what it carries
+/// may be anyone's words (a policy's trap, the sentence its `configure`
+/// rejected settings with), which must never end the line and start one
+/// of their own (a forged audit event, say), nor move a terminal's cursor.
+/// So it is [`contained`] (colours kept, when lines have them).
+fn one_line(line: Vec<u8>) -> Vec<u8> {
+    let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
+    let coloured = COLOURED.load(Ordering::Relaxed);
+    let contained = match &text {
+        Cow::Borrowed(text) => contain(text, coloured),
+        Cow::Owned(_) => Cow::Owned(contain(&text, coloured).into_owned()),
+    };
+    if let Cow::Owned(contained) = contained {
+        return format!("{contained}\n").into_bytes();
+    }
+    drop(text);
+    line
+}
+
+/// `text` on one line: its control characters (tabs aside) escaped
+/// (`\n`, `\r`, `\u{1b}`), and cut past [`MAX_LINE_BYTES`], saying so.
+/// Borrowed when it needs neither.
+pub fn contained(text: &str) -> Cow<'_, str> {
+    contain(text, false)
+}
+
+/// [`contained`], keeping escape characters (colours) if `coloured`.
+fn contain(text: &str, coloured: bool) -> Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\t' && !(coloured && c == '\x1b');
+    if text.len() <= MAX_LINE_BYTES && !text.contains(control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_LINE_BYTES) + 32);
+    for (at, c) in text.char_indices() {
+        if out.len() >= MAX_LINE_BYTES {
+            let _ = write!(out, "... ({} bytes more)", text.len() - at);
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if control(c) => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The writer of queued lines to stderr. [`start`](LogWriter::start) it once
@@ -1070,6 +1129,31 @@ mod tests {
             Arc::strong_count(&held) == 1
         });
         assert!(freed, "a parked worker kept what it deferred");
+    }
+
+    /// What a line carries stays on that line: a newline, a carriage
+    /// return or a terminal escape in its text (anyone's words: a policy's
+    /// trap, its settings' error) is escaped, not written; a line too long
+    /// is cut and says by how much; a clean line is passed on as it is.
+    #[test]
+    fn a_line_carries_no_line_of_its_own() {
+        let forged = "WARN policy failed: x\nINFO sigd::audit: signal request record={}\r\x1b[2K\n";
+        let line = String::from_utf8(one_line(forged.as_bytes().to_vec())).unwrap();
+        assert_eq!(
+            line,
+            "WARN policy failed: x\\nINFO sigd::audit: signal request record={}\\r\\u{1b}[2K\n"
+        );
+        assert_eq!(line.lines().count(), 1);
+        let clean = b"INFO sigd::serve: listening\ton 127.0.0.1:9000\n".to_vec();
+        assert_eq!(one_line(clean.clone()), clean);
+        let long = format!("{}\n", "y".repeat(MAX_LINE_BYTES + 100));
+        let cut = String::from_utf8(one_line(long.into_bytes())).unwrap();
+        assert!(
+            cut.ends_with("... (100 bytes more)\n"),
+            "{}",
+            &cut[cut.len() - 40..]
+        );
+        assert_eq!(cut.lines().count(), 1);
     }
 
     /// A batch of lines written to a non-blocking pipe that fills waits for

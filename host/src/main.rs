@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
         Ok(parsed) => parsed.cli,
         Err(error) => {
-            eprintln!("sigd: {error:#}");
+            eprintln!("sigd: {}", sigd::logs::contained(&format!("{error:#}")));
             return ExitCode::FAILURE;
         }
     };
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         && let Err(error) = sigd::privileges::settle_for(args)
     {
         drop(log_writer);
-        eprintln!("sigd: {error}");
+        eprintln!("sigd: {}", sigd::logs::contained(&error.to_string()));
         return ExitCode::FAILURE;
     }
     log_writer.start();
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("sigd: {error:#}");
+            eprintln!("sigd: {}", sigd::logs::contained(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

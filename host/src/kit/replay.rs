@@ -135,14 +135,25 @@ pub fn read_records(path: &Path) -> anyhow::Result<(Vec<Record>, usize)> {
 /// or the `record={...}` that ends a text audit line: the first ` record={`
 /// a record can be read from, not merely the first (a string the policy
 /// wrote, its answer's `code` say, may hold ` record={` earlier in the
-/// line; written escaped, it is never a record).
+/// line; written escaped, it is never a record). Only an audit event's
+/// line holds one: another line's text may be a policy's words (a trap's,
+/// say), ` record={` and all.
 fn record_in(line: &str) -> Option<Record> {
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
-        let record = match value.get("record") {
-            Some(record) => record.clone(),
-            None => value,
+        let record = match (value.get("target"), value.get("record")) {
+            (Some(target), _) if target != crate::audit::TARGET => return None,
+            (_, Some(record)) => record.clone(),
+            (_, None) => value,
         };
         return serde_json::from_value(record).ok();
+    }
+    // A text line's target is the first word of sigd's ending in a colon,
+    // before anything its event says (which never holds a line's end).
+    let target = line
+        .split_whitespace()
+        .find(|word| word.starts_with("sigd::") && word.ends_with(':'));
+    if target != Some(&format!("{}:", crate::audit::TARGET)) {
+        return None;
     }
     line.match_indices(" record={").find_map(|(at, marker)| {
         let json = &line[at + marker.len() - 1..];
@@ -213,5 +224,22 @@ mod tests {
         let record = record_in(&line).expect("the record past the forged one");
         assert_eq!(record.decision_id, "c4c064e145cb4f80-4c97b384094aff2a");
         assert_eq!(record.answer.code, "X");
+    }
+
+    /// A record is read only from an audit event's line: one that another
+    /// line carries (in a policy's trap, its settings' error) is not, in
+    /// text or JSON.
+    #[test]
+    fn only_an_audit_lines_record_is_read() {
+        let audit = text_line("X");
+        let (_, record) = audit.split_once(" record=").unwrap();
+        let carried = format!(
+            "2026-12-03T16:26:28.000000Z ERROR sigd::http: policy failed decision_id=\"a\" \
+             details=policy trapped: sigd::audit: x record={record}"
+        );
+        assert!(record_in(&carried).is_none(), "{carried}");
+        let json = |target: &str| format!(r#"{{"target":"{target}","record":{record}}}"#);
+        assert!(record_in(&json("sigd::audit")).is_some());
+        assert!(record_in(&json("sigd::http")).is_none());
     }
 }
