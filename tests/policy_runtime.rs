@@ -430,6 +430,40 @@ fn bad_swaps_keep_the_old_policy() {
     expect_policy(&sigd, &sigd::policy::sha256_hex(&default));
 }
 
+/// `--policy-memory-mib` caps what a policy's memories hold together, not
+/// each alone: a policy with eight more memories of 1 MiB beside its own
+/// is refused at start under a cap of 4 MiB (each memory alone is under it)
+/// and serves under 16. Before, only each memory was held to the cap, and
+/// a reviewer's policy of 64 such memories grew sigd by 246 MB in 16 calls
+/// under a cap of 4 MiB (wasmtime lets a store make 10,000 memories).
+#[test]
+fn the_memory_cap_is_for_all_of_a_policys_memories() {
+    let dir = scratch("the_memory_cap_is_for_all_of_a_policys_memories");
+    let path = dir.join("memories.wasm");
+    std::fs::write(&path, many_memories_policy(8)).unwrap();
+    let policy = path.to_str().unwrap();
+    let args = ["--no-cache", "--policy", policy, "--policy-memory-mib", "4"];
+    let mut refused = sigd_command(&args).stderr(Stdio::piped()).spawn().unwrap();
+    let status = wait_exit(&mut refused);
+    let mut stderr = String::new();
+    refused
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("hit its memory limit"), "{stderr}");
+    let sigd = Sigd::start(&[
+        "--no-cache",
+        "--policy",
+        policy,
+        "--policy-memory-mib",
+        "16",
+    ]);
+    assert_eq!(sigd.signal(42, r#"{"signal": 15}"#).status, 418);
+}
+
 /// Run `command` with `fcntl(F_ADD_SEALS)` refused (EBUSY), as the kernel
 /// refuses to seal a memfd while something holds one of its pages.
 #[cfg(target_arch = "x86_64")]

@@ -12,7 +12,8 @@ use tracing::warn;
 /// (shared by `sigd serve` and `sigd policy`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RuntimeOptions {
-    /// Largest linear memory of a policy call, in MiB; growing past it traps.
+    /// Memory of a policy instance, in MiB: all its linear memories and
+    /// tables together; growing past it traps.
     #[arg(long, default_value_t = policy::CallLimits::default().memory_bytes >> 20, value_name = "MIB")]
     pub policy_memory_mib: usize,
 

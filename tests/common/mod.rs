@@ -657,22 +657,37 @@ fn response_record(at: u32, status: u16, body: &str) -> String {
 /// A policy exporting the handler of another version of the WIT package
 /// (it answers 418 `{}` to everything).
 pub fn policy_for_version(version: &str) -> Vec<u8> {
-    policy_wat_for("(i32.const 0)", "(i32.const 0)", "", version)
+    policy_wat_for("(i32.const 0)", "(i32.const 0)", "", version, 0)
+}
+
+/// A policy that answers 418 `{}` to everything, holding `memories` more
+/// linear memories of 1 MiB each beside its own.
+pub fn many_memories_policy(memories: usize) -> Vec<u8> {
+    policy_wat_for("(i32.const 0)", "(i32.const 0)", "", "0.3.0", memories)
 }
 
 fn policy_wat(when: &str, misbehave: &str, data_at_32: &str) -> Vec<u8> {
-    policy_wat_for(when, misbehave, data_at_32, "0.3.0")
+    policy_wat_for(when, misbehave, data_at_32, "0.3.0", 0)
 }
 
 /// The component: a core module whose `handle` takes the flattened request
 /// (pid, body, then the caller: 16 values in all) and whose `configure`
-/// accepts any settings (its result, at address 512, is zeroes: `ok`).
-fn policy_wat_for(when: &str, misbehave: &str, data_at_32: &str, version: &str) -> Vec<u8> {
+/// accepts any settings (its result, at address 512, is zeroes: `ok`),
+/// with `memories` more memories of 1 MiB (16 pages) each.
+fn policy_wat_for(
+    when: &str,
+    misbehave: &str,
+    data_at_32: &str,
+    version: &str,
+    memories: usize,
+) -> Vec<u8> {
     let good = response_record(0, 418, "{}");
+    let memories = "(memory 16)".repeat(memories);
     let wat = format!(
         r#"(component
   (core module $m
     (memory (export "memory") 1)
+    {memories}
     (global $next (mut i32) (i32.const 1024))
     (data (i32.const 0) "{good}")
     (data (i32.const 32) "{data_at_32}")
