@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -204,6 +205,76 @@ fn token_files_must_be_private() {
         write_private(&file, "s3cret\n");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
         let sigd = Sigd::start(&["--no-cache", "--token-file", file.to_str().unwrap()]);
+        sigd.expect_log("listening on");
+    }
+}
+
+/// The other files that decide who may signal what are held as the token
+/// file is, but readable: a policy, its settings or the config file that
+/// others may write (0666, 0664), that a user other than sigd's (or root)
+/// owns, or that is a FIFO stops start-up with a sentence saying how to fix
+/// it (before, each was read whatever it was: anyone could rewrite who may
+/// signal, and a FIFO held start-up); 0644 starts.
+#[test]
+fn files_others_may_change_are_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("files_others_may_change_are_not_read");
+    let policy = dir.join("policy.wasm");
+    let settings = dir.join("settings.json");
+    let config = dir.join("sigd.toml");
+    let flags = [
+        ("--policy", &policy),
+        ("--policy-settings", &settings),
+        ("--config", &config),
+    ];
+    let write = |file: &Path| {
+        let _ = std::fs::remove_file(file);
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("wasm") => std::fs::copy(DEFAULT_POLICY_FILE, file).map(drop).unwrap(),
+            Some("json") => std::fs::write(file, r#"{"rules": []}"#).unwrap(),
+            _ => std::fs::write(file, "max-connections = 64\n").unwrap(),
+        }
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    let start = |flag: &str, file: &Path| {
+        let mut child = sigd_command(&["--no-cache", flag, file.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_exit(&mut child);
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status.code(), stderr)
+    };
+    for (flag, file) in flags {
+        for mode in [0o666, 0o664] {
+            write(file);
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (code, stderr) = start(flag, file);
+            assert_eq!(code, Some(1), "{flag} {mode:o}: {stderr}");
+            let fix = format!("fix: chmod go-w {}", file.display());
+            assert!(
+                stderr.contains("open to other users") && stderr.contains(&fix),
+                "{stderr}"
+            );
+        }
+        write(file);
+        nix::unistd::chown(file, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+        let (code, stderr) = start(flag, file);
+        assert_eq!(code, Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains("belongs to uid 65534"), "{flag}: {stderr}");
+        std::fs::remove_file(file).unwrap();
+        nix::unistd::mkfifo(file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (code, stderr) = start(flag, file);
+        assert_eq!(code, Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{flag}: {stderr}");
+        write(file);
+        let sigd = Sigd::start(&["--no-cache", flag, file.to_str().unwrap()]);
         sigd.expect_log("listening on");
     }
 }

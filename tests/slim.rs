@@ -133,8 +133,10 @@ fn serves_and_swaps_precompiled_policies() {
 /// What the slim build cannot run stops it at start-up, with a sentence
 /// that says why and what to do: a component (it cannot compile), machine
 /// code compiled by another version of its engine, under another engine
-/// configuration, for CPU features this machine lacks, damaged, or in a
-/// file others may write. The full build refuses such machine code alike.
+/// configuration, for CPU features this machine lacks, damaged, in a file
+/// others may write, or in a file not named `.cwasm` (passing for a
+/// component). The full build refuses such machine code alike, and `sigd
+/// policy check` will not vet (and so run) a disguised one.
 #[test]
 #[ignore = "needs the slim build: make test builds it (SIGD_SLIM)"]
 fn refuses_what_it_cannot_run() {
@@ -186,10 +188,14 @@ fn refuses_what_it_cannot_run() {
     cases.push((damaged, "the file is damaged"));
     let writable = precompiled("writable.cwasm", portable());
     std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o666)).unwrap();
-    cases.push((writable, "no one else may write to it"));
+    cases.push((writable, "open to other users (mode 666)"));
+    // Machine code passing for a component: what anyone may hand an
+    // operator to vet or to run in the sandbox.
+    let disguised = precompiled("disguised.wasm", portable());
+    cases.push((disguised, "its name does not end in .cwasm"));
 
     for (path, why) in &cases {
-        let full_refuses = path.extension().is_some_and(|e| e == "cwasm");
+        let full_refuses = *path != Path::new(STRICT_POLICY);
         let binaries = [Some(slim()), full_refuses.then(|| PathBuf::from(SIGD))];
         for binary in binaries.iter().flatten() {
             let out = serve(binary, &["--policy", path.to_str().unwrap()])
@@ -204,6 +210,18 @@ fn refuses_what_it_cannot_run() {
             );
         }
     }
+    let disguised = dir.join("disguised.wasm");
+    let check = Command::new(SIGD)
+        .args(["policy", "check"])
+        .arg(&disguised)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("its name does not end in .cwasm"),
+        "{stderr}"
+    );
 }
 
 /// A CPU feature cranelift can compile for that this machine lacks, if

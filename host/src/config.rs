@@ -10,6 +10,7 @@
 
 use crate::auth::TOKEN_ENV;
 use crate::cli::Cli;
+use crate::trusted_file::{self, Kind};
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
@@ -95,8 +96,9 @@ pub fn parse(env_token: bool) -> anyhow::Result<Parsed> {
 /// is refused by name.
 fn read(path: &Path, settings: &[Setting]) -> anyhow::Result<toml::Table> {
     let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read config {shown}"))?;
+    // It names the policy, the tokens, who may connect: held as they are.
+    let text = trusted_file::read_text(path, Kind::Decisive)
+        .with_context(|| format!("cannot read config {shown}"))?;
     let table: toml::Table = toml::from_str(&text).with_context(|| format!("config {shown}"))?;
     let known: Vec<&str> = settings
         .iter()

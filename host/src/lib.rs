@@ -64,3 +64,4 @@ pub mod shadow;
 pub mod shares;
 pub mod signal;
 pub mod systemd;
+pub mod trusted_file;

@@ -24,6 +24,7 @@ use crate::policy::{CallError, DEFAULT_POLICY, LoadError, Policy, Request, Runti
 use crate::policy::{policy_sha256, sha256_hex};
 use crate::process::NoProcesses;
 use crate::systemd::Notifier;
+use crate::trusted_file::{self, Kind};
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -384,7 +385,7 @@ async fn prepare(
         let settings = match &settings_file {
             None => None,
             Some(path) => Some(
-                std::fs::read_to_string(path)
+                trusted_file::read_text(path, Kind::Decisive)
                     .map_err(|e| ReloadError::ReadSettings(path.clone(), e))?,
             ),
         };

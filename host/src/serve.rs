@@ -16,6 +16,7 @@ use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Listener, SocketFile, TransportLimits};
 use crate::shadow::Shadow;
 use crate::systemd::Notifier;
+use crate::trusted_file::{self, Kind};
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,49 +175,8 @@ fn tokens(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<T
 /// The token file's text, if no one but sigd's user (or root) can have
 /// read or changed it, as ssh treats private keys.
 fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let shown = path.display();
-    let cannot_read = || format!("cannot read token file {shown}");
-    let private = |meta: &std::fs::Metadata| {
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me && meta.uid() != 0 {
-            bail!(
-                "token file {shown} belongs to uid {}, not to sigd's user ({me}) or root: \
-                 whoever owns it can change who may signal; fix: chown {me} {shown}",
-                meta.uid()
-            );
-        }
-        if meta.mode() & 0o077 != 0 {
-            bail!(
-                "token file {shown} is open to other users (mode {:03o}): they could read the \
-                 tokens or change them; fix: chmod 600 {shown}",
-                meta.mode() & 0o777
-            );
-        }
-        Ok(())
-    };
-    // Looked at before it is opened too: sigd keeps no capability to open
-    // other users' files, and the fix for one is the same sentence.
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.is_file()
-    {
-        private(&meta)?;
-    }
-    // Non-blocking, so a FIFO put in its place cannot hold start-up.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-        .with_context(cannot_read)?;
-    let meta = file.metadata().with_context(cannot_read)?;
-    if !meta.is_file() {
-        bail!("token file {shown} is not a regular file");
-    }
-    private(&meta)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).with_context(cannot_read)?;
-    Ok(text)
+    trusted_file::read_text(path, Kind::Secret)
+        .with_context(|| format!("cannot read token file {}", path.display()))
 }
 
 /// The group `--socket-group` names, by name or number.

@@ -6,23 +6,26 @@
 //! sha256), then the payload: wasmtime's serialized component.
 //!
 //! Its machine code runs as sigd itself, outside the wasm sandbox, so sigd
-//! runs it only from a file that root or sigd's user owns and no one else
-//! may write ([`read_file`]), whose payload matches its checksum, and that
+//! runs it only from a file named `.cwasm` that root or sigd's user owns
+//! and no one else may write ([`read_file`]), whose payload matches its
+//! checksum, and that
 //! wasmtime finds compiled for this engine: its version, its configuration
 //! and this machine's CPU ([`Precompiled::load`]). Each refusal is one
 //! sentence saying which, and what to do.
 
 use super::sha256_hex;
+use crate::trusted_file::{self, Kind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// What a precompiled policy file starts with.
 pub const MAGIC: &[u8] = b"sigd-precompiled-policy-v1\n";
+
+/// How a precompiled policy file's name ends (after a dot).
+pub const EXTENSION: &str = "cwasm";
 
 /// The target triple sigd was built for (`host/build.rs` says).
 pub const TARGET: &str = env!("SIGD_TARGET");
@@ -200,30 +203,24 @@ impl<'a> Precompiled<'a> {
     }
 }
 
-/// The bytes of the policy file at `path`. A precompiled policy is machine
-/// code that would run as sigd itself: it is read only if root or sigd's
-/// user owns the file and no one else may write it (a component runs in the
-/// sandbox, and is read from any file sigd can read).
+/// The bytes of the policy file at `path`, which decides what sigd does with
+/// its authority: read only as [`trusted_file::read`] reads (root or sigd's
+/// user owns it, and no one else may write it). A precompiled policy is
+/// machine code that runs as sigd itself, outside the sandbox: sigd runs it
+/// only from a file named for it (`.cwasm`), never from one that passes
+/// for a component, which anyone may hand an operator to vet
+/// (`sigd policy check`) or run in the sandbox.
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    if bytes.starts_with(MAGIC) {
-        // The file that was read, not whatever the path names now.
-        let meta = file.metadata()?;
-        let owner_ok = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();
-        if !owner_ok || meta.mode() & 0o022 != 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "it holds precompiled machine code, which sigd would run as itself, so \
-                     root or sigd's user must own it and no one else may write to it (it is \
-                     owned by uid {} with mode {:o})",
-                    meta.uid(),
-                    meta.mode() & 0o7777
-                ),
-            ));
-        }
+    let bytes = trusted_file::read(path, Kind::Decisive)?;
+    if bytes.starts_with(MAGIC) && path.extension().is_none_or(|e| e != EXTENSION) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "it holds precompiled machine code, which sigd would run as itself, outside \
+                 the sandbox, but its name does not end in .{EXTENSION}: sigd runs machine \
+                 code only from a file named for it"
+            ),
+        ));
     }
     Ok(bytes)
 }
