@@ -59,7 +59,19 @@ fn serve_on_open_socket(name: &str) -> (Sigd, std::path::PathBuf) {
 
 /// `python3 -c script args` as uid and gid 65534 with no groups.
 fn as_nobody(script: &str, args: &[&str]) -> Command {
-    let mut command = Command::new("setpriv");
+    as_nobody_in(&[], script, args)
+}
+
+/// [`as_nobody`], run by `wrapper` (its program and arguments), as root.
+fn as_nobody_in(wrapper: &[&str], script: &str, args: &[&str]) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, its_args)) => {
+            let mut command = Command::new(program);
+            command.args(its_args).arg("setpriv");
+            command
+        }
+        None => Command::new("setpriv"),
+    };
     command
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["/usr/bin/python3", "-c", script])
@@ -465,6 +477,17 @@ fn nobodys_target() -> std::process::Child {
 /// `{"signal": N}` to `pid`, from a client running as nobody, over TCP to
 /// `port` or over the Unix socket `unix`; the status code it got.
 fn nobody_signals(port: Option<u16>, unix: Option<&Path>, pid: u32, signal: i32) -> String {
+    nobody_signals_in(&[], port, unix, pid, signal)
+}
+
+/// [`nobody_signals`], the client run by `wrapper` (as [`as_nobody_in`]).
+fn nobody_signals_in(
+    wrapper: &[&str],
+    port: Option<u16>,
+    unix: Option<&Path>,
+    pid: u32,
+    signal: i32,
+) -> String {
     let script = r#"
 import socket, sys
 kind, where, pid, signal = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -483,7 +506,8 @@ print(s.makefile("rb").readline().split()[1].decode())
         (None, Some(path)) => ("unix", path.to_str().unwrap().to_string()),
         (None, None) => unreachable!("a TCP port or a Unix socket"),
     };
-    let output = as_nobody(
+    let output = as_nobody_in(
+        wrapper,
         script,
         &[kind, &place, &pid.to_string(), &signal.to_string()],
     )
@@ -536,6 +560,30 @@ fn callers_without_a_token_are_held_to_kill() {
     assert_eq!(refused["peer_uid"], NOBODY);
     assert_eq!(refused["on_behalf_of_uid"], NOBODY);
     assert_eq!(refused["errno"], "not-permitted");
+}
+
+/// A caller in a PID namespace nested below sigd's (a container) numbers
+/// processes otherwise and sees only its own: over the Unix socket, where
+/// the kernel tells sigd where the caller lives, it is taken for no one,
+/// so without a token it may signal nothing. nobody, from such a
+/// namespace, asking for SIGKILL to its own process outside it (which it
+/// cannot name with kill(2) there) gets 403 and the process lives; from
+/// sigd's namespace, the same request kills it. Before, the nested caller
+/// was taken for nobody and its request killed the process.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_caller_in_a_nested_pid_namespace_is_no_one() {
+    require_private_pid_namespace();
+    let (sigd, socket) = serve_on_open_socket("callers-nested");
+    let mut own = nobodys_target();
+    let nested = ["unshare", "--pid", "--fork"];
+    let status = nobody_signals_in(&nested, None, Some(&socket), own.id(), 9);
+    assert_eq!(status, "403", "the nested caller was taken for its uid");
+    let events = wait_for_audit(&sigd, 1);
+    assert_eq!(events[0]["code"], "NOT_PERMITTED");
+    assert_eq!(events[0]["peer_uid"], Value::Null, "{}", events[0]);
+    assert_eq!(nobody_signals(None, Some(&socket), own.id(), 9), "200");
+    assert_killed_by(&mut own, 9);
 }
 
 /// Named tokens and settings: a principal limited by the settings gets

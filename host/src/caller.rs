@@ -117,9 +117,12 @@ impl Caller {
 }
 
 impl Peer {
-    /// The peer of a Unix socket connection, from `SO_PEERCRED`.
+    /// The peer of a Unix socket connection, from `SO_PEERCRED`, if it
+    /// lives in sigd's PID namespace ([`in_sigds_pid_namespace`]).
     pub fn unix(stream: &tokio::net::UnixStream) -> Peer {
-        let credentials = stream.peer_cred().ok().map(|cred| Credentials {
+        let credentials = stream.peer_cred().ok();
+        let ours = credentials.is_some_and(|cred| in_sigds_pid_namespace(stream, cred.pid()));
+        let credentials = credentials.filter(|_| ours).map(|cred| Credentials {
             pid: cred.pid(),
             uid: cred.uid(),
             gid: Some(cred.gid()),
@@ -165,6 +168,38 @@ impl fmt::Display for Transport {
             Transport::Unix => f.write_str("unix"),
         }
     }
+}
+
+/// Whether the peer of `stream` (`pid`, as `SO_PEERCRED` numbers it) lives
+/// in sigd's own PID namespace, so the pids its requests name are the
+/// processes sigd would signal. A caller in a namespace nested below (a
+/// container) numbers processes otherwise and sees only its own: to take
+/// it for its uid would let it reach, by sigd's numbers, its uid's
+/// processes it cannot name with kill(2). So sigd takes it for no one.
+///
+/// The kernel's pidfd for the peer (`SO_PEERPIDFD`, Linux 6.5) says where
+/// it lives: its fdinfo's `NSpid` lists its pid in each namespace from
+/// sigd's `/proc`'s down, one entry when it is sigd's own, none (0) when it
+/// is outside, -1 once it has exited. Before 6.5, its `/proc/<pid>/status`
+/// says the same, at the risk of the pid having been reused since.
+fn in_sigds_pid_namespace(stream: &tokio::net::UnixStream, pid: Option<i32>) -> bool {
+    let fdinfo = match nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerPidfd) {
+        Ok(pidfd) => std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())),
+        Err(nix::errno::Errno::ENOPROTOOPT) => match pid {
+            Some(pid) => std::fs::read_to_string(format!("/proc/{pid}/status")),
+            None => return false,
+        },
+        // ESRCH: it has exited already.
+        Err(_) => return false,
+    };
+    let Ok(fdinfo) = fdinfo else {
+        return false;
+    };
+    let nspid = fdinfo.lines().find_map(|line| line.strip_prefix("NSpid:"));
+    let pids: Vec<&str> = nspid
+        .map(|pids| pids.split_whitespace().collect())
+        .unwrap_or_default();
+    matches!(pids.as_slice(), [pid] if pid.parse::<i32>().is_ok_and(|pid| pid > 0))
 }
 
 /// `SOCK_DIAG_BY_FAMILY`, the netlink message type of a sock_diag request.
