@@ -291,6 +291,38 @@ fn files_others_may_change_are_not_read() {
     }
 }
 
+/// A token taken out of the token file stops working on SIGHUP (what
+/// `systemctl reload sigd` sends): a leaked token is revoked by editing the
+/// file and reloading. A file that cannot be used then (others may read
+/// it) is logged and leaves the tokens read before in force. Before, the
+/// tokens were read once, and the removed one went on being served.
+#[test]
+fn a_token_taken_out_of_the_file_stops_working_on_sighup() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("a_token_taken_out_of_the_file_stops_working_on_sighup");
+    let file = dir.join("tokens");
+    write_private(&file, "ops old-token\nci ci-token\n");
+    let sigd = Sigd::start(&["--no-cache", "--token-file", file.to_str().unwrap()]);
+    let status = |token: &str| {
+        let authorization = format!("Authorization: Bearer {token}");
+        sigd.post("/api/v1/processes/abc/signal", "{}", &[&authorization])
+            .status
+    };
+    assert_eq!((status("old-token"), status("ci-token")), (400, 400));
+    write_private(&file, "ci ci-token\nops new-token\n");
+    sigd.send(nix::sys::signal::Signal::SIGHUP);
+    sigd.expect_log("token file read again");
+    assert_eq!(status("old-token"), 401, "a revoked token still served");
+    assert_eq!((status("new-token"), status("ci-token")), (400, 400));
+
+    std::fs::write(&file, "ops other-token\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    sigd.send(nix::sys::signal::Signal::SIGHUP);
+    sigd.expect_log("token file not read again");
+    assert!(sigd.log().contains("open to other users"), "{}", sigd.log());
+    assert_eq!((status("new-token"), status("other-token")), (400, 401));
+}
+
 /// A token file of `NAME TOKEN` lines: each request's audit event names the
 /// principal whose token it presented; a file of one token alone is the
 /// principal "default"; a refused request names none.

@@ -1,8 +1,11 @@
-//! The bearer token: where it comes from (a file, or SIGD_TOKEN, which
-//! [`take_env_token`] scrubs from the environment), and the constant-time
-//! check of the `Authorization` header against it.
+//! The bearer token: where it comes from (a file, read again on SIGHUP, or
+//! SIGD_TOKEN, which [`take_env_token`] scrubs from the environment), and
+//! the constant-time check of the `Authorization` header against it.
 
+use crate::trusted_file::{self, Kind};
 use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
 /// The principal of a token given alone (a token file of one token, or
@@ -116,6 +119,73 @@ impl Tokens {
         }
         found
     }
+}
+
+/// The tokens sigd serves with. A token file's are read again on SIGHUP,
+/// so a token taken out of the file (a leaked one) stops working on
+/// `systemctl reload sigd`; a file that cannot be used then leaves the
+/// tokens read before in force. SIGD_TOKEN's stay as they were given.
+pub struct HeldTokens {
+    file: Option<PathBuf>,
+    tokens: RwLock<Arc<Tokens>>,
+}
+
+/// Why a token file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read token file {path}: {error}", path = .0.display(), error = .1)]
+    Read(PathBuf, std::io::Error),
+    #[error("unusable token in {path}: {error}", path = .0.display(), error = .1)]
+    Unusable(PathBuf, TokenError),
+}
+
+impl HeldTokens {
+    /// The tokens of the file at `path`, read as [`trusted_file::read`]
+    /// reads a secret: no one but sigd's user (or root) may read or change it.
+    pub fn from_file(path: &Path) -> Result<HeldTokens, TokenFileError> {
+        Ok(HeldTokens {
+            tokens: RwLock::new(Arc::new(read_token_file(path)?)),
+            file: Some(path.to_path_buf()),
+        })
+    }
+
+    /// `tokens` as given (SIGD_TOKEN), never read again.
+    pub fn given(tokens: Tokens) -> HeldTokens {
+        HeldTokens {
+            file: None,
+            tokens: RwLock::new(Arc::new(tokens)),
+        }
+    }
+
+    /// The tokens in force now.
+    pub fn current(&self) -> Arc<Tokens> {
+        (self.tokens.read())
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Read the token file again and put its tokens in force: how many
+    /// there are now. `Ok(None)` without a file; on an error the tokens in
+    /// force stay.
+    pub fn reload(&self) -> Result<Option<usize>, TokenFileError> {
+        let Some(path) = &self.file else {
+            return Ok(None);
+        };
+        let tokens = read_token_file(path)?;
+        let count = tokens.named.len();
+        *self
+            .tokens
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(tokens);
+        Ok(Some(count))
+    }
+}
+
+/// The tokens of the token file at `path`.
+fn read_token_file(path: &Path) -> Result<Tokens, TokenFileError> {
+    let text = trusted_file::read_text(path, Kind::Secret)
+        .map_err(|error| TokenFileError::Read(path.to_path_buf(), error))?;
+    Tokens::parse(&text).map_err(|error| TokenFileError::Unusable(path.to_path_buf(), error))
 }
 
 /// The credentials of a `Bearer` authorization (scheme matched in any case).

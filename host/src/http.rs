@@ -12,7 +12,7 @@
 //! `text/plain` POST needs no CORS preflight, so this is what stops it).
 
 use crate::audit;
-use crate::auth::Tokens;
+use crate::auth::{HeldTokens, Tokens};
 use crate::caller::{Caller, Peer};
 use crate::connections::{self, Activity};
 use crate::decision::{Decide, Decision, Described, MAX_LISTED};
@@ -57,7 +57,7 @@ pub struct App {
     /// The processes policies may look up and signal.
     pub processes: GuardedTable,
     /// `None`: no authentication (loopback only, enforced at start-up).
-    pub tokens: Option<Tokens>,
+    pub tokens: Option<Arc<HeldTokens>>,
     /// Origins whose requests are served (exact `scheme://host[:port]`);
     /// a request with any other `Origin` header is refused.
     pub allowed_origins: Vec<String>,
@@ -261,9 +261,11 @@ pub async fn handle(
         .flatten();
     let decision_id = signal_route.then(record::next_decision_id);
     async move {
+        // The tokens in force as the request came (a SIGHUP may change them).
+        let tokens = app.tokens.as_ref().map(|held| held.current());
         let mut principal = None;
         let id = decision_id.as_deref().unwrap_or_default();
-        let reply = respond(app, peer, request, id, &mut principal).await;
+        let reply = respond(app, tokens.as_deref(), peer, request, id, &mut principal).await;
         let reply = reply.unwrap_or_else(|error| {
             debug!(%error, "rejected");
             let (response, code) = error.response();
@@ -320,6 +322,7 @@ pub async fn handle(
 /// `principal` is set once its token is known.
 async fn respond<'a>(
     app: &'a App,
+    tokens: Option<&'a Tokens>,
     peer: &Peer,
     request: Request<Incoming>,
     decision_id: &str,
@@ -328,11 +331,11 @@ async fn respond<'a>(
     let path = request.uri().path();
     if path == HEALTH_PATH {
         // Counts tell of activity: only for a caller the token admits.
-        let counts = authenticate(app.tokens.as_ref(), request.headers()).is_ok();
+        let counts = authenticate(tokens, request.headers()).is_ok();
         return health(app, request.method(), counts);
     }
     check_origin(request.headers(), &app.allowed_origins)?;
-    *principal = authenticate(app.tokens.as_ref(), request.headers())?;
+    *principal = authenticate(tokens, request.headers())?;
     if path == METRICS_PATH {
         return metrics(app, request.method());
     }

@@ -14,6 +14,7 @@
 //! operator's [`FailMode`]: 500 (closed), or the built-in default policy's
 //! answer (fallback).
 
+use crate::auth::HeldTokens;
 use crate::caller::Caller;
 use crate::decision::{Decide, Deciding, Decision, Described, FellBack};
 use crate::guard::GuardedTable;
@@ -302,18 +303,27 @@ pub async fn trim_idle_instances(active: Arc<ActivePolicy>, every: Duration) {
 }
 
 /// Reload on every SIGHUP that `hangups` (a SIGHUP stream, made before sigd
-/// announces it is ready, so no early SIGHUP kills it) delivers, the
+/// announces it is ready, so no early SIGHUP kills it) delivers: the token
+/// file first (a token taken out of it stops working), the policy, the
 /// shadow too if there is one, telling the service manager it reloads and,
 /// swapped or not, is ready again.
 pub async fn on_sighup(
     active: Arc<ActivePolicy>,
     shadow: Option<Arc<ActivePolicy>>,
+    tokens: Option<Arc<HeldTokens>>,
     mut hangups: tokio::signal::unix::Signal,
     metrics: Arc<Metrics>,
     notifier: Arc<Notifier>,
 ) {
     while hangups.recv().await.is_some() {
         notifier.reloading();
+        match tokens.as_ref().map(|tokens| tokens.reload()) {
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(count))) => info!(count, "token file read again: its tokens hold now"),
+            Some(Err(error)) => {
+                error!(%error, "token file not read again: the tokens read before still hold")
+            }
+        }
         active.reload_and_log("SIGHUP", &metrics).await;
         if let Some(shadow) = &shadow {
             shadow.reload_and_log("SIGHUP", &metrics).await;

@@ -4,7 +4,7 @@
 //! `--watch`), telling a service manager each step (`systemd`). The
 //! composition root: every other module does one part.
 
-use crate::auth::{TOKEN_ENV, Tokens};
+use crate::auth::{HeldTokens, TOKEN_ENV, Tokens};
 use crate::cli::ServeArgs;
 use crate::decision::Decide;
 use crate::escalations::Escalations;
@@ -16,7 +16,6 @@ use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Listener, SocketFile, TransportLimits};
 use crate::shadow::Shadow;
 use crate::systemd::Notifier;
-use crate::trusted_file::{self, Kind};
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +40,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     // policy loads ends sigd once it is loaded, gracefully; a SIGHUP reloads.
     let hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let shutdown = shutdown_signal()?;
-    let tokens = tokens(&args, env_token)?;
+    let tokens = tokens(&args, env_token)?.map(Arc::new);
     let notifier = Arc::new(Notifier::from_env());
     let handed_in = handed_in_listeners()?;
     let endpoints = match handed_in.is_empty() {
@@ -97,6 +96,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     tokio::spawn(reload::on_sighup(
         policy.clone(),
         shadow_policy.clone(),
+        tokens.clone(),
         hangups,
         metrics.clone(),
         notifier.clone(),
@@ -160,23 +160,18 @@ fn handed_in_listeners() -> anyhow::Result<Vec<Listener>> {
 }
 
 /// The tokens from --token-file or SIGD_TOKEN (not both), if any.
-fn tokens(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<Tokens>> {
-    let text = match (&args.token_file, from_env) {
+fn tokens(args: &ServeArgs, from_env: Option<String>) -> anyhow::Result<Option<HeldTokens>> {
+    match (&args.token_file, from_env) {
         (Some(_), Some(_)) => {
             bail!("give the token either by --token-file or {TOKEN_ENV}, not both")
         }
-        (Some(path), None) => read_token_file(path)?,
-        (None, Some(text)) => text,
-        (None, None) => return Ok(None),
-    };
-    Tokens::parse(&text).context("unusable token").map(Some)
-}
-
-/// The token file's text, if no one but sigd's user (or root) can have
-/// read or changed it, as ssh treats private keys.
-fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
-    trusted_file::read_text(path, Kind::Secret)
-        .with_context(|| format!("cannot read token file {}", path.display()))
+        (Some(path), None) => Ok(Some(HeldTokens::from_file(path)?)),
+        (None, Some(text)) => {
+            let tokens = Tokens::parse(&text).context("unusable token")?;
+            Ok(Some(HeldTokens::given(tokens)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// The group `--socket-group` names, by name or number.
