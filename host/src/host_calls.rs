@@ -111,19 +111,6 @@ impl Action {
     pub fn acted(&self) -> bool {
         matches!(self, Action::Signalled { .. } | Action::Escalated { .. })
     }
-
-    /// Whether the host did it: a signal that went out, an escalation
-    /// scheduled (not one refused).
-    pub fn took_effect(&self) -> bool {
-        matches!(
-            self,
-            Action::Signalled { outcome: Ok(_), .. }
-                | Action::Escalated {
-                    outcome: Ok(()),
-                    ..
-                }
-        )
-    }
 }
 
 /// The most a policy call's host calls may note, by [`Action::size`] but

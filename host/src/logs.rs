@@ -12,9 +12,9 @@
 //! before it is formatted ([`defer`]): the writer thread formats it, in
 //! its place among the lines and with the time it happened. A request
 //! never waits on stderr: when the queue holds [`MAX_QUEUED_BYTES`]
-//! (stderr is a pipe no one reads, say), or half that for the event of a
-//! request that did nothing ([`Room`]: a flood of refusals leaves room for
-//! the events of signals sent), a line or event is dropped,
+//! (stderr is a pipe no one reads, say), or half that for any line but the
+//! audit event of root's or the operator's request ([`Room`]: a flood from
+//! other callers leaves room for those), a line or event is dropped,
 //! counted (`sigd_log_lines_dropped_total`, [`dropped_lines`]) and, once
 //! there is room, the drops are logged. Lines a write to stderr fails to
 //! take (its reader gone) are counted the same way.
@@ -74,15 +74,15 @@ pub fn json() -> bool {
 /// (and counted) rather than a request made to wait.
 pub const MAX_QUEUED_BYTES: usize = 8 << 20;
 
-/// How much of the log queue a deferred event may fill.
+/// How much of the log queue an event may fill.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Room {
-    /// All of it: an event of what the host did (a signal sent, an
-    /// escalation scheduled), as any other line.
+    /// All of it: the audit event of a request from root or the operator
+    /// (the callers [`Holder::trusts`](crate::shares::Holder::trusts)).
     All,
-    /// Half: an event of a request that did nothing (refused, or bad),
-    /// which any caller can send without end. A flood of them cannot
-    /// crowd a signal's event out of the log.
+    /// Half: any other line, above all the audit events of callers held to
+    /// shares, who can send requests without end. A flood of theirs cannot
+    /// crowd root's or the operator's out of the log.
     Half,
 }
 
@@ -479,13 +479,24 @@ impl<'a> MakeWriter<'a> for Queue {
     type Writer = Line<'a>;
 
     fn make_writer(&'a self) -> Line<'a> {
-        Line(&self.0, Vec::new())
+        Line(&self.0, Vec::new(), Room::Half)
+    }
+
+    /// A line may fill half the queue, as a held caller's audit event; an
+    /// audit event written as a line (an escalation cancelled at shutdown)
+    /// all of it.
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line<'a> {
+        let room = match meta.target() == crate::audit::TARGET {
+            true => Room::All,
+            false => Room::Half,
+        };
+        Line(&self.0, Vec::new(), room)
     }
 }
 
 /// One event's line, queued when dropped (tracing formats a whole event,
-/// then writes it at once).
-struct Line<'a>(&'a mpsc::Sender<Message>, Vec<u8>);
+/// then writes it at once), and how much of the queue it may fill.
+struct Line<'a>(&'a mpsc::Sender<Message>, Vec<u8>, Room);
 
 impl std::io::Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -509,7 +520,7 @@ impl Drop for Line<'_> {
     fn drop(&mut self) {
         let line = one_line(std::mem::take(&mut self.1));
         let size = line.len();
-        if line.is_empty() || !reserve(size, Room::All) {
+        if line.is_empty() || !reserve(size, self.2) {
             return;
         }
         if self.0.send(Message::Line(line)).is_err() {

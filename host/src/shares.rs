@@ -30,11 +30,20 @@ impl Holder {
     pub fn of(caller: &Caller) -> Holder {
         let uid = caller.peer.credentials.map(|credentials| credentials.uid);
         match (uid, caller.principal.as_deref()) {
-            (Some(0), _) | (_, Some(SINGLE_TOKEN_PRINCIPAL)) => Holder::Trusted,
+            (uid, principal) if Holder::trusts(uid, principal) => Holder::Trusted,
             (_, Some(principal)) => Holder::Principal(principal.into()),
             (Some(uid), None) => Holder::Uid(uid),
             (None, None) => Holder::Unknown,
         }
+    }
+}
+
+impl Holder {
+    /// Whether a caller of `uid` (if the kernel tells it) presenting
+    /// `principal`'s token (if any) is trusted, held to no share: root, or
+    /// the holder of a token given alone (the operator's).
+    pub fn trusts(uid: Option<u32>, principal: Option<&str>) -> bool {
+        uid == Some(0) || principal == Some(SINGLE_TOKEN_PRINCIPAL)
     }
 }
 
