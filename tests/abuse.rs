@@ -620,7 +620,8 @@ fn a_policy_failing_after_delivery_is_answered_delivered() {
 /// rejected by the default policy in a sentence quoting that key, and that
 /// sentence stays on its line, escaped, both on a reload (the log) and at
 /// start (stderr). Before, the forged event stood on a line of its own
-/// (and `sigd policy replay` read the record such a line held).
+/// (and `sigd policy replay` read the record such a line held). In JSON, a
+/// sentence of 20,000 bytes is cut and every line stays JSON.
 #[test]
 fn a_policys_words_start_no_line_of_their_own() {
     let dir = scratch("a_policys_words_start_no_line_of_their_own");
@@ -652,5 +653,23 @@ fn a_policys_words_start_no_line_of_their_own() {
     assert!(
         !stderr.lines().any(|line| line.starts_with("FORGED")),
         "{stderr}"
+    );
+
+    // In JSON, a sentence of any length leaves every line whole JSON: the
+    // sentence is cut, not the line.
+    std::fs::write(&settings, r#"{"rules": []}"#).unwrap();
+    let sigd = Sigd::start(&[&args[..], &["--log-format", "json"]].concat());
+    let long = format!(r#"{{"rules": [{{"{}": 1}}]}}"#, "y".repeat(20_000));
+    std::fs::write(&settings, long).unwrap();
+    sigd.send(Signal::SIGHUP);
+    sigd.expect_log("rejected the settings");
+    let log = sigd.log();
+    for line in log.lines() {
+        let parsed = serde_json::from_str::<serde_json::Value>(line);
+        assert!(parsed.is_ok(), "not JSON: {line}");
+    }
+    assert!(
+        log.contains("bytes more)"),
+        "the sentence was not cut: {log}"
     );
 }

@@ -542,8 +542,13 @@ static COLOURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// may be anyone's words (a policy's trap, the sentence its `configure`
 /// rejected settings with), which must never end the line and start one
 /// of their own (a forged audit event, say), nor move a terminal's cursor.
-/// So it is [`contained`] (colours kept, when lines have them).
+/// So a text line is [`contained`] (colours kept, when lines have them).
 fn one_line(line: Vec<u8>) -> Vec<u8> {
+    // A JSON line escapes what its strings hold, and cut it would be no
+    // JSON at all (what a policy says is bounded where it is logged).
+    if json() {
+        return line;
+    }
     let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
     let coloured = COLOURED.load(Ordering::Relaxed);
     let contained = match &text {

@@ -62,7 +62,8 @@ pub enum ReloadError {
     Smoke(Source, CallError),
     #[error("cannot read the policy settings {path}: {error}", path = .0.display(), error = .1)]
     ReadSettings(PathBuf, std::io::Error),
-    #[error("{source} rejected the settings {path}: {why}", source = .0, path = .1.display(), why = .2)]
+    /// The policy's sentence: one line, bounded.
+    #[error("{source} rejected the settings {path}: {why}", source = .0, path = .1.display(), why = crate::logs::contained(.2))]
     Settings(Source, PathBuf, String),
     #[error("loading {0} crashed: {1}")]
     Crashed(Source, String),

@@ -147,12 +147,7 @@ fn record_in(line: &str) -> Option<Record> {
         };
         return serde_json::from_value(record).ok();
     }
-    // A text line's target is the first word of sigd's ending in a colon,
-    // before anything its event says (which never holds a line's end).
-    let target = line
-        .split_whitespace()
-        .find(|word| word.starts_with("sigd::") && word.ends_with(':'));
-    if target != Some(&format!("{}:", crate::audit::TARGET)) {
+    if !is_audit_line(line) {
         return None;
     }
     line.match_indices(" record={").find_map(|(at, marker)| {
@@ -160,6 +155,29 @@ fn record_in(line: &str) -> Option<Record> {
         let mut values = serde_json::Deserializer::from_str(json).into_iter::<Record>();
         values.next()?.ok()
     })
+}
+
+/// Whether a text line is an audit event's, as sigd writes one: its time
+/// (absent in the journal), its level, the span it was in (at `debug`:
+/// `request{...}:`, words with `{`, `}` or `=`), then the target
+/// `sigd::audit:`, all before anything the event says. A line sigd wrote
+/// otherwise (a start-up error, `sigd: ...`) is none, whatever words it
+/// carries: a policy's may be anything but a line's end.
+fn is_audit_line(line: &str) -> bool {
+    let mut words = line.split(' ').filter(|word| !word.is_empty()).peekable();
+    if words
+        .peek()
+        .is_some_and(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        words.next();
+    }
+    let level = words.next().unwrap_or_default();
+    let level = level.rsplit('>').next().unwrap_or_default();
+    if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) {
+        return false;
+    }
+    let mut words = words.skip_while(|word| word.contains(['{', '}', '=']));
+    words.next() == Some(&format!("{}:", crate::audit::TARGET))
 }
 
 /// The report, for people.
@@ -238,6 +256,20 @@ mod tests {
              details=policy trapped: sigd::audit: x record={record}"
         );
         assert!(record_in(&carried).is_none(), "{carried}");
+        // A start-up error quoting a policy's sentence: no target of its own.
+        let quoted = format!(
+            "sigd: the policy rejected the settings: x INFO sigd::audit: x record={record}"
+        );
+        assert!(record_in(&quoted).is_none(), "{quoted}");
+        // As the journal gives it (`-o cat`, no time), or at `debug` (a span).
+        for prefix in [
+            "INFO",
+            "<6>INFO",
+            "2026-12-03T16:26:28Z  INFO request{method=POST path=/a: status=200}:",
+        ] {
+            let line = format!("{prefix} sigd::audit: signal request record={record}");
+            assert!(record_in(&line).is_some(), "{line}");
+        }
         let json = |target: &str| format!(r#"{{"target":"{target}","record":{record}}}"#);
         assert!(record_in(&json("sigd::audit")).is_some());
         assert!(record_in(&json("sigd::http")).is_none());

@@ -154,7 +154,9 @@ fn every_cause(error: &wasmtime::Error) -> String {
 pub enum CallError {
     #[error("policy hit its {0} limit")]
     Limit(Limit),
-    #[error("policy trapped: {0:#}")]
+    /// What wasmtime says, with the function names the component's name
+    /// section gives (the policy's own words): one line, bounded.
+    #[error("policy trapped: {}", crate::logs::contained(&format!("{:#}", .0)))]
     Trap(wasmtime::Error),
     #[error("policy answered status {0}, outside 200..=599")]
     BadStatus(u16),
@@ -162,8 +164,9 @@ pub enum CallError {
     TooLarge(usize),
     #[error("policy answered a body that is not JSON: {0}")]
     BadBody(serde_json::Error),
-    /// The policy's `configure` rejected its settings, with this sentence.
-    #[error("policy rejected its settings: {0}")]
+    /// The policy's `configure` rejected its settings, with this sentence
+    /// (one line, bounded).
+    #[error("policy rejected its settings: {}", crate::logs::contained(.0))]
     Settings(String),
 }
 
