@@ -57,6 +57,21 @@ fn check_reports_world_imports_and_verdict() {
     assert!(out.contains("it uses WASI"), "{out}");
 }
 
+/// `check` vets someone else's policy: a component that another user owns
+/// and others may write (mode 664), which `serve` would refuse, runs in the
+/// sandbox here and passes. Before, `check` held it to `serve`'s rule.
+#[test]
+fn check_vets_anyones_component() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("kit_check_anyones");
+    let theirs = dir.join("theirs.wasm");
+    std::fs::copy(common::DEFAULT_POLICY_FILE, &theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o664)).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(1000)), None).unwrap();
+    let (ok, out) = policy(&dir, &["check", theirs.to_str().unwrap()]);
+    assert!(ok && out.contains("verdict   OK"), "{out}");
+}
+
 /// `check` refuses what sigd cannot run, exit 1, with one sentence that says
 /// what to do: a core module, a file that is not wasm, a component without
 /// the handler export, one built for another version of the WIT package.

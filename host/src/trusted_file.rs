@@ -23,6 +23,9 @@ pub enum Kind {
     /// Anyone may read it; no one but its owner may write it (a policy,
     /// its settings).
     Decisive,
+    /// Anyone's: a policy someone vets (`sigd policy check`), which decides
+    /// nothing there; only regular and bounded.
+    Anyones,
 }
 
 /// The most bytes sigd reads of such a file: far more than a component in
@@ -72,6 +75,9 @@ pub fn read_text(path: &Path, kind: Kind) -> std::io::Result<String> {
 /// `Ok` if root or sigd's user owns the file `meta` describes and no one
 /// else may change it (for a [`Kind::Secret`], read it).
 fn trusted(path: &Path, kind: Kind, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    if kind == Kind::Anyones {
+        return Ok(());
+    }
     let shown = path.display();
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
@@ -87,6 +93,7 @@ fn trusted(path: &Path, kind: Kind, meta: &std::fs::Metadata) -> std::io::Result
     let (others, could, fix) = match kind {
         Kind::Secret => (0o077, "read or change it", "chmod 600"),
         Kind::Decisive => (0o022, "change it, and so who may signal", "chmod go-w"),
+        Kind::Anyones => return Ok(()),
     };
     if meta.mode() & others != 0 {
         return Err(Error::new(

@@ -148,10 +148,11 @@ impl CallerArgs {
     }
 }
 
-/// The bytes of the policy file at `path` (precompiled machine code only
-/// from a file no one but root or sigd's user can write).
+/// The bytes of the policy file at `path`, someone else's as well as one's
+/// own (precompiled machine code only from a `.cwasm` no one but root or
+/// sigd's user can write).
 pub fn load_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
-    crate::policy::precompiled::read_file(path)
+    crate::policy::precompiled::read_to_vet(path)
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
