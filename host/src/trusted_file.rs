@@ -1,11 +1,14 @@
 //! Reading the files that decide who may signal what: the token file, the
-//! policy and its settings. Whoever can change one of them can change what
-//! sigd does with its authority, so sigd reads such a file only if root or
-//! sigd's own user owns it and no one else may write to it (the token
-//! file, a secret, no one else may read either), as ssh treats private
-//! keys. It must be a regular file: a FIFO put in its place would hold up
-//! start-up or a reload, a device (`/dev/zero`) would never end; and it is
-//! read only up to a bound.
+//! policy, its settings and the config file. Whoever can change one of
+//! them can change what sigd does with its authority, so sigd reads such a
+//! file only if root or sigd's own user owns it and no one else may write
+//! to it (the token file, a secret, no one else may read either), as ssh
+//! treats private keys. It must be a regular file: a FIFO put in its
+//! place would hold up start-up or a reload, a device (`/dev/zero`) would
+//! never end; and it is read only up to a bound.
+//!
+//! A policy someone vets (`sigd policy check`) decides nothing there, and
+//! may be anyone's: it is only held to be regular and bounded.
 //!
 //! The checks are made on the file opened, not on whatever the path names
 //! before or after, and once before opening too: sigd keeps no capability
@@ -75,9 +78,11 @@ pub fn read_text(path: &Path, kind: Kind) -> std::io::Result<String> {
 /// `Ok` if root or sigd's user owns the file `meta` describes and no one
 /// else may change it (for a [`Kind::Secret`], read it).
 fn trusted(path: &Path, kind: Kind, meta: &std::fs::Metadata) -> std::io::Result<()> {
-    if kind == Kind::Anyones {
-        return Ok(());
-    }
+    let (others, could, fix) = match kind {
+        Kind::Secret => (0o077, "read or change it", "chmod 600"),
+        Kind::Decisive => (0o022, "change it, and so who may signal", "chmod go-w"),
+        Kind::Anyones => return Ok(()),
+    };
     let shown = path.display();
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
@@ -90,11 +95,6 @@ fn trusted(path: &Path, kind: Kind, meta: &std::fs::Metadata) -> std::io::Result
             ),
         ));
     }
-    let (others, could, fix) = match kind {
-        Kind::Secret => (0o077, "read or change it", "chmod 600"),
-        Kind::Decisive => (0o022, "change it, and so who may signal", "chmod go-w"),
-        Kind::Anyones => return Ok(()),
-    };
     if meta.mode() & others != 0 {
         return Err(Error::new(
             ErrorKind::PermissionDenied,
