@@ -195,11 +195,14 @@ fn in_sigds_pid_namespace(stream: &tokio::net::UnixStream, pid: Option<i32>) -> 
     let Ok(fdinfo) = fdinfo else {
         return false;
     };
-    let nspid = fdinfo.lines().find_map(|line| line.strip_prefix("NSpid:"));
-    let pids: Vec<&str> = nspid
-        .map(|pids| pids.split_whitespace().collect())
-        .unwrap_or_default();
-    matches!(pids.as_slice(), [pid] if pid.parse::<i32>().is_ok_and(|pid| pid > 0))
+    let Some(nspid) = fdinfo.lines().find_map(|line| line.strip_prefix("NSpid:")) else {
+        return false;
+    };
+    let mut pids = nspid.split_whitespace();
+    match (pids.next(), pids.next()) {
+        (Some(pid), None) => pid.parse::<i32>().is_ok_and(|pid| pid > 0),
+        _ => false,
+    }
 }
 
 /// `SOCK_DIAG_BY_FAMILY`, the netlink message type of a sock_diag request.

@@ -544,22 +544,16 @@ static COLOURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// of their own (a forged audit event, say), nor move a terminal's cursor.
 /// So a text line is [`contained`] (colours kept, when lines have them).
 fn one_line(line: Vec<u8>) -> Vec<u8> {
-    // A JSON line escapes what its strings hold, and cut it would be no
-    // JSON at all (what a policy says is bounded where it is logged).
     if json() {
         return line;
     }
     let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
-    let coloured = COLOURED.load(Ordering::Relaxed);
-    let contained = match &text {
-        Cow::Borrowed(text) => contain(text, coloured),
-        Cow::Owned(_) => Cow::Owned(contain(&text, coloured).into_owned()),
+    // Passed on as it is only if it was UTF-8 and holds nothing to contain.
+    let rewritten = match contain(&text, COLOURED.load(Ordering::Relaxed)) {
+        Cow::Borrowed(_) if matches!(text, Cow::Borrowed(_)) => None,
+        contained => Some(format!("{contained}\n").into_bytes()),
     };
-    if let Cow::Owned(contained) = contained {
-        return format!("{contained}\n").into_bytes();
-    }
-    drop(text);
-    line
+    rewritten.unwrap_or(line)
 }
 
 /// `text` on one line: its control characters (tabs aside) escaped

@@ -46,9 +46,10 @@ impl Compile {
             }
         };
         let took = started.elapsed();
-        let output = self
-            .output
-            .unwrap_or_else(|| self.path.with_extension("cwasm"));
+        let output = self.output.unwrap_or_else(|| {
+            self.path
+                .with_extension(crate::policy::precompiled::EXTENSION)
+        });
         write(&output, &encoded)?;
         println!("policy    {}", self.path.display());
         println!("sha256    {}", sha256_hex(&component));

@@ -177,7 +177,7 @@ fn is_audit_line(line: &str) -> bool {
         return false;
     }
     let mut words = words.skip_while(|word| word.contains(['{', '}', '=']));
-    words.next() == Some(&format!("{}:", crate::audit::TARGET))
+    words.next().and_then(|word| word.strip_suffix(':')) == Some(crate::audit::TARGET)
 }
 
 /// The report, for people.
