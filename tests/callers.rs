@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -249,19 +248,7 @@ fn files_others_may_change_are_not_read() {
         std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
     };
     let start = |flag: &str, file: &Path| {
-        let mut child = sigd_command(&["--no-cache", flag, file.to_str().unwrap()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status = wait_exit(&mut child);
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        (status.code(), stderr)
+        exit_and_stderr(sigd_command(&["--no-cache", flag, file.to_str().unwrap()]))
     };
     for (flag, file) in flags {
         for mode in [0o666, 0o664] {

@@ -443,16 +443,8 @@ fn the_memory_cap_is_for_all_of_a_policys_memories() {
     std::fs::write(&path, many_memories_policy(8)).unwrap();
     let policy = path.to_str().unwrap();
     let args = ["--no-cache", "--policy", policy, "--policy-memory-mib", "4"];
-    let mut refused = sigd_command(&args).stderr(Stdio::piped()).spawn().unwrap();
-    let status = wait_exit(&mut refused);
-    let mut stderr = String::new();
-    refused
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    let (code, stderr) = exit_and_stderr(sigd_command(&args));
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("hit its memory limit"), "{stderr}");
     let sigd = Sigd::start(&[
         "--no-cache",

@@ -496,6 +496,17 @@ pub fn stubborn() -> Child {
     child
 }
 
+/// Run `command` (sigd refusing to start, say) to its exit, at most 10 s:
+/// its exit code and stderr.
+pub fn exit_and_stderr(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let status = wait_exit(&mut child);
+    let mut stderr = String::new();
+    let mut pipe = child.stderr.take().unwrap();
+    pipe.read_to_string(&mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
 /// Wait (at most 10 s) for `child` to end and return its status.
 pub fn wait_exit(child: &mut Child) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
