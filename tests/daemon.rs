@@ -270,6 +270,91 @@ fn it_notifies_ready_reloading_and_stopping() {
     assert_eq!(status.code(), Some(0), "{}", sigd.log());
 }
 
+/// A reload that fails in part says so where an operator looks. After a
+/// SIGHUP that finds the token file open to other users and the policy's
+/// settings rejected, `READY=1`'s `STATUS=` names both failures (the
+/// tokens and the policy in force before serve on), `/healthz` shows the
+/// token file's failed reload with its sentence beside the policy's, and
+/// `sigd_token_file_reloads_total{name="failed"}` counts it. The files
+/// mended, the next SIGHUP's `STATUS=` is plain again. Before, `STATUS=`
+/// said "serving" whatever had failed, and only an `error` line told of
+/// the token file.
+#[test]
+fn a_reload_that_fails_says_so_in_status_healthz_and_metrics() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = short_dir("daemon-reload-fails");
+    let notify = NotifySocket::at_path(&dir);
+    let (tokens, settings) = (dir.join("tokens"), dir.join("settings.json"));
+    write_private(&tokens, "ops ops-token\n");
+    std::fs::write(&settings, r#"{"rules": []}"#).unwrap();
+    let mut command = sigd_command(&[
+        "--no-cache",
+        "--token-file",
+        tokens.to_str().unwrap(),
+        "--policy-settings",
+        settings.to_str().unwrap(),
+    ]);
+    command.env("NOTIFY_SOCKET", &notify.name);
+    let sigd = Sigd::start_command(command);
+    assert!(notify.next().starts_with("READY=1\n"));
+    let with_token = |path: &str| {
+        sigd.raw(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ops-token\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    let failed_token_reloads = || {
+        let metrics = with_token("/metrics").body;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(r#"sigd_token_file_reloads_total{name="failed"} "#))
+            .map(|count| count.parse::<u64>().unwrap())
+    };
+    let health = || sigd.get("/healthz").json();
+    assert_eq!(
+        health()["token_file"]["last_reload"],
+        serde_json::Value::Null
+    );
+
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&settings, r#"{"rules": [{"x": 1}]}"#).unwrap();
+    sigd.send(Signal::SIGHUP);
+    assert!(notify.next().starts_with("RELOADING=1\n"));
+    let ready = notify.next();
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    let status = ready.lines().find(|l| l.starts_with("STATUS=")).unwrap();
+    assert!(status.contains("token file not read again"), "{status}");
+    assert!(status.contains("open to other users"), "{status}");
+    assert!(status.contains("policy not reloaded"), "{status}");
+    assert!(status.contains("rejected the settings"), "{status}");
+    assert_eq!(ready.lines().count(), 2, "one line of status: {ready:?}");
+    let after = health();
+    let token_reload = &after["token_file"]["last_reload"];
+    assert_eq!(token_reload["outcome"], "failed", "{after:#}");
+    let sentence = token_reload["error"].as_str().unwrap();
+    assert!(sentence.contains("open to other users"), "{sentence}");
+    assert_eq!(after["last_reload"]["outcome"], "failed", "{after:#}");
+    assert_eq!(failed_token_reloads(), Some(1));
+    assert_eq!(with_token("/metrics").status, 200, "the old token holds");
+
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&settings, r#"{"rules": []}"#).unwrap();
+    sigd.send(Signal::SIGHUP);
+    assert!(notify.next().starts_with("RELOADING=1\n"));
+    let ready = notify.next();
+    let status = ready.lines().find(|l| l.starts_with("STATUS=")).unwrap();
+    assert!(
+        status.starts_with("STATUS=serving; policy sha256 "),
+        "{status}"
+    );
+    assert!(!status.contains("not read again"), "{status}");
+    assert!(!status.contains("not reloaded"), "{status}");
+    assert_eq!(health()["token_file"]["last_reload"]["outcome"], "read");
+    assert_eq!(failed_token_reloads(), Some(1));
+}
 /// With `WATCHDOG_USEC` set (and an abstract `NOTIFY_SOCKET`, `@name`),
 /// sigd pings `WATCHDOG=1` at half the interval.
 #[test]

@@ -5,7 +5,8 @@
 use crate::trusted_file::{self, Kind};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 use subtle::ConstantTimeEq;
 
 /// The principal of a token given alone (a token file of one token, or
@@ -124,10 +125,20 @@ impl Tokens {
 /// The tokens sigd serves with. A token file's are read again on SIGHUP,
 /// so a token taken out of the file (a leaked one) stops working on
 /// `systemctl reload sigd`; a file that cannot be used then leaves the
-/// tokens read before in force. SIGD_TOKEN's stay as they were given.
+/// tokens read before in force, and is kept for `/healthz` and the
+/// service manager's status. SIGD_TOKEN's stay as they were given.
 pub struct HeldTokens {
     file: Option<PathBuf>,
     tokens: RwLock<Arc<Tokens>>,
+    last_reload: Mutex<Option<TokenReload>>,
+}
+
+/// One reading of the token file again: when, and why it could not be
+/// used, if it could not (the tokens read before then hold).
+#[derive(Debug, Clone)]
+pub struct TokenReload {
+    pub at: SystemTime,
+    pub error: Option<String>,
 }
 
 /// Why a token file could not be used.
@@ -146,6 +157,7 @@ impl HeldTokens {
         Ok(HeldTokens {
             tokens: RwLock::new(Arc::new(read_token_file(path)?)),
             file: Some(path.to_path_buf()),
+            last_reload: Mutex::new(None),
         })
     }
 
@@ -154,6 +166,7 @@ impl HeldTokens {
         HeldTokens {
             file: None,
             tokens: RwLock::new(Arc::new(tokens)),
+            last_reload: Mutex::new(None),
         }
     }
 
@@ -164,14 +177,34 @@ impl HeldTokens {
             .clone()
     }
 
+    /// Whether the tokens come from a file (and so are read again).
+    pub fn from_a_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// The last time the token file was read again, if it was.
+    pub fn last_reload(&self) -> Option<TokenReload> {
+        (self.last_reload.lock())
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Read the token file again and put its tokens in force: how many
     /// there are now. `Ok(None)` without a file; on an error the tokens in
-    /// force stay.
+    /// force stay. The attempt is kept ([`last_reload`](Self::last_reload)).
     pub fn reload(&self) -> Result<Option<usize>, TokenFileError> {
         let Some(path) = &self.file else {
             return Ok(None);
         };
-        let tokens = read_token_file(path)?;
+        let read = read_token_file(path);
+        *self
+            .last_reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(TokenReload {
+            at: SystemTime::now(),
+            error: read.as_ref().err().map(ToString::to_string),
+        });
+        let tokens = read?;
         let count = tokens.named.len();
         *self
             .tokens

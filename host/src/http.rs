@@ -483,7 +483,8 @@ fn signal_pid(path: &str) -> Option<&str> {
 }
 
 /// `GET /healthz`: ready (a policy is loaded, or sigd would not listen),
-/// which policy and how its last reload went; with `counts` (no tokens, or
+/// which policy and how its last reload went (and the token file's, if
+/// tokens come from one); with `counts` (no tokens, or
 /// the caller's is valid), how the shadow's decisions went.
 fn health(app: &App, method: &Method, counts: bool) -> Result<Reply, HttpError> {
     if method != Method::GET && method != Method::HEAD {
@@ -496,6 +497,15 @@ fn health(app: &App, method: &Method, counts: bool) -> Result<Reply, HttpError> 
         "policy": described(&active),
         "last_reload": active.last_reload.as_ref().map(attempt),
     });
+    if let Some(tokens) = app.tokens.as_ref().filter(|held| held.from_a_file()) {
+        body["token_file"] = serde_json::json!({
+            "last_reload": tokens.last_reload().map(|reload| serde_json::json!({
+                "at": rfc3339(reload.at),
+                "outcome": if reload.error.is_some() { "failed" } else { "read" },
+                "error": reload.error,
+            })),
+        });
+    }
     body["policy"]["fail_mode"] = match active.fail_mode {
         FailMode::Closed => "closed",
         FailMode::Fallback => "fallback",

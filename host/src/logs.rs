@@ -549,7 +549,7 @@ fn one_line(line: Vec<u8>) -> Vec<u8> {
     }
     let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
     // Passed on as it is only if it was UTF-8 and holds nothing to contain.
-    let rewritten = match contain(&text, COLOURED.load(Ordering::Relaxed)) {
+    let rewritten = match contain(&text, COLOURED.load(Ordering::Relaxed), MAX_LINE_BYTES) {
         Cow::Borrowed(_) if matches!(text, Cow::Borrowed(_)) => None,
         contained => Some(format!("{contained}\n").into_bytes()),
     };
@@ -560,18 +560,23 @@ fn one_line(line: Vec<u8>) -> Vec<u8> {
 /// (`\n`, `\r`, `\u{1b}`), and cut past [`MAX_LINE_BYTES`], saying so.
 /// Borrowed when it needs neither.
 pub fn contained(text: &str) -> Cow<'_, str> {
-    contain(text, false)
+    contain(text, false, MAX_LINE_BYTES)
 }
 
-/// [`contained`], keeping escape characters (colours) if `coloured`.
-fn contain(text: &str, coloured: bool) -> Cow<'_, str> {
+/// [`contained`], cut past `max_bytes` instead.
+pub fn contained_to(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    contain(text, false, max_bytes)
+}
+
+/// [`contained_to`], keeping escape characters (colours) if `coloured`.
+fn contain(text: &str, coloured: bool, max_bytes: usize) -> Cow<'_, str> {
     let control = |c: char| c.is_control() && c != '\t' && !(coloured && c == '\x1b');
-    if text.len() <= MAX_LINE_BYTES && !text.contains(control) {
+    if text.len() <= max_bytes && !text.contains(control) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len().min(MAX_LINE_BYTES) + 32);
+    let mut out = String::with_capacity(text.len().min(max_bytes) + 32);
     for (at, c) in text.char_indices() {
-        if out.len() >= MAX_LINE_BYTES {
+        if out.len() >= max_bytes {
             let _ = write!(out, "... ({} bytes more)", text.len() - at);
             break;
         }

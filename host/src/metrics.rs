@@ -46,6 +46,7 @@ pub struct Metrics {
     limits: Family<Named, Counter>,
     misbehaved: Counter,
     reloads: Family<Named, Counter>,
+    token_file_reloads: Family<Named, Counter>,
     escalations_refused: Counter,
     evicted: Family<Named, Counter>,
     policies: Family<Loaded, Gauge>,
@@ -71,6 +72,7 @@ impl Default for Metrics {
             limits: Family::default(),
             misbehaved: Counter::default(),
             reloads: Family::default(),
+            token_file_reloads: Family::default(),
             escalations_refused: Counter::default(),
             evicted: Family::default(),
             policies: Family::default(),
@@ -116,6 +118,11 @@ impl Default for Metrics {
             "policy_reloads",
             "Policy reloads, by outcome",
             metrics.reloads.clone(),
+        );
+        r.register(
+            "token_file_reloads",
+            "Token file readings on SIGHUP, by outcome (read, or failed: the tokens read before hold)",
+            metrics.token_file_reloads.clone(),
         );
         r.register(
             "escalations_refused",
@@ -211,6 +218,15 @@ impl Metrics {
     /// A reload ended with `outcome` ("swapped", "unchanged", "failed").
     pub fn reload(&self, outcome: &str) {
         self.reloads
+            .get_or_create(&Named {
+                name: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// The token file was read again (`outcome`: read, failed).
+    pub fn token_file_reload(&self, outcome: &str) {
+        self.token_file_reloads
             .get_or_create(&Named {
                 name: outcome.into(),
             })

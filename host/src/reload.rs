@@ -215,8 +215,8 @@ impl ActivePolicy {
         })
     }
 
-    /// Reload, log the outcome and count it.
-    pub async fn reload_and_log(&self, why: &str, metrics: &Metrics) {
+    /// Reload, log the outcome and count it: the error's sentence if it failed.
+    pub async fn reload_and_log(&self, why: &str, metrics: &Metrics) -> Option<String> {
         let role = self.role;
         match self.reload().await {
             Ok(Reloaded::Swapped { from, to }) => {
@@ -226,14 +226,17 @@ impl ActivePolicy {
                 );
                 metrics.reload("swapped");
                 self.publish(metrics);
+                None
             }
             Ok(Reloaded::Unchanged) => {
                 info!(role, "policy unchanged ({why})");
                 metrics.reload("unchanged");
+                None
             }
             Err(error) => {
                 error!(role, %error, "policy not swapped ({why}); the old one keeps serving");
                 metrics.reload("failed");
+                Some(error.to_string())
             }
         }
     }
@@ -307,7 +310,7 @@ pub async fn trim_idle_instances(active: Arc<ActivePolicy>, every: Duration) {
 /// announces it is ready, so no early SIGHUP kills it) delivers: the token
 /// file first (a token taken out of it stops working), the policy, the
 /// shadow too if there is one, telling the service manager it reloads and,
-/// swapped or not, is ready again.
+/// swapped or not, is ready again: with what failed, if anything did.
 pub async fn on_sighup(
     active: Arc<ActivePolicy>,
     shadow: Option<Arc<ActivePolicy>>,
@@ -318,18 +321,30 @@ pub async fn on_sighup(
 ) {
     while hangups.recv().await.is_some() {
         notifier.reloading();
+        let mut failed = Vec::new();
         match tokens.as_ref().map(|tokens| tokens.reload()) {
             None | Some(Ok(None)) => {}
-            Some(Ok(Some(count))) => info!(count, "token file read again: its tokens hold now"),
+            Some(Ok(Some(count))) => {
+                info!(count, "token file read again: its tokens hold now");
+                metrics.token_file_reload("read");
+            }
             Some(Err(error)) => {
-                error!(%error, "token file not read again: the tokens read before still hold")
+                error!(%error, "token file not read again: the tokens read before still hold");
+                metrics.token_file_reload("failed");
+                failed.push(format!(
+                    "token file not read again (the tokens read before hold): {error}"
+                ));
             }
         }
-        active.reload_and_log("SIGHUP", &metrics).await;
-        if let Some(shadow) = &shadow {
-            shadow.reload_and_log("SIGHUP", &metrics).await;
+        if let Some(error) = active.reload_and_log("SIGHUP", &metrics).await {
+            failed.push(format!("policy not reloaded (the old one serves): {error}"));
         }
-        notifier.ready(&active.describe());
+        if let Some(shadow) = &shadow
+            && let Some(error) = shadow.reload_and_log("SIGHUP", &metrics).await
+        {
+            failed.push(format!("shadow policy not reloaded: {error}"));
+        }
+        notifier.ready(&active.describe(), &failed);
     }
 }
 

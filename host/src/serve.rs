@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     for listener in &listeners {
         info!("listening on {}", listener.endpoint()?);
     }
-    notifier.ready(&policy.describe());
+    notifier.ready(&policy.describe(), &[]);
     let shadow_policy = shadow.as_ref().map(|shadow| shadow.policy().clone());
     tokio::spawn(reload::on_sighup(
         policy.clone(),

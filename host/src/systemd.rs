@@ -58,9 +58,10 @@ impl Notifier {
     }
 
     /// `READY=1`: the policy is loaded and every listener is bound (or
-    /// again, after a reload); with the status naming the policy.
-    pub fn ready(&self, policy: &Described) {
-        self.send(&format!("READY=1\n{}", status(policy)));
+    /// again, after a reload); with the status naming the policy, and
+    /// what of the reload `failed` (each a sentence), if anything did.
+    pub fn ready(&self, policy: &Described, failed: &[String]) {
+        self.send(&format!("READY=1\n{}", status(policy, failed)));
     }
 
     /// `RELOADING=1`, with the monotonic clock's time as systemd requires.
@@ -95,11 +96,24 @@ impl Notifier {
     }
 }
 
-/// What `STATUS=` says: the active policy.
-fn status(policy: &Described) -> String {
-    format!(
-        "STATUS=serving; policy sha256 {} ({})",
+/// The most `STATUS=` says: systemd ignores a whole message longer than
+/// 4096 bytes (its `NOTIFY_BUFFER_MAX`), `READY=1` with it.
+const MAX_STATUS_BYTES: usize = 2048;
+
+/// What `STATUS=` says: the active policy, then what `failed`; one line
+/// (a failure may quote a policy's words), and bounded.
+fn status(policy: &Described, failed: &[String]) -> String {
+    let mut status = format!(
+        "serving; policy sha256 {} ({})",
         policy.sha256, policy.source
+    );
+    for failure in failed {
+        status.push_str("; ");
+        status.push_str(failure);
+    }
+    format!(
+        "STATUS={}",
+        crate::logs::contained_to(&status, MAX_STATUS_BYTES)
     )
 }
 
@@ -154,4 +168,31 @@ pub fn listen_fds() -> Vec<(OwnedFd, String)> {
             (socket, names.next().unwrap_or_default())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reload::FailMode;
+
+    /// A failure's sentence (a policy's words, of any length) leaves
+    /// `STATUS=` one line, and the whole `READY=1` message under the 4096
+    /// bytes past which systemd ignores it.
+    #[test]
+    fn a_status_is_one_line_systemd_reads() {
+        let policy = Described {
+            sha256: "ab".repeat(32),
+            source: "the built-in default policy".into(),
+            settings_sha256: None,
+            loaded_at: std::time::SystemTime::UNIX_EPOCH,
+            last_reload: None,
+            fail_mode: FailMode::Closed,
+        };
+        let words = format!("policy not reloaded: x\nREADY=1\n{}", "y".repeat(20_000));
+        let status = status(&policy, &[words]);
+        assert_eq!(status.lines().count(), 1, "{status}");
+        assert!(status.contains(r"x\nREADY=1\ny"), "{status}");
+        assert!(format!("READY=1\n{status}").len() < 4096);
+        assert!(status.ends_with("bytes more)"), "{status}");
+    }
 }
