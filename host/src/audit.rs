@@ -79,12 +79,13 @@ pub fn log(
         };
         512 + 2 * segment.len() + record_or_calls
     });
-    // What callers held to shares can send without end may fill only half
-    // the log's queue: the rest is kept for root's and the operator's.
+    // What callers held to shares can send without end may fill only
+    // their share of the log's queue: the rest is kept for the others, and
+    // half of it for root's and the operator's.
     let uid = peer.credentials.map(|credentials| credentials.uid);
-    let room = match Holder::trusts(uid, principal) {
-        true => logs::Room::All,
-        false => logs::Room::Half,
+    let room = match Holder::named(uid, principal) {
+        Holder::Trusted => logs::Room::All,
+        held => logs::Room::Share(held),
     };
     let (principal, peer) = (principal.map(str::to_string), peer.clone());
     logs::defer(size, room, move || {

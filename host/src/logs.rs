@@ -13,8 +13,10 @@
 //! its place among the lines and with the time it happened. A request
 //! never waits on stderr: when the queue holds [`MAX_QUEUED_BYTES`]
 //! (stderr is a pipe no one reads, say), or half that for any line but the
-//! audit event of root's or the operator's request ([`Room`]: a flood from
-//! other callers leaves room for those), a line or event is dropped,
+//! audit event of root's or the operator's request, or an eighth for the
+//! audit events of any one other caller ([`Room`]: a flood from one
+//! caller leaves room for the others, and all of theirs for root's and the
+//! operator's), a line or event is dropped,
 //! counted (`sigd_log_lines_dropped_total`, [`dropped_lines`]) and, once
 //! there is room, the drops are logged. Lines a write to stderr fails to
 //! take (its reader gone) are counted the same way.
@@ -35,6 +37,7 @@
 //! members, not as a string holding them.
 
 use crate::cli::LogFormat;
+use crate::shares::{Holder, Share, Shares};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -42,7 +45,7 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, SystemTime};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -75,26 +78,32 @@ pub fn json() -> bool {
 pub const MAX_QUEUED_BYTES: usize = 8 << 20;
 
 /// How much of the log queue an event may fill.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Room {
     /// All of it: the audit event of a request from root or the operator
     /// (the callers [`Holder::trusts`](crate::shares::Holder::trusts)).
     All,
-    /// Half: any other line, above all the audit events of callers held to
-    /// shares, who can send requests without end. A flood of theirs cannot
-    /// crowd root's or the operator's out of the log.
+    /// Half: any line but an audit event.
     Half,
+    /// The audit events of a caller held to shares, who can send requests
+    /// without end: its share ([`Shares`]: an eighth of the queue, all such
+    /// callers' together half). A flood of one caller's cannot crowd
+    /// another's out of the log, nor all of theirs root's or the operator's.
+    Share(Holder),
 }
 
 impl Room {
     /// The most bytes queued with which such an event is still taken.
-    fn limit(self) -> usize {
+    fn limit(&self) -> usize {
         match self {
             Room::All => MAX_QUEUED_BYTES,
-            Room::Half => MAX_QUEUED_BYTES / 2,
+            Room::Half | Room::Share(_) => MAX_QUEUED_BYTES / 2,
         }
     }
 }
+
+/// The queue's bytes, shared among callers held to shares ([`Room::Share`]).
+static SHARES: LazyLock<Arc<Shares>> = LazyLock::new(|| Shares::of(MAX_QUEUED_BYTES));
 
 /// Log lines dropped so far: the queue was full.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -185,6 +194,8 @@ struct Spent {
     at: SystemTime,
     span: tracing::Span,
     log: Box<dyn Fn() + Send>,
+    /// The caller's share of the queue it takes, given back when freed.
+    _share: Option<Share>,
 }
 
 /// The async runtime, its worker threads freeing the events they
@@ -278,7 +289,17 @@ pub fn defer(size: usize, room: Room, log: impl Fn() + Send + 'static) {
         return log();
     };
     free_spent(FREED_PER_DEFER);
-    if !reserve(size, room) {
+    let share = match &room {
+        Room::Share(holder) => match SHARES.take_many(holder, size) {
+            Ok(share) => Some(share),
+            Err(_) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        },
+        Room::All | Room::Half => None,
+    };
+    if !reserve(size, &room) {
         return;
     }
     let deferred = Deferred {
@@ -287,6 +308,7 @@ pub fn defer(size: usize, room: Room, log: impl Fn() + Send + 'static) {
             at: SystemTime::now(),
             span: tracing::Span::current(),
             log: Box::new(log),
+            _share: share,
         },
         back: GRAVEYARD.with_borrow(|graveyard| graveyard.clone()),
     };
@@ -299,7 +321,7 @@ pub fn defer(size: usize, room: Room, log: impl Fn() + Send + 'static) {
 
 /// Count `size` more bytes queued, unless that is past what `room` may
 /// fill: then count a line dropped, and `false`.
-fn reserve(size: usize, room: Room) -> bool {
+fn reserve(size: usize, room: &Room) -> bool {
     if QUEUED.fetch_add(size, Ordering::Relaxed) + size > room.limit() {
         QUEUED.fetch_sub(size, Ordering::Relaxed);
         DROPPED.fetch_add(1, Ordering::Relaxed);
@@ -520,7 +542,7 @@ impl Drop for Line<'_> {
     fn drop(&mut self) {
         let line = one_line(std::mem::take(&mut self.1));
         let size = line.len();
-        if line.is_empty() || !reserve(size, self.2) {
+        if line.is_empty() || !reserve(size, &self.2) {
             return;
         }
         if self.0.send(Message::Line(line)).is_err() {
@@ -1004,7 +1026,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             let deferred = |log: Box<dyn Fn() + Send>| {
-                assert!(reserve(64, Room::All));
+                assert!(reserve(64, &Room::All));
                 let span = tracing::info_span!("request", id = 7);
                 Message::Deferred(Deferred {
                     spent: Spent {
@@ -1012,6 +1034,7 @@ mod tests {
                         at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
                         span,
                         log,
+                        _share: None,
                     },
                     back: None,
                 })
@@ -1045,7 +1068,7 @@ mod tests {
     /// A logged event of `size` (counted in the queue), deferred where it
     /// is allocated.
     fn deferred_holding(held: &Arc<()>, size: usize, back: Option<Arc<Graveyard>>) -> Message {
-        assert!(reserve(size, Room::All));
+        assert!(reserve(size, &Room::All));
         let held = held.clone();
         Message::Deferred(Deferred {
             spent: Spent {
@@ -1055,6 +1078,7 @@ mod tests {
                 log: Box::new(move || {
                     let _ = &held;
                 }),
+                _share: None,
             },
             back,
         })
@@ -1182,7 +1206,7 @@ mod tests {
         let lines = |batch: &mut Batch| {
             for i in 0..100 {
                 let line = format!("line {i:03} {}\n", "x".repeat(90)).into_bytes();
-                assert!(reserve(line.len(), Room::All));
+                assert!(reserve(line.len(), &Room::All));
                 batch.add(Message::Line(line), &mut Round::default());
             }
         };

@@ -29,7 +29,13 @@ impl Holder {
     /// Who `caller` is, for its shares.
     pub fn of(caller: &Caller) -> Holder {
         let uid = caller.peer.credentials.map(|credentials| credentials.uid);
-        match (uid, caller.principal.as_deref()) {
+        Holder::named(uid, caller.principal.as_deref())
+    }
+
+    /// Who a caller of `uid` (if the kernel tells it) presenting
+    /// `principal`'s token (if any) is, for its shares.
+    pub fn named(uid: Option<u32>, principal: Option<&str>) -> Holder {
+        match (uid, principal) {
             (uid, principal) if Holder::trusts(uid, principal) => Holder::Trusted,
             (_, Some(principal)) => Holder::Principal(principal.into()),
             (Some(uid), None) => Holder::Uid(uid),
@@ -79,22 +85,33 @@ impl Shares {
     /// One more for `holder`, given back when dropped; refused if it holds
     /// its share already, or all callers held to shares hold theirs.
     pub fn take(self: &Arc<Shares>, holder: &Holder) -> Result<Share, Taken> {
+        self.take_many(holder, 1)
+    }
+
+    /// `count` more for `holder` (bytes, say), all given back when dropped;
+    /// refused if that would be more than its share, or than all callers
+    /// held to shares may hold.
+    pub fn take_many(self: &Arc<Shares>, holder: &Holder, count: usize) -> Result<Share, Taken> {
         if *holder != Holder::Trusted {
             let mut held = self.lock();
-            if held.values().sum::<usize>() >= self.untrusted {
+            if held.values().sum::<usize>() + count > self.untrusted {
                 return Err(Taken {
                     share: self.untrusted,
                 });
             }
-            let count = held.entry(holder.clone()).or_default();
-            if *count >= self.share {
+            let holds = held.entry(holder.clone()).or_default();
+            if *holds + count > self.share {
+                if *holds == 0 {
+                    held.remove(holder);
+                }
                 return Err(Taken { share: self.share });
             }
-            *count += 1;
+            *holds += count;
         }
         Ok(Share {
             shares: self.clone(),
             holder: holder.clone(),
+            count,
         })
     }
 
@@ -113,6 +130,7 @@ impl Shares {
 pub struct Share {
     shares: Arc<Shares>,
     holder: Holder,
+    count: usize,
 }
 
 impl Drop for Share {
@@ -122,7 +140,7 @@ impl Drop for Share {
         }
         let mut held = self.shares.lock();
         if let Some(count) = held.get_mut(&self.holder) {
-            *count -= 1;
+            *count -= self.count;
             if *count == 0 {
                 held.remove(&self.holder);
             }
@@ -167,6 +185,30 @@ mod tests {
         assert_eq!(shares.held(&tenant), 0);
         let left = shares.lock();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Taken by weight (the log queue's bytes), a share is what a caller
+    /// holds in all: a take past it is refused whole, leaving nothing
+    /// behind, and what is given back is all it took.
+    #[test]
+    fn a_share_is_counted_in_what_each_take_weighs() {
+        let shares = Shares::of(800);
+        let tenant = Holder::Uid(1000);
+        let first = shares.take_many(&tenant, 60).unwrap();
+        assert_eq!(
+            shares.take_many(&tenant, 41).unwrap_err(),
+            Taken { share: 100 }
+        );
+        let second = shares.take_many(&tenant, 40).unwrap();
+        assert_eq!(shares.held(&tenant), 100);
+        assert!(shares.take_many(&Holder::Uid(1001), 101).is_err());
+        assert!(shares.lock().get(&Holder::Uid(1001)).is_none());
+        drop(first);
+        assert_eq!(shares.held(&tenant), 40);
+        drop(second);
+        assert!(shares.lock().is_empty());
+        let big = shares.take_many(&Holder::Trusted, 10_000).unwrap();
+        drop(big);
     }
 
     /// Root and a lone token are held to no share; a named token, and a
