@@ -807,3 +807,95 @@ fn no_caller_takes_every_escalation_or_wait() {
     assert_eq!(cut_short, 14, "{answers}");
     let _ = own.wait();
 }
+
+/// A client that reaches sigd as `localhost` tries `[::1]` and `127.0.0.1`
+/// both, so whoever listens on the other loopback address on sigd's port
+/// gets its requests, bearer token and all. sigd on `127.0.0.1:P` holds
+/// `[::1]:P` (bound, never listening: a client there is refused and tries
+/// the other), so nobody's listener there cannot be bound; and sigd
+/// refuses to start if one listens there already. Before, nobody bound
+/// `[::1]:P` beside sigd and was sent an SDK's token.
+#[test]
+fn the_other_loopback_address_on_sigds_port_is_no_one_elses() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("no IPv6 loopback here: no [::1] for anyone to take");
+        return;
+    }
+    let port = loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if std::net::TcpListener::bind(("::1", port)).is_ok() {
+            break port;
+        }
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let command = || {
+        let mut command = Command::new(SIGD);
+        command
+            .args(["serve", "--no-cache", "--listen", &listen])
+            .env_remove("SIGD_TOKEN")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null());
+        command
+    };
+    let sigd = Sigd::start_command(command());
+    let squat = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+try:
+    s.bind(("::1", int(sys.argv[1])))
+    s.listen()
+    print("bound")
+except OSError as e:
+    print(e.errno)
+"#;
+    let tried = as_nobody(squat, &[&port.to_string()]).output().unwrap();
+    let said = String::from_utf8_lossy(&tried.stdout);
+    assert_eq!(said.trim(), "98", "nobody's [::1]:{port}: {said}"); // EADDRINUSE
+    drop(sigd);
+
+    let mut squatter = as_nobody(
+        &format!("{squat}\nimport time; sys.stdout.flush(); time.sleep(60)"),
+        &[&port.to_string()],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(squatter.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "bound");
+    let (code, stderr) = exit_and_stderr(command());
+    let _ = (squatter.kill(), squatter.wait());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("[::1]:{port}")), "{stderr}");
+    assert!(stderr.contains("localhost"), "{stderr}");
+}
+
+/// A Unix socket's directory must be one no one else may write to, sticky
+/// or not: in a sticky one (as /tmp is) another user may take the name
+/// whenever sigd is not running (it removes its socket when it stops), and
+/// clients then hand that user their requests, token and all. Before, a
+/// sticky directory was taken.
+#[test]
+fn a_socket_in_a_directory_others_may_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = short_dir("callers-shared-dir");
+    let socket = dir.join("sigd.sock");
+    let unix = format!("unix:{}", socket.display());
+    for mode in [0o1777, 0o777, 0o1773] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, stderr) = exit_and_stderr(sigd_command(&["--no-cache", "--listen", &unix]));
+        assert_eq!(code, Some(1), "mode {mode:o}: {stderr}");
+        assert!(stderr.contains("may be written by other users"), "{stderr}");
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sigd = Sigd::start(&["--no-cache", "--listen", &unix]);
+    drop(sigd);
+}

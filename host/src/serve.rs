@@ -91,6 +91,8 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
     for listener in &listeners {
         info!("listening on {}", listener.endpoint()?);
     }
+    let listening = (listeners.iter().map(Listener::endpoint)).collect::<Result<Vec<_>, _>>()?;
+    let _siblings = server::hold_loopback_siblings(&listening)?;
     notifier.ready(&policy.describe(), &[]);
     let shadow_policy = shadow.as_ref().map(|shadow| shadow.policy().clone());
     tokio::spawn(reload::on_sighup(

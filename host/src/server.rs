@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
@@ -210,6 +210,76 @@ impl Listener {
     }
 }
 
+/// What keeps the other loopback address on a loopback listener's port
+/// (`[::1]:P` beside `127.0.0.1:P`, and back) from anyone else: a client
+/// that reaches sigd as `localhost` tries both, and would hand whoever
+/// listened on the other its requests, bearer token and all. Each is bound
+/// and never listens, so a client there is refused at once and tries the
+/// next address. None for port 0 (a port the kernel picked is known only
+/// by its number) or where the machine has no such address.
+pub fn hold_loopback_siblings(listening: &[Endpoint]) -> io::Result<Vec<OwnedFd>> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+    let mut held = Vec::new();
+    for endpoint in listening {
+        let Endpoint::Tcp(addr) = endpoint else {
+            continue;
+        };
+        let sibling = match addr {
+            _ if addr.port() == 0 => continue,
+            SocketAddr::V4(v4) if *v4.ip() == std::net::Ipv4Addr::LOCALHOST => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v4.port()))
+            }
+            SocketAddr::V6(v6) if *v6.ip() == std::net::Ipv6Addr::LOCALHOST => {
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, v6.port()))
+            }
+            _ => continue,
+        };
+        if listening.contains(&Endpoint::Tcp(sibling)) {
+            continue;
+        }
+        let family = match sibling {
+            SocketAddr::V4(_) => AddressFamily::Inet,
+            SocketAddr::V6(_) => AddressFamily::Inet6,
+        };
+        let bound =
+            nix::sys::socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+                .and_then(|socket| {
+                    match sibling {
+                        SocketAddr::V4(v4) => {
+                            nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrIn::from(v4))
+                        }
+                        SocketAddr::V6(v6) => {
+                            nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrIn6::from(v6))
+                        }
+                    }
+                    .map(|()| socket)
+                });
+        match bound {
+            Ok(socket) => {
+                debug!(%sibling, "held so that no one else listens there");
+                held.push(socket);
+            }
+            Err(Errno::EADDRINUSE) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "{sibling} is taken by another process, beside {addr}: a client that \
+                         reaches sigd as localhost may talk to it instead, and hand it its \
+                         token; stop it, or listen on {sibling} too"
+                    ),
+                ));
+            }
+            // No such address on this machine: no one can listen there.
+            Err(Errno::EAFNOSUPPORT | Errno::EADDRNOTAVAIL) => {}
+            Err(error) => {
+                warn!(%sibling, %error, "cannot hold the other loopback address: anyone may listen there")
+            }
+        }
+    }
+    Ok(held)
+}
+
 /// Bind a Unix socket at `path` that no one else can reach before it has
 /// its final mode and group: it is bound inside a fresh directory only sigd
 /// may enter (beside `path`, so its own path is at most 16 bytes longer),
@@ -218,18 +288,22 @@ impl Listener {
 /// finished socket).
 fn bind_unix(path: &Path, file: SocketFile) -> io::Result<UnixListener> {
     let parent = path.parent().unwrap_or(Path::new("/"));
-    // In a directory others may write to (and rename or replace entries
-    // in), nothing sigd names by path there stays sigd's: refuse it unless
-    // it is sticky, as /tmp is.
-    let shared = std::fs::metadata(parent)?.permissions().mode();
-    if shared & 0o022 != 0 && shared & 0o1000 == 0 {
+    // In a directory others may write to, nothing sigd names by path there
+    // stays sigd's: they could replace the socket, or, sticky as /tmp is,
+    // take its name whenever sigd is not running (it removes the socket
+    // when it stops), and be handed clients' requests, tokens and all.
+    let meta = std::fs::metadata(parent)?;
+    let mode = meta.permissions().mode();
+    let owner = meta.uid();
+    if mode & 0o022 != 0 || (owner != 0 && owner != nix::unistd::geteuid().as_raw()) {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "{} may be written by other users (mode {:o}): they could replace the socket; \
-                 put it in a directory only sigd's user may write to, such as /run/sigd",
+                "{} may be written by other users (mode {:o}, owner uid {owner}): they could \
+                 replace the socket, or take its name while sigd is stopped; put it in a \
+                 directory only root or sigd's user may write to, such as /run/sigd",
                 parent.display(),
-                shared & 0o7777
+                mode & 0o7777
             ),
         ));
     }
