@@ -2,10 +2,15 @@
 //! each is doing, and which one makes room when a new one arrives and every
 //! slot is taken. A client that holds a slot without a request being worked
 //! on (an idle keep-alive, headers or a body trickling in) gives it up to a
-//! newcomer, oldest first; a request being decided or waiting for an exit
-//! is never cut off. So `/healthz` and a well-behaved request get in even
-//! when slow or idle clients fill every slot.
+//! newcomer: one of the caller holding the most connections, oldest first;
+//! a request being decided or waiting for an exit is never cut off. So
+//! `/healthz` and a well-behaved request get in even when slow or idle
+//! clients fill every slot, and a caller opening connections without end
+//! ends its own, not others'. (How many requests one caller may have
+//! answered at once is [`crate::http::App`]'s `answering` share.)
 
+use crate::shares::Holder;
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -112,6 +117,8 @@ struct Table {
 
 struct Entry {
     activity: Arc<Activity>,
+    /// Whose connection it is (by its peer's uid).
+    holder: Holder,
     /// Ends the connection's task; set once it is spawned.
     abort: Option<AbortHandle>,
 }
@@ -148,14 +155,15 @@ impl Connections {
         })
     }
 
-    /// A slot for a connection just accepted: a free one, or one made by
-    /// ending the connection that has waited longest without a request
-    /// being answered (`Some` says what it was doing). If every slot is
-    /// answering a request, waits for one to be given up.
-    pub async fn admit(self: &Arc<Self>) -> (Slot, Option<State>) {
+    /// A slot for a connection of `holder`'s just accepted: a free one, or
+    /// one made by ending a connection without a request being answered
+    /// (`Some` says what it was doing): of the caller holding the most
+    /// connections, the one in the earliest state, longest. If every slot
+    /// is answering a request, waits for one to be given up.
+    pub async fn admit(self: &Arc<Self>, holder: Holder) -> (Slot, Option<State>) {
         loop {
             let freed = self.freed.notified();
-            if let Some(admitted) = self.try_admit() {
+            if let Some(admitted) = self.try_admit(&holder) {
                 return admitted;
             }
             freed.await;
@@ -201,22 +209,29 @@ impl Connections {
         }
     }
 
-    fn try_admit(self: &Arc<Self>) -> Option<(Slot, Option<State>)> {
+    fn try_admit(self: &Arc<Self>, holder: &Holder) -> Option<(Slot, Option<State>)> {
         let mut table = self.lock();
         let mut evicted = None;
         if table.open.len() >= self.max {
+            let mut held: HashMap<&Holder, usize> = HashMap::new();
+            for entry in table.open.values() {
+                *held.entry(&entry.holder).or_default() += 1;
+            }
             let mut candidates: Vec<_> = (table.open.iter())
                 .filter(|(_, entry)| entry.abort.is_some())
-                .map(|(id, entry)| (*id, entry.activity.get()))
-                .filter(|(_, (state, _))| *state < State::Answering)
+                .map(|(id, entry)| (*id, held[&entry.holder], entry.activity.get()))
+                .filter(|(_, _, (state, _))| *state < State::Answering)
                 .collect();
-            // The earliest state first; then the longest in it; then the
-            // one admitted first. One whose request has just got to
-            // answering (since it was looked at) is passed over.
-            candidates.sort_unstable_by_key(|(id, (state, since))| (*state, *since, *id));
+            // The caller holding the most first; then the earliest state;
+            // then the longest in it; then the one admitted first. One
+            // whose request has just got to answering (since it was looked
+            // at) is passed over.
+            candidates.sort_unstable_by_key(|(id, held, (state, since))| {
+                (Reverse(*held), *state, *since, *id)
+            });
             let (id, state) = candidates
                 .into_iter()
-                .map(|(id, (state, _))| (id, state))
+                .map(|(id, _, (state, _))| (id, state))
                 .find(|(id, state)| table.open[id].activity.evict(*state))?;
             if let Some(Entry {
                 abort: Some(abort), ..
@@ -237,6 +252,7 @@ impl Connections {
             id,
             Entry {
                 activity: activity.clone(),
+                holder: holder.clone(),
                 abort: None,
             },
         );
@@ -273,7 +289,7 @@ mod tests {
         let mut slots = Vec::new();
         let mut tasks = Vec::new();
         for state in [State::Awaiting, State::ReadingBody, State::Answering] {
-            let (slot, evicted) = connections.admit().await;
+            let (slot, evicted) = connections.admit(Holder::Uid(1000)).await;
             assert_eq!(evicted, None);
             let running = task();
             connections.served_by(slot.id(), running.abort_handle());
@@ -282,11 +298,11 @@ mod tests {
             tasks.push(running);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let (newcomer, evicted) = connections.admit().await;
+        let (newcomer, evicted) = connections.admit(Holder::Uid(1000)).await;
         assert_eq!(evicted, Some(State::Awaiting));
         assert!(newcomer.activity.advance(State::Answering));
         connections.served_by(newcomer.id(), task().abort_handle());
-        let (_second, evicted) = connections.admit().await;
+        let (_second, evicted) = connections.admit(Holder::Uid(1000)).await;
         assert_eq!(evicted, Some(State::ReadingBody));
         tokio::task::yield_now().await;
         assert!(tasks[0].is_finished() && tasks[1].is_finished());
@@ -295,11 +311,43 @@ mod tests {
         assert!(!slots[1].activity.advance(State::Answering));
         assert!(!slots[0].activity.answering());
         // Only answering connections (and one not yet served) are left.
-        let third = tokio::time::timeout(Duration::from_millis(50), connections.admit()).await;
+        let third = tokio::time::timeout(
+            Duration::from_millis(50),
+            connections.admit(Holder::Uid(1000)),
+        )
+        .await;
         assert!(third.is_err(), "admitted with every slot answering");
         drop(slots.pop()); // the answering one gives its slot up
-        let (_third, evicted) = connections.admit().await;
+        let (_third, evicted) = connections.admit(Holder::Uid(1000)).await;
         assert_eq!(evicted, None);
+    }
+
+    /// With every slot taken, a newcomer ends a connection of the caller
+    /// holding the most, though another's has waited longer: a caller
+    /// opening connections without end ends its own.
+    #[tokio::test]
+    async fn makes_room_from_the_caller_holding_the_most() {
+        let connections = Connections::new(3);
+        let mut slots = Vec::new();
+        for holder in [Holder::Trusted, Holder::Uid(65534), Holder::Uid(65534)] {
+            let (slot, _) = connections.admit(holder).await;
+            let running = tokio::spawn(std::future::pending::<()>());
+            connections.served_by(slot.id(), running.abort_handle());
+            slots.push(slot);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for newcomer in [Holder::Uid(65534), Holder::Trusted] {
+            let (slot, evicted) = connections.admit(newcomer).await;
+            assert_eq!(evicted, Some(State::Awaiting));
+            let running = tokio::spawn(std::future::pending::<()>());
+            connections.served_by(slot.id(), running.abort_handle());
+            slots.push(slot);
+        }
+        // Root's first connection, the oldest, is still there; nobody's
+        // first two were ended.
+        assert!(slots[0].activity.advance(State::Answering));
+        assert!(!slots[1].activity.advance(State::Answering));
+        assert!(!slots[2].activity.advance(State::Answering));
     }
 
     /// At the drain's end every connection without a request being
@@ -311,7 +359,7 @@ mod tests {
         let mut slots = Vec::new();
         let mut tasks = Vec::new();
         for state in [State::Awaiting, State::ReadingBody, State::Answering] {
-            let (slot, _) = connections.admit().await;
+            let (slot, _) = connections.admit(Holder::Uid(1000)).await;
             let running = tokio::spawn(std::future::pending::<()>());
             connections.served_by(slot.id(), running.abort_handle());
             assert!(slot.activity.advance(state));

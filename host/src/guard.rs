@@ -102,6 +102,13 @@ const FREEZE_ROUNDS: usize = 64;
 /// be stopped (one in uninterruptible sleep stops only when it wakes).
 const STOP_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a tree signal spends stopping the tree, walks and waits, in
+/// all: a tree that keeps making processes sigd cannot stop (one in vfork,
+/// under a parent whose SIGSTOPs a tracer cancels) would have it walk and
+/// wait again and again, holding a thread and the caller's connection.
+/// Past it, the tree is signalled as far as it was found.
+const FREEZE_TIME: Duration = Duration::from_millis(500);
+
 /// SIGSTOP and SIGCONT, by number (the kernel's, on every architecture
 /// sigd runs on).
 const STOP: i32 = nix::libc::SIGSTOP;
@@ -363,7 +370,8 @@ impl GuardedTable {
     /// Send `signal` to `target` and all its descendants, none escaping:
     /// each process of the tree is stopped (SIGSTOP, which also cancels a
     /// fork it is making) before its children are looked for, and the tree
-    /// is walked until a walk finds no process it has not stopped. Only
+    /// is walked until a walk finds no process it has not stopped (at most
+    /// [`FREEZE_ROUNDS`] walks, in at most [`FREEZE_TIME`]). Only
     /// then is `signal` sent to each; afterwards those the freeze stopped
     /// are continued (SIGCONT), unless `signal` was SIGSTOP. A process is
     /// checked (protected, `authority`) before it is stopped; a refusal
@@ -388,6 +396,7 @@ impl GuardedTable {
         let mut frozen = Frozen::default();
         let mut tree = HashMap::new();
         let mut found = vec![(target.pid(), target.clone())];
+        let deadline = std::time::Instant::now() + FREEZE_TIME;
         for _ in 0..FREEZE_ROUNDS {
             for (pid, member) in &found {
                 if protected.holds_process(member.as_ref()) {
@@ -404,8 +413,12 @@ impl GuardedTable {
             // A process stops on its way back to user space, so a fork it
             // was making when the SIGSTOP came has ended by then: once it
             // is stopped, every child it will have is in the table.
-            wait_until_stopped(&found, STOP_WAIT);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            wait_until_stopped(&found, STOP_WAIT.min(left));
             tree.extend(found);
+            if left.is_zero() {
+                break;
+            }
             found = self.grow(&tree)?;
             if found.is_empty() {
                 break;

@@ -22,6 +22,7 @@ use crate::metrics::{self, Metrics};
 use crate::policy;
 use crate::record::{self, RecordedAnswer, Unmade};
 use crate::reload::{FailMode, ReloadAttempt, Reloaded};
+use crate::shares::{Holder, Shares};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -69,6 +70,10 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The shadow policy, deciding each decided request again (`--shadow-policy`).
     pub shadow: Option<Arc<crate::shadow::Shadow>>,
+    /// Each caller's share of the requests being answered at once: of
+    /// `--max-connections`, since such a request's connection is never
+    /// ended to make room (see [`crate::connections`]).
+    pub answering: Arc<Shares>,
 }
 
 /// A response and what to record of it.
@@ -222,7 +227,8 @@ impl HttpError {
             HttpError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "BUSY",
-                "sigd cannot serve this request now (no room, or its target changed \
+                "sigd cannot serve this request now (no room, as many of this caller's \
+                 requests being answered as it may have, or its target changed \
                  process group) and signalled nothing; try again"
                     .to_string(),
             ),
@@ -349,7 +355,12 @@ async fn respond<'a>(
         .await
         .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
     // From here on the request is being answered: its connection keeps
-    // its slot (see crate::connections).
+    // its slot (see crate::connections). So a caller held to shares may
+    // have only its share of them; past it, it is told to try again.
+    let holder = Holder::named(peer.credentials.map(|c| c.uid), *principal);
+    let Ok(_answering) = app.answering.take(&holder) else {
+        return Err(HttpError::Busy);
+    };
     // Unless it was ended to make room (it never answers then).
     if let Some(connection) = connection
         && !connection.advance(connections::State::Answering)

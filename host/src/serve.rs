@@ -15,6 +15,7 @@ use crate::process::System;
 use crate::reload::{self, ActivePolicy, Source};
 use crate::server::{self, Listener, SocketFile, TransportLimits};
 use crate::shadow::Shadow;
+use crate::shares::Shares;
 use crate::systemd::Notifier;
 use anyhow::{Context, bail};
 use std::sync::Arc;
@@ -126,6 +127,7 @@ pub async fn run(args: ServeArgs, env_token: Option<String>) -> anyhow::Result<(
         body_timeout: Duration::from_secs(args.body_timeout),
         metrics,
         shadow,
+        answering: Shares::of(args.max_connections),
     });
     let limits = TransportLimits {
         max_connections: args.max_connections,

@@ -8,6 +8,7 @@
 use crate::caller::Peer;
 use crate::connections::{Activity, Connections, State};
 use crate::http::{self, App};
+use crate::shares::Holder;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -440,7 +441,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (slot, evicted) = connections.admit().await;
+        let holder = Holder::named(peer.credentials.map(|c| c.uid), None);
+        let (slot, evicted) = connections.admit(holder).await;
         if let Some(state) = evicted {
             debug!(
                 ?state,

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             body_timeout: sigd::http::BODY_TIMEOUT,
             metrics: Arc::new(Metrics::default()),
             shadow: None,
+            answering: sigd::shares::Shares::of(TransportLimits::default().max_connections),
         });
         let shutdown = match shutdown_signal() {
             Ok(shutdown) => shutdown,
