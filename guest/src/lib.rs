@@ -174,12 +174,10 @@ pub enum Rejection {
         max: u32,
         by: String,
     },
-    /// A target (uid, command) that the settings rule `by` does not allow.
-    TargetNotAllowed {
-        pid: i32,
-        target: Target,
-        by: String,
-    },
+    /// A target (by uid, command) that the settings rule `by` does not
+    /// allow. Its uid and command are not said: the caller may not be one
+    /// who may see the process at all (the record keeps them).
+    TargetNotAllowed { pid: i32, by: String },
     /// A target the operator's settings protect, and why.
     ProtectedBySettings { pid: i32, why: String },
     /// The signal would go on behalf of the caller's uid (`None`: a caller
@@ -238,13 +236,12 @@ impl Rejection {
                 "WAIT_NOT_ALLOWED",
                 format!("{by} allows \"{field}\" up to {max} ms"),
             ),
-            Rejection::TargetNotAllowed { pid, target, by } => (
+            Rejection::TargetNotAllowed { pid, by } => (
                 403,
                 "TARGET_NOT_ALLOWED",
                 format!(
-                    "{by} does not allow signalling process {pid} (uid {}, command \"{}\")",
-                    target.uid,
-                    shorten(&target.command)
+                    "{by} does not allow signalling process {pid}: its uid or command is not \
+                     among the targets the rule names"
                 ),
             ),
             Rejection::ProtectedBySettings { pid, why } => (

@@ -206,7 +206,6 @@ impl Settings {
             true => Ok(()),
             false => Err(Rejection::TargetNotAllowed {
                 pid,
-                target,
                 by: grant.name(),
             }),
         }

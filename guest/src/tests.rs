@@ -705,3 +705,41 @@ fn echoes_input_safely() {
     let json: Value = serde_json::from_str(&response.body).unwrap();
     assert!(json["error"].as_str().unwrap().len() < 120);
 }
+
+/// A target the settings do not allow is refused without a word of what
+/// it is: the caller may not be able to see the process at all (another
+/// user's, under `hidepid`), and its uid and command are only the
+/// record's. Before, the sentence named both, so any caller a rule named
+/// could list every process's owner and command.
+#[test]
+fn a_target_refused_by_settings_is_not_described() {
+    let settings = Settings::parse(
+        Some(r#"{"rules": [{"uid": 65534, "authority": "sigd", "target_commands": ["worker"]}]}"#),
+        &(34..=64),
+    )
+    .unwrap();
+    let mut host = host();
+    host.processes.insert(47, true);
+    host.owners.insert(47, (1000, "secret-db"));
+    let response = decide(
+        &Rules::DEFAULT,
+        &settings,
+        &host,
+        &Request {
+            pid: "47",
+            body: br#"{"signal": 15}"#,
+            caller: &local(Some(65534)),
+        },
+    );
+    assert_eq!(response.status, 403);
+    assert!(
+        response.body.contains("TARGET_NOT_ALLOWED"),
+        "{}",
+        response.body
+    );
+    assert!(
+        !response.body.contains("1000") && !response.body.contains("secret-db"),
+        "{}",
+        response.body
+    );
+}
