@@ -899,3 +899,41 @@ fn a_socket_in_a_directory_others_may_write_to_is_refused() {
     let sigd = Sigd::start(&["--no-cache", "--listen", &unix]);
     drop(sigd);
 }
+
+/// What went wrong in a reload is said in `/healthz` only to a caller sigd
+/// trusts (root, or the holder of the operator's lone token): the sentence
+/// quotes the operator's files, which other users may not read. Another
+/// user sees that the reload failed, not why. Before, nobody read a value
+/// from a settings file of mode 600 in `/healthz`.
+#[test]
+fn a_failed_reloads_words_are_for_root_alone() {
+    let dir = scratch("a_failed_reloads_words_are_for_root_alone");
+    let settings = dir.join("settings.json");
+    write_private(&settings, r#"{"rules": []}"#);
+    let sigd = Sigd::start(&[
+        "--no-cache",
+        "--policy-settings",
+        settings.to_str().unwrap(),
+    ]);
+    write_private(&settings, r#"{"rules": [{"payroll-batch-7731": 1}]}"#);
+    sigd.send(nix::sys::signal::Signal::SIGHUP);
+    sigd.expect_log("rejected the settings");
+    let roots = sigd.get("/healthz").json();
+    assert_eq!(roots["last_reload"]["outcome"], "failed");
+    let said = roots["last_reload"]["error"].as_str().unwrap();
+    assert!(said.contains("payroll-batch-7731"), "{said}");
+    let fetch = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+print(s.makefile("rb").read().decode().split("\r\n\r\n", 1)[1])
+"#;
+    let output = as_nobody(fetch, &[&sigd.addr.port().to_string()])
+        .output()
+        .unwrap();
+    let nobodys: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(nobodys["last_reload"]["outcome"], "failed", "{nobodys}");
+    let said = nobodys["last_reload"]["error"].as_str().unwrap();
+    assert!(!said.contains("payroll"), "{said}");
+    assert!(said.contains("sigd's log"), "{said}");
+}

@@ -337,8 +337,15 @@ async fn respond<'a>(
     let path = request.uri().path();
     if path == HEALTH_PATH {
         // Counts tell of activity: only for a caller the token admits.
-        let counts = authenticate(tokens, request.headers()).is_ok();
-        return health(app, request.method(), counts);
+        // What went wrong in a reload quotes the operator's files: only
+        // for a caller sigd trusts (root, the operator's lone token).
+        let admitted = authenticate(tokens, request.headers());
+        let uid = peer.credentials.map(|credentials| credentials.uid);
+        let shown = Shown {
+            counts: admitted.is_ok(),
+            errors: Holder::trusts(uid, admitted.ok().flatten()),
+        };
+        return health(app, request.method(), shown);
     }
     check_origin(request.headers(), &app.allowed_origins)?;
     *principal = authenticate(tokens, request.headers())?;
@@ -493,11 +500,18 @@ fn signal_pid(path: &str) -> Option<&str> {
         .filter(|pid| !pid.contains('/'))
 }
 
+/// What `/healthz` tells the caller beyond readiness and the policies.
+struct Shown {
+    /// How the shadow's decisions went (no tokens, or the caller's is valid).
+    counts: bool,
+    /// Why a reload failed (root, or the operator's lone token).
+    errors: bool,
+}
+
 /// `GET /healthz`: ready (a policy is loaded, or sigd would not listen),
 /// which policy and how its last reload went (and the token file's, if
-/// tokens come from one); with `counts` (no tokens, or
-/// the caller's is valid), how the shadow's decisions went.
-fn health(app: &App, method: &Method, counts: bool) -> Result<Reply, HttpError> {
+/// tokens come from one), and what `shown` allows.
+fn health(app: &App, method: &Method, shown: Shown) -> Result<Reply, HttpError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed("GET, HEAD"));
     }
@@ -506,16 +520,18 @@ fn health(app: &App, method: &Method, counts: bool) -> Result<Reply, HttpError> 
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "policy": described(&active),
-        "last_reload": active.last_reload.as_ref().map(attempt),
+        "last_reload": active.last_reload.as_ref().map(|reload| policy_reload(reload, shown.errors)),
     });
     if let Some(tokens) = app.tokens.as_ref().filter(|held| held.from_a_file()) {
-        body["token_file"] = serde_json::json!({
-            "last_reload": tokens.last_reload().map(|reload| serde_json::json!({
-                "at": rfc3339(reload.at),
-                "outcome": if reload.error.is_some() { "failed" } else { "read" },
-                "error": reload.error,
-            })),
+        let last = tokens.last_reload().map(|reload| {
+            let outcome = if reload.error.is_some() {
+                "failed"
+            } else {
+                "read"
+            };
+            attempt(reload.at, outcome, reload.error.as_deref(), shown.errors)
         });
+        body["token_file"] = serde_json::json!({ "last_reload": last });
     }
     body["policy"]["fail_mode"] = match active.fail_mode {
         FailMode::Closed => "closed",
@@ -527,9 +543,9 @@ fn health(app: &App, method: &Method, counts: bool) -> Result<Reply, HttpError> 
         let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
         body["shadow"] = serde_json::json!({
             "policy": described(&policy),
-            "last_reload": policy.last_reload.as_ref().map(attempt),
+            "last_reload": policy.last_reload.as_ref().map(|reload| policy_reload(reload, shown.errors)),
         });
-        if counts {
+        if shown.counts {
             body["shadow"]["decisions"] = serde_json::json!({
                 "agree": count(&decisions.agree),
                 "differ": count(&decisions.differ),
@@ -556,14 +572,29 @@ fn described(policy: &Described) -> serde_json::Value {
     })
 }
 
-/// A reload attempt, as `/healthz` describes it.
-fn attempt(attempt: &ReloadAttempt) -> serde_json::Value {
-    let (outcome, error) = match &attempt.outcome {
+/// A policy's reload attempt, as `/healthz` describes it.
+fn policy_reload(reload: &ReloadAttempt, errors: bool) -> serde_json::Value {
+    let (outcome, error) = match &reload.outcome {
         Ok(Reloaded::Swapped { .. }) => ("swapped", None),
         Ok(Reloaded::Unchanged) => ("unchanged", None),
-        Err(sentence) => ("failed", Some(sentence)),
+        Err(sentence) => ("failed", Some(sentence.as_str())),
     };
-    serde_json::json!({ "at": rfc3339(attempt.at), "outcome": outcome, "error": error })
+    attempt(reload.at, outcome, error, errors)
+}
+
+/// What `/healthz` says of a failed reload to a caller not shown `errors`.
+const ERROR_NOT_SHOWN: &str = "said to root and the operator's token alone (it may quote the operator's files); see sigd's log";
+
+/// A reload attempt, as `/healthz` describes it: when, how it went, and
+/// why it failed if it did (if `errors` may be shown).
+fn attempt(
+    at: std::time::SystemTime,
+    outcome: &str,
+    error: Option<&str>,
+    errors: bool,
+) -> serde_json::Value {
+    let error = error.map(|sentence| if errors { sentence } else { ERROR_NOT_SHOWN });
+    serde_json::json!({ "at": rfc3339(at), "outcome": outcome, "error": error })
 }
 
 /// `time` in UTC as RFC 3339, to the second: `2026-12-02T01:40:56Z`.
