@@ -608,6 +608,15 @@ fn compiled_policy_cache() {
     drop(sigd);
     Sigd::start(&["--policy", STRICT_POLICY, "--cache-dir", cache_arg])
         .expect_log("compiled=FromCache");
+
+    // A FIFO in an entry's place holds nothing up: it is not read, and the
+    // policy is compiled and cached anew. Before, reading it hung the start.
+    std::fs::remove_file(&entries[0]).unwrap();
+    nix::unistd::mkfifo(&entries[0], nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let sigd = Sigd::start(&["--policy", STRICT_POLICY, "--cache-dir", cache_arg]);
+    sigd.expect_log("unusable compiled-policy cache entry");
+    sigd.expect_log("compiled=OnLoad");
+    assert!(std::fs::metadata(&entries[0]).unwrap().is_file());
 }
 
 /// A cache directory others may write to is not trusted with compiled code.

@@ -77,7 +77,16 @@ impl Cache {
     /// The cached compilation of a component, if a sound one is there.
     pub fn load(&self, engine: &Engine, component_sha256: &str) -> Option<Component> {
         let path = self.entry(engine, component_sha256);
-        let bytes = fs::read(&path).ok()?;
+        // Held as a policy file is: a FIFO in its place holds nothing up.
+        let bytes = match crate::trusted_file::read(&path, crate::trusted_file::Kind::Decisive) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "unusable compiled-policy cache entry; rebuilding it");
+                let _ = fs::remove_file(&path);
+                return None;
+            }
+        };
         let payload = bytes
             .strip_prefix(MAGIC)
             .and_then(|rest| rest.split_at_checked(32))
@@ -101,12 +110,19 @@ impl Cache {
             .map_err(std::io::Error::other)
             .and_then(|payload| {
                 let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-                let mut file = fs::File::create(&temporary)?;
-                file.write_all(MAGIC)?;
-                file.write_all(&Sha256::digest(&payload))?;
-                file.write_all(&payload)?;
-                file.sync_all()?;
-                fs::rename(&temporary, &path)
+                let written = (|| {
+                    let mut file = fs::File::create(&temporary)?;
+                    file.write_all(MAGIC)?;
+                    file.write_all(&Sha256::digest(&payload))?;
+                    file.write_all(&payload)?;
+                    file.sync_all()?;
+                    fs::rename(&temporary, &path)
+                })();
+                // A disk that filled up keeps no part of an entry.
+                if written.is_err() {
+                    let _ = fs::remove_file(&temporary);
+                }
+                written
             });
         match result {
             Ok(()) => tracing::debug!(path = %path.display(), "cached the compiled policy"),
