@@ -92,26 +92,31 @@ impl Shares {
     /// refused if that would be more than its share, or than all callers
     /// held to shares may hold.
     pub fn take_many(self: &Arc<Shares>, holder: &Holder, count: usize) -> Result<Share, Taken> {
-        if *holder != Holder::Trusted {
-            let mut held = self.lock();
-            if held.values().sum::<usize>() + count > self.untrusted {
-                return Err(Taken {
-                    share: self.untrusted,
-                });
-            }
-            let holds = held.entry(holder.clone()).or_default();
-            if *holds + count > self.share {
-                if *holds == 0 {
-                    held.remove(holder);
-                }
-                return Err(Taken { share: self.share });
-            }
-            *holds += count;
+        // A trusted caller holds nothing to give back (and shares no
+        // counter with other threads: it may be every request).
+        if *holder == Holder::Trusted {
+            return Ok(Share { _held: None });
         }
+        let mut held = self.lock();
+        if held.values().sum::<usize>() + count > self.untrusted {
+            return Err(Taken {
+                share: self.untrusted,
+            });
+        }
+        let holds = held.entry(holder.clone()).or_default();
+        if *holds + count > self.share {
+            if *holds == 0 {
+                held.remove(holder);
+            }
+            return Err(Taken { share: self.share });
+        }
+        *holds += count;
         Ok(Share {
-            shares: self.clone(),
-            holder: holder.clone(),
-            count,
+            _held: Some(Held {
+                shares: self.clone(),
+                holder: holder.clone(),
+                count,
+            }),
         })
     }
 
@@ -125,19 +130,22 @@ impl Shares {
     }
 }
 
-/// One held; given back when dropped.
+/// One held (nothing, for a trusted caller); given back when dropped.
 #[derive(Debug)]
 pub struct Share {
+    _held: Option<Held>,
+}
+
+/// What a caller held to shares holds.
+#[derive(Debug)]
+struct Held {
     shares: Arc<Shares>,
     holder: Holder,
     count: usize,
 }
 
-impl Drop for Share {
+impl Drop for Held {
     fn drop(&mut self) {
-        if self.holder == Holder::Trusted {
-            return;
-        }
         let mut held = self.shares.lock();
         if let Some(count) = held.get_mut(&self.holder) {
             *count -= self.count;
