@@ -102,11 +102,12 @@ const FREEZE_ROUNDS: usize = 64;
 /// be stopped (one in uninterruptible sleep stops only when it wakes).
 const STOP_WAIT: Duration = Duration::from_millis(100);
 
-/// How long a tree signal spends stopping the tree, walks and waits, in
-/// all: a tree that keeps making processes sigd cannot stop (one in vfork,
-/// under a parent whose SIGSTOPs a tracer cancels) would have it walk and
-/// wait again and again, holding a thread and the caller's connection.
-/// Past it, the tree is signalled as far as it was found.
+/// How long a tree signal waits, in all its walks, for processes to be
+/// stopped: a tree that keeps making processes sigd cannot stop (one in
+/// vfork, under a parent whose SIGSTOPs a tracer cancels) would have it
+/// wait [`STOP_WAIT`] a walk for each, holding a thread and the caller's
+/// connection for seconds. Past it, the walks go on without waiting (a
+/// busy tree's new children are still found), up to [`FREEZE_ROUNDS`].
 const FREEZE_TIME: Duration = Duration::from_millis(500);
 
 /// SIGSTOP and SIGCONT, by number (the kernel's, on every architecture
@@ -371,7 +372,7 @@ impl GuardedTable {
     /// each process of the tree is stopped (SIGSTOP, which also cancels a
     /// fork it is making) before its children are looked for, and the tree
     /// is walked until a walk finds no process it has not stopped (at most
-    /// [`FREEZE_ROUNDS`] walks, in at most [`FREEZE_TIME`]). Only
+    /// [`FREEZE_ROUNDS`] walks, waiting at most [`FREEZE_TIME`] in all). Only
     /// then is `signal` sent to each; afterwards those the freeze stopped
     /// are continued (SIGCONT), unless `signal` was SIGSTOP. A process is
     /// checked (protected, `authority`) before it is stopped; a refusal
@@ -416,9 +417,6 @@ impl GuardedTable {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             wait_until_stopped(&found, STOP_WAIT.min(left));
             tree.extend(found);
-            if left.is_zero() {
-                break;
-            }
             found = self.grow(&tree)?;
             if found.is_empty() {
                 break;
