@@ -59,8 +59,9 @@ impl Notifier {
 
     /// `READY=1`: the policy is loaded and every listener is bound (or
     /// again, after a reload); with the status naming the policy, and
-    /// what of the reload `failed` (each a sentence), if anything did.
-    pub fn ready(&self, policy: &Described, failed: &[String]) {
+    /// what of the reload `failed`, if anything did (then pointing to the
+    /// log for why).
+    pub fn ready(&self, policy: &Described, failed: &[&str]) {
         self.send(&format!("READY=1\n{}", status(policy, failed)));
     }
 
@@ -100,9 +101,9 @@ impl Notifier {
 /// 4096 bytes (its `NOTIFY_BUFFER_MAX`), `READY=1` with it.
 const MAX_STATUS_BYTES: usize = 2048;
 
-/// What `STATUS=` says: the active policy, then what `failed`; one line
-/// (a failure may quote a policy's words), and bounded.
-fn status(policy: &Described, failed: &[String]) -> String {
+/// What `STATUS=` says: the active policy, then what `failed`; one line,
+/// and bounded.
+fn status(policy: &Described, failed: &[&str]) -> String {
     let mut status = format!(
         "serving; policy sha256 {} ({})",
         policy.sha256, policy.source
@@ -110,6 +111,9 @@ fn status(policy: &Described, failed: &[String]) -> String {
     for failure in failed {
         status.push_str("; ");
         status.push_str(failure);
+    }
+    if !failed.is_empty() {
+        status.push_str(" (sigd's log says why)");
     }
     format!(
         "STATUS={}",
@@ -175,23 +179,22 @@ mod tests {
     use super::*;
     use crate::reload::FailMode;
 
-    /// A failure's sentence (a policy's words, of any length) leaves
-    /// `STATUS=` one line, and the whole `READY=1` message under the 4096
-    /// bytes past which systemd ignores it.
+    /// A status is one line, whatever its parts say, and the whole
+    /// `READY=1` message stays under the 4096 bytes past which systemd
+    /// ignores it.
     #[test]
     fn a_status_is_one_line_systemd_reads() {
         let policy = Described {
             sha256: "ab".repeat(32),
-            source: "the built-in default policy".into(),
+            source: format!("policy file /x\nREADY=1\n{}", "y".repeat(20_000)),
             settings_sha256: None,
             loaded_at: std::time::SystemTime::UNIX_EPOCH,
             last_reload: None,
             fail_mode: FailMode::Closed,
         };
-        let words = format!("policy not reloaded: x\nREADY=1\n{}", "y".repeat(20_000));
-        let status = status(&policy, &[words]);
+        let status = status(&policy, &["policy not reloaded (the old one serves)"]);
         assert_eq!(status.lines().count(), 1, "{status}");
-        assert!(status.contains(r"x\nREADY=1\ny"), "{status}");
+        assert!(status.contains(r"/x\nREADY=1\ny"), "{status}");
         assert!(format!("READY=1\n{status}").len() < 4096);
         assert!(status.ends_with("bytes more)"), "{status}");
     }
