@@ -617,6 +617,21 @@ fn compiled_policy_cache() {
     sigd.expect_log("unusable compiled-policy cache entry");
     sigd.expect_log("compiled=OnLoad");
     assert!(std::fs::metadata(&entries[0]).unwrap().is_file());
+    drop(sigd);
+
+    // Whatever sigd's umask, the entry it writes is one it reads again.
+    std::fs::remove_file(&entries[0]).unwrap();
+    let mut command = sigd_command(&["--policy", STRICT_POLICY, "--cache-dir", cache_arg]);
+    // SAFETY: umask(2) is async-signal-safe and allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            nix::libc::umask(0);
+            Ok(())
+        });
+    }
+    Sigd::start_command(command).expect_log("compiled=OnLoad");
+    Sigd::start(&["--policy", STRICT_POLICY, "--cache-dir", cache_arg])
+        .expect_log("compiled=FromCache");
 }
 
 /// A cache directory others may write to is not trusted with compiled code.

@@ -104,6 +104,7 @@ impl Cache {
 
     /// Remember `component`'s compilation; failures are logged, not fatal.
     pub fn store(&self, engine: &Engine, component_sha256: &str, component: &Component) {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.entry(engine, component_sha256);
         let result = component
             .serialize()
@@ -111,7 +112,14 @@ impl Cache {
             .and_then(|payload| {
                 let temporary = path.with_extension(format!("tmp{}", std::process::id()));
                 let written = (|| {
-                    let mut file = fs::File::create(&temporary)?;
+                    // Its reader holds it to what a policy file is held to,
+                    // whatever sigd's umask: no one else may write it.
+                    let mut file = fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&temporary)?;
                     file.write_all(MAGIC)?;
                     file.write_all(&Sha256::digest(&payload))?;
                     file.write_all(&payload)?;
