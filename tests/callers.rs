@@ -881,8 +881,9 @@ except OSError as e:
 /// A Unix socket's directory must be one no one else may write to, sticky
 /// or not: in a sticky one (as /tmp is) another user may take the name
 /// whenever sigd is not running (it removes its socket when it stops), and
-/// clients then hand that user their requests, token and all. Before, a
-/// sticky directory was taken.
+/// clients then hand that user their requests, token and all. Nor may a
+/// directory above it be another user's. Before, a sticky directory was
+/// taken, and directories above were not looked at.
 #[test]
 fn a_socket_in_a_directory_others_may_write_to_is_refused() {
     use std::os::unix::fs::PermissionsExt;
@@ -898,6 +899,17 @@ fn a_socket_in_a_directory_others_may_write_to_is_refused() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sigd = Sigd::start(&["--no-cache", "--listen", &unix]);
     drop(sigd);
+
+    // Nor one under a directory another user owns: they may move the
+    // socket's directory away and put their own in its place.
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::create_dir(theirs.join("sigd")).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let unix = format!("unix:{}", theirs.join("sigd").join("sigd.sock").display());
+    let (code, stderr) = exit_and_stderr(sigd_command(&["--no-cache", "--listen", &unix]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("owner uid 65534"), "{stderr}");
 }
 
 /// What went wrong in a reload is said in `/healthz` only to a caller sigd

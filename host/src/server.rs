@@ -267,7 +267,8 @@ pub fn hold_loopback_siblings(listening: &[Endpoint]) -> io::Result<Vec<OwnedFd>
                     format!(
                         "{sibling} is taken by another process, beside {addr}: a client that \
                          reaches sigd as localhost may talk to it instead, and hand it its \
-                         token; stop it, or listen on {sibling} too"
+                         token; stop it, or have sigd listen on {sibling} too (--listen, or \
+                         a ListenStream= in its socket unit)"
                     ),
                 ));
             }
@@ -281,6 +282,42 @@ pub fn hold_loopback_siblings(listening: &[Endpoint]) -> io::Result<Vec<OwnedFd>
     Ok(held)
 }
 
+/// Whether `dir`, and every directory above it (as named, and as it
+/// resolves), is one no one but root or sigd's user may change: in a
+/// directory others may write to, nothing sigd names by path stays sigd's.
+/// They could replace the socket or, sticky as /tmp is, take its name
+/// whenever sigd is not running (it removes the socket when it stops); and
+/// whoever may write a directory above may move the one below away and put
+/// their own in its place. Either way they are handed clients' requests,
+/// tokens and all. A sticky directory above is fine: no one else may move
+/// what root or sigd owns in it.
+fn no_one_else_may_move(dir: &Path) -> io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let resolved = std::fs::canonicalize(dir)?;
+    for (at, above) in [dir, &resolved]
+        .into_iter()
+        .flat_map(|path| path.ancestors().enumerate())
+    {
+        let meta = std::fs::metadata(above)?;
+        let (mode, owner) = (meta.permissions().mode(), meta.uid());
+        let shared = mode & 0o022 != 0 && (at == 0 || mode & 0o1000 == 0);
+        if shared || (owner != 0 && owner != me) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} may be written by other users (mode {:o}, owner uid {owner}): they could \
+                     replace the socket in {}, or take its name while sigd is stopped; put it in \
+                     a directory only root or sigd's user may write to, such as /run/sigd",
+                    above.display(),
+                    mode & 0o7777,
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Bind a Unix socket at `path` that no one else can reach before it has
 /// its final mode and group: it is bound inside a fresh directory only sigd
 /// may enter (beside `path`, so its own path is at most 16 bytes longer),
@@ -288,26 +325,11 @@ pub fn hold_loopback_siblings(listening: &[Endpoint]) -> io::Result<Vec<OwnedFd>
 /// (atomically: the path goes from nothing, or a stale socket, to the
 /// finished socket).
 fn bind_unix(path: &Path, file: SocketFile) -> io::Result<UnixListener> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    // In a directory others may write to, nothing sigd names by path there
-    // stays sigd's: they could replace the socket, or, sticky as /tmp is,
-    // take its name whenever sigd is not running (it removes the socket
-    // when it stops), and be handed clients' requests, tokens and all.
-    let meta = std::fs::metadata(parent)?;
-    let mode = meta.permissions().mode();
-    let owner = meta.uid();
-    if mode & 0o022 != 0 || (owner != 0 && owner != nix::unistd::geteuid().as_raw()) {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} may be written by other users (mode {:o}, owner uid {owner}): they could \
-                 replace the socket, or take its name while sigd is stopped; put it in a \
-                 directory only root or sigd's user may write to, such as /run/sigd",
-                parent.display(),
-                mode & 0o7777
-            ),
-        ));
-    }
+    let parent = match path.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+        parent => parent.unwrap_or(Path::new("/")),
+    };
+    no_one_else_may_move(parent)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.subsec_nanos());
