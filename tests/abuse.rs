@@ -67,23 +67,13 @@ fn slow_bodies_are_cut_off_with_408() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_process_whose_main_thread_exited_is_signalled() {
     require_private_pid_namespace();
-    let dir = scratch("main_thread_exited");
-    let source = dir.join("leaderless.c");
-    std::fs::write(
-        &source,
+    let binary = built_c(
+        &scratch("main_thread_exited"),
+        "leaderless",
         "#include <pthread.h>\n#include <unistd.h>\n\
          static void *sleeper(void *arg) { (void)arg; sleep(600); return 0; }\n\
          int main(void) { pthread_t t; pthread_create(&t, 0, sleeper, 0); pthread_exit(0); }\n",
-    )
-    .unwrap();
-    let binary = dir.join("leaderless");
-    let built = Command::new("cc")
-        .args(["-pthread", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .unwrap();
-    assert!(built.success());
+    );
     let mut child = spawn_with_default_signals(Command::new(&binary));
     wait_for_status(child.id(), "the main thread to exit", |s| {
         s.contains("State:\tZ") && s.contains("Threads:\t2")
@@ -719,15 +709,7 @@ int main(void) {
 
 /// [`NEVER_STOPS`] built in `dir` and run as `uid`: the tracer, and T's pid.
 fn never_stopping_tree(dir: &std::path::Path, uid: u32) -> (std::process::Child, u32) {
-    let (source, binary) = (dir.join("never-stops.c"), dir.join("never-stops"));
-    std::fs::write(&source, NEVER_STOPS).unwrap();
-    let built = Command::new("cc")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .unwrap();
-    assert!(built.success());
+    let binary = built_c(dir, "never-stops", NEVER_STOPS);
     let mut command = Command::new("setpriv");
     command
         .arg(format!("--reuid={uid}"))
@@ -743,6 +725,21 @@ fn never_stopping_tree(dir: &std::path::Path, uid: u32) -> (std::process::Child,
     let t: u32 = line.trim().parse().expect("T's pid");
     wait_for_children(t, 2);
     (tracer, t)
+}
+
+/// The C program `source` built in `dir` as `name` (with `cc`, which
+/// Rust's linking needs anyway), and its path.
+fn built_c(dir: &std::path::Path, name: &str, source: &str) -> std::path::PathBuf {
+    let (file, binary) = (dir.join(format!("{name}.c")), dir.join(name));
+    std::fs::write(&file, source).unwrap();
+    let built = Command::new("cc")
+        .args(["-pthread", "-o"])
+        .arg(&binary)
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(built.success(), "cc {}", file.display());
+    binary
 }
 
 /// Kill `tracer` and the tree under it.
