@@ -949,3 +949,36 @@ print(s.makefile("rb").read().decode().split("\r\n\r\n", 1)[1])
     assert!(!said.contains("payroll"), "{said}");
     assert!(said.contains("sigd's log"), "{said}");
 }
+
+/// To a caller kill(2) would refuse, a process sigd protects is one it
+/// may not signal, like any other of another user's: pid 1 and sigd itself
+/// answer nobody `NOT_PERMITTED`, in every scope, as kill(2) would (EPERM),
+/// so nobody cannot pick sigd and its ancestors out of the process table.
+/// Root is still told they are protected. Before, nobody got
+/// `PROTECTED_PROCESS` for them.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn a_protected_process_is_only_not_permitted_to_whom_kill_refuses() {
+    require_private_pid_namespace();
+    let sigd = Sigd::start(&["--no-cache"]);
+    let ask = r#"
+import json, socket, sys
+port, pid, scope = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+body = json.dumps({"signal": 15, "scope": scope}).encode()
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /api/v1/processes/" + pid + b"/signal HTTP/1.1\r\nHost: x\r\n"
+          b"Content-Type: application/json\r\nConnection: close\r\n"
+          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+print(json.loads(s.makefile("rb").read().split(b"\r\n\r\n", 1)[1])["code"])
+"#;
+    let port = sigd.addr.port().to_string();
+    for pid in ["1".to_string(), sigd.pid().to_string()] {
+        for scope in ["process", "group", "tree"] {
+            let output = as_nobody(ask, &[&port, &pid, scope]).output().unwrap();
+            let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            assert_eq!(code, "NOT_PERMITTED", "pid {pid}, {scope}: {output:?}");
+        }
+        sigd.signal(&pid, r#"{"signal": 15}"#)
+            .assert(403, "PROTECTED_PROCESS");
+    }
+}

@@ -245,6 +245,7 @@ impl GuardedTable {
         if !signal::is_deliverable(signal) {
             return Err(KillError::InvalidSignal);
         }
+        may_reach(&target, authority)?;
         let members = self.members(&target, scope)?;
         self.check_authority(&target, members, authority)?;
         let guard = self.clone();
@@ -322,6 +323,7 @@ impl GuardedTable {
         if !signal::is_deliverable(signal) {
             return Err(KillError::InvalidSignal);
         }
+        may_reach(target, authority)?;
         if scope == Scope::Tree && freezes(signal) {
             return self.signal_tree(target, signal, authority);
         }
@@ -341,10 +343,11 @@ impl GuardedTable {
         }
     }
 
-    /// `members`, once every one of them may be signalled with `authority`.
-    /// On behalf of a caller, a group is opened member by member, so the
-    /// processes checked are exactly those signalled (each through its own
-    /// handle).
+    /// `members`, once every one of them may be signalled with `authority`
+    /// (the target alone, in process scope, was checked before: callers of
+    /// this ask [`may_reach`] first). On behalf of a caller, a group is
+    /// opened member by member, so the processes checked are exactly those
+    /// signalled (each through its own handle).
     fn check_authority(
         &self,
         target: &Arc<dyn Process>,
@@ -358,7 +361,8 @@ impl GuardedTable {
             Authority::OnBehalfOf(uid) => uid,
         };
         let members = match members {
-            Members::Process => vec![(target.pid(), target.clone())],
+            // The target itself was checked first (`may_reach`).
+            Members::Process => return Ok(Members::Process),
             Members::Group { listed, .. } => self.open_members(target, &listed)?,
             Members::Each(members) => members,
         };
@@ -400,11 +404,11 @@ impl GuardedTable {
         let deadline = std::time::Instant::now() + FREEZE_TIME;
         for _ in 0..FREEZE_ROUNDS {
             for (pid, member) in &found {
-                if protected.holds_process(member.as_ref()) {
-                    return Err(KillError::Protected);
-                }
                 if let Authority::OnBehalfOf(uid) = authority {
                     may_signal(member, uid)?;
+                }
+                if protected.holds_process(member.as_ref()) {
+                    return Err(KillError::Protected);
                 }
                 match frozen.stop(member) {
                     Err(error) if *pid == target.pid() => return Err(error),
@@ -757,6 +761,18 @@ fn may_signal(member: &Arc<dyn Process>, uid: u32) -> Result<(), KillError> {
             Err(KillError::NotFound) => Ok(()),
             _ => Err(KillError::NotPermitted),
         },
+    }
+}
+
+/// Whether `authority` may signal `target` at all, asked before anything
+/// else of it: to a caller kill(2) would refuse, a protected process is one
+/// it may not signal like any other of another user's, so a refusal tells
+/// it nothing kill(2) would not (not which processes are sigd and its
+/// ancestors). Root may signal any process kill(2) would.
+fn may_reach(target: &Arc<dyn Process>, authority: Authority) -> Result<(), KillError> {
+    match authority {
+        Authority::OnBehalfOf(uid) if uid != 0 => may_signal(target, uid),
+        Authority::Sigd | Authority::OnBehalfOf(_) => Ok(()),
     }
 }
 
