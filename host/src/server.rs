@@ -220,7 +220,7 @@ impl Listener {
 /// by its number) or where the machine has no such address.
 pub fn hold_loopback_siblings(listening: &[Endpoint]) -> io::Result<Vec<OwnedFd>> {
     use nix::errno::Errno;
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, socket};
     let mut held = Vec::new();
     for endpoint in listening {
         let Endpoint::Tcp(addr) = endpoint else {
@@ -244,18 +244,9 @@ pub fn hold_loopback_siblings(listening: &[Endpoint]) -> io::Result<Vec<OwnedFd>
             SocketAddr::V6(_) => AddressFamily::Inet6,
         };
         let bound =
-            nix::sys::socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-                .and_then(|socket| {
-                    match sibling {
-                        SocketAddr::V4(v4) => {
-                            nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrIn::from(v4))
-                        }
-                        SocketAddr::V6(v6) => {
-                            nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrIn6::from(v6))
-                        }
-                    }
-                    .map(|()| socket)
-                });
+            socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).and_then(|held| {
+                bind(held.as_raw_fd(), &SockaddrStorage::from(sibling)).map(|()| held)
+            });
         match bound {
             Ok(socket) => {
                 debug!(%sibling, "held so that no one else listens there");
