@@ -215,8 +215,9 @@ impl ActivePolicy {
         })
     }
 
-    /// Reload, log the outcome and count it: the error's sentence if it failed.
-    pub async fn reload_and_log(&self, why: &str, metrics: &Metrics) -> Option<String> {
+    /// Reload, log the outcome (why, if it failed) and count it: whether
+    /// it failed.
+    pub async fn reload_and_log(&self, why: &str, metrics: &Metrics) -> bool {
         let role = self.role;
         match self.reload().await {
             Ok(Reloaded::Swapped { from, to }) => {
@@ -226,17 +227,17 @@ impl ActivePolicy {
                 );
                 metrics.reload("swapped");
                 self.publish(metrics);
-                None
+                false
             }
             Ok(Reloaded::Unchanged) => {
                 info!(role, "policy unchanged ({why})");
                 metrics.reload("unchanged");
-                None
+                false
             }
             Err(error) => {
                 error!(role, %error, "policy not swapped ({why}); the old one keeps serving");
                 metrics.reload("failed");
-                Some(error.to_string())
+                true
             }
         }
     }
@@ -336,11 +337,11 @@ pub async fn on_sighup(
                 failed.push("token file not read again (the tokens read before hold)");
             }
         }
-        if active.reload_and_log("SIGHUP", &metrics).await.is_some() {
+        if active.reload_and_log("SIGHUP", &metrics).await {
             failed.push("policy not reloaded (the old one serves)");
         }
         if let Some(shadow) = &shadow
-            && shadow.reload_and_log("SIGHUP", &metrics).await.is_some()
+            && shadow.reload_and_log("SIGHUP", &metrics).await
         {
             failed.push("shadow policy not reloaded");
         }
