@@ -361,11 +361,14 @@ async fn respond<'a>(
     let body = tokio::time::timeout(app.body_timeout, read_body(body, app.max_body_bytes))
         .await
         .map_err(|_| HttpError::BodyTimeout(app.body_timeout))??;
+    let caller = Caller {
+        principal: principal.map(str::to_string),
+        peer: peer.clone(),
+    };
     // From here on the request is being answered: its connection keeps
     // its slot (see crate::connections). So a caller held to shares may
     // have only its share of them; past it, it is told to try again.
-    let holder = Holder::named(peer.credentials.map(|c| c.uid), *principal);
-    let Ok(_answering) = app.answering.take(&holder) else {
+    let Ok(_answering) = app.answering.take(&Holder::of(&caller)) else {
         return Err(HttpError::Busy);
     };
     // Unless it was ended to make room (it never answers then).
@@ -376,10 +379,6 @@ async fn respond<'a>(
     }
     // A record is kept only for what reads it: the audit log, a shadow.
     let recorded = audit::enabled() || app.shadow.is_some();
-    let caller = Caller {
-        principal: principal.map(str::to_string),
-        peer: peer.clone(),
-    };
     let recorded_caller = recorded.then(|| caller.clone());
     let request = policy::Request {
         pid: pid.clone(),

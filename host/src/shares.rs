@@ -42,9 +42,7 @@ impl Holder {
             (None, None) => Holder::Unknown,
         }
     }
-}
 
-impl Holder {
     /// Whether a caller of `uid` (if the kernel tells it) presenting
     /// `principal`'s token (if any) is trusted, held to no share: root, or
     /// the holder of a token given alone (the operator's).
