@@ -678,7 +678,7 @@ fn connection_cap_closes_the_idle_longest() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_stalled_stderr_never_holds_up_a_request() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe();
+    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
     let stubborn = stubborn();
     // 60 KB each, in its decision record too: 300 fill the 8 MiB queue.
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
@@ -736,7 +736,7 @@ fn a_stalled_stderr_never_holds_up_a_request() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_flood_from_another_user_cannot_crowd_roots_signal_out_of_the_log() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe();
+    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
     flood_as_nobody(port);
     let mut stubborn = stubborn();
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
@@ -759,7 +759,7 @@ fn a_flood_from_another_user_cannot_crowd_roots_signal_out_of_the_log() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_flood_from_one_user_cannot_crowd_anothers_signal_out_of_the_log() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe();
+    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
     flood_as_nobody(port);
     let mut theirs = sleep_as(1000);
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
@@ -778,6 +778,73 @@ fn a_flood_from_one_user_cannot_crowd_anothers_signal_out_of_the_log() {
     assert!(log.contains("peer_uid=1000"), "{log}");
     assert_killed_by(&mut theirs, 15);
 }
+
+/// Nor with lines other than its audit events: what a caller makes sigd
+/// log besides them is charged to its share too. Nobody pipelines 20,000
+/// signals to its own sleep, each asking for an escalation in 10 minutes;
+/// past its share of escalations (8 of `--max-escalations 64`) each is
+/// refused, and says so in a warning. uid 1000's signal after them is still logged. Before, those
+/// warnings filled the half of the queue every caller held to shares
+/// shares, and uid 1000's event was dropped.
+#[test]
+#[ignore = "signals real processes: run in a private PID namespace (make test does)"]
+fn the_lines_one_user_makes_sigd_log_cannot_crowd_anothers_signal_out() {
+    require_private_pid_namespace();
+    let (mut sigd, port) = sigd_logging_to_a_pipe(&["--max-escalations", "64"]);
+    let mut nobodys = sleep_as(65534);
+    let body = r#"{"signal": 28, "escalate": {"after_ms": 600000, "signal": 28}}"#;
+    let status = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", PIPELINE])
+        .args([port.to_string(), nobodys.id().to_string(), body.into()])
+        .args(["20000"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "nobody's signals were not all delivered");
+    assert!(lines_dropped(port) > 0.0, "the flood filled nothing");
+    let mut theirs = sleep_as(1000);
+    let status = Command::new("setpriv")
+        .args(["--reuid=1000", "--regid=1000", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", SEND_ONE])
+        .args([port.to_string(), theirs.id().to_string()])
+        .arg(r#"{"signal": 15}"#)
+        .status()
+        .unwrap();
+    assert!(status.success(), "uid 1000's signal was not delivered");
+    let delivered = format!(r#"decision="delivered" delivered_to="[{}]""#, theirs.id());
+    let log = read_log_until(&mut sigd, &delivered);
+    let refused = log.matches("escalation refused").count();
+    println!("{refused} of nobody's refused escalations logged before uid 1000's signal");
+    assert!(refused > 0, "no escalation was refused");
+    assert!(log.contains(&delivered), "no {delivered} in the log");
+    assert_killed_by(&mut theirs, 15);
+    let _ = (nobodys.kill(), nobodys.wait());
+}
+
+/// Python: send signal requests (port, pid, body, count) down one
+/// connection, 200 at a time without waiting (HTTP/1.1 pipelining),
+/// and want a 200 for each.
+const PIPELINE: &str = r#"
+import socket, sys
+port, pid, body, count = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3].encode(), int(sys.argv[4])
+request = (b"POST /api/v1/processes/" + pid + b"/signal HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Type: application/json\r\n"
+           b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+s = socket.create_connection(("127.0.0.1", port))
+replies = s.makefile("rb")
+while count > 0:
+    n = min(count, 200)
+    s.sendall(request * n)
+    for _ in range(n):
+        assert replies.readline().split()[1] == b"200"
+        length = 0
+        while (line := replies.readline()) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        replies.read(length)
+    count -= n
+"#;
 
 /// Python: send one signal request (port, pid, body) and want a 200.
 const SEND_ONE: &str = r#"
@@ -858,7 +925,7 @@ fn read_log_until(sigd: &mut std::process::Child, wanted: &str) -> String {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn lines_a_broken_stderr_loses_are_counted() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe();
+    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
     drop(sigd.stderr.take());
     let stubborn = stubborn();
     let request = signal_request(stubborn.id(), r#"{"signal": 15}"#);
@@ -881,9 +948,9 @@ fn lines_a_broken_stderr_loses_are_counted() {
     assert_alive_then_kill(&mut { stubborn });
 }
 
-/// sigd serving on a free loopback port at `info`, its stderr a pipe (the
+/// sigd serving with `options` on a free loopback port at `info`, its stderr a pipe (the
 /// child's), once it answers `/healthz`.
-fn sigd_logging_to_a_pipe() -> (std::process::Child, u16) {
+fn sigd_logging_to_a_pipe(options: &[&str]) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -892,6 +959,7 @@ fn sigd_logging_to_a_pipe() -> (std::process::Child, u16) {
     let listen = format!("127.0.0.1:{port}");
     let sigd = Command::new(SIGD)
         .args(["serve", "--no-cache", "--listen", &listen])
+        .args(options)
         .env_remove("SIGD_TOKEN")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -112,6 +112,8 @@ impl Escalations {
             max: taken.share,
             share: true,
         })?;
+        // What it logs, when it fires, is its caller's to answer for.
+        let watch = crate::logs::charged_to(holder.clone(), watch);
         let id = tasks
             .set
             .spawn(async move {

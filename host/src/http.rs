@@ -18,6 +18,7 @@ use crate::connections::{self, Activity};
 use crate::decision::{Decide, Decision, Described, MAX_LISTED};
 use crate::guard::{GuardedTable, Waited};
 use crate::host_calls::{Action, Headers};
+use crate::logs;
 use crate::metrics::{self, Metrics};
 use crate::policy;
 use crate::record::{self, RecordedAnswer, Unmade};
@@ -368,7 +369,8 @@ async fn respond<'a>(
     // From here on the request is being answered: its connection keeps
     // its slot (see crate::connections). So a caller held to shares may
     // have only its share of them; past it, it is told to try again.
-    let Ok(_answering) = app.answering.take(&Holder::of(&caller)) else {
+    let holder = Holder::of(&caller);
+    let Ok(_answering) = app.answering.take(&holder) else {
         return Err(HttpError::Busy);
     };
     // Unless it was ended to make room (it never answers then).
@@ -386,30 +388,14 @@ async fn respond<'a>(
         headers: Headers::new(parts.headers),
         caller,
     };
-    let decision = app.decider.decide(&app.processes, request).await;
-    app.metrics.policy_call(decision.took);
-    if decision.refused_an_escalation() {
-        app.metrics.escalation_refused();
-    }
-    if let Err(error) = &decision.answer {
-        app.metrics.policy_failed(error);
-        tracing::error!(
-            decision_id,
-            details = %error,
-            delivered = decision.delivered(),
-            "policy failed"
-        );
-    }
-    if let Some(fell) = &decision.fell_back {
-        app.metrics.policy_failed(&fell.error);
-        app.metrics.fell_back();
-        tracing::error!(
-            decision_id,
-            details = %fell.error,
-            policy_sha256 = &*fell.policy_sha256,
-            "policy failed; the built-in default policy answered (--policy-fail-mode fallback)"
-        );
-    }
+    // What the caller makes sigd log (its policy's output, a refused
+    // escalation, a failure) is charged to its share of the log.
+    let decision = logs::charged_to(holder, async {
+        let decision = app.decider.decide(&app.processes, request).await;
+        note_failures(app, decision_id, &decision);
+        decision
+    })
+    .await;
     let (response, code, sent) = match answer(&decision) {
         Ok((status, body, code)) => {
             let sent = recorded.then(|| body.clone());
@@ -445,6 +431,34 @@ async fn respond<'a>(
             record,
         }),
     })
+}
+
+/// Count the policy call of `decision_id` that made `decision`, and log
+/// and count how it failed, if it did.
+fn note_failures(app: &App, decision_id: &str, decision: &Decision) {
+    app.metrics.policy_call(decision.took);
+    if decision.refused_an_escalation() {
+        app.metrics.escalation_refused();
+    }
+    if let Err(error) = &decision.answer {
+        app.metrics.policy_failed(error);
+        tracing::error!(
+            decision_id,
+            details = %error,
+            delivered = decision.delivered(),
+            "policy failed"
+        );
+    }
+    if let Some(fell) = &decision.fell_back {
+        app.metrics.policy_failed(&fell.error);
+        app.metrics.fell_back();
+        tracing::error!(
+            decision_id,
+            details = %fell.error,
+            policy_sha256 = &*fell.policy_sha256,
+            "policy failed; the built-in default policy answered (--policy-fail-mode fallback)"
+        );
+    }
 }
 
 /// What `decision` answers the caller, as status, body and error code: the

@@ -14,9 +14,10 @@
 //! never waits on stderr: when the queue holds [`MAX_QUEUED_BYTES`]
 //! (stderr is a pipe no one reads, say), or half that for any line but the
 //! audit event of root's or the operator's request, or an eighth for the
-//! audit events of any one other caller ([`Room`]: a flood from one
-//! caller leaves room for the others, and all of theirs for root's and the
-//! operator's), a line or event is dropped,
+//! audit events of any one other caller and the lines it makes sigd log
+//! ([`Room`], [`charged_to`]: a flood from one caller leaves room for the
+//! others, and all of theirs for root's and the operator's), a line or
+//! event is dropped,
 //! counted (`sigd_log_lines_dropped_total`, [`dropped_lines`]) and, once
 //! there is room, the drops are logged. Lines a write to stderr fails to
 //! take (its reader gone) are counted the same way.
@@ -83,12 +84,14 @@ pub enum Room {
     /// All of it: the audit event of a request from root or the operator
     /// (the callers [`Holder::trusts`](crate::shares::Holder::trusts)).
     All,
-    /// Half: any line but an audit event.
+    /// Half: any other line but a caller's (below).
     Half,
     /// The audit events of a caller held to shares, who can send requests
-    /// without end: its share ([`Shares`]: an eighth of the queue, all such
-    /// callers' together half). A flood of one caller's cannot crowd
-    /// another's out of the log, nor all of theirs root's or the operator's.
+    /// without end, and the lines its requests and escalations make sigd
+    /// log ([`charged_to`]): its share ([`Shares`]: an eighth of the queue,
+    /// all such callers' together half). A flood of one caller's cannot
+    /// crowd another's out of the log, nor all of theirs root's or the
+    /// operator's.
     Share(Holder),
 }
 
@@ -173,7 +176,8 @@ fn filter(rust_log: Option<&str>, default: &str) -> Targets {
 /// What the writer thread is sent: a line, an event to log there, or
 /// "write all before this and say so".
 enum Message {
-    Line(Vec<u8>),
+    /// A line, and the share of the queue it takes until written.
+    Line(Vec<u8>, Share),
     Deferred(Deferred),
     Flush(mpsc::Sender<()>),
 }
@@ -195,7 +199,7 @@ struct Spent {
     span: tracing::Span,
     log: Box<dyn Fn() + Send>,
     /// The caller's share of the queue it takes, given back when freed.
-    _share: Option<Share>,
+    _share: Share,
 }
 
 /// The async runtime, its worker threads freeing the events they
@@ -289,19 +293,9 @@ pub fn defer(size: usize, room: Room, log: impl Fn() + Send + 'static) {
         return log();
     };
     free_spent(FREED_PER_DEFER);
-    let share = match &room {
-        Room::Share(holder) => match SHARES.take_many(holder, size) {
-            Ok(share) => Some(share),
-            Err(_) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        },
-        Room::All | Room::Half => None,
-    };
-    if !reserve(size, &room) {
+    let Some(share) = make_room(size, &room) else {
         return;
-    }
+    };
     let deferred = Deferred {
         spent: Spent {
             size,
@@ -320,14 +314,50 @@ pub fn defer(size: usize, room: Room, log: impl Fn() + Send + 'static) {
 }
 
 /// Count `size` more bytes queued, unless that is past what `room` may
-/// fill: then count a line dropped, and `false`.
-fn reserve(size: usize, room: &Room) -> bool {
+/// fill, or past the share of them the caller held to shares holds
+/// ([`Room::Share`]): then count a line dropped, and `None`. The share
+/// taken (nothing, but for such a caller's), to be held until the line is
+/// written.
+fn make_room(size: usize, room: &Room) -> Option<Share> {
+    let holder = match room {
+        Room::Share(holder) => holder,
+        Room::All | Room::Half => &Holder::Trusted,
+    };
+    let Ok(share) = SHARES.take_many(holder, size) else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
     if QUEUED.fetch_add(size, Ordering::Relaxed) + size > room.limit() {
         QUEUED.fetch_sub(size, Ordering::Relaxed);
         DROPPED.fetch_add(1, Ordering::Relaxed);
-        return false;
+        return None;
     }
-    true
+    Some(share)
+}
+
+tokio::task_local! {
+    /// Whose request (or escalation) a task runs: what it logs is charged
+    /// to that caller's share of the queue ([`charged_to`]).
+    static CHARGED: Holder;
+}
+
+/// Run `future` for `holder`: every line it logs (a refused escalation's
+/// warning, a policy's output, a signal that failed) may fill only that
+/// caller's share of the queue ([`Room`]) if it is held to shares, as its
+/// audit events may. So a caller cannot crowd another's audit event out
+/// of the log with lines it makes sigd write either.
+pub fn charged_to<F: Future>(holder: Holder, future: F) -> impl Future<Output = F::Output> {
+    CHARGED.scope(holder, future)
+}
+
+/// How much of the queue a line (not an audit event) logged here may fill:
+/// its caller's share, if a caller held to shares made sigd log it
+/// ([`charged_to`]), else half.
+fn room_for_a_line() -> Room {
+    match CHARGED.try_with(Holder::clone) {
+        Ok(Holder::Trusted) | Err(_) => Room::Half,
+        Ok(holder) => Room::Share(holder),
+    }
 }
 
 thread_local! {
@@ -348,7 +378,7 @@ thread_local! {
 /// it happened. Whether it wrote a line.
 fn write_message(message: Message, out: &mut Vec<u8>, round: &mut Round) -> bool {
     match message {
-        Message::Line(line) => {
+        Message::Line(line, _share) => {
             QUEUED.fetch_sub(line.len(), Ordering::Relaxed);
             out.extend_from_slice(&line);
             true
@@ -501,16 +531,16 @@ impl<'a> MakeWriter<'a> for Queue {
     type Writer = Line<'a>;
 
     fn make_writer(&'a self) -> Line<'a> {
-        Line(&self.0, Vec::new(), Room::Half)
+        Line(&self.0, Vec::new(), room_for_a_line())
     }
 
-    /// A line may fill half the queue, as a held caller's audit event; an
-    /// audit event written as a line (an escalation cancelled at shutdown)
-    /// all of it.
+    /// A line may fill half the queue, or the share of the caller it was
+    /// logged for ([`charged_to`]); an audit event written as a line (an
+    /// escalation cancelled at shutdown) all of it.
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line<'a> {
         let room = match meta.target() == crate::audit::TARGET {
             true => Room::All,
-            false => Room::Half,
+            false => room_for_a_line(),
         };
         Line(&self.0, Vec::new(), room)
     }
@@ -542,10 +572,13 @@ impl Drop for Line<'_> {
     fn drop(&mut self) {
         let line = one_line(std::mem::take(&mut self.1));
         let size = line.len();
-        if line.is_empty() || !reserve(size, &self.2) {
+        if line.is_empty() {
             return;
         }
-        if self.0.send(Message::Line(line)).is_err() {
+        let Some(share) = make_room(size, &self.2) else {
+            return;
+        };
+        if self.0.send(Message::Line(line, share)).is_err() {
             QUEUED.fetch_sub(size, Ordering::Relaxed);
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
@@ -1026,7 +1059,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             let deferred = |log: Box<dyn Fn() + Send>| {
-                assert!(reserve(64, &Room::All));
+                let share = make_room(64, &Room::All).unwrap();
                 let span = tracing::info_span!("request", id = 7);
                 Message::Deferred(Deferred {
                     spent: Spent {
@@ -1034,7 +1067,7 @@ mod tests {
                         at: std::time::UNIX_EPOCH + Duration::from_micros(951_868_801_000_002),
                         span,
                         log,
-                        _share: None,
+                        _share: share,
                     },
                     back: None,
                 })
@@ -1058,7 +1091,7 @@ mod tests {
             assert_eq!(out, b"before\n", "the failed event's lines are taken out");
             assert_eq!(dropped_lines(), dropped + 1);
             tracing::info!("logged as usual");
-            let Ok(Message::Line(line)) = lines.try_recv() else {
+            let Ok(Message::Line(line, _)) = lines.try_recv() else {
                 panic!("not queued");
             };
             assert!(!line.starts_with(b"2000-"), "{line:?}");
@@ -1068,7 +1101,7 @@ mod tests {
     /// A logged event of `size` (counted in the queue), deferred where it
     /// is allocated.
     fn deferred_holding(held: &Arc<()>, size: usize, back: Option<Arc<Graveyard>>) -> Message {
-        assert!(reserve(size, &Room::All));
+        let share = make_room(size, &Room::All).unwrap();
         let held = held.clone();
         Message::Deferred(Deferred {
             spent: Spent {
@@ -1078,7 +1111,7 @@ mod tests {
                 log: Box::new(move || {
                     let _ = &held;
                 }),
-                _share: None,
+                _share: share,
             },
             back,
         })
@@ -1134,7 +1167,12 @@ mod tests {
             .send(deferred_holding(&held, 1, Some(graveyard.clone())))
             .unwrap();
         let freed = (0..1000).any(|_| {
-            queue.send(Message::Line(Vec::new())).unwrap();
+            queue
+                .send(Message::Line(
+                    Vec::new(),
+                    make_room(0, &Room::Half).unwrap(),
+                ))
+                .unwrap();
             std::thread::sleep(Duration::from_millis(1));
             Arc::strong_count(&held) == 1
         });
@@ -1168,6 +1206,35 @@ mod tests {
             Arc::strong_count(&held) == 1
         });
         assert!(freed, "a parked worker kept what it deferred");
+    }
+
+    /// A line logged for a caller held to shares ([`charged_to`]), across
+    /// its awaits, may fill only that caller's share of the queue, which it
+    /// holds until written; one logged for root or the operator, or for no
+    /// caller, half the queue, as before.
+    #[tokio::test]
+    async fn a_line_is_charged_to_the_caller_it_is_logged_for() {
+        let tenant = Holder::Uid(4_000_000_001);
+        assert_eq!(room_for_a_line(), Room::Half);
+        let room = charged_to(tenant.clone(), async {
+            tokio::task::yield_now().await;
+            room_for_a_line()
+        });
+        assert_eq!(room.await, Room::Share(tenant.clone()));
+        let trusted = charged_to(Holder::Trusted, async { room_for_a_line() });
+        assert_eq!(trusted.await, Room::Half);
+
+        let share = make_room(100, &Room::Share(tenant.clone())).unwrap();
+        assert_eq!(SHARES.held(&tenant), 100);
+        let too_much = MAX_QUEUED_BYTES / crate::shares::SHARE;
+        assert!(make_room(too_much, &Room::Share(tenant.clone())).is_none());
+        let mut out = Vec::new();
+        write_message(
+            Message::Line(vec![b'x'; 100], share),
+            &mut out,
+            &mut Round::default(),
+        );
+        assert_eq!(SHARES.held(&tenant), 0, "written, and still held");
     }
 
     /// What a line carries stays on that line: a newline, a carriage
@@ -1206,8 +1273,8 @@ mod tests {
         let lines = |batch: &mut Batch| {
             for i in 0..100 {
                 let line = format!("line {i:03} {}\n", "x".repeat(90)).into_bytes();
-                assert!(reserve(line.len(), &Room::All));
-                batch.add(Message::Line(line), &mut Round::default());
+                let share = make_room(line.len(), &Room::All).unwrap();
+                batch.add(Message::Line(line, share), &mut Round::default());
             }
         };
         let pipe = || {

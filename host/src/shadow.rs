@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::reload::ActivePolicy;
 use crate::replay::{Compared, compare};
+use crate::shares::Holder;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -68,8 +69,13 @@ impl Shadow {
                 runtime.block_on(async move {
                     while let Some(record) = records.recv().await {
                         let started = std::time::Instant::now();
-                        let compared = compare(&deciding.current(), &record).await;
-                        note(&record, &compared, &counted, &measured);
+                        // What it logs is charged to the caller whose request it decides again.
+                        let holder = Holder::of(&record.request.caller);
+                        crate::logs::charged_to(holder, async {
+                            let compared = compare(&deciding.current(), &record).await;
+                            note(&record, &compared, &counted, &measured);
+                        })
+                        .await;
                         // Nothing else runs on this thread: sleeping it is the budget.
                         std::thread::sleep(started.elapsed() * REST);
                     }
