@@ -776,7 +776,8 @@ fn a_tree_that_never_stops_growing_is_signalled_within_the_freezes_budget() {
 /// stops, on a sigd of 16 connections, root's `/healthz` and signals all
 /// get in. Before, nobody's requests held every slot, root's newcomer was
 /// the only connection that could be ended to make room, and nobody's next
-/// connection ended it: most of root's requests were reset.
+/// connection ended it: most of root's requests were reset. Those
+/// refusals are counted (`sigd_requests_over_share_total`).
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn one_callers_slow_requests_hold_only_its_share_of_connections() {
@@ -837,6 +838,9 @@ print("nobody's requests:", seen)
     }
     let _ = flooding.wait();
     end_tree(tracer, t);
+    // The operator can tell those refusals from running out of room.
+    let over_share = metric(&sigd, "sigd_requests_over_share_total");
+    assert!(over_share > 0.0, "no request counted over its share");
     let failed: Vec<_> = (answered.iter())
         .filter(|(_, took, health, signal)| {
             !(health.starts_with("HTTP/1.1 200") && signal.starts_with("HTTP/1.1 200"))

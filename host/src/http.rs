@@ -371,6 +371,7 @@ async fn respond<'a>(
     // have only its share of them; past it, it is told to try again.
     let holder = Holder::of(&caller);
     let Ok(_answering) = app.answering.take(&holder) else {
+        app.metrics.over_share();
         return Err(HttpError::Busy);
     };
     // Unless it was ended to make room (it never answers then).

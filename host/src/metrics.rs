@@ -48,6 +48,7 @@ pub struct Metrics {
     reloads: Family<Named, Counter>,
     token_file_reloads: Family<Named, Counter>,
     escalations_refused: Counter,
+    over_share: Counter,
     evicted: Family<Named, Counter>,
     policies: Family<Loaded, Gauge>,
     /// The series of `policies` set last, per role (to remove on a swap).
@@ -74,6 +75,7 @@ impl Default for Metrics {
             reloads: Family::default(),
             token_file_reloads: Family::default(),
             escalations_refused: Counter::default(),
+            over_share: Counter::default(),
             evicted: Family::default(),
             policies: Family::default(),
             serving: Default::default(),
@@ -128,6 +130,12 @@ impl Default for Metrics {
             "escalations_refused",
             "Escalations refused: as many were pending as --max-escalations allows, or as the caller's share of it",
             metrics.escalations_refused.clone(),
+        );
+        r.register(
+            "requests_over_share",
+            "Requests answered 503 BUSY because their caller, held to shares, had as many \
+             requests being answered as its share of --max-connections allows",
+            metrics.over_share.clone(),
         );
         r.register(
             "connections_evicted",
@@ -185,6 +193,12 @@ impl Metrics {
     /// An escalation was refused: the cap on pending ones was reached.
     pub fn escalation_refused(&self) {
         self.escalations_refused.inc();
+    }
+
+    /// A request was refused: its caller had its share of requests being
+    /// answered.
+    pub fn over_share(&self) {
+        self.over_share.inc();
     }
 
     /// A request was answered with `status` (and error `code`) after `took`.
