@@ -556,8 +556,8 @@ fn timestamp(time: std::time::SystemTime) -> String {
 }
 
 /// The token is in neither sigd's environment (as /proc shows it), its
-/// command line, nor its log, even at debug level: the whole log, read
-/// once sigd has exited.
+/// command line, nor its log, even at debug level (which, before, wrote
+/// nothing below `info`): the whole log, read once sigd has exited.
 #[test]
 fn token_leaks_nowhere() {
     let secret = "s3cr3t-t0ken-value";
@@ -585,6 +585,12 @@ fn token_leaks_nowhere() {
     sigd.send(Signal::SIGTERM);
     assert!(sigd.wait().success());
     assert!(sigd.log().contains("shutting down"), "{}", sigd.log());
+    // At debug level indeed: each request's span and its "answered" line.
+    assert!(
+        sigd.log().contains("DEBUG request{") && sigd.log().contains(" answered"),
+        "no debug line: {}",
+        sigd.log()
+    );
     assert!(!sigd.log().contains(secret), "the token is in the log");
     assert!(
         !sigd.log().contains("n0t-th3-t0ken"),
@@ -678,7 +684,7 @@ fn connection_cap_closes_the_idle_longest() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_stalled_stderr_never_holds_up_a_request() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
+    let (mut sigd, port) = sigd_logging_to_a_pipe("info", &[]);
     let stubborn = stubborn();
     // 60 KB each, in its decision record too: 300 fill the 8 MiB queue.
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
@@ -736,7 +742,7 @@ fn a_stalled_stderr_never_holds_up_a_request() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_flood_from_another_user_cannot_crowd_roots_signal_out_of_the_log() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
+    let (mut sigd, port) = sigd_logging_to_a_pipe("info", &[]);
     flood_as_nobody(port);
     let mut stubborn = stubborn();
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
@@ -759,7 +765,7 @@ fn a_flood_from_another_user_cannot_crowd_roots_signal_out_of_the_log() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_flood_from_one_user_cannot_crowd_anothers_signal_out_of_the_log() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
+    let (mut sigd, port) = sigd_logging_to_a_pipe("info", &[]);
     flood_as_nobody(port);
     let mut theirs = sleep_as(1000);
     let body = format!(r#"{{"signal": 15, "padding": "{}"}}"#, "x".repeat(60_000));
@@ -780,24 +786,27 @@ fn a_flood_from_one_user_cannot_crowd_anothers_signal_out_of_the_log() {
 }
 
 /// Nor with lines other than its audit events: what a caller makes sigd
-/// log besides them is charged to its share too. Nobody pipelines 20,000
-/// signals to its own sleep, each asking for an escalation in 10 minutes;
-/// past its share of escalations (8 of `--max-escalations 64`) each is
-/// refused, and says so in a warning. uid 1000's signal after them is still logged. Before, those
-/// warnings filled the half of the queue every caller held to shares
-/// shares, and uid 1000's event was dropped.
+/// log besides them is charged to its share too. At `debug`, nobody
+/// pipelines 40,000 signals to its own sleep, each asking for an
+/// escalation in 10 minutes: past its share of escalations (8 of
+/// `--max-escalations 64`) each is refused and says so in a warning, and
+/// each request logs its "answered" line. uid 1000's signal after them is
+/// still logged. Before, those warnings, and then (once `debug` wrote
+/// anything: it wrote nothing below `info`) those lines, filled the half of
+/// the queue every caller held to shares shares, and uid 1000's event was
+/// dropped.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn the_lines_one_user_makes_sigd_log_cannot_crowd_anothers_signal_out() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe(&["--max-escalations", "64"]);
+    let (mut sigd, port) = sigd_logging_to_a_pipe("debug", &["--max-escalations", "64"]);
     let mut nobodys = sleep_as(65534);
     let body = r#"{"signal": 28, "escalate": {"after_ms": 600000, "signal": 28}}"#;
     let status = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["/usr/bin/python3", "-c", PIPELINE])
         .args([port.to_string(), nobodys.id().to_string(), body.into()])
-        .args(["20000"])
+        .args(["40000"])
         .status()
         .unwrap();
     assert!(status.success(), "nobody's signals were not all delivered");
@@ -925,7 +934,7 @@ fn read_log_until(sigd: &mut std::process::Child, wanted: &str) -> String {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn lines_a_broken_stderr_loses_are_counted() {
     require_private_pid_namespace();
-    let (mut sigd, port) = sigd_logging_to_a_pipe(&[]);
+    let (mut sigd, port) = sigd_logging_to_a_pipe("info", &[]);
     drop(sigd.stderr.take());
     let stubborn = stubborn();
     let request = signal_request(stubborn.id(), r#"{"signal": 15}"#);
@@ -948,9 +957,9 @@ fn lines_a_broken_stderr_loses_are_counted() {
     assert_alive_then_kill(&mut { stubborn });
 }
 
-/// sigd serving with `options` on a free loopback port at `info`, its stderr a pipe (the
+/// sigd serving with `options` on a free loopback port at `level`, its stderr a pipe (the
 /// child's), once it answers `/healthz`.
-fn sigd_logging_to_a_pipe(options: &[&str]) -> (std::process::Child, u16) {
+fn sigd_logging_to_a_pipe(level: &str, options: &[&str]) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -961,7 +970,7 @@ fn sigd_logging_to_a_pipe(options: &[&str]) -> (std::process::Child, u16) {
         .args(["serve", "--no-cache", "--listen", &listen])
         .args(options)
         .env_remove("SIGD_TOKEN")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", level)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -132,7 +132,11 @@ pub fn init(format: LogFormat, default_filter: &str) -> LogWriter {
         lines: Some(lines),
         started: false,
     };
-    let logs = tracing_subscriber::fmt().with_writer(Queue(queue));
+    // The builder lets nothing below `info` through on its own: `filter`
+    // says what does.
+    let logs = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(Queue(queue));
     JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     match (format, stderr_is_journal()) {
         (LogFormat::Text, false) => {
