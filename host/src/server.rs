@@ -8,6 +8,7 @@
 use crate::caller::Peer;
 use crate::connections::{Activity, Connections, State};
 use crate::http::{self, App};
+use crate::logs;
 use crate::shares::Holder;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -455,7 +456,7 @@ async fn accept_loop(
             }
         };
         let holder = Holder::named(peer.credentials.map(|c| c.uid), None);
-        let (slot, evicted) = connections.admit(holder).await;
+        let (slot, evicted) = connections.admit(holder.clone()).await;
         if let Some(state) = evicted {
             debug!(
                 ?state,
@@ -469,8 +470,10 @@ async fn accept_loop(
         let of = peer.clone();
         let slot = Arc::new(slot);
         let held = slot.clone();
+        let charged = holder.clone();
         let service = service_fn(move |mut request: hyper::Request<_>| {
             let (app, peer, slot) = (served.clone(), of.clone(), held.clone());
+            let holder = charged.clone();
             let activity = slot.activity.clone();
             request.extensions_mut().insert(activity.clone());
             // Answered to its end even if its connection ends first (its
@@ -481,7 +484,10 @@ async fn accept_loop(
             // answered stay within the cap.
             let answering = ToTheEnd::new(activity.clone(), async move {
                 let response = if slot.activity.advance(State::ReadingBody) {
-                    http::handle(&app, &peer, request).await
+                    // What it logs is its caller's (by uid; the request
+                    // charges its decision to its token's principal), here
+                    // too if it is answered to its end in a task of its own.
+                    logs::charged_to(holder, http::handle(&app, &peer, request)).await
                 } else {
                     // The connection was ended to make room.
                     Ok(http::HttpError::Busy.response().0)
@@ -507,12 +513,12 @@ async fn accept_loop(
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         let id = slot.id();
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(logs::charged_to(holder, async move {
             if let Err(error) = connection.await {
                 debug!(peer = %peer.transport, %error, "connection ended with an error");
             }
             drop((slot, open));
-        });
+        }));
         connections.served_by(id, task.abort_handle());
     }
 }
