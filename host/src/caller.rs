@@ -134,7 +134,12 @@ impl Peer {
     }
 
     /// The peer of the TCP connection `stream` sigd accepted from `remote`:
-    /// when it comes from this machine, its socket's owner.
+    /// when it comes from this machine, its socket's owner. `None` for a
+    /// client from this machine that has closed (or reset) its socket
+    /// already, so its owner cannot be told: it is not to be served. It
+    /// cannot read an answer, and served it would be no one, in the audit
+    /// log and in the shares of the callers sigd cannot tell (a second
+    /// share for any user who closes its sockets early).
     ///
     /// The owner is looked up by the connection's addresses and ports, which
     /// a client that has reset its connection no longer holds: another
@@ -142,22 +147,27 @@ impl Peer {
     /// socket. So the owner found counts only if sigd's side of the
     /// connection is still connected after the lookup: then the client's
     /// socket was still the one holding them when it was looked up.
-    pub fn tcp(stream: &tokio::net::TcpStream, remote: SocketAddr) -> io::Result<Peer> {
+    pub fn tcp(stream: &tokio::net::TcpStream, remote: SocketAddr) -> io::Result<Option<Peer>> {
         let local = stream.local_addr()?;
         let from_here = remote.ip().is_loopback() || remote.ip() == local.ip();
-        let credentials = from_here
-            .then(|| tcp_socket_owner(local, remote))
-            .flatten()
-            .filter(|_| stream.peer_addr().is_ok())
-            .map(|uid| Credentials {
+        let owner = from_here.then(|| tcp_socket_owner(local, remote));
+        // Gone: no process holds the client's socket, or the connection
+        // was reset (sigd's end is no longer connected), after the lookup.
+        if owner == Some(Owner::Gone) || (from_here && stream.peer_addr().is_err()) {
+            return Ok(None);
+        }
+        let uid = match owner {
+            Some(Owner::Uid(uid)) => Some(uid),
+            Some(Owner::Gone | Owner::Untold) | None => None,
+        };
+        Ok(Some(Peer {
+            transport: Transport::Tcp(Remote::new(remote)),
+            credentials: uid.map(|uid| Credentials {
                 pid: None,
                 uid,
                 gid: None,
-            });
-        Ok(Peer {
-            transport: Transport::Tcp(Remote::new(remote)),
-            credentials,
-        })
+            }),
+        }))
     }
 }
 
@@ -222,7 +232,23 @@ const CONNECTED: [u8; 3] = [1, 4, 5];
 /// The uid owning the TCP socket at `remote` that is connected to `local`:
 /// one exact `sock_diag` lookup (`inet_diag_req_v2` for that 4-tuple), as
 /// `ss` makes. `None` if the kernel has no such socket here.
-fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Owner {
+    lookup_owner(local, remote).unwrap_or(Owner::Untold)
+}
+
+/// Who owns a TCP client's socket on this machine, as sock_diag tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Uid(u32),
+    /// The kernel holds the connection's client end, but no process does:
+    /// its owner closed it (or it is another's now).
+    Gone,
+    /// The kernel does not say: no such socket, or no sock_diag here.
+    Untold,
+}
+
+/// [`tcp_socket_owner`]; `None` where the lookup itself failed.
+fn lookup_owner(local: SocketAddr, remote: SocketAddr) -> Option<Owner> {
     let family = match remote.ip() {
         IpAddr::V4(_) => nix::libc::AF_INET as u8,
         IpAddr::V6(_) => nix::libc::AF_INET6 as u8,
@@ -264,9 +290,10 @@ fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     let got = recv(netlink.as_raw_fd(), &mut reply, MsgFlags::MSG_DONTWAIT).ok()?;
     let reply = reply.get(..got)?;
     let kind = u16::from_ne_bytes(reply.get(4..6)?.try_into().ok()?);
-    // NLMSG_ERROR, with ENOENT, when no such socket exists here.
+    // NLMSG_ERROR, with ENOENT, when no such socket exists here (or no
+    // TCP sock_diag: the two cannot be told apart).
     if kind != SOCK_DIAG_BY_FAMILY {
-        return None;
+        return Some(Owner::Untold);
     }
     let message = reply.get(NLMSG_HEADER..)?;
     let word = |at: usize| {
@@ -289,9 +316,9 @@ fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
         message.get(4..4 + 36) == request.get(NLMSG_HEADER + 8..NLMSG_HEADER + 8 + 36);
     let owned = word(IDIAG_INODE_AT).is_some_and(|inode| inode != 0);
     if !(connected && same_sockid && owned) {
-        return None;
+        return Some(Owner::Gone);
     }
-    word(IDIAG_UID_AT)
+    word(IDIAG_UID_AT).map(Owner::Uid)
 }
 
 /// An address as the 16 bytes of `idiag_src`/`idiag_dst` (IPv4 in the first 4).
@@ -319,32 +346,32 @@ mod tests {
         assert_eq!(remote, client.local_addr().unwrap());
         let local = listener.local_addr().unwrap();
         let me = nix::unistd::geteuid().as_raw();
-        assert_eq!(tcp_socket_owner(local, remote), Some(me));
+        assert_eq!(tcp_socket_owner(local, remote), Owner::Uid(me));
         let lookups = 1000;
         let started = Instant::now();
         for _ in 0..lookups {
-            assert_eq!(tcp_socket_owner(local, remote), Some(me));
+            assert_eq!(tcp_socket_owner(local, remote), Owner::Uid(me));
         }
         println!("sock_diag lookup: {:?} each", started.elapsed() / lookups);
         // A 4-tuple with no socket behind it is not guessed at.
         let nobody = SocketAddr::from(([127, 0, 0, 1], 1));
-        assert_eq!(tcp_socket_owner(local, nobody), None);
+        assert_eq!(tcp_socket_owner(local, nobody), Owner::Untold);
         // A client that has shut its side once its request is sent
         // (FIN_WAIT2) still holds its socket, and is still known.
         client.shutdown(std::net::Shutdown::Write).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(tcp_socket_owner(local, remote), Some(me));
+        assert_eq!(tcp_socket_owner(local, remote), Owner::Uid(me));
         // Not so a client that has closed its socket (it lingers in the
-        // kernel, TIME_WAIT or orphaned, reported as root's).
+        // kernel, TIME_WAIT or orphaned, reported as root's): gone.
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(tcp_socket_owner(local, remote), None);
+        assert_eq!(tcp_socket_owner(local, remote), Owner::Gone);
     }
 
     /// A connection its client reset before sigd accepted it has no owner,
     /// though a new client connected from the same port holds its
     /// addresses and ports by the time sigd looks: that client's socket
-    /// (and uid) is not taken for the reset one's. The new client's own
+    /// (and uid) is not taken for the reset one's, which is not served. The new client's own
     /// connection is found to be its own. Before, the reset connection got
     /// the new client's uid: a user could send requests and reset them,
     /// and have them decided as whoever connected next from that port.
@@ -374,14 +401,14 @@ mod tests {
         assert_eq!(remote, port);
         assert_eq!(
             tcp_socket_owner(address, remote),
-            Some(me),
+            Owner::Uid(me),
             "the next client's"
         );
         let peer = Peer::tcp(&reset, remote).unwrap();
-        assert_eq!(peer.credentials, None);
+        assert_eq!(peer, None, "a reset connection is served");
         let (live, remote) = listener.accept().await.unwrap();
         assert_eq!(remote, port);
         let peer = Peer::tcp(&live, remote).unwrap();
-        assert_eq!(peer.credentials.map(|c| c.uid), Some(me));
+        assert_eq!(peer.and_then(|p| p.credentials).map(|c| c.uid), Some(me));
     }
 }

@@ -196,13 +196,19 @@ impl Listener {
     /// The next connection, and who is at its other end.
     async fn accept(&self) -> io::Result<(Box<dyn Connection>, Peer)> {
         match self {
-            Listener::Tcp(listener) => {
+            Listener::Tcp(listener) => loop {
                 let (stream, remote) = listener.accept().await?;
                 // Answers are one write each: send them at once.
-                stream.set_nodelay(true)?;
-                let peer = Peer::tcp(&stream, remote)?;
-                Ok((Box::new(stream), peer))
-            }
+                let peer = stream
+                    .set_nodelay(true)
+                    .and_then(|()| Peer::tcp(&stream, remote));
+                // A client gone before it could be told (`Peer::tcp`), or a
+                // connection sigd cannot set up, is that connection's
+                // failure, not the listener's: closed, and the next taken.
+                if let Ok(Some(peer)) = peer {
+                    return Ok((Box::new(stream), peer));
+                }
+            },
             Listener::Unix { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
                 let peer = Peer::unix(&stream);
