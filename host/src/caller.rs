@@ -141,6 +141,12 @@ impl Peer {
     /// log and in the shares of the callers sigd cannot tell (a second
     /// share for any user who closes its sockets early).
     ///
+    /// Every connection is looked up: a client on this machine may come
+    /// from any of its addresses, to any of sigd's. Only this machine
+    /// reaches a loopback address, so a client there that no socket here
+    /// holds has gone; elsewhere it is a remote client, whom the kernel
+    /// cannot tell.
+    ///
     /// The owner is looked up by the connection's addresses and ports, which
     /// a client that has reset its connection no longer holds: another
     /// client can connect from the same port, and the lookup would find its
@@ -149,16 +155,17 @@ impl Peer {
     /// socket was still the one holding them when it was looked up.
     pub fn tcp(stream: &tokio::net::TcpStream, remote: SocketAddr) -> io::Result<Option<Peer>> {
         let local = stream.local_addr()?;
-        let from_here = remote.ip().is_loopback() || remote.ip() == local.ip();
-        let owner = from_here.then(|| tcp_socket_owner(local, remote));
-        // Gone: no process holds the client's socket, or the connection
-        // was reset (sigd's end is no longer connected), after the lookup.
-        if owner == Some(Owner::Gone) || (from_here && stream.peer_addr().is_err()) {
+        let connected = || stream.peer_addr().is_ok();
+        let owner = tcp_socket_owner(local, remote, connected);
+        if !connected() {
             return Ok(None);
         }
+        let loopback = local.ip().to_canonical().is_loopback();
         let uid = match owner {
-            Some(Owner::Uid(uid)) => Some(uid),
-            Some(Owner::Gone | Owner::Untold) | None => None,
+            Owner::Uid(uid) => Some(uid),
+            Owner::Gone => return Ok(None),
+            Owner::Untold if loopback && sock_diag_works() => return Ok(None),
+            Owner::Untold => None,
         };
         Ok(Some(Peer {
             transport: Transport::Tcp(Remote::new(remote)),
@@ -229,11 +236,29 @@ const IDIAG_INODE_AT: usize = 68;
 /// `TCP_FIN_WAIT2` once the client has shut its side (its request sent).
 const CONNECTED: [u8; 3] = [1, 4, 5];
 
-/// The uid owning the TCP socket at `remote` that is connected to `local`:
-/// one exact `sock_diag` lookup (`inet_diag_req_v2` for that 4-tuple), as
-/// `ss` makes. `None` if the kernel has no such socket here.
-fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr) -> Owner {
-    lookup_owner(local, remote).unwrap_or(Owner::Untold)
+/// Who owns the TCP socket at `remote` that is connected to `local`: one
+/// exact `sock_diag` lookup (`inet_diag_req_v2` for that 4-tuple), as `ss`
+/// makes. If the kernel has no such socket, and the connection is still
+/// `connected` (a reset one is gone: told at the cost of one lookup), it
+/// is looked up again under network devices' indexes: a socket bound to a
+/// device (`SO_BINDTODEVICE`, anyone's since Linux 5.7) is found only under
+/// its own. Only a socket bound to `lo` reaches a loopback address; any
+/// device's may reach another of this machine's.
+fn tcp_socket_owner(local: SocketAddr, remote: SocketAddr, connected: impl Fn() -> bool) -> Owner {
+    let found = lookup_owner(local, remote, 0).unwrap_or(Owner::Untold);
+    if found != Owner::Untold || !connected() {
+        return found;
+    }
+    let indexes: Vec<u32> = if local.ip().to_canonical().is_loopback() {
+        nix::net::if_::if_nametoindex("lo").into_iter().collect()
+    } else {
+        let devices = nix::net::if_::if_nameindex().ok();
+        let indexes = devices.iter().flat_map(|devices| devices.iter());
+        indexes.map(|device| device.index()).collect()
+    };
+    (indexes.into_iter())
+        .find_map(|index| lookup_owner(local, remote, index).filter(|o| *o != Owner::Untold))
+        .unwrap_or(Owner::Untold)
 }
 
 /// Who owns a TCP client's socket on this machine, as sock_diag tells.
@@ -243,15 +268,38 @@ enum Owner {
     /// The kernel holds the connection's client end, but no process does:
     /// its owner closed it (or it is another's now).
     Gone,
-    /// The kernel does not say: no such socket, or no sock_diag here.
+    /// The kernel does not say: no such socket here, or no sock_diag.
     Untold,
 }
 
-/// [`tcp_socket_owner`]; `None` where the lookup itself failed.
-fn lookup_owner(local: SocketAddr, remote: SocketAddr) -> Option<Owner> {
-    let family = match remote.ip() {
-        IpAddr::V4(_) => nix::libc::AF_INET as u8,
-        IpAddr::V6(_) => nix::libc::AF_INET6 as u8,
+/// Whether sock_diag finds TCP sockets here (the kernel may lack it): a
+/// connection of sigd's own, over loopback, is looked up, once.
+fn sock_diag_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let found = || -> io::Result<bool> {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+            let (_accepted, remote) = listener.accept()?;
+            let owner = lookup_owner(listener.local_addr()?, remote, 0);
+            drop(client);
+            Ok(matches!(owner, Some(Owner::Uid(_))))
+        };
+        found().unwrap_or(false)
+    })
+}
+
+/// [`tcp_socket_owner`] under the device index `device` (0: any unbound
+/// socket); `None` where the lookup itself failed. Addresses are compared
+/// as what they are, an IPv4 one whether written as such or mapped into
+/// IPv6 (`::ffff:127.0.0.1`, as a dual-stack listener or an IPv6 client
+/// socket sees it).
+fn lookup_owner(local: SocketAddr, remote: SocketAddr, device: u32) -> Option<Owner> {
+    let (local_ip, remote_ip) = (local.ip().to_canonical(), remote.ip().to_canonical());
+    let family = match (remote_ip, local_ip) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => nix::libc::AF_INET as u8,
+        (IpAddr::V6(_), IpAddr::V6(_)) => nix::libc::AF_INET6 as u8,
+        _ => return None,
     };
     let mut request = Vec::with_capacity(NLMSG_HEADER + 56);
     request.extend_from_slice(&((NLMSG_HEADER + 56) as u32).to_ne_bytes());
@@ -266,9 +314,9 @@ fn lookup_owner(local: SocketAddr, remote: SocketAddr) -> Option<Owner> {
     // in network order.
     request.extend_from_slice(&remote.port().to_be_bytes());
     request.extend_from_slice(&local.port().to_be_bytes());
-    request.extend_from_slice(&address_bytes(remote.ip()));
-    request.extend_from_slice(&address_bytes(local.ip()));
-    request.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+    request.extend_from_slice(&address_bytes(remote_ip));
+    request.extend_from_slice(&address_bytes(local_ip));
+    request.extend_from_slice(&device.to_ne_bytes());
     request.extend_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
     let netlink = socket(
         AddressFamily::Netlink,
@@ -304,21 +352,40 @@ fn lookup_owner(local: SocketAddr, remote: SocketAddr) -> Option<Owner> {
     // Only a connected socket that a process still holds says who owns it:
     // the kernel reports uid 0 for a TIME_WAIT entry and for a socket whose
     // owner has closed it (inode 0), and a closed client's lookup can land
-    // on another socket. So the state, the inode and the very 4-tuple asked
-    // for must match; anything else is a peer sigd cannot tell. A socket
-    // its owner has only shut for writing holds its ports as one still
-    // sending does, and is no one else's.
-    let connected = message.first() == Some(&family)
-        && message
-            .get(1)
-            .is_some_and(|state| CONNECTED.contains(state));
-    let same_sockid =
-        message.get(4..4 + 36) == request.get(NLMSG_HEADER + 8..NLMSG_HEADER + 8 + 36);
+    // on another socket. So the state, the inode and the very addresses
+    // and ports asked for must match (in the socket's own family: an IPv6
+    // socket connected to an IPv4 address reports it mapped); anything else
+    // is a client gone. A socket its owner has only shut for writing holds
+    // its ports as one still sending does, and is no one else's.
+    let connected = message
+        .get(1)
+        .is_some_and(|state| CONNECTED.contains(state));
+    let same_ends = ends(message) == Some((remote.port(), local.port(), remote_ip, local_ip));
     let owned = word(IDIAG_INODE_AT).is_some_and(|inode| inode != 0);
-    if !(connected && same_sockid && owned) {
+    if !(connected && same_ends && owned) {
         return Some(Owner::Gone);
     }
     word(IDIAG_UID_AT).map(Owner::Uid)
+}
+
+/// The source and destination ports and addresses of a sock_diag reply
+/// (`struct inet_diag_msg`), the addresses as what they are (IPv4 ones
+/// mapped into IPv6 as IPv4).
+fn ends(message: &[u8]) -> Option<(u16, u16, IpAddr, IpAddr)> {
+    let port = |at: usize| {
+        Some(u16::from_be_bytes(
+            message.get(at..at + 2)?.try_into().ok()?,
+        ))
+    };
+    let address = |at: usize| -> Option<IpAddr> {
+        let bytes: [u8; 16] = message.get(at..at + 16)?.try_into().ok()?;
+        match *message.first()? as i32 {
+            nix::libc::AF_INET => Some(IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            nix::libc::AF_INET6 => Some(IpAddr::from(bytes).to_canonical()),
+            _ => None,
+        }
+    };
+    Some((port(4)?, port(6)?, address(8)?, address(24)?))
 }
 
 /// An address as the 16 bytes of `idiag_src`/`idiag_dst` (IPv4 in the first 4).
@@ -346,26 +413,26 @@ mod tests {
         assert_eq!(remote, client.local_addr().unwrap());
         let local = listener.local_addr().unwrap();
         let me = nix::unistd::geteuid().as_raw();
-        assert_eq!(tcp_socket_owner(local, remote), Owner::Uid(me));
+        assert_eq!(tcp_socket_owner(local, remote, || true), Owner::Uid(me));
         let lookups = 1000;
         let started = Instant::now();
         for _ in 0..lookups {
-            assert_eq!(tcp_socket_owner(local, remote), Owner::Uid(me));
+            assert_eq!(tcp_socket_owner(local, remote, || true), Owner::Uid(me));
         }
         println!("sock_diag lookup: {:?} each", started.elapsed() / lookups);
         // A 4-tuple with no socket behind it is not guessed at.
         let nobody = SocketAddr::from(([127, 0, 0, 1], 1));
-        assert_eq!(tcp_socket_owner(local, nobody), Owner::Untold);
+        assert_eq!(tcp_socket_owner(local, nobody, || true), Owner::Untold);
         // A client that has shut its side once its request is sent
         // (FIN_WAIT2) still holds its socket, and is still known.
         client.shutdown(std::net::Shutdown::Write).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(tcp_socket_owner(local, remote), Owner::Uid(me));
+        assert_eq!(tcp_socket_owner(local, remote, || true), Owner::Uid(me));
         // Not so a client that has closed its socket (it lingers in the
         // kernel, TIME_WAIT or orphaned, reported as root's): gone.
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(tcp_socket_owner(local, remote), Owner::Gone);
+        assert_eq!(tcp_socket_owner(local, remote, || true), Owner::Gone);
     }
 
     /// A connection its client reset before sigd accepted it has no owner,
@@ -400,7 +467,7 @@ mod tests {
         let (reset, remote) = listener.accept().await.unwrap();
         assert_eq!(remote, port);
         assert_eq!(
-            tcp_socket_owner(address, remote),
+            tcp_socket_owner(address, remote, || true),
             Owner::Uid(me),
             "the next client's"
         );
@@ -410,5 +477,59 @@ mod tests {
         assert_eq!(remote, port);
         let peer = Peer::tcp(&live, remote).unwrap();
         assert_eq!(peer.and_then(|p| p.credentials).map(|c| c.uid), Some(me));
+    }
+
+    /// A client on this machine is found however it reaches sigd: bound to
+    /// the loopback device (`SO_BINDTODEVICE`, which anyone may do), from
+    /// the machine's own address to a loopback one, into a dual-stack
+    /// listener (its address mapped, `::ffff:127.0.0.1`), or from an IPv6
+    /// socket to an IPv4 listener. Before, the first two were served as no
+    /// one, and the last two closed unserved. And sock_diag works here.
+    #[tokio::test]
+    async fn a_local_client_is_found_however_it_connects() {
+        use tokio::net::{TcpListener, TcpSocket};
+        let me = nix::unistd::geteuid().as_raw();
+        assert!(sock_diag_works());
+        let found = |listener: TcpListener, client: TcpSocket, to: SocketAddr| async move {
+            let _client = client.connect(to).await.unwrap();
+            let (stream, remote) = listener.accept().await.unwrap();
+            let peer = Peer::tcp(&stream, remote).unwrap();
+            peer.and_then(|p| p.credentials).map(|c| c.uid)
+        };
+        let v4 = || TcpListener::bind("127.0.0.1:0");
+
+        let listener = v4().await.unwrap();
+        let to = listener.local_addr().unwrap();
+        let client = TcpSocket::new_v4().unwrap();
+        client.bind_device(Some(b"lo")).unwrap();
+        assert_eq!(found(listener, client, to).await, Some(me), "bound to lo");
+
+        let own = nix::ifaddrs::getifaddrs().unwrap().find_map(|each| {
+            let ip = each.address?.as_sockaddr_in()?.ip();
+            (!ip.is_loopback()).then_some(ip)
+        });
+        match own {
+            Some(ip) => {
+                let listener = v4().await.unwrap();
+                let to = listener.local_addr().unwrap();
+                let client = TcpSocket::new_v4().unwrap();
+                client.bind(SocketAddr::from((ip, 0))).unwrap();
+                let uid = found(listener, client, to).await;
+                assert_eq!(uid, Some(me), "from {ip}");
+            }
+            None => println!("no address but loopback here: not tried from one"),
+        }
+
+        let listener = TcpListener::bind("[::]:0").await.unwrap();
+        let to = SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
+        let client = TcpSocket::new_v4().unwrap();
+        assert_eq!(found(listener, client, to).await, Some(me), "dual-stack");
+
+        let listener = v4().await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mapped = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped();
+        let client = TcpSocket::new_v6().unwrap();
+        let to = SocketAddr::from((mapped, port));
+        assert_eq!(found(listener, client, to).await, Some(me), "IPv6 socket");
     }
 }

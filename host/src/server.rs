@@ -462,14 +462,19 @@ async fn accept_loop(
             }
         };
         let holder = Holder::named(peer.credentials.map(|c| c.uid), None);
-        let (slot, evicted) = connections.admit(holder.clone()).await;
-        if let Some(state) = evicted {
-            debug!(
-                ?state,
-                "every connection slot taken: the longest idle one ended"
-            );
-            app.metrics.connection_evicted(state);
-        }
+        // What making room logs is the newcomer's to answer for.
+        let admitted = logs::charged_to(holder.clone(), async {
+            let (slot, evicted) = connections.admit(holder.clone()).await;
+            if let Some(state) = evicted {
+                debug!(
+                    ?state,
+                    "every connection slot taken: the longest idle one ended"
+                );
+                app.metrics.connection_evicted(state);
+            }
+            slot
+        });
+        let slot = admitted.await;
         let open = app.metrics.connection();
         let served = app.clone();
         let peer = Arc::new(peer);
