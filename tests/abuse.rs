@@ -9,7 +9,17 @@ use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+/// The tests that load the machine most (floods of clients, trees forking
+/// without end), run one at a time: the one that times a freeze would
+/// otherwise time the others' load (2.96 s once in `make test`, 0.50 s
+/// alone).
+fn one_heavy_test_at_a_time() -> MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Connections that send their headers (`Content-Length: 100`) and then 5
 /// bytes of body, and wait, each get 408 `REQUEST_TIMEOUT` with the JSON
@@ -264,6 +274,7 @@ fn pending_escalations_are_cancelled_each_audited() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_tree_forking_while_signalled_is_killed_whole() {
     require_private_pid_namespace();
+    let _alone = one_heavy_test_at_a_time();
     let sigd = Sigd::start(&["--no-cache"]);
     let runs = 20;
     let (mut escaped, mut killed) = (0, 0);
@@ -484,6 +495,7 @@ fn a_full_house_still_answers_health_and_signals() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn an_unstoppable_tree_holds_up_no_one() {
     require_private_pid_namespace();
+    let _alone = one_heavy_test_at_a_time();
     let sigd = Sigd::start(&["--no-cache"]);
     // The child of vfork pauses in the parent's memory; the parent waits in D.
     let vforks = "import ctypes, os\nlibc = ctypes.CDLL(None)\n\
@@ -757,6 +769,7 @@ fn end_tree(mut tracer: std::process::Child, t: u32) {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_tree_that_never_stops_growing_is_signalled_within_the_freezes_budget() {
     require_private_pid_namespace();
+    let _alone = one_heavy_test_at_a_time();
     let dir = scratch("abuse-never-stops");
     let (tracer, t) = never_stopping_tree(&dir, 0);
     let sigd = Sigd::start(&["--no-cache"]);
@@ -782,6 +795,7 @@ fn a_tree_that_never_stops_growing_is_signalled_within_the_freezes_budget() {
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn one_callers_slow_requests_hold_only_its_share_of_connections() {
     require_private_pid_namespace();
+    let _alone = one_heavy_test_at_a_time();
     let dir = scratch("abuse-slow-share");
     let (tracer, t) = never_stopping_tree(&dir, 65534);
     let sigd = Sigd::start(&["--no-cache", "--max-connections", "16", "--max-waits", "4"]);
