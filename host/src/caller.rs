@@ -273,20 +273,37 @@ enum Owner {
 }
 
 /// Whether sock_diag finds TCP sockets here (the kernel may lack it): a
-/// connection of sigd's own, over loopback, is looked up, once.
+/// connection of sigd's own, over loopback, is looked up, and the answer
+/// kept. One that cannot be made (out of descriptors, say: what anyone
+/// able to make sigd run out could time) answers yes, and is made again
+/// next time: a "no" kept would serve every client gone before it could
+/// be told as no one, for good.
 fn sock_diag_works() -> bool {
-    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WORKS.get_or_init(|| {
-        let found = || -> io::Result<bool> {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let client = std::net::TcpStream::connect(listener.local_addr()?)?;
-            let (_accepted, remote) = listener.accept()?;
-            let owner = lookup_owner(listener.local_addr()?, remote, 0);
-            drop(client);
-            Ok(matches!(owner, Some(Owner::Uid(_))))
-        };
-        found().unwrap_or(false)
-    })
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const UNKNOWN: u8 = 0;
+    const WORKS: u8 = 1;
+    const LACKING: u8 = 2;
+    static KNOWN: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match KNOWN.load(Ordering::Relaxed) {
+        UNKNOWN => {}
+        known => return known == WORKS,
+    }
+    let found = || -> io::Result<bool> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (_accepted, remote) = listener.accept()?;
+        let owner = lookup_owner(listener.local_addr()?, remote, 0);
+        drop(client);
+        let owner = owner.ok_or_else(|| io::Error::other("no netlink socket"))?;
+        Ok(matches!(owner, Owner::Uid(_)))
+    };
+    match found() {
+        Ok(works) => {
+            KNOWN.store(if works { WORKS } else { LACKING }, Ordering::Relaxed);
+            works
+        }
+        Err(_) => true,
+    }
 }
 
 /// [`tcp_socket_owner`] under the device index `device` (0: any unbound
