@@ -393,7 +393,7 @@ async fn respond<'a>(
     // escalation, a failure) is charged to its share of the log.
     let decision = logs::charged_to(holder, async {
         let decision = app.decider.decide(&app.processes, request).await;
-        note_failures(app, decision_id, &decision);
+        note_policy_call(app, decision_id, &decision);
         decision
     })
     .await;
@@ -436,7 +436,7 @@ async fn respond<'a>(
 
 /// Count the policy call of `decision_id` that made `decision`, and log
 /// and count how it failed, if it did.
-fn note_failures(app: &App, decision_id: &str, decision: &Decision) {
+fn note_policy_call(app: &App, decision_id: &str, decision: &Decision) {
     app.metrics.policy_call(decision.took);
     if decision.refused_an_escalation() {
         app.metrics.escalation_refused();
