@@ -6,6 +6,7 @@
 //! request's [`Caller`] adds the principal: the name of the token it
 //! presented.
 
+use crate::process::pidfd::Pidfd;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto, socket,
 };
@@ -117,11 +118,12 @@ impl Caller {
 }
 
 impl Peer {
-    /// The peer of a Unix socket connection, from `SO_PEERCRED`, if it
-    /// lives in sigd's PID namespace ([`in_sigds_pid_namespace`]).
+    /// The peer of a Unix socket connection, from `SO_PEERCRED`, if sigd
+    /// may take it for its uid ([`taken_for_its_uid`]).
     pub fn unix(stream: &tokio::net::UnixStream) -> Peer {
         let credentials = stream.peer_cred().ok();
-        let ours = credentials.is_some_and(|cred| in_sigds_pid_namespace(stream, cred.pid()));
+        let ours =
+            credentials.is_some_and(|cred| taken_for_its_uid(stream, cred.pid(), cred.uid()));
         let credentials = credentials.filter(|_| ours).map(|cred| Credentials {
             pid: cred.pid(),
             uid: cred.uid(),
@@ -187,32 +189,65 @@ impl fmt::Display for Transport {
     }
 }
 
-/// Whether the peer of `stream` (`pid`, as `SO_PEERCRED` numbers it) lives
-/// in sigd's own PID namespace, so the pids its requests name are the
-/// processes sigd would signal. A caller in a namespace nested below (a
-/// container) numbers processes otherwise and sees only its own: to take
-/// it for its uid would let it reach, by sigd's numbers, its uid's
-/// processes it cannot name with kill(2). So sigd takes it for no one.
+/// Whether sigd may take the peer of `stream` (`pid` and `uid` as
+/// `SO_PEERCRED` gives them) for its uid: it must live in sigd's PID
+/// namespace and, if it is root, hold `CAP_KILL`. Else sigd takes it for no
+/// one, and without a token it may signal nothing (sigd refuses it more
+/// than kill(2) would: WIT 0.3's caller has no field to tell a policy why).
+///
+/// - A caller in a PID namespace nested below sigd's (a container) numbers
+///   processes otherwise and sees only its own: to take it for its uid
+///   would let it reach, by sigd's numbers, its uid's processes it cannot
+///   name with kill(2).
+/// - A root process that dropped `CAP_KILL` (a hardened service, a
+///   workload run as root without capabilities) may signal with kill(2)
+///   only processes whose real or saved uid is 0: taken for root, it
+///   would get its power over every other user's processes back through
+///   sigd.
 ///
 /// The kernel's pidfd for the peer (`SO_PEERPIDFD`, Linux 6.5) says where
 /// it lives: its fdinfo's `NSpid` lists its pid in each namespace from
 /// sigd's `/proc`'s down, one entry when it is sigd's own, none (0) when it
-/// is outside, -1 once it has exited. Before 6.5, its `/proc/<pid>/status`
-/// says the same, at the risk of the pid having been reused since.
-fn in_sigds_pid_namespace(stream: &tokio::net::UnixStream, pid: Option<i32>) -> bool {
-    let fdinfo = match nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerPidfd) {
-        Ok(pidfd) => std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())),
-        Err(nix::errno::Errno::ENOPROTOOPT) => match pid {
-            Some(pid) => std::fs::read_to_string(format!("/proc/{pid}/status")),
-            None => return false,
-        },
+/// is outside, -1 once it has exited. A root peer's `CapEff` is read from
+/// its `/proc/<pid>/status`, by pid: it counts only if the pidfd's process
+/// has not been reaped after the read, so the pid was still its own. Before
+/// 6.5, `/proc/<pid>/status` says both, at the risk of the pid having been
+/// reused since.
+fn taken_for_its_uid(stream: &tokio::net::UnixStream, pid: Option<i32>, uid: u32) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerPidfd};
+    let Some(pid) = pid else {
+        return false;
+    };
+    let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).ok();
+    let (pidfd, whereabouts) = match getsockopt(stream, PeerPidfd) {
+        Ok(pidfd) => {
+            let fdinfo =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()));
+            (Some(Pidfd::from(pidfd)), fdinfo.ok())
+        }
+        Err(nix::errno::Errno::ENOPROTOOPT) => (None, status()),
         // ESRCH: it has exited already.
         Err(_) => return false,
     };
-    let Ok(fdinfo) = fdinfo else {
+    if !whereabouts.as_deref().is_some_and(in_sigds_pid_namespace) {
         return false;
+    }
+    if uid != 0 {
+        return true;
+    }
+    let capabilities = match pidfd {
+        Some(_) => status(),
+        None => whereabouts,
     };
-    let Some(nspid) = fdinfo.lines().find_map(|line| line.strip_prefix("NSpid:")) else {
+    capabilities.is_some_and(|status| holds_cap_kill(&status))
+        && pidfd.is_none_or(|pidfd| pidfd.is_alive())
+}
+
+/// Whether a process's `status` (or its pidfd's fdinfo) gives it one pid,
+/// in sigd's PID namespace: `NSpid` lists its pid in each namespace from
+/// the reader's down.
+fn in_sigds_pid_namespace(status: &str) -> bool {
+    let Some(nspid) = field(status, "NSpid:") else {
         return false;
     };
     let mut pids = nspid.split_whitespace();
@@ -220,6 +255,22 @@ fn in_sigds_pid_namespace(stream: &tokio::net::UnixStream, pid: Option<i32>) -> 
         (Some(pid), None) => pid.parse::<i32>().is_ok_and(|pid| pid > 0),
         _ => false,
     }
+}
+
+/// Whether a process's `status` gives it `CAP_KILL` among its effective
+/// capabilities (`CapEff`, in hexadecimal).
+fn holds_cap_kill(status: &str) -> bool {
+    field(status, "CapEff:")
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|effective| effective & (1 << CAP_KILL) != 0)
+}
+
+/// `CAP_KILL`'s bit in a capability set.
+const CAP_KILL: u32 = 5;
+
+/// The value of the line of `text` that starts with `name`.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| line.strip_prefix(name))
 }
 
 /// `SOCK_DIAG_BY_FAMILY`, the netlink message type of a sock_diag request.
@@ -418,6 +469,22 @@ fn address_bytes(ip: IpAddr) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `CapEff`'s `CAP_KILL` bit decides, read as hexadecimal: root's full
+    /// set has it, a set that dropped it (`setpriv --bounding-set=-kill`)
+    /// or an unprivileged user's empty one has not; a `status` without the
+    /// line says no.
+    #[test]
+    fn cap_kill_is_read_from_the_effective_set() {
+        let status = |effective: &str| {
+            format!("Name:\tsh\nCapPrm:\t000001ffffffffff\nCapEff:\t{effective}\n")
+        };
+        assert!(holds_cap_kill(&status("000001fffeffffff")));
+        assert!(holds_cap_kill(&status("0000000000000020")));
+        assert!(!holds_cap_kill(&status("000001fffeffffdf")));
+        assert!(!holds_cap_kill(&status("0000000000000000")));
+        assert!(!holds_cap_kill("Name:\tsh\nCapPrm:\t000001ffffffffff\n"));
+    }
     use std::time::Instant;
 
     /// A loopback TCP peer is found to be this process's own user, in one
