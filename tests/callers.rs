@@ -674,23 +674,31 @@ fn a_caller_in_a_nested_pid_namespace_is_no_one() {
 /// it is taken for no one, so without a token it may signal nothing. Its
 /// SIGKILL for nobody's process is 403 and the process lives, as `kill -9`
 /// from it fails with EPERM; the audit event names no uid. Before, it was
-/// taken for root and the process was killed. Root holding `CAP_KILL` is
-/// still root: the same request from it kills the process.
+/// taken for root and the process was killed. So it is from a user
+/// namespace of its own, where it holds every capability, none of them
+/// over nobody's process (a first fix counted them). Root holding
+/// `CAP_KILL` is still root: the same request from it kills the process.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_root_caller_without_cap_kill_is_no_one() {
     require_private_pid_namespace();
     let (sigd, socket) = serve_on_open_socket("callers-capless");
     let without_cap_kill = ["setpriv", "--bounding-set=-kill", "--inh-caps=-kill"];
-    let root_signals = |wrapper: &[&str], pid: u32| {
+    // Root's client, run by `wrapper`, `first` (Python) before it connects.
+    let root_signals = |wrapper: &[&str], first: &str, pid: u32| {
         let mut client = Command::new(wrapper.first().copied().unwrap_or("/usr/bin/python3"));
         if let Some((_, its_args)) = wrapper.split_first() {
             client.args(its_args).arg("/usr/bin/python3");
         }
-        client.args(["-c", SIGNALS]);
+        client.args(["-c", &format!("{first}\n{SIGNALS}")]);
         client.args(signal_args(None, Some(&socket), pid, 9));
         status_printed(client)
     };
+    // unshare(CLONE_NEWUSER) in the client itself: after an exec there
+    // (`unshare --user python3`) it would be no one and hold nothing.
+    let own_user_namespace = "import ctypes\nassert ctypes.CDLL(None).unshare(0x10000000) == 0\n\
+         caps = [l for l in open('/proc/self/status') if l.startswith('CapEff:')]\n\
+         assert int(caps[0].split()[1], 16) & (1 << 5), 'no CAP_KILL in its namespace'";
     let mut own = nobodys_target();
     let kill = Command::new(without_cap_kill[0])
         .args(&without_cap_kill[1..])
@@ -702,12 +710,16 @@ fn a_root_caller_without_cap_kill_is_no_one() {
         !kill.success(),
         "kill -9 by root without CAP_KILL succeeded"
     );
-    assert_eq!(root_signals(&without_cap_kill, own.id()), "403");
-    let events = wait_for_audit(&sigd, 1);
-    assert_eq!(events[0]["code"], "NOT_PERMITTED", "{}", events[0]);
-    assert_eq!(events[0]["peer_uid"], Value::Null, "{}", events[0]);
+    assert_eq!(root_signals(&without_cap_kill, "", own.id()), "403");
+    let in_its_own = root_signals(&without_cap_kill, own_user_namespace, own.id());
+    assert_eq!(in_its_own, "403");
+    let events = wait_for_audit(&sigd, 2);
+    for event in &events {
+        assert_eq!(event["code"], "NOT_PERMITTED", "{event}");
+        assert_eq!(event["peer_uid"], Value::Null, "{event}");
+    }
     assert!(own.try_wait().unwrap().is_none(), "nobody's process died");
-    assert_eq!(root_signals(&[], own.id()), "200");
+    assert_eq!(root_signals(&[], "", own.id()), "200");
     assert_killed_by(&mut own, 9);
 }
 

@@ -265,8 +265,8 @@ impl Rejection {
                 "NOT_PERMITTED",
                 format!(
                     "sigd cannot tell who is asking to signal process {pid} (the connection is \
-                     not from this machine, or from another PID namespace), and without a token \
-                     such a caller may signal nothing"
+                     not from this machine, or is from another PID namespace, or from root \
+                     without CAP_KILL), and without a token such a caller may signal nothing"
                 ),
             ),
             Rejection::ProcessNotFound(pid) => (

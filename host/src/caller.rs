@@ -203,7 +203,10 @@ impl fmt::Display for Transport {
 ///   workload run as root without capabilities) may signal with kill(2)
 ///   only processes whose real or saved uid is 0: taken for root, it
 ///   would get its power over every other user's processes back through
-///   sigd.
+///   sigd. So root must hold `CAP_KILL` in sigd's user namespace
+///   ([`in_sigds_user_namespace`]): any process may make a user namespace
+///   of its own and hold every capability there, which reaches no process
+///   outside it.
 ///
 /// The kernel's pidfd for the peer (`SO_PEERPIDFD`, Linux 6.5) says where
 /// it lives: its fdinfo's `NSpid` lists its pid in each namespace from
@@ -240,7 +243,25 @@ fn taken_for_its_uid(stream: &tokio::net::UnixStream, pid: Option<i32>, uid: u32
         None => whereabouts,
     };
     capabilities.is_some_and(|status| holds_cap_kill(&status))
+        && in_sigds_user_namespace(pid)
         && pidfd.is_none_or(|pidfd| pidfd.is_alive())
+}
+
+/// Whether the process `pid` lives in sigd's user namespace, where its
+/// capabilities are capabilities over sigd's processes: its `uid_map`, as
+/// sigd reads it, is sigd's own. `CapEff` does not say in which namespace
+/// it holds, and `/proc/<pid>/ns/user`, which would, is not for sigd to
+/// read when the process is another user's. A namespace of another's shows
+/// sigd's map only if whoever wrote it held `CAP_SETUID` in sigd's: with
+/// that, a process may become any user and signal any process with
+/// kill(2) anyway. One that maps only itself (`0 0 1`: all a process
+/// without `CAP_SETUID` may write), or nothing yet, shows another map.
+fn in_sigds_user_namespace(pid: i32) -> bool {
+    static OURS: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| std::fs::read_to_string("/proc/self/uid_map").ok());
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).ok();
+    OURS.as_ref()
+        .is_some_and(|ours| theirs.as_ref() == Some(ours))
 }
 
 /// Whether a process's `status` (or its pidfd's fdinfo) gives it one pid,

@@ -277,8 +277,8 @@ def not_permitted(pid: int, uid: Optional[int]) -> Rejection:
             403,
             "NOT_PERMITTED",
             f"sigd cannot tell who is asking to signal process {pid} (the connection is "
-            "not from this machine, or from another PID namespace), and without a token such a "
-            "caller may signal nothing",
+            "not from this machine, or is from another PID namespace, or from root without "
+            "CAP_KILL), and without a token such a caller may signal nothing",
         )
     return Rejection(
         403,

@@ -178,7 +178,6 @@ impl Pidfd {
     }
 }
 
-/// A pidfd polls readable once its process has exited.
 impl From<OwnedFd> for Pidfd {
     /// A pidfd the kernel handed over otherwise (`SO_PEERPIDFD`).
     fn from(fd: OwnedFd) -> Pidfd {
@@ -186,6 +185,7 @@ impl From<OwnedFd> for Pidfd {
     }
 }
 
+/// A pidfd polls readable once its process has exited.
 impl AsRawFd for Pidfd {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
