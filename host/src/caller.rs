@@ -211,11 +211,11 @@ impl fmt::Display for Transport {
 /// The kernel's pidfd for the peer (`SO_PEERPIDFD`, Linux 6.5) says where
 /// it lives: its fdinfo's `NSpid` lists its pid in each namespace from
 /// sigd's `/proc`'s down, one entry when it is sigd's own, none (0) when it
-/// is outside, -1 once it has exited. A root peer's `CapEff` is read from
-/// its `/proc/<pid>/status`, by pid: it counts only if the pidfd's process
-/// has not been reaped after the read, so the pid was still its own. Before
-/// 6.5, `/proc/<pid>/status` says both, at the risk of the pid having been
-/// reused since.
+/// is outside, -1 once it has exited. A root peer's capabilities and user
+/// namespace are asked of its pid: they count only if the pidfd's process
+/// has not been reaped after, so the pid was still its own. Before 6.5,
+/// `/proc/<pid>/status` says where it lives, and all is asked by pid, at
+/// the risk of the pid having been reused since.
 fn taken_for_its_uid(stream: &tokio::net::UnixStream, pid: Option<i32>, uid: u32) -> bool {
     use nix::sys::socket::{getsockopt, sockopt::PeerPidfd};
     let Some(pid) = pid else {
@@ -238,19 +238,24 @@ fn taken_for_its_uid(stream: &tokio::net::UnixStream, pid: Option<i32>, uid: u32
     if uid != 0 {
         return true;
     }
-    let capabilities = match pidfd {
-        Some(_) => status(),
-        None => whereabouts,
-    };
-    capabilities.is_some_and(|status| holds_cap_kill(&status))
+    holds_cap_kill(pid)
         && in_sigds_user_namespace(pid)
         && pidfd.is_none_or(|pidfd| pidfd.is_alive())
 }
 
+/// Whether the process `pid` (its main thread) holds `CAP_KILL` among its
+/// effective capabilities: capget(2), which any process may ask of any
+/// other, one syscall (its `/proc/<pid>/status` says the same, at several
+/// times the cost). Never asked of pid 0, which capget takes for sigd.
+fn holds_cap_kill(pid: i32) -> bool {
+    use caps::{CapSet, Capability};
+    pid > 0 && caps::has_cap(Some(pid), CapSet::Effective, Capability::CAP_KILL).unwrap_or(false)
+}
+
 /// Whether the process `pid` lives in sigd's user namespace, where its
 /// capabilities are capabilities over sigd's processes: its `uid_map`, as
-/// sigd reads it, is sigd's own. `CapEff` does not say in which namespace
-/// it holds, and `/proc/<pid>/ns/user`, which would, is not for sigd to
+/// sigd reads it, is sigd's own. Capabilities do not say in which namespace
+/// they hold, and `/proc/<pid>/ns/user`, which would, is not for sigd to
 /// read when the process is another user's. A namespace of another's shows
 /// sigd's map only if whoever wrote it held `CAP_SETUID` in sigd's: with
 /// that, a process may become any user and signal any process with
@@ -277,17 +282,6 @@ fn in_sigds_pid_namespace(status: &str) -> bool {
         _ => false,
     }
 }
-
-/// Whether a process's `status` gives it `CAP_KILL` among its effective
-/// capabilities (`CapEff`, in hexadecimal).
-fn holds_cap_kill(status: &str) -> bool {
-    field(status, "CapEff:")
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|effective| effective & (1 << CAP_KILL) != 0)
-}
-
-/// `CAP_KILL`'s bit in a capability set.
-const CAP_KILL: u32 = 5;
 
 /// The value of the line of `text` that starts with `name`.
 fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
@@ -491,21 +485,31 @@ fn address_bytes(ip: IpAddr) -> [u8; 16] {
 mod tests {
     use super::*;
 
-    /// `CapEff`'s `CAP_KILL` bit decides, read as hexadecimal: root's full
-    /// set has it, a set that dropped it (`setpriv --bounding-set=-kill`)
-    /// or an unprivileged user's empty one has not; a `status` without the
-    /// line says no.
+    /// A process's effective `CAP_KILL` is read as it is: the tests' own
+    /// (root's, holding it), and not that of root's process started
+    /// without it (`setpriv --bounding-set=-kill`); pid 0 is no process.
     #[test]
     fn cap_kill_is_read_from_the_effective_set() {
-        let status = |effective: &str| {
-            format!("Name:\tsh\nCapPrm:\t000001ffffffffff\nCapEff:\t{effective}\n")
-        };
-        assert!(holds_cap_kill(&status("000001fffeffffff")));
-        assert!(holds_cap_kill(&status("0000000000000020")));
-        assert!(!holds_cap_kill(&status("000001fffeffffdf")));
-        assert!(!holds_cap_kill(&status("0000000000000000")));
-        assert!(!holds_cap_kill("Name:\tsh\nCapPrm:\t000001ffffffffff\n"));
+        let mut without = std::process::Command::new("setpriv")
+            .args(["--bounding-set=-kill", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let pid = without.id() as i32;
+        let comm = format!("/proc/{pid}/comm");
+        while std::fs::read_to_string(&comm).unwrap() != "sleep\n" {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let held = holds_cap_kill(pid);
+        without.kill().unwrap();
+        without.wait().unwrap();
+        assert!(!held, "root's process started without CAP_KILL holds it");
+        assert!(
+            holds_cap_kill(std::process::id() as i32),
+            "the tests run as root"
+        );
+        assert!(!holds_cap_kill(0));
     }
+
     use std::time::Instant;
 
     /// A loopback TCP peer is found to be this process's own user, in one
