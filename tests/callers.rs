@@ -676,8 +676,12 @@ fn a_caller_in_a_nested_pid_namespace_is_no_one() {
 /// from it fails with EPERM; the audit event names no uid. Before, it was
 /// taken for root and the process was killed. So it is from a user
 /// namespace of its own, where it holds every capability, none of them
-/// over nobody's process (a first fix counted them). Root holding
-/// `CAP_KILL` is still root: the same request from it kills the process.
+/// over nobody's process (a first fix counted them), and from one that a
+/// privileged process made with sigd's whole map (as systemd makes for a
+/// `PrivateUsers=full` service), which it joins with no capability (a
+/// second fix compared maps; sigd, started as root, reads which namespace
+/// it is). Root holding `CAP_KILL` is still root: the same request from it
+/// kills the process.
 #[test]
 #[ignore = "signals real processes: run in a private PID namespace (make test does)"]
 fn a_root_caller_without_cap_kill_is_no_one() {
@@ -699,6 +703,37 @@ fn a_root_caller_without_cap_kill_is_no_one() {
     let own_user_namespace = "import ctypes\nassert ctypes.CDLL(None).unshare(0x10000000) == 0\n\
          caps = [l for l in open('/proc/self/status') if l.startswith('CapEff:')]\n\
          assert int(caps[0].split()[1], 16) & (1 << 5), 'no CAP_KILL in its namespace'";
+    // A privileged process's user namespace, given the whole map, and
+    // the client joining it (setns).
+    let whole_map = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+ready, go = os.pipe(), os.pipe()
+child = os.fork()
+if child == 0:
+    assert libc.unshare(0x10000000) == 0
+    os.write(ready[1], b"x"); os.read(go[0], 1)
+    null = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(null, 1); os.dup2(null, 2)
+    os.execv("/bin/sleep", ["sleep", "600"])
+os.read(ready[0], 1)
+for map in ("uid_map", "gid_map"):
+    open("/proc/%d/%s" % (child, map), "w").write("0 0 4294967295")
+os.write(go[1], b"x")
+print(child)
+"#;
+    let output = Command::new("/usr/bin/python3")
+        .args(["-c", whole_map])
+        .output()
+        .unwrap();
+    let holder = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(!holder.is_empty(), "{output:?}");
+    let join = format!(
+        "import ctypes, os\n\
+         fd = os.open('/proc/{holder}/ns/user', os.O_RDONLY)\n\
+         assert ctypes.CDLL(None).setns(fd, 0x10000000) == 0\n\
+         assert open('/proc/self/uid_map').read().split() == ['0', '0', '4294967295']"
+    );
     let mut own = nobodys_target();
     let kill = Command::new(without_cap_kill[0])
         .args(&without_cap_kill[1..])
@@ -713,7 +748,10 @@ fn a_root_caller_without_cap_kill_is_no_one() {
     assert_eq!(root_signals(&without_cap_kill, "", own.id()), "403");
     let in_its_own = root_signals(&without_cap_kill, own_user_namespace, own.id());
     assert_eq!(in_its_own, "403");
-    let events = wait_for_audit(&sigd, 2);
+    let in_a_privileged_one = root_signals(&without_cap_kill, &join, own.id());
+    let _ = Command::new("kill").arg(&holder).status();
+    assert_eq!(in_a_privileged_one, "403");
+    let events = wait_for_audit(&sigd, 3);
     for event in &events {
         assert_eq!(event["code"], "NOT_PERMITTED", "{event}");
         assert_eq!(event["peer_uid"], Value::Null, "{event}");

@@ -253,20 +253,30 @@ fn holds_cap_kill(pid: i32) -> bool {
 }
 
 /// Whether the process `pid` lives in sigd's user namespace, where its
-/// capabilities are capabilities over sigd's processes: its `uid_map`, as
-/// sigd reads it, is sigd's own. Capabilities do not say in which namespace
-/// they hold, and `/proc/<pid>/ns/user`, which would, is not for sigd to
-/// read when the process is another user's. A namespace of another's shows
-/// sigd's map only if whoever wrote it held `CAP_SETUID` in sigd's: with
-/// that, a process may become any user and signal any process with
-/// kill(2) anyway. One that maps only itself (`0 0 1`: all a process
-/// without `CAP_SETUID` may write), or nothing yet, shows another map.
+/// capabilities are capabilities over sigd's processes: capabilities do
+/// not say in which namespace they hold, and any process may make a user
+/// namespace of its own and hold every capability there.
+///
+/// `/proc/<pid>/ns/user` names its namespace, where sigd may read it:
+/// where it holds `CAP_SYS_PTRACE`, as it keeps when started as root. Run
+/// as its own user with `CAP_KILL` alone (as `sigd.service` runs it), sigd
+/// may not read that of another user's process, and looks at its
+/// `uid_map` instead, which must read as sigd's own. A namespace a process
+/// makes without `CAP_SETUID` maps only itself (`0 0 1`), or nothing yet,
+/// so this tells the namespaces root makes after dropping its capabilities.
+/// It cannot tell one given the whole map by a privileged process (as
+/// systemd gives a `PrivateUsers=full` service), which root without
+/// capabilities may join (setns) to hold every capability there: the
+/// README says so.
 fn in_sigds_user_namespace(pid: i32) -> bool {
-    static OURS: std::sync::LazyLock<Option<String>> =
-        std::sync::LazyLock::new(|| std::fs::read_to_string("/proc/self/uid_map").ok());
-    let theirs = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).ok();
-    OURS.as_ref()
-        .is_some_and(|ours| theirs.as_ref() == Some(ours))
+    let read = |file: &str| std::fs::read_to_string(format!("/proc/{file}")).ok();
+    match std::fs::read_link(format!("/proc/{pid}/ns/user")) {
+        Ok(theirs) => std::fs::read_link("/proc/self/ns/user").is_ok_and(|ours| ours == theirs),
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            read("self/uid_map").is_some_and(|ours| read(&format!("{pid}/uid_map")) == Some(ours))
+        }
+        Err(_) => false,
+    }
 }
 
 /// Whether a process's `status` (or its pidfd's fdinfo) gives it one pid,
