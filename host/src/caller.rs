@@ -258,10 +258,12 @@ fn holds_cap_kill(pid: i32) -> bool {
 /// namespace of its own and hold every capability there.
 ///
 /// `/proc/<pid>/ns/user` names its namespace, where sigd may read it:
-/// where it holds `CAP_SYS_PTRACE`, as it keeps when started as root. Run
-/// as its own user with `CAP_KILL` alone (as `sigd.service` runs it), sigd
-/// may not read that of another user's process, and looks at its
-/// `uid_map` instead, which must read as sigd's own. A namespace a process
+/// always where it holds `CAP_SYS_PTRACE`, as it keeps when started as
+/// root, so that a refusal there means the process has gone. Without it
+/// (run as its own user with `CAP_KILL` alone, as `sigd.service` runs it,
+/// or as root bounded to `CAP_KILL`), sigd may not read that of a process
+/// that will not let it, and looks at its `uid_map` instead, which must
+/// read as sigd's own. A namespace a process
 /// makes without `CAP_SETUID` maps only itself (`0 0 1`), or nothing yet,
 /// so this tells the namespaces root makes after dropping its capabilities.
 /// It cannot tell one given the whole map by a privileged process (as
@@ -269,10 +271,19 @@ fn holds_cap_kill(pid: i32) -> bool {
 /// capabilities may join (setns) to hold every capability there: the
 /// README says so.
 fn in_sigds_user_namespace(pid: i32) -> bool {
+    use caps::{CapSet, Capability};
     let read = |file: &str| std::fs::read_to_string(format!("/proc/{file}")).ok();
+    // Holding CAP_SYS_PTRACE, sigd may read every process's link, so a
+    // refusal means the process has gone: the weaker look is for a sigd
+    // without it, never the caller's to choose by refusing its link (no
+    // longer dumpable, another gid).
+    let may_trace = || caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_PTRACE);
     match std::fs::read_link(format!("/proc/{pid}/ns/user")) {
         Ok(theirs) => std::fs::read_link("/proc/self/ns/user").is_ok_and(|ours| ours == theirs),
-        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+        Err(error)
+            if error.kind() == io::ErrorKind::PermissionDenied
+                && may_trace().is_ok_and(|may| !may) =>
+        {
             read("self/uid_map").is_some_and(|ours| read(&format!("{pid}/uid_map")) == Some(ours))
         }
         Err(_) => false,
