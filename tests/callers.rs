@@ -752,6 +752,7 @@ print(child)
     let _ = Command::new("kill").arg(&holder).status();
     assert_eq!(in_a_privileged_one, "403");
     let events = wait_for_audit(&sigd, 3);
+    assert_eq!(events.len(), 3, "{events:?}");
     for event in &events {
         assert_eq!(event["code"], "NOT_PERMITTED", "{event}");
         assert_eq!(event["peer_uid"], Value::Null, "{event}");

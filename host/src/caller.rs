@@ -6,6 +6,7 @@
 //! request's [`Caller`] adds the principal: the name of the token it
 //! presented.
 
+use crate::process::linux;
 use crate::process::pidfd::Pidfd;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto, socket,
@@ -204,7 +205,7 @@ impl fmt::Display for Transport {
 ///   only processes whose real or saved uid is 0: taken for root, it
 ///   would get its power over every other user's processes back through
 ///   sigd. So root must hold `CAP_KILL` in sigd's user namespace
-///   ([`in_sigds_user_namespace`]): any process may make a user namespace
+///   ([`linux::in_sigds_user_namespace`]): any process may make a user namespace
 ///   of its own and hold every capability there, which reaches no process
 ///   outside it.
 ///
@@ -221,14 +222,16 @@ fn taken_for_its_uid(stream: &tokio::net::UnixStream, pid: Option<i32>, uid: u32
     let Some(pid) = pid else {
         return false;
     };
-    let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).ok();
     let (pidfd, whereabouts) = match getsockopt(stream, PeerPidfd) {
         Ok(pidfd) => {
             let fdinfo =
                 std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()));
             (Some(Pidfd::from(pidfd)), fdinfo.ok())
         }
-        Err(nix::errno::Errno::ENOPROTOOPT) => (None, status()),
+        Err(nix::errno::Errno::ENOPROTOOPT) => (
+            None,
+            std::fs::read_to_string(format!("/proc/{pid}/status")).ok(),
+        ),
         // ESRCH: it has exited already.
         Err(_) => return false,
     };
@@ -238,63 +241,16 @@ fn taken_for_its_uid(stream: &tokio::net::UnixStream, pid: Option<i32>, uid: u32
     if uid != 0 {
         return true;
     }
-    holds_cap_kill(pid)
-        && in_sigds_user_namespace(pid)
+    linux::holds_cap_kill(pid)
+        && linux::in_sigds_user_namespace(pid)
         && pidfd.is_none_or(|pidfd| pidfd.is_alive())
-}
-
-/// Whether the process `pid` (its main thread) holds `CAP_KILL` among its
-/// effective capabilities: capget(2), which any process may ask of any
-/// other, one syscall (its `/proc/<pid>/status` says the same, at several
-/// times the cost). Never asked of pid 0, which capget takes for sigd.
-fn holds_cap_kill(pid: i32) -> bool {
-    use caps::{CapSet, Capability};
-    pid > 0 && caps::has_cap(Some(pid), CapSet::Effective, Capability::CAP_KILL).unwrap_or(false)
-}
-
-/// Whether the process `pid` lives in sigd's user namespace, where its
-/// capabilities are capabilities over sigd's processes: capabilities do
-/// not say in which namespace they hold, and any process may make a user
-/// namespace of its own and hold every capability there.
-///
-/// `/proc/<pid>/ns/user` names its namespace, where sigd may read it:
-/// always where it holds `CAP_SYS_PTRACE`, as it keeps when started as
-/// root, so that a refusal there means the process has gone. Without it
-/// (run as its own user with `CAP_KILL` alone, as `sigd.service` runs it,
-/// or as root bounded to `CAP_KILL`), sigd may not read that of a process
-/// that will not let it, and looks at its `uid_map` instead, which must
-/// read as sigd's own. A namespace a process
-/// makes without `CAP_SETUID` maps only itself (`0 0 1`), or nothing yet,
-/// so this tells the namespaces root makes after dropping its capabilities.
-/// It cannot tell one given the whole map by a privileged process (as
-/// systemd gives a `PrivateUsers=full` service), which root without
-/// capabilities may join (setns) to hold every capability there: the
-/// README says so.
-fn in_sigds_user_namespace(pid: i32) -> bool {
-    use caps::{CapSet, Capability};
-    let read = |file: &str| std::fs::read_to_string(format!("/proc/{file}")).ok();
-    // Holding CAP_SYS_PTRACE, sigd may read every process's link, so a
-    // refusal means the process has gone: the weaker look is for a sigd
-    // without it, never the caller's to choose by refusing its link (no
-    // longer dumpable, another gid).
-    let may_trace = || caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_PTRACE);
-    match std::fs::read_link(format!("/proc/{pid}/ns/user")) {
-        Ok(theirs) => std::fs::read_link("/proc/self/ns/user").is_ok_and(|ours| ours == theirs),
-        Err(error)
-            if error.kind() == io::ErrorKind::PermissionDenied
-                && may_trace().is_ok_and(|may| !may) =>
-        {
-            read("self/uid_map").is_some_and(|ours| read(&format!("{pid}/uid_map")) == Some(ours))
-        }
-        Err(_) => false,
-    }
 }
 
 /// Whether a process's `status` (or its pidfd's fdinfo) gives it one pid,
 /// in sigd's PID namespace: `NSpid` lists its pid in each namespace from
 /// the reader's down.
 fn in_sigds_pid_namespace(status: &str) -> bool {
-    let Some(nspid) = field(status, "NSpid:") else {
+    let Some(nspid) = status.lines().find_map(|line| line.strip_prefix("NSpid:")) else {
         return false;
     };
     let mut pids = nspid.split_whitespace();
@@ -302,11 +258,6 @@ fn in_sigds_pid_namespace(status: &str) -> bool {
         (Some(pid), None) => pid.parse::<i32>().is_ok_and(|pid| pid > 0),
         _ => false,
     }
-}
-
-/// The value of the line of `text` that starts with `name`.
-fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines().find_map(|line| line.strip_prefix(name))
 }
 
 /// `SOCK_DIAG_BY_FAMILY`, the netlink message type of a sock_diag request.
@@ -505,31 +456,6 @@ fn address_bytes(ip: IpAddr) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A process's effective `CAP_KILL` is read as it is: the tests' own
-    /// (root's, holding it), and not that of root's process started
-    /// without it (`setpriv --bounding-set=-kill`); pid 0 is no process.
-    #[test]
-    fn cap_kill_is_read_from_the_effective_set() {
-        let mut without = std::process::Command::new("setpriv")
-            .args(["--bounding-set=-kill", "sleep", "30"])
-            .spawn()
-            .unwrap();
-        let pid = without.id() as i32;
-        let comm = format!("/proc/{pid}/comm");
-        while std::fs::read_to_string(&comm).unwrap() != "sleep\n" {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let held = holds_cap_kill(pid);
-        without.kill().unwrap();
-        without.wait().unwrap();
-        assert!(!held, "root's process started without CAP_KILL holds it");
-        assert!(
-            holds_cap_kill(std::process::id() as i32),
-            "the tests run as root"
-        );
-        assert!(!holds_cap_kill(0));
-    }
 
     use std::time::Instant;
 

@@ -692,6 +692,55 @@ fn exit_code_shown(pid: i32) -> bool {
     exe != Err(Errno::EACCES)
 }
 
+/// Whether the process `pid` (its main thread) holds `CAP_KILL` among its
+/// effective capabilities: capget(2), which any process may ask of any
+/// other, one syscall (its `/proc/<pid>/status` says the same, at several
+/// times the cost). Never asked of pid 0, which capget takes for sigd.
+pub fn holds_cap_kill(pid: i32) -> bool {
+    use caps::{CapSet, Capability};
+    pid > 0 && caps::has_cap(Some(pid), CapSet::Effective, Capability::CAP_KILL).unwrap_or(false)
+}
+
+/// Whether the process `pid` lives in sigd's user namespace, where its
+/// capabilities are capabilities over sigd's processes: capabilities do
+/// not say in which namespace they hold, and any process may make a user
+/// namespace of its own and hold every capability there.
+///
+/// `ns/user` under sigd's `/proc` ([`PROC`]) names its namespace, where
+/// sigd may read it: always where it holds `CAP_SYS_PTRACE`, as it keeps
+/// when started as root, so that a refusal there means the process has
+/// gone. Without it (run as its own user with `CAP_KILL` alone, as
+/// `sigd.service` runs it, or as root bounded to `CAP_KILL`), a process
+/// may refuse sigd that (no longer dumpable, another gid), and its
+/// `uid_map` must read as sigd's own instead. A namespace a process makes
+/// without `CAP_SETUID` maps only itself (`0 0 1`), or nothing yet, so
+/// this tells the namespaces root makes after dropping its capabilities.
+/// It cannot tell one given the whole map by a privileged process (as
+/// systemd gives a `PrivateUsers=full` service), which root without
+/// capabilities may join (setns) to hold every capability there: the
+/// README says so.
+pub fn in_sigds_user_namespace(pid: i32) -> bool {
+    use caps::{CapSet, Capability};
+    let Ok(proc) = proc_dir() else {
+        return false;
+    };
+    let link = |path: &str| nix::fcntl::readlinkat(proc, path);
+    let map = |path: &str| {
+        let opened = open_in_proc(path).ok()?;
+        read_with(opened, |bytes| Some(bytes.to_vec()))
+            .ok()
+            .flatten()
+    };
+    let may_trace = || caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_PTRACE);
+    match link(&proc_path(pid, "ns/user")) {
+        Ok(theirs) => link("self/ns/user").is_ok_and(|ours| ours == theirs),
+        Err(Errno::EACCES | Errno::EPERM) if may_trace().is_ok_and(|may| !may) => {
+            map("self/uid_map").is_some_and(|ours| map(&proc_path(pid, "uid_map")) == Some(ours))
+        }
+        Err(_) => false,
+    }
+}
+
 /// Whether `uid`, as sigd's user namespace shows it, may stand for a uid
 /// that namespace cannot name. The kernel shows each of those as the
 /// overflow uid (`/proc/sys/kernel/overflowuid`, 65534 by default): in a

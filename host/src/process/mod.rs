@@ -467,6 +467,31 @@ impl ProcessTable for NoProcesses {
 mod tests {
     use super::*;
 
+    /// A process's effective `CAP_KILL` is read as it is: the tests' own
+    /// (root's, holding it), and not that of root's process started
+    /// without it (`setpriv --bounding-set=-kill`); pid 0 is no process.
+    #[test]
+    fn cap_kill_is_read_from_the_effective_set() {
+        let mut without = std::process::Command::new("setpriv")
+            .args(["--bounding-set=-kill", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let pid = without.id() as i32;
+        let comm = format!("/proc/{pid}/comm");
+        while std::fs::read_to_string(&comm).unwrap() != "sleep\n" {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let held = linux::holds_cap_kill(pid);
+        without.kill().unwrap();
+        without.wait().unwrap();
+        assert!(!held, "root's process started without CAP_KILL holds it");
+        assert!(
+            linux::holds_cap_kill(std::process::id() as i32),
+            "the tests run as root"
+        );
+        assert!(!linux::holds_cap_kill(0));
+    }
+
     /// kill(2)'s rule: root, or the process's real or saved uid (not its
     /// effective one); a sender whose uid may stand for one the namespace
     /// cannot name matches nothing, not even a process shown with its uid,
